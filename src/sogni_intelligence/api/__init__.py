@@ -1,0 +1,1 @@
+"""HTTP layer: FastAPI routers, auth, error shapes and SSE."""

@@ -1,0 +1,96 @@
+"""The FastAPI application and what it owns for its lifetime."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+
+from sogni_intelligence import __version__
+from sogni_intelligence.api import errors
+from sogni_intelligence.api.account.api_router import router as account_router
+from sogni_intelligence.api.auth import require_key
+from sogni_intelligence.api.chat_completions.api_router import router as chat_router
+from sogni_intelligence.api.chat_completions.serving import ChatCompletionsService
+from sogni_intelligence.api.chat_completions.vision import ImageLimits
+from sogni_intelligence.api.limits import BodySizeLimit
+from sogni_intelligence.api.models.api_router import router as models_router
+from sogni_intelligence.config import Settings
+from sogni_intelligence.errors import ServiceError
+from sogni_intelligence.llm.registry import ModelRegistry
+from sogni_intelligence.store.db import Database
+from sogni_intelligence.store.keys import KeyStore
+
+log = logging.getLogger(__name__)
+
+health_router = APIRouter()
+
+
+@health_router.get("/health")
+async def health(request: Request) -> dict[str, str]:
+    """Unauthenticated liveness and readiness: answers once the models are loaded."""
+    return {"status": "ok", "version": __version__}
+
+
+async def ensure_first_key(keys: KeyStore) -> None:
+    """On a fresh database, mint one key and show it once, so the server is usable at once."""
+    if await keys.count_active() > 0:
+        return
+    key, info = await keys.create("first key")
+    print(
+        f"\nCreated API key {info.id} (shown only once):\n\n    {key}\n\n"
+        "Send it as 'Authorization: Bearer <key>'. Manage keys with 'sogni-intelligence keys'.\n",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.ensure_data_dir()
+        db = Database(settings.resolved_database_url)
+        await db.create_all()
+        keys = KeyStore(db, settings.key_cache_seconds)
+        await ensure_first_key(keys)
+        registry = ModelRegistry(settings)
+        started = time.monotonic()
+        await registry.start()
+        log.info("models loaded in %.2f s", time.monotonic() - started)
+        app.state.settings = settings
+        app.state.db = db
+        app.state.keys = keys
+        app.state.registry = registry
+        app.state.started_at = int(time.time())
+        app.state.chat = ChatCompletionsService(
+            registry,
+            ImageLimits(settings.max_image_bytes, settings.max_image_side),
+            settings.max_images,
+        )
+        try:
+            yield
+        finally:
+            await registry.close()
+            await db.close()
+
+    app = FastAPI(title="Sogni Intelligence (self-hosted)", version=__version__, lifespan=lifespan)
+    errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for router in (health_router, models_router, account_router, chat_router):
+        app.include_router(router)
+
+    @app.api_route(
+        "/v1/{path:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )
+    async def unknown_route(path: str, request: Request) -> None:
+        # Auth first, so an unauthenticated caller learns nothing about which routes exist.
+        await require_key(request)
+        raise ServiceError(f"Unknown route /v1/{path}", 404, "not_found_error")
+
+    return app

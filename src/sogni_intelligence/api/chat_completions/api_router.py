@@ -1,0 +1,75 @@
+"""Route of `POST /v1/chat/completions`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from sogni_intelligence.api.auth import CurrentKey
+from sogni_intelligence.api.chat_completions.protocol import ChatCompletionRequest
+from sogni_intelligence.api.chat_completions.serving import ChatCompletionsService
+from sogni_intelligence.api.errors import error_body
+from sogni_intelligence.api.sse import DONE, SSE_HEADERS, data_frame
+from sogni_intelligence.errors import ServiceError
+from sogni_intelligence.llm.protocol import Chunk
+
+router = APIRouter()
+T = TypeVar("T")
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def create_chat_completion(
+    body: ChatCompletionRequest, request: Request, _key: CurrentKey
+) -> Response:
+    service: ChatCompletionsService = request.app.state.chat
+    prepared = await service.prepare(body)
+    if not body.stream:
+        result = await _unless_disconnected(request, service.complete(prepared))
+        return JSONResponse(result) if result is not None else Response(status_code=499)
+    chunks = service.stream(prepared)
+    # Pull the first chunk before answering, so a request the engine refuses gets a real
+    # 4xx status instead of an error inside a 200 stream.
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        first = None
+    return StreamingResponse(
+        _sse(first, chunks), media_type="text/event-stream", headers=SSE_HEADERS
+    )
+
+
+async def _sse(first: Chunk | None, chunks: AsyncIterator[Chunk]) -> AsyncIterator[str]:
+    try:
+        if first is not None:
+            yield data_frame(first)
+        async for chunk in chunks:
+            yield data_frame(chunk)
+    except ServiceError as exc:
+        yield data_frame(error_body(exc.message, exc.type, exc.code, exc.param))
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+    yield DONE
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
+    """Run `work`, cancelling it (and so the generation) if the client goes away first."""
+    task: asyncio.Future[T] = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return None
+
+
+async def _disconnected(request: Request) -> Any:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

@@ -1,0 +1,73 @@
+"""Error responses in the OpenAI shape `{"error": {"message", "type", "code", "param"}}`."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sogni_intelligence.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def error_body(
+    message: str, type: str, code: str | None = None, param: str | None = None
+) -> dict[str, object]:
+    return {"error": {"message": message, "type": type, "code": code, "param": param}}
+
+
+def error_response(exc: ServiceError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return JSONResponse(
+        error_body(exc.message, exc.type, exc.code, exc.param), exc.status, headers=headers
+    )
+
+
+def _param(loc: tuple[object, ...]) -> str:
+    parts = [str(p) for p in loc if p != "body"]
+    # pydantic puts the union member's tag into the path; drop what is not a field name
+    return ".".join(p for p in parts if not p.startswith(("function-", "tagged-union")))
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"msg": "invalid request", "loc": ()}
+        param = _param(tuple(first.get("loc", ())))
+        message = str(first.get("msg", "invalid request"))
+        if param:
+            message = f"{param}: {message}"
+        return error_response(
+            ServiceError(message, 400, "invalid_request_error", None, param or None)
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(
+            ServiceError(
+                str(exc.detail), exc.status_code, _TYPES.get(exc.status_code, "server_error")
+            )
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(ServiceError("internal server error", 500, "server_error"))

@@ -1,0 +1,133 @@
+"""One typed settings object, read from `SOGNI_*` environment variables and an optional TOML file.
+
+Precedence (highest first): init arguments, environment, TOML file (`SOGNI_CONFIG`), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+#: Public model ids of the hosted service; by default they all resolve to the embedded model.
+PUBLIC_MODEL_IDS = ("qwen3.6-35b-a3b-gguf-iq4xs", "qwen3.5-35b-a3b-abliterated-gguf-q4km")
+
+DEFAULT_GGUF = "smollm2:SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelConfig(BaseModel):
+    """One LLM the server can answer with, and the ids it answers to."""
+
+    id: str
+    engine: Literal["embedded", "upstream"] = "embedded"
+    aliases: list[str] = Field(default_factory=list)
+    # embedded (xllamacpp)
+    path: str = DEFAULT_GGUF
+    mmproj: str | None = None
+    chat_template: str | None = Field(
+        default=None, description="Jinja chat template (inline text or a path to a file)."
+    )
+    n_parallel: int = Field(default=4, ge=1, le=64)
+    n_ctx: int = Field(default=8192, ge=256, description="Total context, split across slots.")
+    threads: int = Field(default=0, ge=0, description="0 = all cores.")
+    cache_ram_mib: int = Field(default=128, ge=0)
+    # upstream (any OpenAI-compatible server)
+    base_url: str | None = None
+    api_key: str | None = None
+    upstream_model: str | None = None
+    vision: bool = False
+    timeout_s: float = Field(default=300.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_engine_fields(self) -> ModelConfig:
+        if self.engine == "upstream" and not self.base_url:
+            raise ValueError(f"model {self.id!r}: an upstream engine needs base_url")
+        return self
+
+
+def _default_models() -> list[ModelConfig]:
+    return [
+        ModelConfig(
+            id="smollm2-135m-instruct",
+            engine="embedded",
+            path=DEFAULT_GGUF,
+            aliases=list(PUBLIC_MODEL_IDS),
+        )
+    ]
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sogni-intelligence"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SOGNI_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: a SQLite file in data_dir."
+    )
+    models: list[ModelConfig] = Field(default_factory=_default_models)
+    default_model: str = PUBLIC_MODEL_IDS[0]
+    max_body_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    max_images: int = Field(default=20, ge=0)
+    max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    max_image_side: int = Field(default=1024, ge=16)
+    key_cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long a checked key is trusted before re-reading it."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = os.environ.get("SOGNI_CONFIG")
+        if toml_path:
+            if not Path(toml_path).is_file():
+                raise FileNotFoundError(f"SOGNI_CONFIG points to a missing file: {toml_path}")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _check_models(self) -> Settings:
+        seen: set[str] = set()
+        for model in self.models:
+            for name in (model.id, *model.aliases):
+                if name in seen:
+                    raise ValueError(f"model id or alias {name!r} is configured twice")
+                seen.add(name)
+        if self.models and self.default_model not in seen:
+            raise ValueError(f"default_model {self.default_model!r} is not a configured id")
+        return self
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'sogni.sqlite'}"
+
+    def ensure_data_dir(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir

@@ -1,0 +1,1 @@
+"""LLM engines (embedded llama.cpp, OpenAI-compatible upstream), model registry, grammars."""

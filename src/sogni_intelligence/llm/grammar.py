@@ -1,0 +1,75 @@
+"""Grammars that make any GGUF model emit valid JSON: llguidance `%json` with compact
+whitespace, and `additionalProperties: false` wherever an object lists its properties (without
+it, tiny models invent extra keys)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from jsonschema import SchemaError
+from jsonschema.validators import validator_for
+
+from sogni_intelligence.llm.protocol import EngineError
+
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SUBSCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
+_SUBSCHEMA_SINGLE = ("items", "additionalItems", "not", "if", "then", "else", "contains")
+
+
+def check_schema(schema: Any, param: str) -> None:
+    """Reject a schema that is not a valid JSON Schema, naming the request field."""
+    if not isinstance(schema, dict):
+        raise EngineError("schema must be a JSON object", 400, "invalid_request_error", None, param)
+    try:
+        validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        raise EngineError(
+            f"invalid JSON schema: {exc.message}", 400, "invalid_request_error", None, param
+        ) from exc
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `schema` that closes every object which names its properties."""
+    result = copy.deepcopy(schema)
+    _close_objects(result)
+    return result
+
+
+def _close_objects(node: Any) -> None:
+    if not isinstance(node, dict):
+        return
+    if "properties" in node and "additionalProperties" not in node:
+        node["additionalProperties"] = False
+    for key in _SUBSCHEMA_LISTS:
+        for child in node.get(key) or []:
+            _close_objects(child)
+    for key in _SUBSCHEMA_MAPS:
+        for child in (node.get(key) or {}).values():
+            _close_objects(child)
+    for key in _SUBSCHEMA_SINGLE:
+        _close_objects(node.get(key))
+
+
+def json_grammar(schema: dict[str, Any]) -> str:
+    """An llguidance grammar whose only sentences are compact JSON documents of `schema`."""
+    guided = {**strict_schema(schema), "x-guidance": {"whitespace_flexible": False}}
+    return "%llguidance {}\nstart: %json " + json.dumps(guided, separators=(",", ":"))
+
+
+def tool_call_schema(tools: list[dict[str, Any]], max_calls: int) -> dict[str, Any]:
+    """Schema of a JSON array of 1..max_calls calls `{"name": ..., "arguments": {...}}`."""
+    variants = []
+    for tool in tools:
+        function = tool["function"]
+        parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        variants.append(
+            {
+                "type": "object",
+                "properties": {"name": {"const": function["name"]}, "arguments": parameters},
+                "required": ["name", "arguments"],
+            }
+        )
+    call = variants[0] if len(variants) == 1 else {"anyOf": variants}
+    return {"type": "array", "items": call, "minItems": 1, "maxItems": max_calls}

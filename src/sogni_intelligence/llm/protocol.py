@@ -1,0 +1,44 @@
+"""What every LLM engine offers the rest of the server.
+
+Engines take an OpenAI-shaped chat request (already validated) and yield OpenAI
+`chat.completion.chunk` dicts. Closing the iterator cancels the generation: engines always
+stream internally so that a disconnect or a cancel frees the slot at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sogni_intelligence.errors import ServiceError
+
+Chunk = dict[str, Any]
+ChatRequest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What `/v1/models` shows about the engine behind an id."""
+
+    engine: str
+    model: str
+    vision: bool
+    native_tools: bool
+    slots: int | None = None
+
+
+class EngineError(ServiceError):
+    """An engine failure or a request the engine refused."""
+
+
+class ChatEngine(Protocol):
+    info: EngineInfo
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        """Yield chunks for `request`; the last ones carry `finish_reason` and `usage`."""
+        ...

@@ -1,0 +1,246 @@
+"""Tool calls and JSON output on engines whose chat template cannot enforce them.
+
+llama.cpp parses tool calls only with a tool-capable chat template and never enforces
+`tool_choice: required` or a named function. This module rewrites such a request before it
+reaches the engine (grammar, tool instructions, flattened tool turns) and turns the generated
+text back into OpenAI `tool_calls` chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sogni_intelligence.llm.grammar import json_grammar, tool_call_schema
+from sogni_intelligence.llm.protocol import ChatRequest, Chunk
+
+MAX_PARALLEL_CALLS = 4
+CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
+_ARGUMENT_FRAGMENT = 24
+
+Mode = Literal["plain", "forced", "sniff"]
+
+
+@dataclass
+class Plan:
+    request: ChatRequest
+    mode: Mode = "plain"
+    tool_names: set[str] = field(default_factory=set)
+
+
+def plan(request: ChatRequest, native_tools: bool) -> Plan:
+    """Decide how the engine serves `request` and return the request it should receive."""
+    req = dict(request)
+    tools: list[dict[str, Any]] = req.pop("tools", None) or []
+    choice = req.pop("tool_choice", None) or ("auto" if tools else "none")
+    parallel = req.pop("parallel_tool_calls", None)
+    response_format = req.pop("response_format", None) or {"type": "text"}
+
+    if response_format["type"] == "json_object":
+        req["grammar"] = json_grammar({"type": "object"})
+    elif response_format["type"] == "json_schema":
+        req["grammar"] = json_grammar(response_format["json_schema"]["schema"])
+
+    if not tools or choice == "none":
+        return Plan(_with_plain_history(req) if not native_tools else req)
+
+    if isinstance(choice, dict) or choice == "required":
+        chosen = tools
+        if isinstance(choice, dict):
+            chosen = [t for t in tools if t["function"]["name"] == choice["function"]["name"]]
+        # Several calls only when asked for: tiny models otherwise invent extra calls.
+        max_calls = MAX_PARALLEL_CALLS if parallel is True and choice == "required" else 1
+        req = _with_plain_history(req) if not native_tools else req
+        req["messages"] = _with_tool_instructions(req["messages"], chosen, forced=True)
+        req["grammar"] = json_grammar(tool_call_schema(chosen, max_calls))
+        return Plan(req, "forced", {t["function"]["name"] for t in chosen})
+
+    if native_tools:
+        req["tools"] = tools
+        req["tool_choice"] = "auto"
+        if parallel is not None:
+            req["parallel_tool_calls"] = parallel
+        return Plan(req)
+
+    req = _with_plain_history(req)
+    req["messages"] = _with_tool_instructions(req["messages"], tools, forced=False)
+    return Plan(req, "sniff", {t["function"]["name"] for t in tools})
+
+
+def _with_tool_instructions(
+    messages: list[dict[str, Any]], tools: list[dict[str, Any]], forced: bool
+) -> list[dict[str, Any]]:
+    listing = "\n".join(
+        json.dumps(
+            {
+                "name": t["function"]["name"],
+                "description": t["function"].get("description", ""),
+                "parameters": t["function"].get("parameters") or {},
+            },
+            separators=(",", ":"),
+        )
+        for t in tools
+    )
+    if forced:
+        how = (
+            "Answer only with a JSON list of calls, each "
+            '{"name": <function name>, "arguments": <object>}.'
+        )
+    else:
+        how = (
+            "To call a function, write "
+            f'{CALL_OPEN}{{"name": <function name>, "arguments": <object>}}{CALL_CLOSE}; '
+            "otherwise answer normally."
+        )
+    note = f"You can call these functions:\n{listing}\n{how}"
+    if messages and messages[0].get("role") == "system":
+        first = dict(messages[0])
+        first["content"] = f"{first.get('content') or ''}\n\n{note}".strip()
+        return [first, *messages[1:]]
+    return [{"role": "system", "content": note}, *messages]
+
+
+def _with_plain_history(req: ChatRequest) -> ChatRequest:
+    """Rewrite assistant tool calls and tool results as text for a template without tools."""
+    messages = []
+    for message in req["messages"]:
+        if message["role"] == "assistant" and message.get("tool_calls"):
+            calls = "".join(
+                CALL_OPEN
+                + json.dumps(
+                    {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}
+                )
+                + CALL_CLOSE
+                for c in message["tool_calls"]
+            )
+            messages.append(
+                {"role": "assistant", "content": (message.get("content") or "") + calls}
+            )
+        elif message["role"] == "tool":
+            label = message.get("name") or message.get("tool_call_id") or "tool"
+            messages.append(
+                {"role": "user", "content": f"Result of {label}:\n{message.get('content') or ''}"}
+            )
+        else:
+            messages.append(message)
+    return {**req, "messages": messages}
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def new_call_id() -> str:
+    return "call_" + secrets.token_hex(12)
+
+
+def tool_call_deltas(calls: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Deltas for `(name, arguments_json)` calls: id and name first, then argument fragments."""
+    deltas: list[dict[str, Any]] = []
+    for index, (name, arguments) in enumerate(calls):
+        deltas.append(
+            {
+                "tool_calls": [
+                    {
+                        "index": index,
+                        "id": new_call_id(),
+                        "type": "function",
+                        "function": {"name": name, "arguments": ""},
+                    }
+                ]
+            }
+        )
+        for start in range(0, len(arguments), _ARGUMENT_FRAGMENT):
+            fragment = arguments[start : start + _ARGUMENT_FRAGMENT]
+            deltas.append({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})
+    return deltas
+
+
+def _parse_forced(text: str) -> list[tuple[str, str]] | None:
+    try:
+        calls = json.loads(text)
+    except ValueError:
+        return None
+    return [(c["name"], _compact(c["arguments"])) for c in calls]
+
+
+def _parse_tagged(text: str, names: set[str]) -> list[tuple[str, str]]:
+    calls = []
+    for block in text.split(CALL_OPEN)[1:]:
+        body = block.split(CALL_CLOSE, 1)[0].strip()
+        try:
+            call = json.loads(body)
+        except ValueError:
+            continue
+        if not isinstance(call, dict) or call.get("name") not in names:
+            continue
+        arguments = call.get("arguments", {})
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except ValueError:
+                continue
+        if isinstance(arguments, dict):
+            calls.append((call["name"], _compact(arguments)))
+    return calls
+
+
+def _with_delta(template: Chunk, delta: dict[str, Any], finish: str | None = None) -> Chunk:
+    return {**template, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+async def apply(plan: Plan, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
+    """Pass `chunks` through, turning generated calls into `tool_calls` deltas."""
+    if plan.mode == "plain":
+        async for chunk in chunks:
+            yield chunk
+        return
+    held = ""  # text withheld from the client: a forced call, or what follows a call marker
+    async for chunk in chunks:
+        choices = chunk.get("choices") or []
+        if not choices:
+            yield chunk
+            continue
+        delta = choices[0].get("delta") or {}
+        finish = choices[0].get("finish_reason")
+        text = delta.get("content")
+        if text:
+            if plan.mode == "forced":
+                held += text
+            else:
+                held += text
+                visible, held = _split_at_marker(held)
+                if visible:
+                    yield _with_delta(chunk, {"content": visible})
+        elif not finish:
+            yield chunk
+        if finish:
+            for out in _finish(plan, chunk, held, finish):
+                yield out
+            held = ""
+
+
+def _finish(plan: Plan, template: Chunk, held: str, finish: str) -> list[Chunk]:
+    if plan.mode == "forced":
+        calls = _parse_forced(held)
+    else:
+        calls = _parse_tagged(held, plan.tool_names) if CALL_OPEN in held else []
+    if calls:
+        out = [_with_delta(template, delta) for delta in tool_call_deltas(calls)]
+        return [*out, _with_delta(template, {}, "tool_calls")]
+    out = [_with_delta(template, {"content": held})] if held else []
+    return [*out, _with_delta(template, {}, finish)]
+
+
+def _split_at_marker(text: str) -> tuple[str, str]:
+    """Split into what may be shown now and what must wait (a call marker or its prefix)."""
+    at = text.find(CALL_OPEN)
+    if at >= 0:
+        return text[:at], text[at:]
+    for size in range(min(len(CALL_OPEN) - 1, len(text)), 0, -1):
+        if CALL_OPEN.startswith(text[-size:]):
+            return text[:-size], text[-size:]
+    return text, ""

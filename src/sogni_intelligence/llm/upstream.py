@@ -1,0 +1,100 @@
+"""The upstream engine: any OpenAI-compatible server (vLLM, SGLang, llama-server, Ollama).
+
+Requests always stream from the upstream, so closing our iterator closes the upstream
+connection and the upstream stops generating. Upstream servers enforce `tool_choice` and
+`response_format` themselves, so the request passes through unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from sogni_intelligence.config import ModelConfig
+from sogni_intelligence.llm.protocol import ChatRequest, Chunk, EngineError, EngineInfo
+
+
+class UpstreamEngine:
+    def __init__(self, config: ModelConfig) -> None:
+        assert config.base_url is not None
+        self.config = config
+        self.base_url = config.base_url.rstrip("/")
+        self.model = config.upstream_model or config.id
+        self.info = EngineInfo(
+            engine="upstream",
+            model=f"{self.base_url} ({self.model})",
+            vision=config.vision,
+            native_tools=True,
+        )
+        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
+        )
+
+    async def start(self) -> None:
+        """Upstreams are checked lazily: a server that is down now may be up later."""
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        body = {
+            **request,
+            "model": self.model,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        try:
+            async with self._client.stream("POST", "/chat/completions", json=body) as response:
+                if response.status_code >= 400:
+                    raise _upstream_error(response.status_code, await response.aread())
+                async for line in response.aiter_lines():
+                    chunk = _parse_line(line)
+                    if chunk is None:
+                        continue
+                    if "error" in chunk:
+                        raise _upstream_error(502, json.dumps(chunk).encode())
+                    yield chunk
+        except httpx.TimeoutException as exc:
+            raise EngineError(
+                f"upstream {self.base_url} timed out", 504, "upstream_timeout"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise EngineError(
+                f"upstream {self.base_url} is unreachable: {exc}", 502, "upstream_error"
+            ) from exc
+
+
+def _parse_line(line: str) -> dict[str, Any] | None:
+    if not line.startswith("data:"):
+        return None
+    data = line[5:].strip()
+    if not data or data == "[DONE]":
+        return None
+    try:
+        chunk = json.loads(data)
+    except ValueError as exc:
+        raise EngineError("upstream sent a malformed stream", 502, "upstream_error") from exc
+    return chunk if isinstance(chunk, dict) else None
+
+
+def _upstream_error(status: int, body: bytes) -> EngineError:
+    message = body.decode(errors="replace")[:1000] or f"HTTP {status}"
+    try:
+        payload = json.loads(body)
+        error = payload.get("error", payload) if isinstance(payload, dict) else payload
+        if isinstance(error, dict):
+            message = str(error.get("message") or message)
+        elif isinstance(error, str):
+            message = error
+    except ValueError:
+        pass
+    if 400 <= status < 500 and status not in (401, 403, 408):
+        # The client's request was refused: pass the reason on with the same status.
+        return EngineError(f"upstream: {message}", status, "invalid_request_error")
+    return EngineError(f"upstream error ({status}): {message}", 502, "upstream_error")
