@@ -66,6 +66,8 @@ class EmbeddedEngine:
             slots=config.n_parallel,
         )
         self._server: Any = None
+        self._running = 0  # generations inside llama.cpp right now
+        self._running_lock = threading.Lock()
         self._socket_dir: str | None = None
         self._executor = ThreadPoolExecutor(
             max_workers=max(8, config.n_parallel * 4), thread_name_prefix=f"llm-{config.id}"
@@ -107,6 +109,11 @@ class EmbeddedEngine:
             slots=cfg.n_parallel,
         )
 
+    @property
+    def running(self) -> int:
+        """Generations in progress inside llama.cpp: drops as soon as a cancel takes effect."""
+        return self._running
+
     async def close(self) -> None:
         server, self._server = self._server, None
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -116,6 +123,9 @@ class EmbeddedEngine:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        if "repetition_penalty" in request:  # llama.cpp's name for it
+            request = {**request}
+            request["repeat_penalty"] = request.pop("repetition_penalty")
         plan = structured.plan(request, self.info.native_tools)
         async for chunk in structured.apply(plan, self._raw_stream(plan.request)):
             yield chunk
@@ -141,6 +151,8 @@ class EmbeddedEngine:
             return False
 
         def run() -> None:
+            with self._running_lock:
+                self._running += 1
             try:
                 if not stop.is_set():
                     server.handle_chat_completions(
@@ -150,6 +162,8 @@ class EmbeddedEngine:
             except Exception as exc:  # xllamacpp raises some request errors
                 deliver(exc)
             finally:
+                with self._running_lock:
+                    self._running -= 1
                 deliver(_END)
 
         loop.run_in_executor(self._executor, run)

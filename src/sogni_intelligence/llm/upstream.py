@@ -53,13 +53,22 @@ class UpstreamEngine:
             async with self._client.stream("POST", "/chat/completions", json=body) as response:
                 if response.status_code >= 400:
                     raise _upstream_error(response.status_code, await response.aread())
+                saw_data = False
                 async for line in response.aiter_lines():
+                    saw_data = saw_data or line.startswith("data:")
                     chunk = _parse_line(line)
                     if chunk is None:
                         continue
                     if "error" in chunk:
                         raise _upstream_error(502, json.dumps(chunk).encode())
                     yield chunk
+                if not saw_data:
+                    # e.g. a plain JSON reply from a server that ignored `stream: true`
+                    raise EngineError(
+                        f"upstream {self.base_url} did not answer with an event stream",
+                        502,
+                        "upstream_error",
+                    )
         except httpx.TimeoutException as exc:
             raise EngineError(
                 f"upstream {self.base_url} timed out", 504, "upstream_timeout"

@@ -1,0 +1,241 @@
+"""The ASGI app in-process on the real default model: auth, routes, errors and limits."""
+
+import base64
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from PIL import Image
+from tests.conftest import embedded_settings
+
+from sogni_intelligence.api.app import create_app
+from sogni_intelligence.store.db import Database
+from sogni_intelligence.store.keys import KeyStore
+
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+
+USER = [{"role": "user", "content": "Say hello."}]
+
+
+class Api:
+    def __init__(self, client: httpx.AsyncClient, key: str, keys: KeyStore) -> None:
+        self.client = client
+        self.key = key
+        self.keys = keys
+        self.auth = {"Authorization": f"Bearer {key}"}
+
+    async def chat(self, **body: object) -> httpx.Response:
+        return await self.client.post(
+            "/v1/chat/completions", json={"messages": USER, **body}, headers=self.auth
+        )
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
+    data: Path = tmp_path_factory.mktemp("api")
+    settings = embedded_settings(data).model_copy(update={"max_body_bytes": 256 * 1024})
+    db = Database(settings.resolved_database_url)
+    await db.create_all()
+    key, _ = await KeyStore(db).create("tests")
+    await db.close()
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield Api(client, key, app.state.keys)
+
+
+def _assert_openai_error(response: httpx.Response, status: int, param: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "code", "param"}
+    assert error["message"]
+    if param is not None:
+        assert error["param"] == param
+    return error
+
+
+async def test_health_needs_no_key(api: Api) -> None:
+    response = await api.client.get("/health")
+    assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/models"),
+        ("GET", "/v1/models/qwen3.6-35b-a3b-gguf-iq4xs"),
+        ("GET", "/v1/account/me"),
+        ("POST", "/v1/chat/completions"),
+        ("GET", "/v1/no-such-route"),
+    ],
+)
+async def test_every_v1_route_needs_a_valid_key(api: Api, method: str, path: str) -> None:
+    missing = await api.client.request(method, path)
+    assert _assert_openai_error(missing, 401)["type"] == "authentication_error"
+    wrong = await api.client.request(method, path, headers={"Authorization": "Bearer sk-sogni-x"})
+    assert _assert_openai_error(wrong, 401)["code"] == "invalid_api_key"
+
+
+async def test_both_auth_headers_work_and_revocation_bites(api: Api) -> None:
+    key, info = await api.keys.create("temporary")
+    for headers in ({"Authorization": f"Bearer {key}"}, {"api-key": key}):
+        response = await api.client.get("/v1/account/me", headers=headers)
+        assert response.status_code == 200
+        account = response.json()["data"]["account"]
+        assert account["id"] == info.id and account["name"] == "temporary"
+        assert key not in response.text and account["apiKeyFingerprint"].startswith("sk-sogni-")
+    await api.keys.revoke(info.id)
+    response = await api.client.get("/v1/account/me", headers={"api-key": key})
+    _assert_openai_error(response, 401)
+
+
+async def test_models_list_shows_ids_engine_and_file(api: Api) -> None:
+    response = await api.client.get("/v1/models", headers=api.auth)
+    assert response.status_code == 200
+    cards = {card["id"]: card for card in response.json()["data"]}
+    assert {
+        "smollm2-135m-instruct",
+        "qwen3.6-35b-a3b-gguf-iq4xs",
+        "qwen3.5-35b-a3b-abliterated-gguf-q4km",
+    } <= set(cards)
+    public = cards["qwen3.6-35b-a3b-gguf-iq4xs"]
+    assert public["object"] == "model" and public["owned_by"] == "sogni" and public["default"]
+    assert public["engine"] == "embedded" and public["alias_of"] == "smollm2-135m-instruct"
+    assert public["served_by"].endswith(".gguf")
+
+
+async def test_model_lookup_and_percent_encoded_ids(api: Api) -> None:
+    found = await api.client.get(
+        "/v1/models/qwen3.5-35b-a3b-abliterated-gguf-q4km", headers=api.auth
+    )
+    assert (
+        found.status_code == 200 and found.json()["id"] == "qwen3.5-35b-a3b-abliterated-gguf-q4km"
+    )
+    missing = await api.client.get("/v1/models/org%2Fmodel-x", headers=api.auth)
+    error = _assert_openai_error(missing, 404, "model")
+    assert "org/model-x" in error["message"] and error["code"] == "model_not_found"
+
+
+async def test_plain_completion_with_default_model(api: Api) -> None:
+    response = await api.chat(max_tokens=8)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-")
+    assert body["model"] == "qwen3.6-35b-a3b-gguf-iq4xs"
+    assert body["choices"][0]["message"]["content"]
+    assert body["usage"]["completion_tokens"] <= 8
+
+
+async def test_multi_turn_with_developer_and_tool_messages(api: Api) -> None:
+    messages = [
+        {"role": "developer", "content": "You answer briefly."},
+        {"role": "user", "content": [{"type": "text", "text": "Weather in Oslo?"}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "rain, 4 degrees"},
+    ]
+    response = await api.client.post(
+        "/v1/chat/completions", json={"messages": messages, "max_tokens": 12}, headers=api.auth
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"]
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"temperature": 9}, "temperature"),
+        ({"top_p": -1}, "top_p"),
+        ({"max_tokens": -5}, "max_tokens"),
+        ({"n": 3}, "n"),
+        ({"messages": []}, "messages"),
+        ({"messages": [{"role": "wizard", "content": "x"}]}, None),
+        (
+            {
+                "tools": [{"type": "function", "function": {"name": "f"}}],
+                "tool_choice": {"type": "function", "function": {"name": "g"}},
+            },
+            "tool_choice",
+        ),
+        ({"tool_choice": "required"}, "tool_choice"),
+        (
+            {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "x", "schema": {"type": 5}},
+                }
+            },
+            "response_format.json_schema.schema",
+        ),
+        (
+            {
+                "tools": [
+                    {
+                        "type": "function",
+                        "function": {"name": "f", "parameters": {"type": "objekt"}},
+                    }
+                ]
+            },
+            "tools.0.function.parameters",
+        ),
+        ({"tools": [{"type": "function", "function": {"name": "bad name!"}}]}, None),
+    ],
+)
+async def test_bad_requests_are_400_in_the_openai_shape(
+    api: Api, body: dict, param: str | None
+) -> None:
+    _assert_openai_error(await api.chat(**body), 400, param)
+
+
+async def test_unknown_model_is_404(api: Api) -> None:
+    error = _assert_openai_error(await api.chat(model="gpt-99"), 404, "model")
+    assert error["code"] == "model_not_found"
+
+
+async def test_invalid_json_body_is_400(api: Api) -> None:
+    response = await api.client.post(
+        "/v1/chat/completions",
+        content=b"{not json",
+        headers={**api.auth, "content-type": "application/json"},
+    )
+    _assert_openai_error(response, 400)
+
+
+async def test_oversized_body_is_413_before_any_work(api: Api) -> None:
+    response = await api.chat(messages=[{"role": "user", "content": "x" * 300_000}])
+    assert _assert_openai_error(response, 413)["code"] == "request_too_large"
+
+
+def _png_uri(size: tuple[int, int]) -> str:
+    out = io.BytesIO()
+    Image.new("RGB", size, "teal").save(out, "PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+async def test_image_on_text_only_model_is_400_naming_the_model(api: Api) -> None:
+    content = [
+        {"type": "text", "text": "what is this"},
+        {"type": "image_url", "image_url": {"url": _png_uri((8, 8))}},
+    ]
+    error = _assert_openai_error(
+        await api.chat(messages=[{"role": "user", "content": content}]), 400
+    )
+    assert "qwen3.6-35b-a3b-gguf-iq4xs" in error["message"] and "image" in error["message"]
+
+
+async def test_stream_error_before_first_token_is_a_real_status(api: Api) -> None:
+    response = await api.chat(stream=True, messages=[{"role": "user", "content": "x " * 5000}])
+    assert _assert_openai_error(response, 400)["code"] == "context_length_exceeded"

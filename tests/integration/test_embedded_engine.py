@@ -1,0 +1,187 @@
+"""The embedded engine on the real default model (SmolLM2-135M-Instruct)."""
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+import jsonschema
+import pytest
+import pytest_asyncio
+
+from sogni_intelligence.config import ModelConfig
+from sogni_intelligence.llm.embedded import EmbeddedEngine
+from sogni_intelligence.llm.protocol import EngineError
+
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+
+STORY = [{"role": "user", "content": "Write a very long story about a lighthouse keeper."}]
+PERSON = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "age": {"type": "integer"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["name", "age", "tags"],
+}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
+            "required": ["city", "unit"],
+        },
+    },
+}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def engine() -> AsyncIterator[EmbeddedEngine]:
+    engine = EmbeddedEngine(ModelConfig(id="smollm2", n_parallel=2, n_ctx=4096))
+    await engine.start()
+    yield engine
+    await engine.close()
+
+
+async def _text_and_calls(engine: EmbeddedEngine, request: dict) -> tuple[str, list, str | None]:
+    text, calls, finish = "", {}, None
+    async for chunk in engine.stream(request):
+        for choice in chunk["choices"]:
+            delta = choice["delta"]
+            text += delta.get("content") or ""
+            for call in delta.get("tool_calls") or []:
+                entry = calls.setdefault(call["index"], {"name": "", "arguments": ""})
+                entry["name"] += call.get("function", {}).get("name") or ""
+                entry["arguments"] += call.get("function", {}).get("arguments") or ""
+            finish = choice.get("finish_reason") or finish
+    return text, [calls[i] for i in sorted(calls)], finish
+
+
+async def test_capabilities_are_read_from_the_model(engine: EmbeddedEngine) -> None:
+    assert engine.info.engine == "embedded"
+    assert engine.info.vision is False
+    assert engine.info.native_tools is False  # SmolLM2's template has no tool support
+    assert engine.info.model.endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+async def test_close_stops_generation_within_100_ms(engine: EmbeddedEngine) -> None:
+    stream = engine.stream({"messages": STORY, "max_tokens": 3000})
+    received = 0
+    async for _ in stream:
+        received += 1
+        if received == 5:
+            break
+    assert engine.running == 1
+    started = time.monotonic()
+    await stream.aclose()
+    while engine.running and time.monotonic() - started < 2:
+        await asyncio.sleep(0.002)
+    assert engine.running == 0
+    assert time.monotonic() - started < 0.1
+
+
+async def test_slots_generate_concurrently(engine: EmbeddedEngine) -> None:
+    long_answer = engine.stream({"messages": STORY, "max_tokens": 3000})
+    async for chunk in long_answer:
+        if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+            break
+    # With a single slot this short request would wait for all 3000 tokens of the first.
+    text, _, finish = await _text_and_calls(engine, {"messages": STORY, "max_tokens": 5})
+    assert finish == "length" and text
+    still_running = await anext(long_answer)
+    assert still_running["choices"][0]["finish_reason"] is None
+    await long_answer.aclose()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_json_schema_output_validates(engine: EmbeddedEngine, seed: int) -> None:
+    request = {
+        "messages": [{"role": "user", "content": "Describe a person as JSON."}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "p", "schema": PERSON}},
+        "max_tokens": 200,
+        "seed": seed,
+        "temperature": 0.8,
+    }
+    text, _, finish = await _text_and_calls(engine, request)
+    assert finish == "stop"
+    document = json.loads(text)
+    jsonschema.validate(document, {**PERSON, "additionalProperties": False})
+    assert text == json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+async def test_json_object_output_is_an_object(engine: EmbeddedEngine) -> None:
+    request = {
+        "messages": [{"role": "user", "content": "Give me a JSON object about cats."}],
+        "response_format": {"type": "json_object"},
+        "max_tokens": 120,
+        "seed": 4,
+    }
+    text, _, finish = await _text_and_calls(engine, request)
+    if finish == "stop":
+        assert isinstance(json.loads(text), dict)
+    else:  # an open object may run to max_tokens; what came out is still JSON-shaped
+        assert text.startswith("{")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_required_tool_choice_returns_a_valid_call(engine: EmbeddedEngine, seed: int) -> None:
+    request = {
+        "messages": [{"role": "user", "content": "What's the weather in Lisbon?"}],
+        "tools": [WEATHER],
+        "tool_choice": "required",
+        "seed": seed,
+        "temperature": 0.8,
+        "max_tokens": 200,
+    }
+    text, calls, finish = await _text_and_calls(engine, request)
+    assert text == "" and finish == "tool_calls" and len(calls) == 1
+    assert calls[0]["name"] == "get_weather"
+    arguments = json.loads(calls[0]["arguments"])
+    jsonschema.validate(arguments, WEATHER["function"]["parameters"])
+
+
+async def test_named_tool_choice_calls_that_function(engine: EmbeddedEngine) -> None:
+    other = {
+        "type": "function",
+        "function": {
+            "name": "get_time",
+            "parameters": {
+                "type": "object",
+                "properties": {"zone": {"type": "string"}},
+                "required": ["zone"],
+            },
+        },
+    }
+    request = {
+        "messages": [{"role": "user", "content": "What's the weather in Lisbon?"}],
+        "tools": [WEATHER, other],
+        "tool_choice": {"type": "function", "function": {"name": "get_time"}},
+        "max_tokens": 100,
+    }
+    _, calls, finish = await _text_and_calls(engine, request)
+    assert finish == "tool_calls" and [c["name"] for c in calls] == ["get_time"]
+    assert set(json.loads(calls[0]["arguments"])) == {"zone"}
+
+
+async def test_too_long_prompt_is_a_400(engine: EmbeddedEngine) -> None:
+    with pytest.raises(EngineError) as info:
+        await _text_and_calls(engine, {"messages": [{"role": "user", "content": "x " * 5000}]})
+    assert info.value.status == 400 and info.value.code == "context_length_exceeded"
+
+
+async def test_image_on_a_text_only_model_is_a_400(engine: EmbeddedEngine) -> None:
+    content = [
+        {"type": "text", "text": "what"},
+        {
+            "type": "image_url",
+            "image_url": {
+                "url": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
+            },
+        },
+    ]
+    with pytest.raises(EngineError) as info:
+        await _text_and_calls(engine, {"messages": [{"role": "user", "content": content}]})
+    assert info.value.status == 400

@@ -1,0 +1,52 @@
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import delete
+
+from sogni_intelligence.store.db import Database
+from sogni_intelligence.store.keys import KEY_PREFIX, KeyStore, digest
+from sogni_intelligence.store.models import ApiKey
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[KeyStore]:
+    db = Database(database_url)
+    await db.create_all()
+    async with db.session() as session, session.begin():
+        await session.execute(delete(ApiKey))
+    yield KeyStore(db, cache_seconds=0)
+    await db.close()
+
+
+async def test_created_key_checks_and_only_its_digest_is_stored(store: KeyStore) -> None:
+    key, info = await store.create("ci")
+    assert key.startswith(KEY_PREFIX) and len(key) > 40
+    checked = await store.check(key)
+    assert checked is not None and checked.id == info.id and checked.name == "ci"
+    assert checked.created_at.tzinfo is not None
+    async with store._db.session() as session:
+        row = await session.get(ApiKey, info.id)
+    assert row is not None and row.digest == digest(key) and key not in (row.prefix, row.digest)
+
+
+async def test_unknown_and_revoked_keys_fail(store: KeyStore) -> None:
+    key, info = await store.create()
+    assert await store.check(KEY_PREFIX + "wrong") is None
+    assert await store.revoke(info.id) is True
+    assert await store.revoke(info.id) is False
+    assert await store.check(key) is None
+    assert [k.revoked_at is not None for k in await store.list()] == [True]
+    assert await store.count_active() == 0
+
+
+async def test_cache_keeps_a_revoked_key_only_for_its_window(database_url: str) -> None:
+    db = Database(database_url)
+    await db.create_all()
+    cached = KeyStore(db, cache_seconds=60)
+    other_process = KeyStore(db, cache_seconds=0)
+    key, info = await cached.create()
+    assert await cached.check(key) is not None
+    await other_process.revoke(info.id)
+    assert await cached.check(key) is not None  # still within the window
+    assert await KeyStore(db, cache_seconds=0).check(key) is None
+    await db.close()

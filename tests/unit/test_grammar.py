@@ -1,0 +1,72 @@
+import json
+
+import pytest
+
+from sogni_intelligence.llm.grammar import (
+    check_schema,
+    json_grammar,
+    strict_schema,
+    tool_call_schema,
+)
+from sogni_intelligence.llm.protocol import EngineError
+
+
+def test_strict_schema_closes_objects_that_name_their_properties() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {"type": "object", "properties": {"b": {"type": "string"}}},
+            "c": {"type": "array", "items": {"type": "object", "properties": {}}},
+            "d": {"anyOf": [{"type": "object", "properties": {"e": {"type": "integer"}}}]},
+            "free": {"type": "object"},
+        },
+        "$defs": {"x": {"type": "object", "properties": {"y": {"type": "null"}}}},
+    }
+    strict = strict_schema(schema)
+    assert strict["additionalProperties"] is False
+    assert strict["properties"]["a"]["additionalProperties"] is False
+    assert strict["properties"]["c"]["items"]["additionalProperties"] is False
+    assert strict["properties"]["d"]["anyOf"][0]["additionalProperties"] is False
+    assert strict["$defs"]["x"]["additionalProperties"] is False
+    # an object without declared properties stays open: json_object mode relies on it
+    assert "additionalProperties" not in strict["properties"]["free"]
+    # the caller's schema is left alone
+    assert "additionalProperties" not in schema
+
+
+def test_explicit_additional_properties_is_kept() -> None:
+    schema = {"type": "object", "properties": {}, "additionalProperties": {"type": "string"}}
+    assert strict_schema(schema)["additionalProperties"] == {"type": "string"}
+
+
+def test_json_grammar_is_llguidance_with_compact_whitespace() -> None:
+    grammar = json_grammar({"type": "object", "properties": {"a": {"type": "string"}}})
+    header, body = grammar.split("\nstart: %json ", 1)
+    assert header == "%llguidance {}"
+    schema = json.loads(body)
+    assert schema["x-guidance"] == {"whitespace_flexible": False}
+    assert schema["additionalProperties"] is False
+
+
+def test_tool_call_schema_lists_each_function_once() -> None:
+    tools = [
+        {"type": "function", "function": {"name": "a", "parameters": {"type": "object"}}},
+        {"type": "function", "function": {"name": "b"}},
+    ]
+    schema = tool_call_schema(tools, max_calls=1)
+    assert schema["maxItems"] == 1 and schema["minItems"] == 1
+    names = [v["properties"]["name"]["const"] for v in schema["items"]["anyOf"]]
+    assert names == ["a", "b"]
+    assert schema["items"]["anyOf"][1]["properties"]["arguments"]["type"] == "object"
+
+
+@pytest.mark.parametrize("bad", [{"type": "nope"}, {"properties": 3}, [1, 2], "string"])
+def test_check_schema_rejects_invalid_schemas(bad: object) -> None:
+    with pytest.raises(EngineError) as info:
+        check_schema(bad, "response_format.json_schema.schema")
+    assert info.value.status == 400
+    assert info.value.param == "response_format.json_schema.schema"
+
+
+def test_check_schema_accepts_valid_schema() -> None:
+    check_schema({"type": "object", "properties": {"a": {"type": "integer"}}}, "p")
