@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Start a throwaway PostgreSQL server for the tests and print its URL on stdout.
 # Usage: url=$(scripts/postgres-for-tests.sh DIR)   (stop it with: pg_ctl -D DIR/data stop)
+# A fresh DIR gets a fresh cluster on a free port (or SOGNI_TEST_POSTGRES_PORT).
 set -euo pipefail
 dir=${1:?usage: postgres-for-tests.sh DIR}
-port=${SOGNI_TEST_POSTGRES_PORT:-55432}
+port=${SOGNI_TEST_POSTGRES_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [ -n "$bin" ] || { echo "PostgreSQL is not installed (scripts/install.sh --test installs it)" >&2; exit 1; }
 mkdir -p "$dir"

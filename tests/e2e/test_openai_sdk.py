@@ -90,6 +90,7 @@ def test_required_tool_call(client: openai.OpenAI) -> None:
         tools=[WEATHER],
         tool_choice="required",
         max_tokens=120,
+        temperature=0,
     )
     choice = reply.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -116,6 +117,7 @@ def test_named_tool_call_streamed_and_reassembled_by_index(client: openai.OpenAI
         tools=[WEATHER, clock],
         tool_choice={"type": "function", "function": {"name": "get_time"}},
         max_tokens=120,
+        temperature=0,
         stream=True,
     )
     calls: dict[int, dict[str, str]] = {}
@@ -145,6 +147,7 @@ def test_tool_round_trip_conversation(client: openai.OpenAI) -> None:
         tools=[WEATHER],
         tool_choice="required",
         max_tokens=120,
+        temperature=0,
     )
     call = first.choices[0].message.tool_calls[0]
     second = client.chat.completions.create(
@@ -177,6 +180,7 @@ def test_json_schema_response(client: openai.OpenAI) -> None:
         messages=[{"role": "user", "content": "Describe a classic film as JSON."}],
         response_format={"type": "json_schema", "json_schema": {"name": "film", "schema": schema}},
         max_tokens=200,
+        temperature=0,
     )
     assert reply.choices[0].finish_reason == "stop"
     jsonschema.validate(

@@ -160,6 +160,7 @@ async def test_named_tool_choice_calls_that_function(engine: EmbeddedEngine) -> 
         "tools": [WEATHER, other],
         "tool_choice": {"type": "function", "function": {"name": "get_time"}},
         "max_tokens": 100,
+        "temperature": 0,  # a 135M model sometimes rambles inside a string at random seeds
     }
     _, calls, finish = await _text_and_calls(engine, request)
     assert finish == "tool_calls" and [c["name"] for c in calls] == ["get_time"]
