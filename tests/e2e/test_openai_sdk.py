@@ -211,6 +211,20 @@ def test_disconnect_mid_stream_frees_the_slots(
     assert time.monotonic() - started < 5
 
 
+def test_abandoned_plain_requests_free_the_slots(
+    server: RunningServer, client: openai.OpenAI
+) -> None:
+    body = {"model": MODEL, "messages": STORY, "max_tokens": 3000}
+    headers = {"Authorization": f"Bearer {server.key}"}
+    for _ in range(2):
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{server.url}/v1/chat/completions", json=body, headers=headers, timeout=0.5)
+    started = time.monotonic()
+    reply = client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=8)
+    assert reply.choices[0].message.content
+    assert time.monotonic() - started < 5
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
