@@ -31,7 +31,7 @@ health_router = APIRouter()
 
 
 @health_router.get("/health")
-async def health(request: Request) -> dict[str, str]:
+async def health() -> dict[str, str]:
     """Unauthenticated liveness and readiness: answers once the models are loaded."""
     return {"status": "ok", "version": __version__}
 

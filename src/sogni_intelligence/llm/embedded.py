@@ -122,10 +122,12 @@ class EmbeddedEngine:
         return self._running
 
     async def close(self) -> None:
-        server, self._server = self._server, None
+        # Dropping the last reference runs llama.cpp's destructor, which joins its threads:
+        # do that on a worker thread, not on the event loop.
+        holder = [self._server]
+        self._server = None
         self._executor.shutdown(wait=False, cancel_futures=True)
-        if server is not None:
-            await asyncio.to_thread(_release, server)
+        await asyncio.to_thread(holder.clear)
         if self._socket_dir:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
 
@@ -183,10 +185,6 @@ class EmbeddedEngine:
                 yield item
         finally:
             stop.set()
-
-
-def _release(server: Any) -> None:
-    del server
 
 
 def _read_props(socket_path: str) -> dict[str, Any]:
