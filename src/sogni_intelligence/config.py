@@ -92,6 +92,19 @@ class Settings(BaseSettings):
         default=5.0, ge=0, description="How long a checked key is trusted before re-reading it."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # media
+    public_base_url: str | None = Field(
+        default=None,
+        description="Absolute base of the URLs we hand out; default http://<host>:<port>.",
+    )
+    media_url_ttl_s: int = Field(default=24 * 3600, ge=60, description="Signed URL lifetime.")
+    max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    media_fetch_allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts fetched even when they resolve to private addresses.",
+    )
+    media_fetch_timeout_s: float = Field(default=60.0, gt=0)
+    media_fetch_max_redirects: int = Field(default=5, ge=0, le=20)
 
     @classmethod
     def settings_customise_sources(
@@ -127,6 +140,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir / 'sogni.sqlite'}"
+
+    @property
+    def resolved_public_base_url(self) -> str:
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
 
     def ensure_data_dir(self) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import DateTime, String
+from sqlalchemy import JSON, BigInteger, DateTime, Float, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -27,3 +28,41 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class Asset(Base):
+    """One media file a key owns. Bytes live content-addressed on disk (`sha256`), so the same
+    bytes stored twice take the space once."""
+
+    __tablename__ = "assets"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(32), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    mime: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    width: Mapped[int | None] = mapped_column(Integer, default=None)
+    height: Mapped[int | None] = mapped_column(Integer, default=None)
+    duration_s: Mapped[float | None] = mapped_column(Float, default=None)
+    fps: Mapped[float | None] = mapped_column(Float, default=None)
+    tool: Mapped[str | None] = mapped_column(String(64), default=None)
+    backend: Mapped[str | None] = mapped_column(String(64), default=None)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class UploadSlot(Base):
+    """An upload URL handed out by `GET /v1/{image,media}/uploadUrl`, keyed the way clients
+    ask for the matching download URL (job, slot type, image id)."""
+
+    __tablename__ = "upload_slots"
+    __table_args__ = (UniqueConstraint("owner", "job_id", "slot_type", "image_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(32), index=True)
+    job_id: Mapped[str] = mapped_column(String(128))
+    slot_type: Mapped[str] = mapped_column(String(64))
+    image_id: Mapped[str] = mapped_column(String(128), default="")
+    asset_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

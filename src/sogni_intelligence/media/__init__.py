@@ -1,0 +1,1 @@
+"""Media: the asset store, safe fetching of remote media, and the backends that make media."""

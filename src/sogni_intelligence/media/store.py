@@ -1,0 +1,237 @@
+"""The asset store: content-addressed files in the data directory plus one metadata row per
+asset. Every file the server makes or receives goes through here."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import os
+import re
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from sqlalchemy import select
+
+from sogni_intelligence.errors import ServiceError
+from sogni_intelligence.media.ffmpeg import MediaProcessError, probe, summarize
+from sogni_intelligence.media.signing import UrlSigner
+from sogni_intelligence.media.sniff import Sniffed, sniff
+from sogni_intelligence.store.db import Database
+from sogni_intelligence.store.models import Asset
+
+ASSET_ID = re.compile(r"^ast_[0-9a-f]{24}$")
+
+
+@dataclass(frozen=True)
+class AssetRecord:
+    id: str
+    owner: str
+    sha256: str
+    mime: str
+    kind: str
+    size_bytes: int
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+    fps: float | None = None
+    tool: str | None = None
+    backend: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The public, JSON-ready facts about the asset (no URL: that is signed per use)."""
+        out: dict[str, Any] = {
+            "asset_id": self.id,
+            "type": self.kind,
+            "mime_type": self.mime,
+            "size_bytes": self.size_bytes,
+        }
+        for key, value in (
+            ("width", self.width),
+            ("height", self.height),
+            ("duration_seconds", self.duration_s),
+            ("fps", self.fps),
+        ):
+            if value is not None:
+                out[key] = value
+        if self.meta:
+            out["metadata"] = self.meta
+        return out
+
+
+def _record(row: Asset) -> AssetRecord:
+    created = row.created_at
+    if created is not None and created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return AssetRecord(
+        id=row.id,
+        owner=row.owner,
+        sha256=row.sha256,
+        mime=row.mime,
+        kind=row.kind,
+        size_bytes=row.size_bytes,
+        width=row.width,
+        height=row.height,
+        duration_s=row.duration_s,
+        fps=row.fps,
+        tool=row.tool,
+        backend=row.backend,
+        meta=dict(row.meta or {}),
+        created_at=created,
+    )
+
+
+class AssetStore:
+    def __init__(self, db: Database, root: Path, signer: UrlSigner) -> None:
+        self._db = db
+        self.root = root
+        self.signer = signer
+        (root / "blobs").mkdir(parents=True, exist_ok=True)
+        (root / "tmp").mkdir(parents=True, exist_ok=True)
+
+    def scratch_dir(self) -> Path:
+        """A private working directory on the same filesystem (so results move, not copy)."""
+        return Path(tempfile.mkdtemp(dir=self.root / "tmp"))
+
+    def blob_path(self, sha256: str) -> Path:
+        return self.root / "blobs" / sha256[:2] / sha256
+
+    async def put_bytes(self, owner: str, data: bytes, **facts: Any) -> AssetRecord:
+        scratch = self.scratch_dir()
+        try:
+            path = scratch / "upload"
+            await asyncio.to_thread(path.write_bytes, data)
+            return await self.put_file(owner, path, **facts)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    async def put_file(
+        self,
+        owner: str,
+        path: Path,
+        *,
+        tool: str | None = None,
+        backend: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> AssetRecord:
+        """Store the file at `path` (it is moved into the store) and describe it."""
+        with path.open("rb") as handle:
+            sniffed = sniff(handle.read(64))
+        if sniffed is None:
+            raise ServiceError(
+                "unsupported or unrecognised media type", 400, "invalid_request_error"
+            )
+        facts = await _inspect(path, sniffed)
+        sha256 = await asyncio.to_thread(_sha256, path)
+        target = self.blob_path(sha256)
+        if target.exists():
+            path.unlink()
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+        row = Asset(
+            id="ast_" + secrets.token_hex(12),
+            owner=owner,
+            sha256=sha256,
+            mime=sniffed.mime,
+            kind=sniffed.kind,
+            size_bytes=target.stat().st_size,
+            tool=tool,
+            backend=backend,
+            meta=meta or {},
+            **facts,
+        )
+        async with self._db.session() as session, session.begin():
+            session.add(row)
+        return _record(row)
+
+    async def get(self, asset_id: str, owner: str | None = None) -> AssetRecord | None:
+        """The asset, or None when it does not exist or (with `owner`) belongs to another key."""
+        if not ASSET_ID.match(asset_id):
+            return None
+        async with self._db.session() as session:
+            row = await session.get(Asset, asset_id)
+        if row is None or (owner is not None and row.owner != owner):
+            return None
+        return _record(row)
+
+    async def list_for(self, owner: str, limit: int = 100) -> list[AssetRecord]:
+        async with self._db.session() as session:
+            rows = await session.scalars(
+                select(Asset)
+                .where(Asset.owner == owner)
+                .order_by(Asset.created_at.desc())
+                .limit(limit)
+            )
+            return [_record(row) for row in rows]
+
+    def path_of(self, record: AssetRecord) -> Path:
+        return self.blob_path(record.sha256)
+
+    def url(self, record: AssetRecord) -> str:
+        return self.signer.url(f"/v1/media/{record.id}")
+
+    def public(self, record: AssetRecord) -> dict[str, Any]:
+        return {**record.describe(), "url": self.url(record)}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+async def _inspect(path: Path, sniffed: Sniffed) -> dict[str, Any]:
+    """Decode enough of the file to prove it is what it claims and read its dimensions."""
+    if sniffed.kind == "image":
+        return await asyncio.to_thread(_inspect_image, path)
+    try:
+        info = summarize(await probe(path))
+    except MediaProcessError as exc:
+        raise ServiceError(
+            f"the {sniffed.kind} file does not decode", 400, "invalid_request_error"
+        ) from exc
+    if sniffed.kind == "video" and not info.get("width"):
+        raise ServiceError("the video file has no video stream", 400, "invalid_request_error")
+    if sniffed.kind == "audio" and not info.get("sample_rate"):
+        raise ServiceError("the audio file has no audio stream", 400, "invalid_request_error")
+    return {
+        "width": info.get("width"),
+        "height": info.get("height"),
+        "duration_s": info.get("duration_seconds"),
+        "fps": info.get("fps"),
+    }
+
+
+def _inspect_image(path: Path) -> dict[str, Any]:
+    try:
+        with Image.open(path) as image:
+            image.verify()
+        with Image.open(path) as image:
+            image.load()
+            return {"width": image.width, "height": image.height}
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ServiceError("the image file does not decode", 400, "invalid_request_error") from exc
+
+
+def image_bytes(image: Image.Image, fmt: str, quality: int = 92) -> bytes:
+    """Encode a Pillow image as png, jpg/jpeg or webp."""
+    out = io.BytesIO()
+    fmt = fmt.lower()
+    if fmt in ("jpg", "jpeg"):
+        image.convert("RGB").save(out, "JPEG", quality=quality)
+    elif fmt == "webp":
+        image.save(out, "WEBP", quality=quality)
+    else:
+        image.save(out, "PNG", compress_level=1)
+    return out.getvalue()

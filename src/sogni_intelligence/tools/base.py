@@ -1,0 +1,176 @@
+"""What a hosted tool is, what it gets to work with, and the result envelope it returns.
+
+Tools do not know HTTP: they get validated arguments and a context, and return assets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from sogni_intelligence.media.ffmpeg import MediaProcessError
+from sogni_intelligence.media.store import AssetRecord, AssetStore
+
+if TYPE_CHECKING:
+    from sogni_intelligence.tools.media_context import MediaContext
+
+ErrorType = Literal[
+    "PARAMETER_INVALID",
+    "USER_INPUT_INCOMPLETE",
+    "ASSET_NOT_FOUND",
+    "WORKFLOW_VALIDATION_FAILED",
+    "MODEL_UNAVAILABLE",
+    "PROVIDER_TIMEOUT",
+    "GPU_WORKER_FAILED",
+    "COST_LIMIT_EXCEEDED",
+    "SAFETY_REJECTED",
+    "PERMISSION_REQUIRED",
+    "USER_CANCELLED",
+    "UNKNOWN_ERROR",
+]
+Surface = Literal["creative-tools", "creative-agent"]
+CREATIVE = frozenset({"creative-tools", "creative-agent"})
+
+Progress = Callable[[float, str | None], None]
+
+
+class ToolError(Exception):
+    """A failure the model should see as an `ok: false` result."""
+
+    def __init__(self, error_type: ErrorType, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.retryable = retryable
+
+
+class ToolArgs(BaseModel):
+    """Base of every tool's arguments: unknown arguments are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class ToolContext:
+    owner: str
+    media: MediaContext
+    store: AssetStore
+    progress: Progress = lambda fraction, message=None: None
+    services: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ToolOutput:
+    assets: list[AssetRecord]
+    model: str | None = None
+    backend: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Executor = Callable[[Any, ToolContext], Awaitable[ToolOutput]]
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    args: type[ToolArgs]
+    run: Executor
+    surfaces: frozenset[str] = CREATIVE
+    cost: Callable[[Any], float] = lambda args: 1.0
+
+    def parameters(self) -> dict[str, Any]:
+        return clean_schema(self.args.model_json_schema())
+
+    def definition(self) -> dict[str, Any]:
+        """The OpenAI function definition the LLM sees."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters(),
+            },
+        }
+
+
+def clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """Drop pydantic's titles: they add tokens and say nothing the names do not."""
+    if isinstance(schema, dict):
+        return {k: clean_schema(v) for k, v in schema.items() if k != "title"}
+    if isinstance(schema, list):
+        return [clean_schema(v) for v in schema]  # type: ignore[return-value]
+    return schema
+
+
+def failure(tool: str, error: ToolError) -> dict[str, Any]:
+    return {
+        "ok": False,
+        "success": False,
+        "tool": tool,
+        "error_type": error.error_type,
+        "message": error.message,
+        "error": error.message,
+        "retryable": error.retryable,
+    }
+
+
+async def execute(tool: Tool, arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """Validate, run and wrap one tool call. Never raises for a tool's own failure; a cancel
+    of the calling task propagates."""
+    try:
+        args = tool.args.model_validate(arguments)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
+        )
+        return failure(tool.name, ToolError("PARAMETER_INVALID", problems))
+    try:
+        output = await tool.run(args, ctx)
+    except ToolError as exc:
+        return failure(tool.name, exc)
+    except MediaProcessError as exc:
+        return failure(tool.name, ToolError("UNKNOWN_ERROR", str(exc)))
+    except TimeoutError:
+        return failure(tool.name, ToolError("PROVIDER_TIMEOUT", "the media job timed out", True))
+    ctx.progress(1.0, None)
+    return envelope(tool.name, output, ctx)
+
+
+def envelope(tool: str, output: ToolOutput, ctx: ToolContext) -> dict[str, Any]:
+    """The `ok` envelope plus the keys older consumers look for (success, urls, indices…)."""
+    indices = ctx.media.add_generated(output.assets)
+    public = [ctx.store.public(asset) for asset in output.assets]
+    kinds = {asset.kind for asset in output.assets}
+    result: dict[str, Any] = {
+        "ok": True,
+        "success": True,
+        "tool": tool,
+        "status": "completed",
+        "output_assets": public,
+        "urls": [asset["url"] for asset in public],
+        "indices": indices,
+    }
+    if len(kinds) == 1:
+        result["media_type"] = next(iter(kinds))
+    if output.model:
+        result["model"] = output.model
+        result["model_id"] = output.model
+    if output.backend:
+        result["backend"] = output.backend
+    if indices:
+        first = indices[0]
+        if output.assets[0].kind == "image":
+            result["startIndex"] = first
+        elif output.assets[0].kind == "video":
+            result["videoStartIndex"] = first
+        else:
+            result["audioStartIndex"] = first
+    if output.warnings:
+        result["warnings"] = output.warnings
+    result.update(output.extra)
+    return result

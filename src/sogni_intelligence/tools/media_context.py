@@ -1,0 +1,76 @@
+"""The media index convention shared by every `*Index` argument.
+
+Non-negative indices point into what this session generated, one 0-based list per media type,
+stable across tool rounds. Negative indices point into the uploads of that type (-1 is the
+first). An omitted index means the latest generated item, else the first upload.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sogni_intelligence.media.sniff import MediaKind
+from sogni_intelligence.media.store import AssetRecord
+from sogni_intelligence.tools.base import ToolError
+
+KINDS: tuple[MediaKind, ...] = ("image", "video", "audio")
+
+
+@dataclass
+class MediaContext:
+    uploads: dict[str, list[AssetRecord]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    generated: dict[str, list[AssetRecord]] = field(default_factory=lambda: {k: [] for k in KINDS})
+
+    def add_upload(self, record: AssetRecord) -> int:
+        """Register an upload; returns its (negative) index."""
+        items = self.uploads[record.kind]
+        items.append(record)
+        return -len(items)
+
+    def add_generated(self, records: list[AssetRecord]) -> list[int]:
+        """Append results; returns their 0-based indices in their type's list."""
+        indices = []
+        for record in records:
+            items = self.generated[record.kind]
+            items.append(record)
+            indices.append(len(items) - 1)
+        return indices
+
+    def resolve(self, kind: MediaKind, index: int | None, argument: str) -> AssetRecord:
+        if index is None:
+            if self.generated[kind]:
+                return self.generated[kind][-1]
+            if self.uploads[kind]:
+                return self.uploads[kind][0]
+            raise ToolError(
+                "ASSET_NOT_FOUND", f"no {kind} is available for {argument}: generate or upload one"
+            )
+        items = self.generated[kind] if index >= 0 else self.uploads[kind]
+        position = index if index >= 0 else -index - 1
+        if position >= len(items):
+            where = "generated" if index >= 0 else "uploaded"
+            raise ToolError(
+                "ASSET_NOT_FOUND",
+                f"{argument}={index} points at no {where} {kind} (there are {len(items)})",
+            )
+        return items[position]
+
+    def resolve_upload(self, kind: MediaKind, index: int, argument: str) -> AssetRecord:
+        """For the arguments documented as 0-based upload indices."""
+        items = self.uploads[kind]
+        if not 0 <= index < len(items):
+            raise ToolError("ASSET_NOT_FOUND", f"{argument}={index} points at no uploaded {kind}")
+        return items[index]
+
+    def latest_video_or_first_upload(self, index: int | None, argument: str) -> AssetRecord:
+        """`videoIndex: -1` in extend/replace means the latest video, else the first upload."""
+        if index is None or index == -1:
+            return self.resolve("video", None, argument)
+        return self.resolve("video", index, argument)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "uploads": {k: [r.id for r in v] for k, v in self.uploads.items()},
+            "generated": {k: [r.id for r in v] for k, v in self.generated.items()},
+        }
