@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 with_tests=0
 [ "${1:-}" = "--test" ] && with_tests=1
 
-debs=(ca-certificates)
+# ffprobe (Debian ffmpeg; encoding uses the ffmpeg bundled in imageio-ffmpeg), the General MIDI
+# synthesizer and soundfont for music, espeak-ng for speech, DejaVu for text in video.
+debs=(ca-certificates ffmpeg fluidsynth fluid-soundfont-gm espeak-ng fonts-dejavu-core)
 [ "$with_tests" = 1 ] && debs+=(postgresql)
 
 missing=()

@@ -55,6 +55,31 @@ class ModelConfig(BaseModel):
         return self
 
 
+class ImageBackendConfig(BaseModel):
+    """A remote image service the image tools can use instead of the procedural renderer."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    kind: Literal["openai", "comfyui"]
+    base_url: str
+    api_key: str | None = None
+    model: str | None = Field(None, description="Model name sent to an OpenAI-style API.")
+    workflow: str | None = Field(
+        None,
+        description="ComfyUI: path to an API-format workflow JSON with {{prompt}}, {{seed}}, "
+        "{{width}}, {{height}}, {{negative_prompt}} placeholders.",
+    )
+    aliases: list[str] = Field(
+        default_factory=list, description="Public image model ids this backend answers."
+    )
+    timeout_s: float = Field(300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_kind_fields(self) -> ImageBackendConfig:
+        if self.kind == "comfyui" and not self.workflow:
+            raise ValueError(f"image backend {self.name!r}: a ComfyUI backend needs workflow")
+        return self
+
+
 def _default_models() -> list[ModelConfig]:
     return [
         ModelConfig(
@@ -105,6 +130,7 @@ class Settings(BaseSettings):
     )
     media_fetch_timeout_s: float = Field(default=60.0, gt=0)
     media_fetch_max_redirects: int = Field(default=5, ge=0, le=20)
+    image_backends: list[ImageBackendConfig] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(

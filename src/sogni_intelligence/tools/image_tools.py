@@ -20,6 +20,7 @@ from sogni_intelligence.media.models import (
     PROCEDURAL_IMAGE,
     resolve_model,
 )
+from sogni_intelligence.media.remote_image import ImageRequest, RemoteImageBackend
 from sogni_intelligence.media.store import AssetRecord, image_bytes
 from sogni_intelligence.tools.base import (
     Tool,
@@ -160,12 +161,48 @@ async def _open_record(ctx: ToolContext, record: AssetRecord) -> Image.Image:
     return await asyncio.to_thread(load)
 
 
+def _image_backend(ctx: ToolContext, model: str) -> RemoteImageBackend | None:
+    """The configured remote backend behind `model`, or None for the built-in renderer."""
+    remotes: dict[str, RemoteImageBackend] = ctx.services.get("image_backends", {})
+    table: dict[str, str] = dict(IMAGE_MODELS)
+    for backend in remotes.values():
+        table.update(dict.fromkeys(backend.aliases, backend.name))
+    return remotes.get(resolve_model(table, model, "image"))
+
+
+async def _remote_images(
+    ctx: ToolContext, backend: RemoteImageBackend, request: ImageRequest, tool: str, meta: dict
+) -> list[AssetRecord]:
+    images = await backend.generate(request, ctx.progress)
+    return [
+        await ctx.store.put_bytes(
+            ctx.owner, data, tool=tool, backend=backend.name, meta={**meta, "variation": i}
+        )
+        for i, data in enumerate(images)
+    ]
+
+
 async def generate_image(args: GenerateImageArgs, ctx: ToolContext) -> ToolOutput:
-    resolve_model(IMAGE_MODELS, args.model, "image")
+    remote = _image_backend(ctx, args.model)
     width, height = args.size()
     source = None
     if args.sourceImageIndex is not None:
         source = await _open(ctx, args.sourceImageIndex, "sourceImageIndex")
+    meta = {"prompt": args.prompt, "seeds": args.seeds(), "requested_model": args.model}
+    if args.negativePrompt:
+        meta["negative_prompt"] = args.negativePrompt
+    if remote is not None:
+        request = ImageRequest(
+            prompt=args.prompt,
+            width=width,
+            height=height,
+            seed=args.seeds()[0],
+            count=args.numberOfVariations,
+            negative_prompt=args.negativePrompt,
+            source_png=None if source is None else image_bytes(source, "png"),
+        )
+        assets = await _remote_images(ctx, remote, request, "generate_image", meta)
+        return ToolOutput(assets, model=args.model, backend=remote.name)
     images = []
     for seed in args.seeds():
         picture = await asyncio.to_thread(
@@ -174,16 +211,26 @@ async def generate_image(args: GenerateImageArgs, ctx: ToolContext) -> ToolOutpu
         if source is not None:
             picture = render.blend_with_source(source, picture, args.starting_image_strength)
         images.append(picture)
-    meta = {"prompt": args.prompt, "seeds": args.seeds(), "requested_model": args.model}
-    if args.negativePrompt:
-        meta["negative_prompt"] = args.negativePrompt
     assets = await _store_images(ctx, images, args.outputFormat, "generate_image", meta)
     return ToolOutput(assets, model=args.model, backend=PROCEDURAL_IMAGE)
 
 
 async def edit_image(args: EditImageArgs, ctx: ToolContext) -> ToolOutput:
-    resolve_model(IMAGE_MODELS, args.model, "image")
+    remote = _image_backend(ctx, args.model)
     source = await _open(ctx, args.sourceImageIndex, "sourceImageIndex")
+    if remote is not None:
+        width, height = args.size(fallback=source.size)
+        request = ImageRequest(
+            prompt=args.prompt,
+            width=width,
+            height=height,
+            seed=args.seeds()[0],
+            count=args.numberOfVariations,
+            source_png=image_bytes(source, "png"),
+        )
+        meta = {"prompt": args.prompt, "requested_model": args.model}
+        assets = await _remote_images(ctx, remote, request, "edit_image", meta)
+        return ToolOutput(assets, model=args.model, backend=remote.name)
     references = [
         await _open(ctx, index, "referenceImageIndices")
         for index in args.referenceImageIndices or []

@@ -1,0 +1,199 @@
+"""Remote image backends: any OpenAI-compatible image API, and ComfyUI.
+
+Both take the same request as the procedural renderer and return encoded image bytes, so the
+image tools do not care which one runs. Network failures become tool errors the LLM can read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+import httpx
+import websockets
+
+from sogni_intelligence.config import ImageBackendConfig
+from sogni_intelligence.tools.base import Progress, ToolError
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    prompt: str
+    width: int
+    height: int
+    seed: int
+    count: int = 1
+    negative_prompt: str | None = None
+    source_png: bytes | None = None
+
+
+class RemoteImageBackend(Protocol):
+    name: str
+    aliases: list[str]
+
+    async def generate(self, request: ImageRequest, progress: Progress) -> list[bytes]: ...
+
+
+def _failure(name: str, exc: Exception) -> ToolError:
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return ToolError("PROVIDER_TIMEOUT", f"image backend {name} timed out", retryable=True)
+    return ToolError("GPU_WORKER_FAILED", f"image backend {name} failed: {exc}", retryable=True)
+
+
+class OpenAIImageBackend:
+    """`POST /images/generations` (or `/images/edits` with a source image), base64 results."""
+
+    def __init__(self, config: ImageBackendConfig) -> None:
+        self.name = config.name
+        self.aliases = config.aliases
+        self.model = config.model
+        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+        self._client = httpx.AsyncClient(
+            base_url=config.base_url.rstrip("/"), headers=headers, timeout=config.timeout_s
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def generate(self, request: ImageRequest, progress: Progress) -> list[bytes]:
+        fields: dict[str, Any] = {
+            "prompt": request.prompt,
+            "n": request.count,
+            "size": f"{request.width}x{request.height}",
+            "response_format": "b64_json",
+        }
+        if self.model:
+            fields["model"] = self.model
+        try:
+            if request.source_png is None:
+                response = await self._client.post("/images/generations", json=fields)
+            else:
+                form = {k: str(v) for k, v in fields.items()}
+                files = {"image": ("source.png", request.source_png, "image/png")}
+                response = await self._client.post("/images/edits", data=form, files=files)
+        except httpx.HTTPError as exc:
+            raise _failure(self.name, exc) from exc
+        if response.status_code >= 400:
+            raise ToolError(
+                "GPU_WORKER_FAILED" if response.status_code >= 500 else "PARAMETER_INVALID",
+                f"image backend {self.name} answered {response.status_code}: {response.text[:300]}",
+                retryable=response.status_code >= 500,
+            )
+        try:
+            items = response.json()["data"]
+            images = [base64.b64decode(item["b64_json"]) for item in items]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ToolError(
+                "GPU_WORKER_FAILED", f"image backend {self.name} sent no images"
+            ) from exc
+        progress(1.0, None)
+        return images
+
+
+def fill_workflow(node: Any, values: dict[str, Any]) -> Any:
+    """Substitute `{{name}}` placeholders; a string that is only a placeholder takes the value's
+    own type (numbers stay numbers)."""
+    if isinstance(node, dict):
+        return {k: fill_workflow(v, values) for k, v in node.items()}
+    if isinstance(node, list):
+        return [fill_workflow(v, values) for v in node]
+    if isinstance(node, str):
+        for name, value in values.items():
+            token = "{{" + name + "}}"
+            if node == token:
+                return value
+            node = node.replace(token, str(value))
+    return node
+
+
+class ComfyUIBackend:
+    """Queue a workflow, follow its progress over the websocket, read the history, download
+    the outputs."""
+
+    def __init__(self, config: ImageBackendConfig) -> None:
+        assert config.workflow is not None
+        self.name = config.name
+        self.aliases = config.aliases
+        self.base_url = config.base_url.rstrip("/")
+        self.timeout_s = config.timeout_s
+        self.workflow = json.loads(Path(config.workflow).expanduser().read_text())
+        self._client = httpx.AsyncClient(base_url=self.base_url, timeout=60)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def generate(self, request: ImageRequest, progress: Progress) -> list[bytes]:
+        images: list[bytes] = []
+        for i in range(request.count):
+            try:
+                images += await asyncio.wait_for(
+                    self._one(request, request.seed + i, progress), self.timeout_s
+                )
+            except ToolError:
+                raise
+            except (httpx.HTTPError, OSError, TimeoutError, ValueError, KeyError) as exc:
+                raise _failure(self.name, exc) from exc
+        return images
+
+    async def _one(self, request: ImageRequest, seed: int, progress: Progress) -> list[bytes]:
+        client_id = secrets.token_hex(8)
+        values = {
+            "prompt": request.prompt,
+            "negative_prompt": request.negative_prompt or "",
+            "seed": seed,
+            "width": request.width,
+            "height": request.height,
+        }
+        ws_url = (
+            self.base_url.replace("http", "ws", 1) + "/ws?" + urlencode({"clientId": client_id})
+        )
+        async with websockets.connect(ws_url) as socket:
+            queued = await self._client.post(
+                "/prompt",
+                json={"prompt": fill_workflow(self.workflow, values), "client_id": client_id},
+            )
+            if queued.status_code >= 400:
+                raise ToolError(
+                    "PARAMETER_INVALID",
+                    f"ComfyUI refused the workflow ({queued.status_code}): {queued.text[:300]}",
+                )
+            prompt_id = queued.json()["prompt_id"]
+            async for raw in socket:
+                if isinstance(raw, bytes):  # preview frames
+                    continue
+                message = json.loads(raw)
+                data = message.get("data") or {}
+                if data.get("prompt_id") not in (None, prompt_id):
+                    continue
+                if message.get("type") == "progress" and data.get("max"):
+                    progress(min(0.99, data["value"] / data["max"]), "rendering")
+                elif message.get("type") == "execution_error":
+                    raise ToolError("GPU_WORKER_FAILED", f"ComfyUI failed: {data}")
+                elif message.get("type") == "executing" and data.get("node") is None:
+                    break
+        history = (await self._client.get(f"/history/{prompt_id}")).json()[prompt_id]
+        outputs = []
+        for node in history["outputs"].values():
+            for image in node.get("images", []):
+                params = {k: image.get(k, "") for k in ("filename", "subfolder", "type")}
+                response = await self._client.get("/view", params=params)
+                response.raise_for_status()
+                outputs.append(response.content)
+        if not outputs:
+            raise ToolError("GPU_WORKER_FAILED", "ComfyUI finished without images")
+        return outputs
+
+
+def build_image_backends(configs: list[ImageBackendConfig]) -> dict[str, RemoteImageBackend]:
+    backends: dict[str, RemoteImageBackend] = {}
+    for config in configs:
+        backends[config.name] = (
+            OpenAIImageBackend(config) if config.kind == "openai" else ComfyUIBackend(config)
+        )
+    return backends
