@@ -18,10 +18,13 @@ from sogni_intelligence.api.chat_completions.api_router import router as chat_ro
 from sogni_intelligence.api.chat_completions.serving import ChatCompletionsService
 from sogni_intelligence.api.chat_completions.vision import ImageLimits
 from sogni_intelligence.api.limits import BodySizeLimit
+from sogni_intelligence.api.media.api_router import router as media_router
 from sogni_intelligence.api.models.api_router import router as models_router
 from sogni_intelligence.config import Settings
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.llm.registry import ModelRegistry
+from sogni_intelligence.media.signing import UrlSigner, load_secret
+from sogni_intelligence.media.store import AssetStore
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.keys import KeyStore
 
@@ -65,6 +68,15 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.db = db
         app.state.keys = keys
         app.state.registry = registry
+        app.state.assets = AssetStore(
+            db,
+            settings.data_dir / "media",
+            UrlSigner(
+                load_secret(settings.data_dir / "url-signing.key"),
+                settings.resolved_public_base_url,
+                settings.media_url_ttl_s,
+            ),
+        )
         app.state.started_at = int(time.time())
         app.state.chat = ChatCompletionsService(
             registry,
@@ -80,7 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Sogni Intelligence (self-hosted)", version=__version__, lifespan=lifespan)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for router in (health_router, models_router, account_router, chat_router):
+    for router in (health_router, models_router, account_router, chat_router, media_router):
         app.include_router(router)
 
     @app.api_route(

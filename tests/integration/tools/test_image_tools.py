@@ -85,7 +85,7 @@ async def test_img2img_keeps_some_of_the_source(ctx: ToolContext) -> None:
         seed=1,
     )
     with Image.open(await asset_file(ctx, result)) as image:
-        r, g, b = image.convert("RGB").resize((1, 1)).getpixel((0, 0))
+        r, _g, b = image.convert("RGB").resize((1, 1)).getpixel((0, 0))
     assert b > r  # mostly the blue source
 
 

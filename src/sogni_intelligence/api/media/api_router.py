@@ -1,0 +1,89 @@
+"""Routes of media downloads, uploads and upload/download URLs.
+
+The URL routes (`uploadUrl`, `downloadUrl`) are registered before `/v1/media/{asset_id}`, whose
+id takes the rest of the path so that malformed ids (`../..`) end here as a 404 instead of
+reaching any other route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+
+from sogni_intelligence.api.auth import CurrentKey
+from sogni_intelligence.api.media import serving
+from sogni_intelligence.api.media.protocol import (
+    AssetResponse,
+    DownloadUrlResponse,
+    ImageSlotQuery,
+    ImageUploadUrlQuery,
+    MediaSlotQuery,
+    MediaUploadUrlQuery,
+    UploadedResponse,
+    UploadUrlResponse,
+)
+from sogni_intelligence.errors import ServiceError, invalid_request
+
+
+class MediaRoute(APIRoute):
+    """Answers errors of these routes in the Sogni REST shape (see `serving.error_response`)."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ServiceError as exc:
+                return serving.error_response(exc)
+            except RequestValidationError as exc:
+                errors = exc.errors()
+                message = str(errors[0].get("msg")) if errors else "invalid request"
+                return serving.error_response(invalid_request(message))
+
+        return handle
+
+
+router = APIRouter(route_class=MediaRoute, tags=["media"])
+
+
+@router.get("/v1/image/uploadUrl")
+async def image_upload_url(request: Request, key: CurrentKey) -> UploadUrlResponse:
+    query = serving.parse_query(ImageUploadUrlQuery, request)
+    return await serving.create_upload_url(request, key, query, "image")
+
+
+@router.get("/v1/media/uploadUrl")
+async def media_upload_url(request: Request, key: CurrentKey) -> UploadUrlResponse:
+    query = serving.parse_query(MediaUploadUrlQuery, request)
+    return await serving.create_upload_url(request, key, query, None)
+
+
+@router.get("/v1/image/downloadUrl")
+async def image_download_url(request: Request, key: CurrentKey) -> DownloadUrlResponse:
+    query = serving.parse_query(ImageSlotQuery, request)
+    return await serving.create_download_url(request, key, query)
+
+
+@router.get("/v1/media/downloadUrl")
+async def media_download_url(request: Request, key: CurrentKey) -> DownloadUrlResponse:
+    query = serving.parse_query(MediaSlotQuery, request)
+    return await serving.create_download_url(request, key, query)
+
+
+@router.put("/v1/uploads/{slot_id:path}")
+async def put_upload(request: Request, slot_id: str) -> UploadedResponse:
+    return await serving.put_upload(request, slot_id)
+
+
+@router.post("/v1/media", status_code=201)
+async def upload_media(request: Request, key: CurrentKey) -> AssetResponse:
+    return await serving.upload_direct(request, key)
+
+
+@router.api_route("/v1/media/{asset_id:path}", methods=["GET", "HEAD"], response_model=None)
+async def get_media(request: Request, asset_id: str) -> Response:
+    return await serving.serve_asset(request, asset_id)
