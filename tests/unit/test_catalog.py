@@ -1,0 +1,71 @@
+"""The catalog as a whole: every tool of the spec's media surface, each with a valid schema."""
+
+import pytest
+from jsonschema.validators import validator_for
+
+from sogni_intelligence.tools.catalog import CATALOG, definitions, surface
+
+SPEC_MEDIA_TOOLS = {
+    "generate_image",
+    "edit_image",
+    "apply_style",
+    "restore_photo",
+    "refine_result",
+    "change_angle",
+    "upscale_image",
+    "generate_video",
+    "animate_photo",
+    "sound_to_video",
+    "video_to_video",
+    "extend_video",
+    "replace_video_segment",
+    "stitch_video",
+    "orbit_video",
+    "dance_montage",
+    "overlay_video",
+    "add_subtitles",
+    "upscale_video",
+    "generate_music",
+    "generate_speech",
+    "analyze_image",
+    "analyze_video",
+    "extract_metadata",
+}
+
+
+def test_every_media_tool_of_the_spec_is_in_the_catalog() -> None:
+    assert set(CATALOG) >= SPEC_MEDIA_TOOLS
+
+
+@pytest.mark.parametrize("name", sorted(CATALOG))
+def test_tool_definition_is_a_valid_openai_function(name: str) -> None:
+    definition = CATALOG[name].definition()
+    function = definition["function"]
+    assert definition["type"] == "function" and function["name"] == name
+    assert 10 < len(function["description"]) < 400
+    schema = function["parameters"]
+    validator_for(schema).check_schema(schema)
+    assert schema["type"] == "object" and schema.get("additionalProperties") is False
+    assert "title" not in schema
+
+
+def test_surfaces() -> None:
+    tools = {tool.name for tool in surface("creative-tools")}
+    agent = {tool.name for tool in surface("creative-agent")}
+    assert SPEC_MEDIA_TOOLS <= tools <= agent
+    assert len(definitions("creative-tools")) == len(tools)
+    assert surface("none") == []
+
+
+@pytest.mark.parametrize("name", sorted(CATALOG))
+def test_cost_estimate_is_positive_for_default_arguments(name: str) -> None:
+    tool = CATALOG[name]
+    required = tool.parameters().get("required", [])
+    arguments = {field: "x" for field in required if field in ("prompt", "query", "brief")}
+    if "videoIndices" in required:
+        arguments["videoIndices"] = [0, 1]
+    try:
+        args = tool.args.model_validate(arguments)
+    except ValueError:
+        pytest.skip("needs arguments beyond a prompt")
+    assert tool.cost(args) > 0
