@@ -27,6 +27,7 @@ from sogni_intelligence.media.signing import UrlSigner, load_secret
 from sogni_intelligence.media.store import AssetStore
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.keys import KeyStore
+from sogni_intelligence.tools.services import build_tool_services
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ def create_app(settings: Settings) -> FastAPI:
                 settings.media_url_ttl_s,
             ),
         )
+        # What hosted tools run with (remote image backends, a vision LLM when one exists).
+        app.state.tool_services = build_tool_services(settings, registry)
         app.state.started_at = int(time.time())
         app.state.chat = ChatCompletionsService(
             registry,
@@ -86,6 +89,8 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            for backend in app.state.tool_services["image_backends"].values():
+                await backend.close()
             await registry.close()
             await db.close()
 

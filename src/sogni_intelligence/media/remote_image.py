@@ -40,6 +40,8 @@ class RemoteImageBackend(Protocol):
 
     async def generate(self, request: ImageRequest, progress: Progress) -> list[bytes]: ...
 
+    async def close(self) -> None: ...
+
 
 def _failure(name: str, exc: Exception) -> ToolError:
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
