@@ -66,3 +66,50 @@ class UploadSlot(Base):
     image_id: Mapped[str] = mapped_column(String(128), default="")
     asset_id: Mapped[str | None] = mapped_column(String(40), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DurableRecord(Base):
+    """A durable workflow or chat run. Fields that filters need are columns; the rest of the
+    record (input, steps, artifacts, waiting, recovery...) is one JSON document."""
+
+    __tablename__ = "durable_records"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    owner: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RecordEvent(Base):
+    """One entry of a record's append-only event log. `sequence` is gap-free per record;
+    `dedupe_key` makes an event written by a repeated step land only once."""
+
+    __tablename__ = "record_events"
+    __table_args__ = (
+        UniqueConstraint("record_id", "sequence"),
+        UniqueConstraint("record_id", "dedupe_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(40), index=True)
+    sequence: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(48))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    dedupe_key: Mapped[str | None] = mapped_column(String(160), default=None)
+
+
+class IdempotencyKey(Base):
+    """`Idempotency-Key` of a start request, scoped per owner and endpoint."""
+
+    __tablename__ = "idempotency_keys"
+
+    owner: Mapped[str] = mapped_column(String(32), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,1 @@
+"""The durable layer: workflows and chat runs, their records, events and execution."""

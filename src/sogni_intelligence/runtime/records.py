@@ -1,0 +1,317 @@
+"""Durable records (workflows, chat runs), their append-only event logs, and idempotency keys.
+
+The database is the only source of truth. Live subscribers are woken from memory when this
+process appends, and poll otherwise (events written by a worker process), always reading by
+cursor, so a stream never skips or repeats a sequence number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import secrets
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from sogni_intelligence.errors import ServiceError
+from sogni_intelligence.store.db import Database
+from sogni_intelligence.store.models import DurableRecord, IdempotencyKey, RecordEvent, utcnow
+
+Status = Literal[
+    "queued", "running", "waiting_for_user", "completed", "partial_failure", "failed", "cancelled"
+]
+TERMINAL: frozenset[str] = frozenset({"completed", "partial_failure", "failed", "cancelled"})
+RecordKind = Literal["workflow", "chat_run"]
+_PREFIX = {"workflow": "wf_", "chat_run": "run_"}
+_APPEND_ATTEMPTS = 8
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Event:
+    record_id: str
+    sequence: int
+    type: str
+    at: datetime
+    payload: dict[str, Any]
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "sequence": self.sequence,
+            "type": self.type,
+            "at": _aware(self.at).isoformat(),
+            "payload": self.payload,
+        }
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str
+    kind: str
+    owner: str
+    status: str
+    data: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+def _event(row: RecordEvent) -> Event:
+    return Event(row.record_id, row.sequence, row.type, _aware(row.at), dict(row.payload or {}))
+
+
+def _record(row: DurableRecord) -> Record:
+    return Record(
+        row.id,
+        row.kind,
+        row.owner,
+        row.status,
+        dict(row.data or {}),
+        _aware(row.created_at),
+        _aware(row.updated_at),
+    )
+
+
+def body_digest(body: Any) -> str:
+    """A stable digest of a request body, for comparing idempotent retries."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class _Wakeups:
+    """In-process notification that a record has new events (a hint; readers re-read the DB)."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+
+    def notify(self, record_id: str) -> None:
+        for waiter in self._waiters.get(record_id, ()):
+            waiter.set()
+
+    def waiter(self, record_id: str) -> asyncio.Event:
+        event = asyncio.Event()
+        self._waiters[record_id].add(event)
+        return event
+
+    def drop(self, record_id: str, event: asyncio.Event) -> None:
+        waiters = self._waiters.get(record_id)
+        if waiters is not None:
+            waiters.discard(event)
+            if not waiters:
+                del self._waiters[record_id]
+
+
+class RecordStore:
+    def __init__(self, db: Database, poll_interval_s: float = 0.5) -> None:
+        self._db = db
+        self._wakeups = _Wakeups()
+        self.poll_interval_s = poll_interval_s
+
+    # -- records ---------------------------------------------------------------------------
+
+    async def create(
+        self,
+        kind: RecordKind,
+        owner: str,
+        data: dict[str, Any],
+        *,
+        status: Status = "queued",
+        idempotency: tuple[str, str, Any] | None = None,
+    ) -> tuple[Record, bool]:
+        """Create a record; with `idempotency=(endpoint, key, body)` a retry of the same body
+        returns the first record (and True), a different body is a 409. The key and the record
+        are written in one transaction, so concurrent starts make exactly one record."""
+        record_id = _PREFIX[kind] + secrets.token_hex(12)
+        now = utcnow()
+        row = DurableRecord(
+            id=record_id,
+            kind=kind,
+            owner=owner,
+            status=status,
+            data=data,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            async with self._db.session() as session, session.begin():
+                session.add(row)
+                if idempotency is not None:
+                    endpoint, key, body = idempotency
+                    await session.flush()
+                    session.add(
+                        IdempotencyKey(
+                            owner=owner,
+                            endpoint=endpoint,
+                            key=key,
+                            body_sha256=body_digest(body),
+                            record_id=record_id,
+                            created_at=now,
+                        )
+                    )
+        except IntegrityError:
+            if idempotency is None:
+                raise
+            return await self._replay(owner, *idempotency), True
+        return _record(row), False
+
+    async def _replay(self, owner: str, endpoint: str, key: str, body: Any) -> Record:
+        async with self._db.session() as session:
+            claim = await session.get(IdempotencyKey, (owner, endpoint, key))
+        if claim is None:  # lost a race with a failed insert; nothing to replay
+            raise ServiceError("idempotent request conflict; retry", 409, "conflict_error")
+        if claim.body_sha256 != body_digest(body):
+            raise ServiceError(
+                "Idempotency-Key was already used with a different request body",
+                409,
+                "idempotency_error",
+                "idempotency_key_reused",
+            )
+        record = await self.get(claim.record_id, owner)
+        if record is None:
+            raise ServiceError("the record of this Idempotency-Key is gone", 409, "conflict_error")
+        return record
+
+    async def get(self, record_id: str, owner: str | None = None) -> Record | None:
+        async with self._db.session() as session:
+            row = await session.get(DurableRecord, record_id)
+        if row is None or (owner is not None and row.owner != owner):
+            return None
+        return _record(row)
+
+    async def list(
+        self, kind: RecordKind, owner: str, offset: int, limit: int
+    ) -> tuple[list[Record], int | None]:
+        """Newest first; `next` is the offset of the following page, or None."""
+        async with self._db.session() as session:
+            rows = (
+                await session.scalars(
+                    select(DurableRecord)
+                    .where(DurableRecord.kind == kind, DurableRecord.owner == owner)
+                    .order_by(DurableRecord.created_at.desc(), DurableRecord.id)
+                    .offset(offset)
+                    .limit(limit + 1)
+                )
+            ).all()
+        page = [_record(row) for row in rows[:limit]]
+        return page, (offset + limit if len(rows) > limit else None)
+
+    async def transition(
+        self,
+        record_id: str,
+        to_status: Status,
+        *,
+        allowed_from: Iterable[str],
+        patch: dict[str, Any] | None = None,
+    ) -> Record | None:
+        """Move to `to_status` only from one of `allowed_from` (compare-and-set), merging
+        `patch` into the data. None when the record was in another state: a late step result
+        can never overwrite a cancel."""
+        async with self._db.session() as session, session.begin():
+            row = await session.get(DurableRecord, record_id, with_for_update=True)
+            if row is None or row.status not in set(allowed_from):
+                return None
+            row.status = to_status
+            row.data = {**(row.data or {}), **(patch or {})}
+            row.updated_at = utcnow()
+        return _record(row)
+
+    async def patch(self, record_id: str, patch: dict[str, Any]) -> Record | None:
+        """Merge `patch` into the data without a status change."""
+        async with self._db.session() as session, session.begin():
+            row = await session.get(DurableRecord, record_id, with_for_update=True)
+            if row is None:
+                return None
+            row.data = {**(row.data or {}), **patch}
+            row.updated_at = utcnow()
+        return _record(row)
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def append(
+        self,
+        record_id: str,
+        type: str,
+        payload: dict[str, Any],
+        *,
+        dedupe_key: str | None = None,
+    ) -> Event:
+        """Append the next event. With `dedupe_key`, a second append (a step repeated after a
+        crash) returns the first event instead of writing another. Published only after the
+        commit, so what a subscriber sees is always already persisted."""
+        for _ in range(_APPEND_ATTEMPTS):
+            if dedupe_key is not None:
+                existing = await self._by_dedupe_key(record_id, dedupe_key)
+                if existing is not None:
+                    return existing
+            try:
+                async with self._db.session() as session, session.begin():
+                    last = await session.scalar(
+                        select(func.max(RecordEvent.sequence)).where(
+                            RecordEvent.record_id == record_id
+                        )
+                    )
+                    row = RecordEvent(
+                        record_id=record_id,
+                        sequence=(last or 0) + 1,
+                        type=type,
+                        at=utcnow(),
+                        payload=payload,
+                        dedupe_key=dedupe_key,
+                    )
+                    session.add(row)
+            except (IntegrityError, OperationalError):
+                # Another writer took this sequence or dedupe key, or held SQLite's write lock:
+                # look again.
+                await asyncio.sleep(0.005 * secrets.randbelow(4))
+                continue
+            self._wakeups.notify(record_id)
+            return _event(row)
+        raise ServiceError("could not append an event: too much contention", 503)
+
+    async def _by_dedupe_key(self, record_id: str, dedupe_key: str) -> Event | None:
+        async with self._db.session() as session:
+            row = await session.scalar(
+                select(RecordEvent).where(
+                    RecordEvent.record_id == record_id, RecordEvent.dedupe_key == dedupe_key
+                )
+            )
+        return None if row is None else _event(row)
+
+    async def events(self, record_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
+        """Events with `sequence > after` (cursors are exclusive), oldest first."""
+        async with self._db.session() as session:
+            rows = await session.scalars(
+                select(RecordEvent)
+                .where(RecordEvent.record_id == record_id, RecordEvent.sequence > after)
+                .order_by(RecordEvent.sequence)
+                .limit(limit)
+            )
+            return [_event(row) for row in rows]
+
+    async def follow(self, record_id: str, after: int = 0) -> AsyncIterator[Event]:
+        """Replay from `after`, then yield new events as they are appended, forever; the
+        caller decides when to stop (e.g. at a terminal event)."""
+        waiter = self._wakeups.waiter(record_id)
+        try:
+            while True:
+                waiter.clear()
+                batch = await self.events(record_id, after)
+                for event in batch:
+                    after = event.sequence
+                    yield event
+                if batch:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter.wait(), self.poll_interval_s)
+        finally:
+            self._wakeups.drop(record_id, waiter)

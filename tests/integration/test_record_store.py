@@ -1,0 +1,157 @@
+"""Durable records, event logs and idempotency keys on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import delete
+
+from sogni_intelligence.errors import ServiceError
+from sogni_intelligence.runtime.records import RecordStore
+from sogni_intelligence.store.db import Database
+from sogni_intelligence.store.models import DurableRecord, IdempotencyKey, RecordEvent
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await database.create_all()
+    async with database.session() as session, session.begin():
+        for table in (RecordEvent, IdempotencyKey, DurableRecord):
+            await session.execute(delete(table))
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def records(db: Database) -> RecordStore:
+    return RecordStore(db, poll_interval_s=0.05)
+
+
+async def test_create_get_and_ownership(records: RecordStore) -> None:
+    record, replayed = await records.create("workflow", "key_a", {"title": "t"})
+    assert not replayed and record.id.startswith("wf_") and record.status == "queued"
+    assert (await records.get(record.id, "key_a")).data == {"title": "t"}  # type: ignore[union-attr]
+    assert await records.get(record.id, "key_b") is None
+    run, _ = await records.create("chat_run", "key_a", {})
+    assert run.id.startswith("run_")
+
+
+async def test_list_pages_newest_first_per_owner_and_kind(records: RecordStore) -> None:
+    made = [(await records.create("workflow", "key_a", {"n": i}))[0].id for i in range(5)]
+    await records.create("workflow", "key_b", {})
+    await records.create("chat_run", "key_a", {})
+    first, next_offset = await records.list("workflow", "key_a", 0, 3)
+    second, last = await records.list("workflow", "key_a", next_offset or 0, 3)
+    assert next_offset == 3 and last is None
+    assert {r.id for r in first + second} == set(made) and len(first + second) == 5
+
+
+async def test_idempotent_create(records: RecordStore) -> None:
+    body = {"input": {"steps": [1]}}
+    first, replayed = await records.create(
+        "workflow", "key_a", {}, idempotency=("start", "k1", body)
+    )
+    again, replayed_again = await records.create(
+        "workflow", "key_a", {}, idempotency=("start", "k1", body)
+    )
+    assert not replayed and replayed_again and again.id == first.id
+    with pytest.raises(ServiceError) as info:
+        await records.create("workflow", "key_a", {}, idempotency=("start", "k1", {"other": 1}))
+    assert info.value.status == 409
+    # the key is scoped per owner and endpoint
+    other_owner, replayed = await records.create(
+        "workflow", "key_b", {}, idempotency=("start", "k1", body)
+    )
+    other_endpoint, replayed2 = await records.create(
+        "workflow", "key_a", {}, idempotency=("reseed", "k1", body)
+    )
+    assert (
+        not replayed and not replayed2 and len({first.id, other_owner.id, other_endpoint.id}) == 3
+    )
+
+
+async def test_concurrent_starts_with_one_key_make_one_record(records: RecordStore) -> None:
+    body = {"x": 1}
+    results = await asyncio.gather(
+        *(
+            records.create("workflow", "key_a", {}, idempotency=("start", "race", body))
+            for _ in range(8)
+        )
+    )
+    assert len({record.id for record, _ in results}) == 1
+    assert sum(1 for _, replayed in results if not replayed) == 1
+    page, _ = await records.list("workflow", "key_a", 0, 50)
+    assert len(page) == 1
+
+
+async def test_transition_is_compare_and_set(records: RecordStore) -> None:
+    record, _ = await records.create("workflow", "key_a", {})
+    running = await records.transition(record.id, "running", allowed_from={"queued"})
+    assert running is not None and running.status == "running"
+    cancelled = await records.transition(
+        record.id,
+        "cancelled",
+        allowed_from={"queued", "running"},
+        patch={"cancellationReason": "user"},
+    )
+    assert cancelled is not None and cancelled.data["cancellationReason"] == "user"
+    late = await records.transition(record.id, "completed", allowed_from={"running"})
+    assert late is None
+    assert (await records.get(record.id)).status == "cancelled"  # type: ignore[union-attr]
+
+
+async def test_events_are_gap_free_under_concurrent_appends(records: RecordStore) -> None:
+    record, _ = await records.create("workflow", "key_a", {})
+    await asyncio.gather(*(records.append(record.id, "step_started", {"i": i}) for i in range(20)))
+    events = await records.events(record.id)
+    assert [e.sequence for e in events] == list(range(1, 21))
+    assert sorted(e.payload["i"] for e in events) == list(range(20))
+    assert [e.sequence for e in await records.events(record.id, after=18)] == [19, 20]
+
+
+async def test_dedupe_key_writes_an_event_once(records: RecordStore) -> None:
+    record, _ = await records.create("workflow", "key_a", {})
+    first = await records.append(
+        record.id, "step_completed", {"step": "a"}, dedupe_key="a:completed"
+    )
+    again = await records.append(
+        record.id, "step_completed", {"step": "a"}, dedupe_key="a:completed"
+    )
+    assert again.sequence == first.sequence == 1
+    racing = await asyncio.gather(
+        *(
+            records.append(record.id, "step_completed", {"step": "b"}, dedupe_key="b:completed")
+            for _ in range(5)
+        )
+    )
+    assert {e.sequence for e in racing} == {2}
+    assert len(await records.events(record.id)) == 2
+
+
+async def test_follow_replays_then_streams_live_and_across_stores(
+    records: RecordStore, db: Database
+) -> None:
+    record, _ = await records.create("workflow", "key_a", {})
+    for i in range(3):
+        await records.append(record.id, "step_started", {"i": i})
+    other_process = RecordStore(db, poll_interval_s=0.05)  # no shared wake-ups: it must poll
+
+    async def collect(store: RecordStore, after: int, count: int) -> list[int]:
+        seen = []
+        async for event in store.follow(record.id, after=after):
+            seen.append(event.sequence)
+            if len(seen) == count:
+                return seen
+        raise AssertionError("stream ended")
+
+    local = asyncio.create_task(collect(records, 1, 6))
+    remote = asyncio.create_task(collect(other_process, 0, 7))
+    await asyncio.sleep(0.1)
+    for i in range(4):
+        await records.append(record.id, "step_completed", {"i": i})
+        await asyncio.sleep(0.01)
+    assert await asyncio.wait_for(local, 5) == [2, 3, 4, 5, 6, 7]
+    assert await asyncio.wait_for(remote, 5) == [1, 2, 3, 4, 5, 6, 7]
