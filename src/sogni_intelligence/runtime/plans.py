@@ -1,0 +1,793 @@
+"""Inline workflow plans: validation and normalisation, execution order, run-time bindings, cost.
+
+Everything here is pure (no I/O). A plan is the workflow `input` object, `{title?, steps}`, plus
+the request's `media_references`. `normalise_plan` turns it into a `Plan` or raises a 400
+`ServiceError`; the executor then runs `execution_order(plan)` wave by wave and calls
+`resolve_arguments` right before each step to fill in what its `dependsOn` bindings name.
+
+Decisions where the contract is silent:
+- A binding may name any step of the plan (not only earlier ones); cycles are refused.
+- `sourceArtifactIndex` counts the source's artifacts of the binding's media type (given by
+  `mediaType`, else implied by a typed transform such as `image_index`), else all artifacts;
+  for `$input_media` it counts the references of that type.
+- `artifact_data_uri` hands over the artifact's signed URL: durable media is http(s) only.
+- An `*_index` binding into an argument documented as a 0-based *upload* position
+  (`sound_to_video.audioSourceIndex`/`sourceImageIndex`, `video_to_video.videoSourceIndex`,
+  `extract_metadata.fileIndex`) gets that 0-based position, and must come from `$input_media`.
+- Any binding whose target argument is an array appends a scalar value to it, in `dependsOn`
+  order; list values (cues, overlays) replace the argument.
+- Unknown keys of a step are ignored (so `compose_workflow` steps with `estimatedCapacityUnits`
+  can be passed straight in); unknown keys of a binding are refused.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable
+from functools import cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sogni_intelligence.errors import ServiceError, invalid_request
+from sogni_intelligence.tools.base import Tool
+from sogni_intelligence.tools.catalog import CATALOG
+
+MAX_STEPS = 12
+INPUT_MEDIA = "$input_media"
+DEFAULT_TITLE = "Durable creative workflow"
+PLACEHOLDER_URL = "https://placeholder.invalid/x"
+_CODE = "workflow_validation_failed"
+_MEDIA_CODE = "invalid_media_reference"
+
+MediaType = Literal["image", "video", "audio"]
+Transform = Literal[
+    "artifact_url",
+    "artifact_data_uri",
+    "image_url",
+    "video_url",
+    "audio_url",
+    "image_index",
+    "video_index",
+    "audio_index",
+    "subtitle_cues",
+    "subtitle_srt",
+    "overlay_items",
+    "asset_ref",
+]
+URL_TRANSFORMS = frozenset(
+    {"artifact_url", "artifact_data_uri", "image_url", "video_url", "audio_url"}
+)
+INDEX_TRANSFORMS = frozenset({"image_index", "video_index", "audio_index"})
+_TRANSFORM_KIND: dict[str, MediaType] = {
+    "image_url": "image",
+    "video_url": "video",
+    "audio_url": "audio",
+    "image_index": "image",
+    "video_index": "video",
+    "audio_index": "audio",
+}
+
+# Catalog tools that are never workflow steps: composition and prompt tools (they return text
+# for the LLM, not media) and the app-only tools.
+_NOT_STEP_TOOLS = frozenset(
+    {
+        "enhance_prompt",
+        "compose_script",
+        "compose_lyrics",
+        "compose_instrumental",
+        "compose_workflow",
+        "compose_workflow_template",
+        "manage_memory",
+        "resolve_personas",
+        "set_content_filter",
+    }
+)
+
+# Arguments documented as 0-based positions in the uploads, not the index convention.
+UPLOAD_POSITION_ARGUMENTS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("sound_to_video", "audioSourceIndex"),
+        ("sound_to_video", "sourceImageIndex"),
+        ("video_to_video", "videoSourceIndex"),
+        ("extract_metadata", "fileIndex"),
+    }
+)
+
+_PLACEHOLDER_CUES = [{"start": 0.0, "end": 1.0, "text": "placeholder"}]
+_PLACEHOLDER_SRT = "1\n00:00:00,000 --> 00:00:01,000\nplaceholder\n"
+_PLACEHOLDER_OVERLAYS = [{"kind": "text", "text": "placeholder"}]
+
+_EXTENSION_KIND: dict[str, MediaType] = {
+    **dict.fromkeys(("png", "jpg", "jpeg", "webp", "gif", "bmp", "avif", "heic"), "image"),
+    **dict.fromkeys(("mp4", "mov", "webm", "mkv", "m4v", "avi"), "video"),
+    **dict.fromkeys(("mp3", "wav", "flac", "ogg", "m4a", "aac", "opus"), "audio"),
+}
+
+
+# --- models --------------------------------------------------------------------------------------
+
+
+class Binding(BaseModel):
+    """One `dependsOn` entry: where a value comes from and which argument it fills."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sourceStepId: str = Field(min_length=1)
+    targetArgument: str = Field(min_length=1)
+    transform: Transform
+    sourceArtifactId: str | None = None
+    sourceArtifactIndex: int = Field(0, ge=0)
+    mediaType: MediaType | None = None
+    required: bool = True
+
+    @property
+    def from_input_media(self) -> bool:
+        return self.sourceStepId == INPUT_MEDIA
+
+    def kind(self) -> MediaType | None:
+        """The media type this binding selects by: `mediaType`, else the transform's type."""
+        return self.mediaType or _TRANSFORM_KIND.get(self.transform)
+
+
+class PlanStep(BaseModel):
+    id: str
+    sequence: int
+    toolName: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    dependsOn: list[Binding] = Field(default_factory=list)
+
+    def dependencies(self) -> list[str]:
+        """The step ids this step waits for, first mention first, without `$input_media`."""
+        return list(dict.fromkeys(b.sourceStepId for b in self.dependsOn if not b.from_input_media))
+
+
+class Plan(BaseModel):
+    title: str = DEFAULT_TITLE
+    mediaReferences: list[dict[str, Any]] = Field(default_factory=list)
+    steps: list[PlanStep]
+
+    def step(self, step_id: str) -> PlanStep:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+
+class ArtifactRef(BaseModel):
+    """An output of a finished step. `index` is its place in the workflow's media context (per
+    media type, 0-based); `data` carries a structured or text payload (cues, SRT, overlays)."""
+
+    id: str
+    kind: str
+    url: str | None = None
+    index: int | None = None
+    data: Any = None
+
+
+class StepOutput(BaseModel):
+    status: Literal["completed", "failed", "skipped"]
+    artifacts: list[ArtifactRef] = Field(default_factory=list)
+
+
+class InputMediaRef(BaseModel):
+    """A request media reference as registered for the run; `index` is its negative upload
+    index within its media type (-1 is the first)."""
+
+    kind: MediaType
+    url: str
+    index: int
+    id: str | None = None
+
+
+class BindingError(Exception):
+    """A required binding could not be satisfied at run time: the step fails."""
+
+    def __init__(self, step_id: str, message: str) -> None:
+        super().__init__(f"step '{step_id}': {message}")
+        self.step_id = step_id
+        self.message = message
+
+
+# --- the step tool set ---------------------------------------------------------------------------
+
+
+def step_tool_names() -> frozenset[str]:
+    """Catalog tools a durable step may call: every media, analysis, control and asset tool;
+    never a composition tool. Read from the catalog each time, so tools added later count."""
+    return frozenset(
+        name for name in CATALOG if name not in _NOT_STEP_TOOLS and not name.startswith("compose_")
+    )
+
+
+@cache
+def _array_arguments(tool_name: str) -> frozenset[str]:
+    properties = CATALOG[tool_name].parameters().get("properties", {})
+
+    def is_array(schema: dict[str, Any]) -> bool:
+        if schema.get("type") == "array":
+            return True
+        return any(is_array(option) for option in schema.get("anyOf", []))
+
+    return frozenset(name for name, schema in properties.items() if is_array(schema))
+
+
+def is_array_argument(tool_name: str, argument: str) -> bool:
+    return argument in _array_arguments(tool_name)
+
+
+# --- media references ----------------------------------------------------------------------------
+
+
+def media_location(reference: dict[str, Any]) -> str | None:
+    """The media of a reference: `url`, else `value`, else `data`."""
+    for key in ("url", "value", "data"):
+        value = reference.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def media_kind(reference: dict[str, Any]) -> MediaType | None:
+    """A reference's media type: its `kind`, else guessed from the URL's file extension."""
+    kind = reference.get("kind")
+    if kind in ("image", "video", "audio"):
+        return kind
+    location = media_location(reference) or ""
+    path = location.split("?", 1)[0].split("#", 1)[0]
+    extension = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
+    return _EXTENSION_KIND.get(extension)
+
+
+def validate_media_references(references: Any) -> list[dict[str, Any]]:
+    """Durable endpoints take http(s) media only: no data URIs in any spelling."""
+    if references is None:
+        return []
+    if not isinstance(references, list):
+        raise invalid_request("media_references must be an array", "media_references", _MEDIA_CODE)
+    for i, reference in enumerate(references):
+        param = f"media_references[{i}]"
+        if not isinstance(reference, dict):
+            raise invalid_request(f"{param} must be an object", param, _MEDIA_CODE)
+        for key in ("dataUri", "data_uri"):
+            if key in reference:
+                raise invalid_request(
+                    f"{param}.{key}: durable workflows and runs take http(s) media URLs only; "
+                    "data URIs are accepted on /v1/chat/completions only (upload the file and "
+                    "pass its URL)",
+                    f"{param}.{key}",
+                    _MEDIA_CODE,
+                )
+        for key in ("url", "value", "data"):
+            value = reference.get(key)
+            if isinstance(value, str) and value.strip().lower().startswith("data:"):
+                raise invalid_request(
+                    f"{param}.{key} is a data URI; durable workflows and runs take http(s) media "
+                    "URLs only (upload the file and pass its URL)",
+                    f"{param}.{key}",
+                    _MEDIA_CODE,
+                )
+        kind = reference.get("kind")
+        if kind is not None and kind not in ("image", "video", "audio"):
+            raise invalid_request(
+                f"{param}.kind must be image, video or audio", f"{param}.kind", _MEDIA_CODE
+            )
+        location = media_location(reference)
+        if location is None:
+            raise invalid_request(f"{param} needs an http(s) url", f"{param}.url", _MEDIA_CODE)
+        if not re.match(r"^https?://[^/\s]+", location, re.IGNORECASE):
+            raise invalid_request(
+                f"{param} must be an http(s) URL, got {location[:60]!r}",
+                f"{param}.url",
+                _MEDIA_CODE,
+            )
+    return [dict(reference) for reference in references]
+
+
+# --- normalisation -------------------------------------------------------------------------------
+
+
+def _fail(message: str, param: str | None = None) -> ServiceError:
+    return invalid_request(message, param, _CODE)
+
+
+def normalise_step_id(raw: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", raw)
+
+
+def _placeholder(binding: Binding, value: Any = None) -> Any:
+    """A stand-in for what a binding will write, for validating arguments before the run."""
+    transform = binding.transform
+    if value is not None:
+        return value
+    if transform in INDEX_TRANSFORMS:
+        return 0
+    if transform in URL_TRANSFORMS:
+        return PLACEHOLDER_URL
+    if transform == "asset_ref":
+        return {"asset_id": "placeholder", "url": PLACEHOLDER_URL}
+    if transform == "subtitle_cues":
+        return copy.deepcopy(_PLACEHOLDER_CUES)
+    if transform == "subtitle_srt":
+        return _PLACEHOLDER_SRT
+    return copy.deepcopy(_PLACEHOLDER_OVERLAYS)
+
+
+def _write(arguments: dict[str, Any], tool_name: str, target: str, value: Any) -> None:
+    """Put a bound value into the arguments; a scalar into an array argument is appended."""
+    if is_array_argument(tool_name, target) and not isinstance(value, list):
+        current = arguments.get(target)
+        items = list(current) if isinstance(current, list) else []
+        items.append(value)
+        arguments[target] = items
+    else:
+        arguments[target] = value
+
+
+def _input_media_value(binding: Binding, tool_name: str, position: int) -> Any:
+    """What an `$input_media` index binding writes for the `position`-th reference of its type."""
+    if (tool_name, binding.targetArgument) in UPLOAD_POSITION_ARGUMENTS:
+        return position
+    return -position - 1
+
+
+def _arguments_for_validation(
+    step: PlanStep, input_values: dict[int, Any] | None = None
+) -> dict[str, Any]:
+    arguments = copy.deepcopy(step.arguments)
+    for j, binding in enumerate(step.dependsOn):
+        value = (input_values or {}).get(j)
+        _write(arguments, step.toolName, binding.targetArgument, _placeholder(binding, value))
+    return arguments
+
+
+def _validate_arguments(step: PlanStep, index: int, arguments: dict[str, Any]) -> BaseModel:
+    tool = CATALOG[step.toolName]
+    try:
+        return tool.args.model_validate(arguments)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        location = ".".join(str(part) for part in first["loc"])
+        param = f"input.steps[{index}].arguments" + (f".{location}" if location else "")
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in errors
+        )
+        argument = str(first["loc"][0]) if first["loc"] else "arguments"
+        raise _fail(
+            f"Workflow step '{step.id}' ({step.toolName}) has an invalid argument "
+            f"'{argument}': {problems}",
+            param,
+        ) from exc
+
+
+def _parse_bindings(raw: Any, index: int) -> list[Binding]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise _fail(
+            f"Workflow step {index + 1} dependsOn must be an array",
+            f"input.steps[{index}].dependsOn",
+        )
+    bindings = []
+    for j, item in enumerate(raw):
+        param = f"input.steps[{index}].dependsOn[{j}]"
+        if not isinstance(item, dict):
+            raise _fail(f"Workflow step {index + 1} dependsOn[{j}] must be an object", param)
+        try:
+            bindings.append(Binding.model_validate(item))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            location = ".".join(str(part) for part in error["loc"])
+            raise _fail(
+                f"Workflow step {index + 1} dependsOn[{j}]: {location or 'binding'}: "
+                f"{error['msg']}",
+                f"{param}.{location}" if location else param,
+            ) from exc
+    return bindings
+
+
+def _find_cycle(steps: list[PlanStep]) -> list[str] | None:
+    graph = {step.id: step.dependencies() for step in steps}
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in graph[node]:
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt)) is not None:
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for step in steps:
+        if step.id not in state and (cycle := visit(step.id)) is not None:
+            return cycle
+    return None
+
+
+def normalise_plan(raw_input: Any, media_references: Any = None) -> Plan:
+    """Validate a workflow `input` (`{title?, steps}`) and the request's media references.
+
+    Raises a 400 `ServiceError` naming the offending step, binding or argument."""
+    references = validate_media_references(media_references)
+    if not isinstance(raw_input, dict):
+        raise _fail("Workflow input must be an object with a steps array", "input")
+    title = raw_input.get("title")
+    if title is not None and not isinstance(title, str):
+        raise _fail("Workflow title must be a string", "input.title")
+    raw_steps = raw_input.get("steps")
+    if not isinstance(raw_steps, list) or not raw_steps:
+        raise _fail("Durable workflow requires at least one step", "input.steps")
+    if len(raw_steps) > MAX_STEPS:
+        raise _fail(f"Durable workflow supports at most {MAX_STEPS} steps", "input.steps")
+
+    allowed = step_tool_names()
+    steps: list[PlanStep] = []
+    taken: set[str] = set()
+    for i, raw in enumerate(raw_steps):
+        param = f"input.steps[{i}]"
+        if not isinstance(raw, dict):
+            raise _fail(f"Workflow step {i + 1} must be an object", param)
+        tool_name = raw.get("toolName")
+        if not isinstance(tool_name, str) or not tool_name:
+            raise _fail(f"Workflow step {i + 1} requires a toolName", f"{param}.toolName")
+        if tool_name not in allowed:
+            raise _fail(f"Unsupported hosted tool: {tool_name}", f"{param}.toolName")
+        arguments = raw.get("arguments", {})
+        if not isinstance(arguments, dict):
+            raise _fail(f"Workflow step {i + 1} requires object arguments", f"{param}.arguments")
+        raw_id = raw.get("id")
+        if raw_id is not None and not isinstance(raw_id, str):
+            raise _fail(f"Workflow step {i + 1} id must be a string", f"{param}.id")
+        step_id = normalise_step_id(raw_id or tool_name)
+        if step_id in taken:
+            candidate = f"{step_id}_{i + 1}"
+            while candidate in taken:
+                candidate = f"{candidate}_{i + 1}"
+            step_id = candidate
+        taken.add(step_id)
+        steps.append(
+            PlanStep(
+                id=step_id,
+                sequence=i,
+                toolName=tool_name,
+                arguments=copy.deepcopy(arguments),
+                dependsOn=_parse_bindings(raw.get("dependsOn"), i),
+            )
+        )
+
+    # Bindings name steps by the id the client gave; normalise it the same way. A duplicated id
+    # names the first step that carried it.
+    ids = {step.id for step in steps}
+    for i, step in enumerate(steps):
+        for j, binding in enumerate(step.dependsOn):
+            if not binding.from_input_media:
+                binding.sourceStepId = normalise_step_id(binding.sourceStepId)
+            _check_binding(step, i, j, binding, ids, references)
+        _check_targets(step, i)
+
+    cycle = _find_cycle(steps)
+    if cycle is not None:
+        raise _fail(
+            "Workflow steps depend on each other in a cycle: " + " -> ".join(cycle),
+            "input.steps",
+        )
+
+    for i, step in enumerate(steps):
+        input_values = {
+            j: value
+            for j, binding in enumerate(step.dependsOn)
+            if binding.from_input_media
+            and (value := _input_media_placeholder(step, binding, references)) is not None
+        }
+        _validate_arguments(step, i, _arguments_for_validation(step, input_values))
+
+    return Plan(title=title or DEFAULT_TITLE, mediaReferences=references, steps=steps)
+
+
+def _references_of(references: list[dict[str, Any]], kind: MediaType | None) -> list[dict]:
+    return [r for r in references if kind is None or media_kind(r) == kind]
+
+
+def _input_media_placeholder(
+    step: PlanStep, binding: Binding, references: list[dict[str, Any]]
+) -> Any:
+    """The value an `$input_media` binding will write, where it is known before the run."""
+    candidates = _references_of(references, binding.kind())
+    position = binding.sourceArtifactIndex
+    if binding.sourceArtifactId is not None:
+        ids = [r.get("id") for r in candidates]
+        if binding.sourceArtifactId not in ids:
+            return None
+        position = ids.index(binding.sourceArtifactId)
+    if position >= len(candidates):
+        return None
+    if binding.transform in INDEX_TRANSFORMS:
+        return _input_media_value(binding, step.toolName, position)
+    if binding.transform in URL_TRANSFORMS:
+        return media_location(candidates[position])
+    return None
+
+
+def _check_binding(
+    step: PlanStep,
+    index: int,
+    j: int,
+    binding: Binding,
+    ids: set[str],
+    references: list[dict[str, Any]],
+) -> None:
+    param = f"input.steps[{index}].dependsOn[{j}]"
+    implied = _TRANSFORM_KIND.get(binding.transform)
+    if binding.mediaType and implied and binding.mediaType != implied:
+        raise _fail(
+            f"Workflow step '{step.id}': transform {binding.transform} needs mediaType "
+            f"{implied}, not {binding.mediaType}",
+            f"{param}.mediaType",
+        )
+    tool = CATALOG[step.toolName]
+    if binding.targetArgument not in tool.args.model_fields:
+        raise _fail(
+            f"Workflow step '{step.id}': {step.toolName} has no argument "
+            f"'{binding.targetArgument}' to bind",
+            f"{param}.targetArgument",
+        )
+    if binding.from_input_media:
+        kind = binding.kind()
+        candidates = _references_of(references, kind)
+        what = f"{kind} media reference" if kind else "media reference"
+        if binding.sourceArtifactId is not None:
+            found = any(r.get("id") == binding.sourceArtifactId for r in candidates)
+            if not found and binding.required:
+                raise _fail(
+                    f"Workflow step '{step.id}' binds {INPUT_MEDIA} {what} "
+                    f"'{binding.sourceArtifactId}', which the request does not have",
+                    f"{param}.sourceArtifactId",
+                )
+        elif binding.sourceArtifactIndex >= len(candidates) and binding.required:
+            raise _fail(
+                f"Workflow step '{step.id}' binds {INPUT_MEDIA} {what} "
+                f"{binding.sourceArtifactIndex}, but the request has {len(candidates)}",
+                f"{param}.sourceArtifactIndex",
+            )
+        return
+    if binding.sourceStepId == step.id:
+        raise _fail(f"Workflow step '{step.id}' cannot depend on itself", f"{param}.sourceStepId")
+    if binding.sourceStepId not in ids:
+        raise _fail(
+            f"Workflow step '{step.id}' depends on unknown step '{binding.sourceStepId}'",
+            f"{param}.sourceStepId",
+        )
+    if (step.toolName, binding.targetArgument) in UPLOAD_POSITION_ARGUMENTS:
+        raise _fail(
+            f"Workflow step '{step.id}': {step.toolName}.{binding.targetArgument} is a 0-based "
+            f"upload position; bind it from {INPUT_MEDIA}",
+            f"{param}.targetArgument",
+        )
+
+
+def _check_targets(step: PlanStep, index: int) -> None:
+    """A scalar argument can be bound once; an array argument takes any number of scalars."""
+    seen: set[str] = set()
+    for j, binding in enumerate(step.dependsOn):
+        target = binding.targetArgument
+        appends = is_array_argument(step.toolName, target) and binding.transform not in (
+            "subtitle_cues",
+            "overlay_items",
+        )
+        if target in seen and not appends:
+            raise _fail(
+                f"Workflow step '{step.id}' binds argument '{target}' more than once",
+                f"input.steps[{index}].dependsOn[{j}].targetArgument",
+            )
+        seen.add(target)
+
+
+# --- execution order -----------------------------------------------------------------------------
+
+
+def execution_order(plan: Plan) -> list[list[str]]:
+    """Waves of step ids: every step of a wave depends only on earlier waves, so a wave may run
+    in parallel. Within a wave, steps keep their `sequence` order."""
+    by_id = {step.id: step for step in plan.steps}
+    pending = {step.id: set(step.dependencies()) for step in plan.steps}
+    done: set[str] = set()
+    waves: list[list[str]] = []
+    while pending:
+        ready = [step_id for step_id, needs in pending.items() if needs <= done]
+        if not ready:
+            raise _fail("Workflow steps depend on each other in a cycle", "input.steps")
+        ready.sort(key=lambda step_id: by_id[step_id].sequence)
+        waves.append(ready)
+        done.update(ready)
+        for step_id in ready:
+            del pending[step_id]
+    return waves
+
+
+# --- run-time bindings ---------------------------------------------------------------------------
+
+
+def _pick_artifact(binding: Binding, artifacts: Iterable[ArtifactRef]) -> ArtifactRef | None:
+    kind = binding.kind()
+    candidates = [a for a in artifacts if kind is None or a.kind == kind]
+    if binding.sourceArtifactId is not None:
+        return next((a for a in candidates if a.id == binding.sourceArtifactId), None)
+    if binding.sourceArtifactIndex < len(candidates):
+        return candidates[binding.sourceArtifactIndex]
+    return None
+
+
+def _srt_time(seconds: float) -> str:
+    millis = max(0, round(float(seconds) * 1000))
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d},{millis:03d}"
+
+
+def cues_to_srt(cues: list[dict[str, Any]]) -> str:
+    blocks = [
+        f"{n}\n{_srt_time(cue['start'])} --> {_srt_time(cue['end'])}\n{cue['text']}\n"
+        for n, cue in enumerate(cues, start=1)
+    ]
+    return "\n".join(blocks)
+
+
+_SRT_TIME = r"(\d+):(\d{2}):(\d{2})[,.](\d{1,3})"
+_SRT_LINE = re.compile(rf"{_SRT_TIME}\s*-->\s*{_SRT_TIME}")
+
+
+def srt_to_cues(text: str) -> list[dict[str, Any]]:
+    def seconds(h: str, m: str, s: str, ms: str) -> float:
+        return int(h) * 3600 + int(m) * 60 + int(s) + int(ms.ljust(3, "0")) / 1000
+
+    cues = []
+    for block in re.split(r"\r?\n\s*\r?\n", text.strip()):
+        lines = block.splitlines()
+        for k, line in enumerate(lines):
+            match = _SRT_LINE.search(line)
+            if match:
+                groups = match.groups()
+                body = "\n".join(lines[k + 1 :]).strip()
+                if body:
+                    cues.append(
+                        {"start": seconds(*groups[:4]), "end": seconds(*groups[4:]), "text": body}
+                    )
+                break
+    return cues
+
+
+def _payload_value(transform: str, data: Any) -> Any:
+    """Turn a text/structured artifact payload into cues, SRT text or overlays (None: can't)."""
+    if transform == "subtitle_cues":
+        if isinstance(data, dict):
+            data = data.get("cues", data.get("srt"))
+        if isinstance(data, str):
+            data = srt_to_cues(data)
+        return data if isinstance(data, list) and data else None
+    if transform == "subtitle_srt":
+        if isinstance(data, dict):
+            data = data.get("srt", data.get("cues"))
+        if isinstance(data, list) and data and all(isinstance(c, dict) for c in data):
+            try:
+                data = cues_to_srt(data)
+            except (KeyError, TypeError, ValueError):
+                return None
+        return data if isinstance(data, str) and data.strip() else None
+    if isinstance(data, dict):
+        data = data.get("overlays", data.get("items"))
+    return data if isinstance(data, list) and data else None
+
+
+def _bound_value(
+    step: PlanStep,
+    binding: Binding,
+    outputs: dict[str, StepOutput],
+    input_media: list[InputMediaRef],
+) -> tuple[Any, str | None]:
+    """(value, None) or (None, why it is missing)."""
+    transform = binding.transform
+    if binding.from_input_media:
+        kind = binding.kind()
+        candidates = [m for m in input_media if kind is None or m.kind == kind]
+        what = f"{kind} media reference" if kind else "media reference"
+        if binding.sourceArtifactId is not None:
+            ref = next((m for m in candidates if m.id == binding.sourceArtifactId), None)
+            label = repr(binding.sourceArtifactId)
+        else:
+            position = binding.sourceArtifactIndex
+            ref = candidates[position] if position < len(candidates) else None
+            label = str(position)
+        if ref is None:
+            return None, f"the request has no {what} {label}"
+        if transform in INDEX_TRANSFORMS:
+            return _input_media_value(binding, step.toolName, -ref.index - 1), None
+        if transform in URL_TRANSFORMS:
+            return ref.url, None
+        if transform == "asset_ref":
+            return {"asset_id": ref.id, "url": ref.url}, None
+        return None, f"a {what} has no {transform.replace('_', ' ')}"
+
+    source = outputs.get(binding.sourceStepId)
+    if source is None or source.status != "completed":
+        status = source.status if source is not None else "not run"
+        return None, f"source step '{binding.sourceStepId}' is {status}"
+    artifact = _pick_artifact(binding, source.artifacts)
+    if artifact is None:
+        kind = binding.kind()
+        which = (
+            f"artifact '{binding.sourceArtifactId}'"
+            if binding.sourceArtifactId is not None
+            else f"artifact {binding.sourceArtifactIndex}"
+        )
+        of = f" of type {kind}" if kind else ""
+        return None, f"source step '{binding.sourceStepId}' has no {which}{of}"
+    where = f"artifact '{artifact.id}' of step '{binding.sourceStepId}'"
+    if transform in URL_TRANSFORMS:
+        if not artifact.url:
+            return None, f"{where} has no URL"
+        return artifact.url, None
+    if transform in INDEX_TRANSFORMS:
+        if artifact.index is None:
+            return None, f"{where} has no media index"
+        return artifact.index, None
+    if transform == "asset_ref":
+        return {"asset_id": artifact.id, "url": artifact.url}, None
+    value = _payload_value(transform, artifact.data)
+    if value is None:
+        return None, f"{where} carries no {transform.replace('_', ' ')}"
+    return value, None
+
+
+def resolve_arguments(
+    step: PlanStep,
+    outputs: dict[str, StepOutput],
+    input_media: list[InputMediaRef] | None = None,
+) -> dict[str, Any]:
+    """The step's arguments with its bindings applied, in `dependsOn` order. A required binding
+    that cannot be satisfied raises `BindingError`; an optional one is dropped."""
+    arguments = copy.deepcopy(step.arguments)
+    for binding in step.dependsOn:
+        value, missing = _bound_value(step, binding, outputs, input_media or [])
+        if missing is not None:
+            if binding.required:
+                raise BindingError(step.id, f"cannot bind '{binding.targetArgument}': {missing}")
+            continue
+        _write(arguments, step.toolName, binding.targetArgument, value)
+    return arguments
+
+
+# --- cost ----------------------------------------------------------------------------------------
+
+
+def _tool(step: PlanStep) -> Tool:
+    return CATALOG[step.toolName]
+
+
+def step_costs(plan: Plan) -> dict[str, float]:
+    """Estimated capacity units per step id (`estimatedCapacityUnits`), with stand-ins for bound
+    arguments (an array binding counts as one more entry)."""
+    costs: dict[str, float] = {}
+    for i, step in enumerate(plan.steps):
+        references = plan.mediaReferences
+        input_values = {
+            j: value
+            for j, binding in enumerate(step.dependsOn)
+            if binding.from_input_media
+            and (value := _input_media_placeholder(step, binding, references)) is not None
+        }
+        args = _validate_arguments(step, i, _arguments_for_validation(step, input_values))
+        costs[step.id] = round(float(_tool(step).cost(args)), 2)
+    return costs
+
+
+def plan_cost(plan: Plan) -> float:
+    """Estimated capacity units of the whole plan: the sum of `step_costs`."""
+    return round(sum(step_costs(plan).values()), 2)
