@@ -31,6 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sogni_intelligence.errors import ServiceError, invalid_request
+from sogni_intelligence.media.video import Cue, parse_srt, write_srt
 from sogni_intelligence.tools.base import Tool
 from sogni_intelligence.tools.catalog import CATALOG
 
@@ -624,44 +625,15 @@ def _pick_artifact(binding: Binding, artifacts: Iterable[ArtifactRef]) -> Artifa
     return None
 
 
-def _srt_time(seconds: float) -> str:
-    millis = max(0, round(float(seconds) * 1000))
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    secs, millis = divmod(millis, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d},{millis:03d}"
-
-
 def cues_to_srt(cues: list[dict[str, Any]]) -> str:
-    blocks = [
-        f"{n}\n{_srt_time(cue['start'])} --> {_srt_time(cue['end'])}\n{cue['text']}\n"
-        for n, cue in enumerate(cues, start=1)
-    ]
-    return "\n".join(blocks)
-
-
-_SRT_TIME = r"(\d+):(\d{2}):(\d{2})[,.](\d{1,3})"
-_SRT_LINE = re.compile(rf"{_SRT_TIME}\s*-->\s*{_SRT_TIME}")
+    return write_srt([Cue(float(c["start"]), float(c["end"]), str(c["text"])) for c in cues])
 
 
 def srt_to_cues(text: str) -> list[dict[str, Any]]:
-    def seconds(h: str, m: str, s: str, ms: str) -> float:
-        return int(h) * 3600 + int(m) * 60 + int(s) + int(ms.ljust(3, "0")) / 1000
-
-    cues = []
-    for block in re.split(r"\r?\n\s*\r?\n", text.strip()):
-        lines = block.splitlines()
-        for k, line in enumerate(lines):
-            match = _SRT_LINE.search(line)
-            if match:
-                groups = match.groups()
-                body = "\n".join(lines[k + 1 :]).strip()
-                if body:
-                    cues.append(
-                        {"start": seconds(*groups[:4]), "end": seconds(*groups[4:]), "text": body}
-                    )
-                break
-    return cues
+    try:
+        return [{"start": c.start, "end": c.end, "text": c.text} for c in parse_srt(text)]
+    except ValueError:
+        return []
 
 
 def _payload_value(transform: str, data: Any) -> Any:
