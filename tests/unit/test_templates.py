@@ -1,0 +1,334 @@
+from typing import Any
+
+import pytest
+
+from sogni_intelligence.errors import ServiceError
+from sogni_intelligence.runtime.templates import (
+    WorkflowTemplate,
+    compile_template,
+    parse_template,
+    validate_inputs,
+)
+
+
+def template(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": "Portrait",
+        "inputs": [
+            {"name": "brief", "type": "text", "required": True},
+            {"name": "count", "type": "number", "default": 2},
+            {
+                "name": "aspect_ratio",
+                "type": "select",
+                "default": "1:1",
+                "options": [{"value": "1:1"}, {"value": "9:16", "label": "Portrait"}],
+            },
+            {"name": "hd", "type": "boolean"},
+            {"name": "photo", "type": "image"},
+            {"name": "style", "type": "text", "internal": True, "default": "film"},
+        ],
+        "stages": [
+            {
+                "type": "fixed",
+                "id": "keyframe",
+                "tool": "generate_image",
+                "args": {"prompt": "$inputs.brief", "numberOfMedia": "$inputs.count"},
+            }
+        ],
+    }
+    data.update(overrides)
+    return data
+
+
+def bad(call: Any, *args: Any) -> ServiceError:
+    with pytest.raises(ServiceError) as caught:
+        call(*args)
+    assert caught.value.status == 400
+    return caught.value
+
+
+# --- the model --------------------------------------------------------------------------------
+
+
+def test_template_round_trips_camel_case_and_accepts_snake_case() -> None:
+    parsed = parse_template(
+        template(expose_to_llm=True, estimated_capacity_units={"min": 1, "max": 3}, extra=1)
+    )
+    assert isinstance(parsed, WorkflowTemplate)
+    dumped = parsed.dump()
+    assert dumped["exposeToLLM"] is True and dumped["llmPriority"] == 100
+    assert dumped["estimatedCapacityUnits"] == {"min": 1, "max": 3}
+    assert "extra" not in dumped and dumped["visibility"] == "private"
+    assert parse_template(dumped).dump() == dumped
+
+
+@pytest.mark.parametrize(
+    ("overrides", "param"),
+    [
+        ({"name": ""}, "name"),
+        ({"name": "x" * 201}, "name"),
+        ({"category": "nope"}, "category"),
+        ({"inputs": [{"name": "bad name", "type": "text"}]}, "inputs.0.name"),
+        ({"inputs": [{"name": f"i{n}", "type": "text"} for n in range(17)]}, "inputs"),
+        ({"inputs": [{"name": "s", "type": "select"}]}, "inputs.0"),
+        ({"inputs": [{"name": "n", "type": "number", "default": "two"}]}, "inputs.0"),
+        ({"stages": []}, "stages"),
+        ({"stages": [{"type": "fixed", "id": "a", "tool": "t", "onError": "explode"}]}, None),
+        ({"stages": [{"type": "loop", "id": "a"}]}, "stages.0"),
+    ],
+)
+def test_invalid_templates_are_400(overrides: dict[str, Any], param: str | None) -> None:
+    error = bad(parse_template, template(**overrides))
+    assert error.code == "invalid_template"
+    if param is not None:
+        assert error.param == param
+
+
+def test_template_rejects_a_placeholder_of_no_input() -> None:
+    stages = [{"type": "fixed", "id": "a", "tool": "t", "args": {"p": "$inputs.nope"}}]
+    assert "nope" in bad(parse_template, template(stages=stages)).message
+
+
+# --- inputs -------------------------------------------------------------------------------------
+
+
+def test_defaults_and_internal_inputs_are_seeded() -> None:
+    values = validate_inputs(template(), {"brief": "a cat"})
+    assert values == {"brief": "a cat", "count": 2, "aspect_ratio": "1:1", "style": "film"}
+
+
+def test_required_unknown_and_internal_inputs() -> None:
+    assert bad(validate_inputs, template(), {}).param == "inputs.brief"
+    error = bad(validate_inputs, template(), {"brief": "x", "mood": "happy"})
+    assert error.param == "inputs.mood" and "mood" in error.message
+    error = bad(validate_inputs, template(), {"brief": "x", "style": "noir"})
+    assert error.param == "inputs.style" and "internal" in error.message
+    assert bad(validate_inputs, template(), ["brief"]).param == "inputs"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("brief", 3),
+        ("count", "3"),
+        ("count", True),
+        ("hd", "yes"),
+        ("aspect_ratio", "4:3"),
+        ("photo", "ftp://host/a.png"),
+        ("photo", "not a url"),
+        ("brief", ["a", "b"]),
+    ],
+)
+def test_type_checks_name_the_input(name: str, value: Any) -> None:
+    inputs = {"brief": "x", name: value}
+    error = bad(validate_inputs, template(), inputs)
+    assert error.param == f"inputs.{name}" and name in error.message
+
+
+def test_valid_typed_values_pass() -> None:
+    inputs = {
+        "brief": "x",
+        "count": 1.5,
+        "hd": False,
+        "aspect_ratio": "9:16",
+        "photo": "https://cdn.example.com/p.png",
+    }
+    assert validate_inputs(template(), inputs)["hd"] is False
+
+
+def test_media_data_uris_are_rejected() -> None:
+    error = bad(validate_inputs, template(), {"brief": "x", "photo": "data:image/png;base64,AA"})
+    assert error.param == "inputs.photo" and "data URI" in error.message
+
+
+def test_multiple_needs_a_list_within_bounds() -> None:
+    inputs = [{"name": "refs", "type": "image", "multiple": {"min": 1, "max": 2}}]
+    tpl = template(inputs=inputs, stages=[{"type": "fixed", "id": "a", "tool": "t"}])
+    url = "https://example.com/a.png"
+    assert validate_inputs(tpl, {"refs": [url, url]}) == {"refs": [url, url]}
+    assert bad(validate_inputs, tpl, {"refs": url}).param == "inputs.refs"
+    assert bad(validate_inputs, tpl, {"refs": []}).param == "inputs.refs"
+    assert bad(validate_inputs, tpl, {"refs": [url] * 3}).param == "inputs.refs"
+    assert "item 1" in bad(validate_inputs, tpl, {"refs": [url, "data:x"]}).message
+
+
+def test_json_schema_of_an_input_is_enforced() -> None:
+    inputs = [{"name": "code", "type": "text", "jsonSchema": {"type": "string", "maxLength": 3}}]
+    tpl = template(inputs=inputs, stages=[{"type": "fixed", "id": "a", "tool": "t"}])
+    assert validate_inputs(tpl, {"code": "abc"}) == {"code": "abc"}
+    assert bad(validate_inputs, tpl, {"code": "abcd"}).param == "inputs.code"
+
+
+# --- compilation --------------------------------------------------------------------------------
+
+
+def test_substitution_keeps_types_and_interpolates_text() -> None:
+    stages = [
+        {
+            "type": "fixed",
+            "id": "keyframe",
+            "tool": "generate_image",
+            "args": {
+                "prompt": "A ${inputs.style} shot: $inputs.brief, $inputs.count views, hd=$inputs.hd",
+                "numberOfMedia": "$inputs.count",
+                "options": {"hd": "$inputs.hd", "tags": ["$inputs.aspect_ratio", "fixed"]},
+                "seed": 7,
+            },
+            "label": "Keyframe",
+            "onError": "retry_once",
+        }
+    ]
+    compiled = compile_template(template(stages=stages), {"brief": "a cat", "count": 3, "hd": True})
+    assert compiled["title"] == "Portrait"
+    assert compiled["steps"] == [
+        {
+            "id": "keyframe",
+            "toolName": "generate_image",
+            "arguments": {
+                "prompt": "A film shot: a cat, 3 views, hd=true",
+                "numberOfMedia": 3,
+                "options": {"hd": True, "tags": ["1:1", "fixed"]},
+                "seed": 7,
+            },
+        }
+    ]
+    assert compiled["media_references"] == []
+    assert compiled["inputs"]["count"] == 3
+
+
+def test_missing_optional_input_drops_exact_placeholders_and_blanks_text() -> None:
+    stages = [
+        {
+            "type": "fixed",
+            "id": "a",
+            "tool": "generate_image",
+            "args": {"hd": "$inputs.hd", "prompt": "x$inputs.hd", "list": ["$inputs.hd", 1]},
+        }
+    ]
+    step = compile_template(template(stages=stages), {"brief": "b"})["steps"][0]
+    assert step["arguments"] == {"prompt": "x", "list": [1]}
+
+
+def test_unknown_placeholder_at_compile_is_400() -> None:
+    # A template given as a model built without validation still fails closed at compile time.
+    tpl = parse_template(template())
+    tpl.stages[0].args["prompt"] = "$inputs.ghost"
+    error = bad(compile_template, tpl, {"brief": "b"})
+    assert error.code == "unknown_placeholder" and "ghost" in error.message
+
+
+@pytest.mark.parametrize(
+    "stage",
+    [
+        {"type": "interactive", "id": "chat", "systemPrompt": "Help", "allowedTools": ["x"]},
+        {"type": "batch", "id": "many", "overBinding": "b", "itemName": "i", "itemStage": {}},
+    ],
+)
+def test_interactive_and_batch_stages_are_stored_but_do_not_compile(stage: dict) -> None:
+    tpl = parse_template(template(stages=[*template()["stages"], stage]))
+    assert tpl.dump()["stages"][1]["type"] == stage["type"]
+    error = bad(compile_template, tpl, {"brief": "b"})
+    assert stage["id"] in error.message and "not supported yet" in error.message
+    assert error.code == "unsupported_stage"
+
+
+def test_media_inputs_become_input_media_bindings() -> None:
+    inputs = [
+        {"name": "photo", "type": "image", "required": True},
+        {"name": "refs", "type": "image", "multiple": {"min": 0, "max": 3}},
+        {"name": "track", "type": "audio"},
+        {"name": "brief", "type": "text", "default": "go"},
+    ]
+    stages = [
+        {
+            "type": "fixed",
+            "id": "edit",
+            "tool": "edit_image",
+            "args": {
+                "prompt": "$inputs.brief from $inputs.photo",
+                "sourceImageIndex": "$inputs.photo",
+                "referenceImageIndices": "$inputs.refs",
+                "nested": {"url": "$inputs.photo"},
+            },
+        },
+        {
+            "type": "fixed",
+            "id": "clip",
+            "tool": "sound_to_video",
+            "args": {"audioSourceIndex": "$inputs.track"},
+            "dependsOn": [
+                {
+                    "sourceStepId": "edit",
+                    "targetArgument": "referenceImageIndices",
+                    "transform": "image_index",
+                    "sourceArtifactIndex": 0,
+                }
+            ],
+        },
+    ]
+    photo, ref1, ref2, song = (f"https://cdn.example.com/{n}" for n in ("p", "r1", "r2", "s"))
+    existing = [{"kind": "image", "url": "https://cdn.example.com/own"}]
+    compiled = compile_template(
+        template(inputs=inputs, stages=stages),
+        {"photo": photo, "refs": [ref1, ref2], "track": song},
+        existing_media=existing,
+    )
+    assert compiled["media_references"] == [
+        {"kind": "image", "url": photo, "id": "photo"},
+        {"kind": "image", "url": ref1, "id": "refs"},
+        {"kind": "image", "url": ref2, "id": "refs"},
+        {"kind": "audio", "url": song, "id": "track"},
+    ]
+    edit, clip = compiled["steps"]
+    assert edit["arguments"] == {"prompt": f"go from {photo}", "nested": {"url": photo}}
+
+    def binding(index: int, target: str, kind: str = "image") -> dict[str, Any]:
+        return {
+            "sourceStepId": "$input_media",
+            "sourceArtifactIndex": index,
+            "targetArgument": target,
+            "transform": f"{kind}_index",
+            "mediaType": kind,
+            "required": True,
+        }
+
+    # The request's own image comes first, so the template's images start at position 1.
+    assert edit["dependsOn"] == [
+        binding(1, "sourceImageIndex"),
+        binding(2, "referenceImageIndices"),
+        binding(3, "referenceImageIndices"),
+    ]
+    assert clip["arguments"] == {}
+    assert clip["dependsOn"] == [binding(0, "audioSourceIndex", "audio"), stages[1]["dependsOn"][0]]
+
+
+def test_optional_media_without_value_gives_no_binding() -> None:
+    stages = [{"type": "fixed", "id": "a", "tool": "edit_image", "args": {"img": "$inputs.photo"}}]
+    compiled = compile_template(template(stages=stages), {"brief": "b"})
+    assert compiled["steps"] == [{"id": "a", "toolName": "edit_image", "arguments": {}}]
+    assert compiled["media_references"] == []
+
+
+def test_condition_skips_a_stage_and_its_bindings() -> None:
+    stages = [
+        {"type": "fixed", "id": "a", "tool": "generate_image", "args": {"prompt": "$inputs.brief"}},
+        {"type": "fixed", "id": "up", "tool": "upscale_image", "condition": "$inputs.hd"},
+        {
+            "type": "fixed",
+            "id": "v",
+            "tool": "generate_video",
+            "dependsOn": [
+                {"sourceStepId": "up", "targetArgument": "x", "transform": "image_index"},
+                {"sourceStepId": "a", "targetArgument": "y", "transform": "image_index"},
+            ],
+        },
+    ]
+    off = compile_template(template(stages=stages), {"brief": "b", "hd": False})["steps"]
+    assert [step["id"] for step in off] == ["a", "v"]
+    assert [b["sourceStepId"] for b in off[1]["dependsOn"]] == ["a"]
+    on = compile_template(template(stages=stages), {"brief": "b", "hd": True})["steps"]
+    assert [step["id"] for step in on] == ["a", "up", "v"]
+    stages[1]["condition"] = "hd == true"
+    assert bad(compile_template, template(stages=stages), {"brief": "b"}).code == (
+        "unsupported_condition"
+    )
