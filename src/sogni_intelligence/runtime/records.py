@@ -205,6 +205,16 @@ class RecordStore:
         page = [_record(row) for row in rows[:limit]]
         return page, (offset + limit if len(rows) > limit else None)
 
+    async def unlaunched(self, kind: RecordKind) -> list[Record]:
+        """Records still `queued`: candidates for a launch that a crash may have prevented."""
+        async with self._db.session() as session:
+            rows = await session.scalars(
+                select(DurableRecord).where(
+                    DurableRecord.kind == kind, DurableRecord.status == "queued"
+                )
+            )
+            return [_record(row) for row in rows]
+
     async def transition(
         self,
         record_id: str,

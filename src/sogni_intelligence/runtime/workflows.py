@@ -1,0 +1,478 @@
+"""Creative workflows run durably on DBOS.
+
+A workflow record is created in our own tables; its execution is one DBOS workflow whose steps
+are: mark running, bring the request media into the asset store, run each wave of plan steps
+(independent steps concurrently), record each wave's results, finish. DBOS memoises every
+finished step, so after a crash the restarted process resumes from the last one and repeats
+no finished tool call; events carry dedupe keys, so a repeated step cannot write its events
+twice. Cancellation is a compare-and-set on the record plus a watchdog that kills the tool
+running for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from dbos import DBOS, SetWorkflowID
+
+from sogni_intelligence.errors import ServiceError
+from sogni_intelligence.media.fetch import FetchPolicy, fetch_media
+from sogni_intelligence.media.store import AssetRecord, AssetStore
+from sogni_intelligence.runtime.plans import (
+    BindingError,
+    InputMediaRef,
+    Plan,
+    StepOutput,
+    execution_order,
+    normalise_plan,
+    resolve_arguments,
+    step_costs,
+)
+from sogni_intelligence.runtime.records import TERMINAL, Event, Record, RecordStore
+from sogni_intelligence.tools.base import ToolContext, execute
+from sogni_intelligence.tools.catalog import CATALOG
+from sogni_intelligence.tools.media_context import MediaContext
+
+log = logging.getLogger(__name__)
+
+BACKBONE = {
+    "schemaVersion": "2026-04-27.1",
+    "modelKnowledgeVersion": "2026-04-27.2",
+    "routingPolicyVersion": "2026-04-27.1",
+}
+CANCEL_POLL_S = 0.25
+START_ENDPOINT = "workflows.start"
+
+
+@dataclass
+class WorkflowDeps:
+    """What the durable functions need; set once per process by `WorkflowRuntime.launch`."""
+
+    records: RecordStore
+    assets: AssetStore
+    fetch_policy: FetchPolicy
+    services: dict[str, Any]
+
+
+_deps: WorkflowDeps | None = None
+
+
+def _d() -> WorkflowDeps:
+    if _deps is None:
+        raise RuntimeError("the workflow runtime is not launched")
+    return _deps
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+# --------------------------------------------------------------------------------------------
+# Durable steps
+
+
+@DBOS.step()
+async def _mark_running(record_id: str) -> bool:
+    deps = _d()
+    moved = await deps.records.transition(record_id, "running", allowed_from={"queued"})
+    if moved is not None:
+        await deps.records.append(
+            record_id, "workflow_started", {"status": "running"}, dedupe_key="workflow_started"
+        )
+    record = await deps.records.get(record_id)
+    return record is not None and record.status == "running"
+
+
+@DBOS.step()
+async def _ingest_media(record_id: str) -> list[dict[str, Any]]:
+    """Fetch the request's media references into the asset store (http(s) only, guarded)."""
+    deps = _d()
+    record = await deps.records.get(record_id)
+    assert record is not None
+    counts: dict[str, int] = {}
+    refs = []
+    for reference in record.data["plan"].get("mediaReferences", []):
+        url = reference.get("url") or reference.get("value")
+        fetched = await fetch_media(
+            url, policy=deps.fetch_policy, store=deps.assets, owner=record.owner
+        )
+        asset = fetched.asset or await deps.assets.put_bytes(
+            record.owner, fetched.data, tool="media_reference", meta={"source_url": url}
+        )
+        kind = asset.kind
+        counts[kind] = counts.get(kind, 0) + 1
+        refs.append(
+            {
+                "kind": kind,
+                "url": url,
+                "index": -counts[kind],
+                "id": reference.get("id"),
+                "assetId": asset.id,
+            }
+        )
+    return refs
+
+
+async def _media_context(
+    owner: str, input_media: list[dict[str, Any]], generated: dict[str, list[str]]
+) -> MediaContext:
+    assets = _d().assets
+    media = MediaContext()
+    for reference in input_media:
+        record = await assets.get(reference["assetId"], owner)
+        if record is not None:
+            media.add_upload(record)
+    for kind in ("image", "video", "audio"):
+        records = [await assets.get(asset_id, owner) for asset_id in generated.get(kind, [])]
+        media.add_generated([r for r in records if r is not None])
+    return media
+
+
+async def _watch_cancel(record_id: str, task: asyncio.Task[Any]) -> None:
+    """Cancel `task` as soon as the record is cancelled (from any process)."""
+    records = _d().records
+    while not task.done():
+        await asyncio.sleep(CANCEL_POLL_S)
+        record = await records.get(record_id)
+        if record is not None and record.status == "cancelled":
+            task.cancel()
+            return
+
+
+@DBOS.step()
+async def _run_step(
+    record_id: str,
+    step_id: str,
+    outputs: dict[str, dict[str, Any]],
+    input_media: list[dict[str, Any]],
+    generated: dict[str, list[str]],
+) -> dict[str, Any]:
+    deps = _d()
+    record = await deps.records.get(record_id)
+    assert record is not None
+    if record.status == "cancelled":
+        return {"status": "skipped", "assets": [], "error": "workflow cancelled"}
+    plan = Plan.model_validate(record.data["plan"])
+    step = plan.step(step_id)
+    await deps.records.append(
+        record_id,
+        "step_started",
+        {"stepId": step_id, "toolName": step.toolName},
+        dedupe_key=f"{step_id}:started",
+    )
+    try:
+        arguments = resolve_arguments(
+            step,
+            {k: StepOutput.model_validate(v) for k, v in outputs.items()},
+            [InputMediaRef.model_validate(m) for m in input_media],
+        )
+    except BindingError as exc:
+        return await _step_failed(record_id, step_id, exc.message)
+    ctx = ToolContext(
+        owner=record.owner,
+        media=await _media_context(record.owner, input_media, generated),
+        store=deps.assets,
+        services=deps.services,
+    )
+    task = asyncio.create_task(execute(CATALOG[step.toolName], arguments, ctx))
+    watchdog = asyncio.create_task(_watch_cancel(record_id, task))
+    try:
+        result = await task
+    except asyncio.CancelledError:
+        if task.cancelled() and not watchdog.done():
+            raise  # we ourselves are being cancelled
+        return {"status": "skipped", "assets": [], "error": "workflow cancelled"}
+    finally:
+        watchdog.cancel()
+    if not result.get("ok"):
+        return await _step_failed(record_id, step_id, str(result.get("message")), result)
+    assets = [asset["asset_id"] for asset in result.get("output_assets", [])]
+    summary = {k: result[k] for k in ("model", "backend", "warnings") if k in result}
+    await deps.records.append(
+        record_id,
+        "step_completed",
+        {"stepId": step_id, "assetIds": assets, **summary},
+        dedupe_key=f"{step_id}:completed",
+    )
+    return {"status": "completed", "assets": assets, "result": summary}
+
+
+async def _step_failed(
+    record_id: str, step_id: str, message: str, result: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    error = {"message": message, "errorType": (result or {}).get("error_type", "UNKNOWN_ERROR")}
+    await _d().records.append(
+        record_id,
+        "step_failed",
+        {"stepId": step_id, "error": error},
+        dedupe_key=f"{step_id}:failed",
+    )
+    return {"status": "failed", "assets": [], "error": error}
+
+
+@DBOS.step()
+async def _record_wave(
+    record_id: str, results: dict[str, dict[str, Any]], artifacts: list[dict[str, Any]]
+) -> None:
+    """Persist the wave's step states and artifacts, and announce the new artifacts."""
+    records = _d().records
+    record = await records.get(record_id)
+    assert record is not None
+    steps = [
+        {
+            **s,
+            **(
+                {"status": results[s["id"]]["status"], "error": results[s["id"]].get("error")}
+                if s["id"] in results
+                else {}
+            ),
+        }
+        for s in record.data["steps"]
+    ]
+    known = {a["id"] for a in record.data.get("artifacts", [])}
+    new = [a for a in artifacts if a["id"] not in known]
+    await records.patch(
+        record_id, {"steps": steps, "artifacts": [*record.data.get("artifacts", []), *new]}
+    )
+    for artifact in new:
+        await records.append(
+            record_id,
+            "artifact_created",
+            {"artifact": artifact},
+            dedupe_key=f"{artifact['id']}:created",
+        )
+    done = sum(1 for s in steps if s.get("status") in ("completed", "failed", "skipped"))
+    await records.append(
+        record_id,
+        "workflow_progress",
+        {"completedSteps": done, "totalSteps": len(steps)},
+        dedupe_key=f"progress:{done}",
+    )
+
+
+@DBOS.step()
+async def _finish(record_id: str, statuses: dict[str, str]) -> str:
+    records = _d().records
+    completed = sum(1 for s in statuses.values() if s == "completed")
+    if completed == len(statuses):
+        status, event = "completed", "workflow_completed"
+    elif completed:
+        status, event = "partial_failure", "workflow_completed"
+    else:
+        status, event = "failed", "workflow_failed"
+    patch: dict[str, Any] = {"completedAt": _now()}
+    if status != "completed":
+        failed = [k for k, v in statuses.items() if v != "completed"]
+        patch["error"] = {"message": f"steps did not complete: {', '.join(failed)}"}
+    moved = await records.transition(record_id, status, allowed_from={"running"}, patch=patch)
+    if moved is None:  # cancelled meanwhile: that status stands
+        record = await records.get(record_id)
+        return record.status if record else "failed"
+    await records.append(record_id, event, {"status": status}, dedupe_key="terminal")
+    return status
+
+
+# --------------------------------------------------------------------------------------------
+# The durable workflow
+
+
+@DBOS.workflow()
+async def creative_workflow(record_id: str) -> str:
+    if not await _mark_running(record_id):
+        return "cancelled"
+    input_media = await _ingest_media(record_id)
+    record = await _d().records.get(record_id)
+    assert record is not None
+    plan = Plan.model_validate(record.data["plan"])
+    outputs: dict[str, dict[str, Any]] = {}
+    generated: dict[str, list[str]] = {"image": [], "video": [], "audio": []}
+    statuses: dict[str, str] = {}
+    for wave in execution_order(plan):
+        results = await asyncio.gather(
+            *(_run_step(record_id, sid, outputs, input_media, generated) for sid in wave)
+        )
+        artifacts = []
+        # Indices are given in plan order once the wave is done, so they do not depend on
+        # which parallel step happened to finish first.
+        for step_id, result in zip(wave, results, strict=True):
+            statuses[step_id] = result["status"]
+            refs = []
+            for asset_id in result["assets"]:
+                asset = await _d().assets.get(asset_id)
+                if asset is None:
+                    continue
+                generated[asset.kind].append(asset.id)
+                ref = {"id": asset.id, "kind": asset.kind, "index": len(generated[asset.kind]) - 1}
+                refs.append(ref)
+                artifacts.append({**ref, "stepId": step_id})
+            outputs[step_id] = {"status": result["status"], "artifacts": refs}
+        await _record_wave(record_id, dict(zip(wave, results, strict=True)), artifacts)
+    return await _finish(record_id, statuses)
+
+
+# --------------------------------------------------------------------------------------------
+# The facade the API uses
+
+
+class WorkflowRuntime:
+    def __init__(self, deps: WorkflowDeps) -> None:
+        self.deps = deps
+
+    def launch(self) -> None:
+        global _deps
+        _deps = self.deps
+
+    async def start(
+        self,
+        owner: str,
+        raw_input: dict[str, Any],
+        media_references: list[dict[str, Any]] | None,
+        *,
+        options: dict[str, Any] | None = None,
+        idempotency: tuple[str, Any] | None = None,
+        max_units: float | None = None,
+    ) -> tuple[Record, bool]:
+        plan = normalise_plan(raw_input, media_references or [])
+        costs = step_costs(plan)
+        total = round(sum(costs.values()), 2)
+        if max_units is not None and total > max_units:
+            raise ServiceError(
+                f"the plan is estimated at {total} capacity units, above the ceiling of "
+                f"{max_units} (max_estimated_capacity_units)",
+                400,
+                "invalid_request_error",
+                "cost_limit_exceeded",
+                "max_estimated_capacity_units",
+            )
+        data = {
+            "title": plan.title,
+            "input": {
+                "title": plan.title,
+                "mediaReferences": plan.mediaReferences,
+                "steps": [s.model_dump(exclude_none=True) for s in plan.steps],
+            },
+            "plan": plan.model_dump(),
+            "steps": [
+                {
+                    "id": s.id,
+                    "sequence": s.sequence,
+                    "toolName": s.toolName,
+                    "arguments": s.arguments,
+                    "dependsOn": [b.model_dump(exclude_none=True) for b in s.dependsOn],
+                    "estimatedCapacityUnits": costs[s.id],
+                    "status": "pending",
+                }
+                for s in plan.steps
+            ],
+            "artifacts": [],
+            "estimatedCapacityUnits": total,
+            "options": options or {},
+            "recovery": {"resumeCount": 0},
+        }
+        key = None if idempotency is None else (START_ENDPOINT, idempotency[0], idempotency[1])
+        record, replayed = await self.deps.records.create("workflow", owner, data, idempotency=key)
+        if not replayed:
+            await self._launch_workflow(record.id)
+        return record, replayed
+
+    async def _launch_workflow(self, record_id: str) -> None:
+        with SetWorkflowID(record_id):
+            await DBOS.start_workflow_async(creative_workflow, record_id)
+
+    async def cancel(self, record: Record, reason: str | None = None) -> tuple[Record, bool]:
+        moved = await self.deps.records.transition(
+            record.id,
+            "cancelled",
+            allowed_from={"queued", "running", "waiting_for_user"},
+            patch={"cancellationReason": reason, "completedAt": _now()},
+        )
+        if moved is None:
+            return record, False
+        await self.deps.records.append(
+            record.id,
+            "workflow_cancelled",
+            {"status": "cancelled", "reason": reason},
+            dedupe_key="terminal",
+        )
+        try:
+            await DBOS.cancel_workflow_async(record.id)
+        except Exception:  # the DBOS workflow may already be gone; the record is what counts
+            log.debug("DBOS cancel of %s failed", record.id, exc_info=True)
+        return moved, True
+
+    async def resume_pending(self) -> int:
+        """Start the DBOS workflow of queued records that never got one (a crash between the
+        record and the launch). DBOS itself recovers the ones that did start."""
+        started = 0
+        for record in await self.deps.records.unlaunched("workflow"):
+            status = await DBOS.get_workflow_status_async(record.id)
+            if status is None:
+                await self._launch_workflow(record.id)
+                started += 1
+        return started
+
+    async def public(self, record: Record) -> dict[str, Any]:
+        """The WorkflowRecord of the spec; artifact URLs are signed afresh on every read."""
+        data = record.data
+        artifacts = []
+        for artifact in data.get("artifacts", []):
+            asset = await self.deps.assets.get(artifact["id"])
+            if asset is not None:
+                artifacts.append(_artifact(artifact, asset, self.deps.assets))
+        return {
+            "workflowId": record.id,
+            "status": record.status,
+            "title": data.get("title"),
+            "input": data.get("input"),
+            "steps": data.get("steps", []),
+            "artifacts": artifacts,
+            "estimatedCapacityUnits": data.get("estimatedCapacityUnits"),
+            "error": data.get("error"),
+            "cancellationReason": data.get("cancellationReason"),
+            "recovery": data.get("recovery"),
+            "backbone": BACKBONE,
+            "timestamps": {
+                "createdAt": record.created_at.isoformat(),
+                "updatedAt": record.updated_at.isoformat(),
+                "completedAt": data.get("completedAt"),
+            },
+        }
+
+    def public_event(self, event: Event, status: str) -> dict[str, Any]:
+        return {
+            "id": f"{event.record_id}:{event.sequence}",
+            "workflowId": event.record_id,
+            "sequence": event.sequence,
+            "timestamp": event.at.isoformat(),
+            "type": event.type,
+            "status": status,
+            "data": event.payload,
+        }
+
+    @staticmethod
+    def is_terminal(status: str) -> bool:
+        return status in TERMINAL
+
+
+def _artifact(ref: dict[str, Any], asset: AssetRecord, store: AssetStore) -> dict[str, Any]:
+    out = {
+        "id": asset.id,
+        "kind": asset.kind,
+        "url": store.url(asset),
+        "mimeType": asset.mime,
+        "sizeBytes": asset.size_bytes,
+        "stepId": ref.get("stepId"),
+        "index": ref.get("index"),
+    }
+    for key, value in (
+        ("width", asset.width),
+        ("height", asset.height),
+        ("duration", asset.duration_s),
+    ):
+        if value is not None:
+            out[key] = value
+    return out

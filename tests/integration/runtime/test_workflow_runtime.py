@@ -1,0 +1,179 @@
+"""Creative workflows executed durably (DBOS on SQLite) with real tools."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from sogni_intelligence.errors import ServiceError
+from sogni_intelligence.runtime.workflows import WorkflowRuntime
+
+pytestmark = pytest.mark.slow
+
+KEYFRAME_TO_VIDEO = {
+    "title": "Keyframe to video",
+    "steps": [
+        {
+            "id": "keyframe",
+            "toolName": "generate_image",
+            "arguments": {"prompt": "a lighthouse at dusk", "width": 256, "height": 256, "seed": 4},
+        },
+        {
+            "id": "clip",
+            "toolName": "animate_photo",
+            "arguments": {"prompt": "slow push in", "duration": 2, "width": 256, "height": 256},
+            "dependsOn": [
+                {
+                    "sourceStepId": "keyframe",
+                    "targetArgument": "sourceImageIndex",
+                    "transform": "image_index",
+                    "mediaType": "image",
+                    "required": True,
+                }
+            ],
+        },
+    ],
+}
+
+
+async def wait_terminal(runtime: WorkflowRuntime, record_id: str, timeout: float = 60) -> list:
+    events = []
+
+    async def follow() -> None:
+        async for event in runtime.deps.records.follow(record_id):
+            events.append(event)
+            if event.type in ("workflow_completed", "workflow_failed", "workflow_cancelled"):
+                return
+
+    await asyncio.wait_for(follow(), timeout)
+    return events
+
+
+async def test_plan_runs_to_completion_with_bound_media(runtime: WorkflowRuntime) -> None:
+    record, replayed = await runtime.start("key_a", KEYFRAME_TO_VIDEO, [])
+    assert not replayed and record.status == "queued"
+    events = await wait_terminal(runtime, record.id)
+    types = [e.type for e in events]
+    assert types[0] == "workflow_started" and types[-1] == "workflow_completed"
+    assert types.count("step_started") == 2 and types.count("step_completed") == 2
+    assert types.count("artifact_created") == 2
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    final = await runtime.deps.records.get(record.id)
+    assert final is not None and final.status == "completed"
+    public = await runtime.public(final)
+    kinds = [a["kind"] for a in public["artifacts"]]
+    assert kinds == ["image", "video"]
+    video = public["artifacts"][1]
+    assert video["mimeType"] == "video/mp4" and abs(video["duration"] - 2) < 0.1
+    assert video["url"].startswith("http://media.test/v1/media/") and "sig=" in video["url"]
+    assert [s["status"] for s in public["steps"]] == ["completed", "completed"]
+
+
+async def test_failed_required_source_fails_the_dependent_step(runtime: WorkflowRuntime) -> None:
+    plan = {
+        "steps": [
+            {
+                "id": "a",
+                "toolName": "generate_image",
+                "arguments": {"prompt": "x", "width": 256, "height": 256},
+            },
+            {
+                "id": "bad",
+                "toolName": "generate_image",
+                "arguments": {"prompt": "y", "model": "nope-model"},
+            },
+            {
+                "id": "c",
+                "toolName": "upscale_image",
+                "arguments": {},
+                "dependsOn": [
+                    {
+                        "sourceStepId": "bad",
+                        "targetArgument": "sourceImageIndex",
+                        "transform": "image_index",
+                    }
+                ],
+            },
+        ]
+    }
+    record, _ = await runtime.start("key_a", plan, [])
+    events = await wait_terminal(runtime, record.id)
+    final = await runtime.deps.records.get(record.id)
+    assert final is not None and final.status == "partial_failure"
+    failed = [e.payload["stepId"] for e in events if e.type == "step_failed"]
+    assert sorted(failed) == ["bad", "c"]
+    assert len((await runtime.public(final))["artifacts"]) == 1  # step a's image is kept
+
+
+async def test_invalid_plans_and_cost_ceiling_are_refused(runtime: WorkflowRuntime) -> None:
+    with pytest.raises(ServiceError) as info:
+        await runtime.start("key_a", {"steps": []}, [])
+    assert info.value.status == 400
+    with pytest.raises(ServiceError) as info:
+        await runtime.start("key_a", KEYFRAME_TO_VIDEO, [], max_units=0.5)
+    assert info.value.code == "cost_limit_exceeded"
+
+
+async def test_idempotent_start_runs_once(runtime: WorkflowRuntime) -> None:
+    first, _ = await runtime.start("key_a", KEYFRAME_TO_VIDEO, [], idempotency=("k", {"b": 1}))
+    again, replayed = await runtime.start(
+        "key_a", KEYFRAME_TO_VIDEO, [], idempotency=("k", {"b": 1})
+    )
+    assert replayed and again.id == first.id
+    await wait_terminal(runtime, first.id)
+
+
+def _ffmpeg_children() -> list[int]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if f"PPid:\t{os.getpid()}\n" in status and b"ffmpeg" in cmdline:
+            found.append(int(pid))
+    return found
+
+
+async def test_cancel_stops_the_running_media_job(runtime: WorkflowRuntime) -> None:
+    plan = {
+        "steps": [
+            {
+                "id": "long",
+                "toolName": "generate_video",
+                "arguments": {
+                    "prompt": "a slow city timelapse",
+                    "duration": 30,
+                    "width": 1280,
+                    "height": 720,
+                },
+            }
+        ]
+    }
+    record, _ = await runtime.start("key_a", plan, [])
+    for _ in range(400):  # wait until ffmpeg runs
+        if _ffmpeg_children():
+            break
+        await asyncio.sleep(0.05)
+    assert _ffmpeg_children(), "the media job never started"
+    started = asyncio.get_running_loop().time()
+    cancelled, transitioned = await runtime.cancel(record, "changed my mind")
+    assert transitioned and cancelled.status == "cancelled"
+    while _ffmpeg_children() and asyncio.get_running_loop().time() - started < 5:
+        await asyncio.sleep(0.05)
+    assert not _ffmpeg_children()
+    assert asyncio.get_running_loop().time() - started < 2
+    again, transitioned_again = await runtime.cancel(cancelled, "twice")
+    assert not transitioned_again and again.status == "cancelled"
+    await asyncio.sleep(1)  # let a late step result try to land
+    final = await runtime.deps.records.get(record.id)
+    assert final is not None and final.status == "cancelled"
+    events = await runtime.deps.records.events(record.id)
+    assert [e.type for e in events].count("workflow_cancelled") == 1
+    assert not any(e.type in ("workflow_completed", "workflow_failed") for e in events)
