@@ -142,6 +142,13 @@ class Settings(BaseSettings):
     media_fetch_timeout_s: float = Field(default=60.0, gt=0)
     media_fetch_max_redirects: int = Field(default=5, ge=0, le=20)
     image_backends: list[ImageBackendConfig] = Field(default_factory=list)
+    # durable workflows
+    workflow_cost_confirmation_units: float = Field(
+        default=25.0,
+        ge=0,
+        description="A workflow estimated above this many capacity units waits for a cost "
+        "confirmation unless started with confirm_cost.",
+    )
 
     @classmethod
     def settings_customise_sources(

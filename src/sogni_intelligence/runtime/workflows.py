@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +47,9 @@ BACKBONE = {
 }
 CANCEL_POLL_S = 0.25
 START_ENDPOINT = "workflows.start"
+RESEED_ENDPOINT = "workflows.reseed"
+APPROVAL_TOPIC = "cost_approval"
+APPROVAL_WAIT_S = 7 * 24 * 3600
 
 
 @dataclass
@@ -85,6 +89,67 @@ async def _mark_running(record_id: str) -> bool:
         )
     record = await deps.records.get(record_id)
     return record is not None and record.status == "running"
+
+
+@DBOS.step()
+async def _ask_cost_approval(record_id: str) -> bool:
+    """Pause in `waiting_for_user` with a cost preview; False if the workflow is not running."""
+    records = _d().records
+    record = await records.get(record_id)
+    assert record is not None
+    preview = {
+        "estimatedCapacityUnits": record.data["estimatedCapacityUnits"],
+        "steps": [
+            {
+                "stepId": s["id"],
+                "toolName": s["toolName"],
+                "estimatedCapacityUnits": s["estimatedCapacityUnits"],
+            }
+            for s in record.data["steps"]
+        ],
+    }
+    moved = await records.transition(
+        record_id,
+        "waiting_for_user",
+        allowed_from={"running"},
+        patch={
+            "waitingReason": "cost_approval_required",
+            "awaitingCostApproval": True,
+            "billingPreview": preview,
+        },
+    )
+    if moved is None:
+        return False
+    await records.append(
+        record_id,
+        "workflow_waiting_for_user",
+        {"status": "waiting_for_user", "reason": "cost_approval_required", "preview": preview},
+        dedupe_key="waiting:cost",
+    )
+    return True
+
+
+@DBOS.step()
+async def _approval_resolved(record_id: str, decision: str) -> bool:
+    """Back to `running` after a confirmation; True when the workflow should go on."""
+    records = _d().records
+    if decision != "confirm":
+        return False
+    moved = await records.transition(
+        record_id,
+        "running",
+        allowed_from={"waiting_for_user"},
+        patch={"waitingReason": None, "awaitingCostApproval": False},
+    )
+    if moved is None:
+        return False
+    await records.append(
+        record_id,
+        "workflow_progress",
+        {"status": "running", "costApproved": True},
+        dedupe_key="cost:approved",
+    )
+    return True
 
 
 @DBOS.step()
@@ -284,6 +349,14 @@ async def _finish(record_id: str, statuses: dict[str, str]) -> str:
 async def creative_workflow(record_id: str) -> str:
     if not await _mark_running(record_id):
         return "cancelled"
+    record = await _d().records.get(record_id)
+    assert record is not None
+    if record.data.get("needsCostApproval"):
+        if not await _ask_cost_approval(record_id):
+            return "cancelled"
+        decision = await DBOS.recv_async(APPROVAL_TOPIC, timeout_seconds=APPROVAL_WAIT_S)
+        if not await _approval_resolved(record_id, decision or "timeout"):
+            return "cancelled"
     input_media = await _ingest_media(record_id)
     record = await _d().records.get(record_id)
     assert record is not None
@@ -319,8 +392,9 @@ async def creative_workflow(record_id: str) -> str:
 
 
 class WorkflowRuntime:
-    def __init__(self, deps: WorkflowDeps) -> None:
+    def __init__(self, deps: WorkflowDeps, approval_threshold: float = 25.0) -> None:
         self.deps = deps
+        self.approval_threshold = approval_threshold
 
     def launch(self) -> None:
         global _deps
@@ -335,6 +409,8 @@ class WorkflowRuntime:
         options: dict[str, Any] | None = None,
         idempotency: tuple[str, Any] | None = None,
         max_units: float | None = None,
+        confirm_cost: bool = False,
+        endpoint: str = START_ENDPOINT,
     ) -> tuple[Record, bool]:
         plan = normalise_plan(raw_input, media_references or [])
         costs = step_costs(plan)
@@ -372,8 +448,9 @@ class WorkflowRuntime:
             "estimatedCapacityUnits": total,
             "options": options or {},
             "recovery": {"resumeCount": 0},
+            "needsCostApproval": not confirm_cost and total > self.approval_threshold,
         }
-        key = None if idempotency is None else (START_ENDPOINT, idempotency[0], idempotency[1])
+        key = None if idempotency is None else (endpoint, idempotency[0], idempotency[1])
         record, replayed = await self.deps.records.create("workflow", owner, data, idempotency=key)
         if not replayed:
             await self._launch_workflow(record.id)
@@ -404,6 +481,82 @@ class WorkflowRuntime:
             log.debug("DBOS cancel of %s failed", record.id, exc_info=True)
         return moved, True
 
+    async def confirm_cost(self, record: Record, decision: str = "confirm") -> tuple[Record, bool]:
+        """Answer a cost approval: `confirm` goes on, `cancel` cancels. False when the record
+        was not waiting for one (a retry is then a no-op)."""
+        if record.status != "waiting_for_user" or not record.data.get("awaitingCostApproval"):
+            return record, False
+        if decision == "cancel":
+            cancelled, _ = await self.cancel(record, "cost not approved")
+            return cancelled, True
+        await DBOS.send_async(record.id, "confirm", topic=APPROVAL_TOPIC)
+        for _ in range(100):  # the workflow flips the status as soon as it reads the message
+            current = await self.deps.records.get(record.id)
+            if current is not None and current.status != "waiting_for_user":
+                return current, True
+            await asyncio.sleep(0.02)
+        return await self.deps.records.get(record.id) or record, True
+
+    async def resume(self, record: Record) -> tuple[Record, bool]:
+        """Release a cost wait, or restart an interrupted run from its persisted steps."""
+        if record.status == "waiting_for_user":
+            return await self.confirm_cost(record)
+        if record.status not in ("queued", "running"):
+            return record, False
+        status = await DBOS.get_workflow_status_async(record.id)
+        if status is not None and status.status in ("PENDING", "ENQUEUED"):
+            return record, False  # it is running: nothing to resume
+        recovery = dict(record.data.get("recovery") or {})
+        recovery["resumeCount"] = int(recovery.get("resumeCount", 0)) + 1
+        record = await self.deps.records.patch(record.id, {"recovery": recovery}) or record
+        if status is None:
+            await self._launch_workflow(record.id)
+        else:
+            await DBOS.resume_workflow_async(record.id)
+        return record, True
+
+    async def reseed(
+        self,
+        owner: str,
+        record: Record,
+        seed_overrides: dict[str, int] | None,
+        idempotency: tuple[str, Any] | None = None,
+    ) -> tuple[Record, list[dict[str, Any]], bool]:
+        """A new run of a finished workflow with fresh seeds (or the given ones per step)."""
+        if record.status not in ("completed", "partial_failure"):
+            raise ServiceError(
+                f"only a completed or partial_failure workflow can be reseeded (this one is "
+                f"{record.status})",
+                409,
+                "conflict_error",
+                "workflow_not_finished",
+            )
+        overrides = seed_overrides or {}
+        steps, seeds = [], []
+        for step in record.data["input"]["steps"]:
+            arguments = dict(step.get("arguments") or {})
+            if "seed" in CATALOG[step["toolName"]].args.model_fields:
+                seed = int(overrides.get(step["id"], secrets.randbelow(2**31)))
+                arguments["seed"] = seed
+                seeds.append({"stepId": step["id"], "newSeed": seed})
+            steps.append({**step, "arguments": arguments})
+        new, replayed = await self.start(
+            owner,
+            {"title": record.data.get("title"), "steps": steps},
+            record.data["input"].get("mediaReferences"),
+            options={**record.data.get("options", {}), "clonedFrom": record.id},
+            idempotency=idempotency,
+            confirm_cost=True,
+            endpoint=RESEED_ENDPOINT,
+        )
+        if replayed:
+            seeds = [
+                {"stepId": s["id"], "newSeed": s["arguments"].get("seed")}
+                for s in new.data["input"]["steps"]
+                if "seed" in s["arguments"]
+            ]
+        return new, seeds, replayed
+
     async def resume_pending(self) -> int:
         """Start the DBOS workflow of queued records that never got one (a crash between the
         record and the launch). DBOS itself recovers the ones that did start."""
@@ -433,6 +586,9 @@ class WorkflowRuntime:
             "estimatedCapacityUnits": data.get("estimatedCapacityUnits"),
             "error": data.get("error"),
             "cancellationReason": data.get("cancellationReason"),
+            "waitingReason": data.get("waitingReason"),
+            "awaitingCostApproval": bool(data.get("awaitingCostApproval")),
+            "billingPreview": data.get("billingPreview"),
             "recovery": data.get("recovery"),
             "backbone": BACKBONE,
             "timestamps": {

@@ -156,7 +156,7 @@ async def test_cancel_stops_the_running_media_job(runtime: WorkflowRuntime) -> N
             }
         ]
     }
-    record, _ = await runtime.start("key_a", plan, [])
+    record, _ = await runtime.start("key_a", plan, [], confirm_cost=True)
     for _ in range(400):  # wait until ffmpeg runs
         if _ffmpeg_children():
             break
@@ -177,3 +177,71 @@ async def test_cancel_stops_the_running_media_job(runtime: WorkflowRuntime) -> N
     events = await runtime.deps.records.events(record.id)
     assert [e.type for e in events].count("workflow_cancelled") == 1
     assert not any(e.type in ("workflow_completed", "workflow_failed") for e in events)
+
+
+async def _wait_status(runtime: WorkflowRuntime, record_id: str, status: str, timeout: float = 20):
+    for _ in range(int(timeout / 0.05)):
+        record = await runtime.deps.records.get(record_id)
+        if record is not None and record.status == status:
+            return record
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{record_id} never reached {status}")
+
+
+async def test_costly_plan_waits_for_confirmation_then_runs(runtime: WorkflowRuntime) -> None:
+    runtime.approval_threshold = 0.5
+    record, _ = await runtime.start("key_a", KEYFRAME_TO_VIDEO, [])
+    waiting = await _wait_status(runtime, record.id, "waiting_for_user")
+    assert waiting.data["waitingReason"] == "cost_approval_required"
+    public = await runtime.public(waiting)
+    assert (
+        public["awaitingCostApproval"] and public["billingPreview"]["estimatedCapacityUnits"] > 0.5
+    )
+    resumed, did = await runtime.resume(waiting)
+    assert did and resumed.status in ("running", "completed")
+    events = await wait_terminal(runtime, record.id)
+    assert [e.type for e in events].count("workflow_waiting_for_user") == 1
+    assert (await runtime.deps.records.get(record.id)).status == "completed"  # type: ignore[union-attr]
+    # confirming again is a no-op
+    _, again = await runtime.confirm_cost(await runtime.deps.records.get(record.id))  # type: ignore[arg-type]
+    assert again is False
+
+
+async def test_confirm_cost_start_and_cancel_decision(runtime: WorkflowRuntime) -> None:
+    runtime.approval_threshold = 0.5
+    pre_approved, _ = await runtime.start("key_a", KEYFRAME_TO_VIDEO, [], confirm_cost=True)
+    record, _ = await runtime.start("key_a", KEYFRAME_TO_VIDEO, [])
+    waiting = await _wait_status(runtime, record.id, "waiting_for_user")
+    cancelled, did = await runtime.confirm_cost(waiting, "cancel")
+    assert did and cancelled.status == "cancelled"
+    await wait_terminal(runtime, pre_approved.id)
+    assert (await runtime.deps.records.get(pre_approved.id)).status == "completed"  # type: ignore[union-attr]
+
+
+async def test_reseed_clones_with_new_seeds(runtime: WorkflowRuntime) -> None:
+    record, _ = await runtime.start("key_a", KEYFRAME_TO_VIDEO, [])
+    with pytest.raises(ServiceError) as info:
+        await runtime.reseed("key_a", record, None)
+    assert info.value.status == 409
+    await wait_terminal(runtime, record.id)
+    finished = await runtime.deps.records.get(record.id)
+    assert finished is not None
+    clone, seeds, replayed = await runtime.reseed(
+        "key_a", finished, {"keyframe": 77}, ("rk", {"s": 1})
+    )
+    assert not replayed and clone.id != record.id
+    assert {"stepId": "keyframe", "newSeed": 77} in seeds
+    again, seeds_again, replayed_again = await runtime.reseed(
+        "key_a", finished, {"keyframe": 77}, ("rk", {"s": 1})
+    )
+    assert replayed_again and again.id == clone.id and seeds_again == seeds
+    await wait_terminal(runtime, clone.id)
+    assert clone.data["options"]["clonedFrom"] == record.id
+
+
+async def test_resume_of_a_finished_workflow_does_nothing(runtime: WorkflowRuntime) -> None:
+    record, _ = await runtime.start("key_a", KEYFRAME_TO_VIDEO, [])
+    await wait_terminal(runtime, record.id)
+    finished = await runtime.deps.records.get(record.id)
+    _, resumed = await runtime.resume(finished)  # type: ignore[arg-type]
+    assert resumed is False
