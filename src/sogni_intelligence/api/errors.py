@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sogni_intelligence.errors import ServiceError
@@ -35,6 +37,47 @@ def error_response(exc: ServiceError) -> JSONResponse:
     return JSONResponse(
         error_body(exc.message, exc.type, exc.code, exc.param), exc.status, headers=headers
     )
+
+
+def sogni_error_response(exc: ServiceError) -> JSONResponse:
+    """The Sogni REST error shape (`status`, `message`, `errorCode`) that the Sogni SDK reads,
+    with the OpenAI `error` object alongside, so either kind of client finds its fields."""
+    body = {
+        "status": "error",
+        "message": exc.message,
+        "errorCode": exc.status,
+        "error": {"message": exc.message, "type": exc.type, "code": exc.code, "param": exc.param},
+    }
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return JSONResponse(body, exc.status, headers=headers)
+
+
+class SogniRoute(APIRoute):
+    """A route whose errors use `sogni_error_response` (media, workflows, templates)."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ServiceError as exc:
+                return sogni_error_response(exc)
+            except RequestValidationError as exc:
+                first = exc.errors()[0] if exc.errors() else {"msg": "invalid request", "loc": ()}
+                param = _param(tuple(first.get("loc", ())))
+                message = str(first.get("msg", "invalid request"))
+                return sogni_error_response(
+                    ServiceError(
+                        f"{param}: {message}" if param else message,
+                        400,
+                        "invalid_request_error",
+                        None,
+                        param or None,
+                    )
+                )
+
+        return handle
 
 
 def _param(loc: tuple[object, ...]) -> str:

@@ -7,13 +7,10 @@ reaching any other route.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from fastapi import APIRouter, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 
 from sogni_intelligence.api.auth import CurrentKey
+from sogni_intelligence.api.errors import SogniRoute
 from sogni_intelligence.api.media import serving
 from sogni_intelligence.api.media.protocol import (
     AssetResponse,
@@ -25,29 +22,8 @@ from sogni_intelligence.api.media.protocol import (
     UploadedResponse,
     UploadUrlResponse,
 )
-from sogni_intelligence.errors import ServiceError, invalid_request
 
-
-class MediaRoute(APIRoute):
-    """Answers errors of these routes in the Sogni REST shape (see `serving.error_response`)."""
-
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
-        handler = super().get_route_handler()
-
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except ServiceError as exc:
-                return serving.error_response(exc)
-            except RequestValidationError as exc:
-                errors = exc.errors()
-                message = str(errors[0].get("msg")) if errors else "invalid request"
-                return serving.error_response(invalid_request(message))
-
-        return handle
-
-
-router = APIRouter(route_class=MediaRoute, tags=["media"])
+router = APIRouter(route_class=SogniRoute, tags=["media"])
 
 
 @router.get("/v1/image/uploadUrl")

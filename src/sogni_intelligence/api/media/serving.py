@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -50,17 +50,6 @@ _MAX_PART_HEADERS = 16 * 1024
 
 
 # --- errors -----------------------------------------------------------------------------------
-
-
-def error_response(exc: ServiceError) -> JSONResponse:
-    body = {
-        "status": "error",
-        "message": exc.message,
-        "errorCode": exc.status,
-        "error": {"message": exc.message, "type": exc.type, "code": exc.code, "param": exc.param},
-    }
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return JSONResponse(body, exc.status, headers=headers)
 
 
 def _not_found(what: str = "media") -> ServiceError:
