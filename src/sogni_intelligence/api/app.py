@@ -20,11 +20,17 @@ from sogni_intelligence.api.chat_completions.vision import ImageLimits
 from sogni_intelligence.api.limits import BodySizeLimit
 from sogni_intelligence.api.media.api_router import router as media_router
 from sogni_intelligence.api.models.api_router import router as models_router
+from sogni_intelligence.api.workflows.api_router import router as workflows_router
 from sogni_intelligence.config import Settings
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.llm.registry import ModelRegistry
+from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.signing import UrlSigner, load_secret
 from sogni_intelligence.media.store import AssetStore
+from sogni_intelligence.runtime import durable
+from sogni_intelligence.runtime.records import RecordStore
+from sogni_intelligence.runtime.templates import TemplateStore
+from sogni_intelligence.runtime.workflows import WorkflowDeps, WorkflowRuntime
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.keys import KeyStore
 from sogni_intelligence.tools.services import build_tool_services
@@ -80,6 +86,21 @@ def create_app(settings: Settings) -> FastAPI:
         )
         # What hosted tools run with (remote image backends, a vision LLM when one exists).
         app.state.tool_services = build_tool_services(settings, registry)
+        app.state.templates = TemplateStore(db)
+        workflows = WorkflowRuntime(
+            WorkflowDeps(
+                RecordStore(db),
+                app.state.assets,
+                FetchPolicy.from_settings(settings),
+                app.state.tool_services,
+            ),
+            approval_threshold=settings.workflow_cost_confirmation_units,
+        )
+        workflows.launch()
+        # DBOS recovers the workflows this process left unfinished as it launches.
+        durable.launch(settings.resolved_database_url, settings.data_dir)
+        await workflows.resume_pending()
+        app.state.workflows = workflows
         app.state.started_at = int(time.time())
         app.state.chat = ChatCompletionsService(
             registry,
@@ -89,6 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            durable.shutdown()
             for backend in app.state.tool_services["image_backends"].values():
                 await backend.close()
             await registry.close()
@@ -97,7 +119,15 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Sogni Intelligence (self-hosted)", version=__version__, lifespan=lifespan)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for router in (health_router, models_router, account_router, chat_router, media_router):
+    routers = (
+        health_router,
+        models_router,
+        account_router,
+        chat_router,
+        media_router,
+        workflows_router,
+    )
+    for router in routers:
         app.include_router(router)
 
     @app.api_route(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from sogni_intelligence.errors import ServiceError
@@ -64,6 +64,7 @@ class Record:
     data: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    version: int = 0
 
 
 def _event(row: RecordEvent) -> Event:
@@ -79,6 +80,7 @@ def _record(row: DurableRecord) -> Record:
         dict(row.data or {}),
         _aware(row.created_at),
         _aware(row.updated_at),
+        row.version or 0,
     )
 
 
@@ -226,24 +228,57 @@ class RecordStore:
         """Move to `to_status` only from one of `allowed_from` (compare-and-set), merging
         `patch` into the data. None when the record was in another state: a late step result
         can never overwrite a cancel."""
-        async with self._db.session() as session, session.begin():
-            row = await session.get(DurableRecord, record_id, with_for_update=True)
-            if row is None or row.status not in set(allowed_from):
-                return None
-            row.status = to_status
-            row.data = {**(row.data or {}), **(patch or {})}
-            row.updated_at = utcnow()
-        return _record(row)
+        return await self._update(record_id, patch or {}, to_status, frozenset(allowed_from))
 
     async def patch(self, record_id: str, patch: dict[str, Any]) -> Record | None:
         """Merge `patch` into the data without a status change."""
-        async with self._db.session() as session, session.begin():
-            row = await session.get(DurableRecord, record_id, with_for_update=True)
-            if row is None:
+        return await self._update(record_id, patch, None, None)
+
+    async def _update(
+        self,
+        record_id: str,
+        patch: dict[str, Any],
+        to_status: str | None,
+        allowed_from: frozenset[str] | None,
+    ) -> Record | None:
+        for _ in range(_APPEND_ATTEMPTS * 4):
+            current = await self.get(record_id)
+            if current is None:
                 return None
-            row.data = {**(row.data or {}), **patch}
-            row.updated_at = utcnow()
-        return _record(row)
+            if allowed_from is not None and current.status not in allowed_from:
+                return None
+            async with self._db.session() as session, session.begin():
+                version = await session.scalar(
+                    select(DurableRecord.version).where(DurableRecord.id == record_id)
+                )
+                if version != current.version:
+                    continue
+                now = utcnow()
+                values: dict[str, Any] = {
+                    "data": {**current.data, **patch},
+                    "version": current.version + 1,
+                    "updated_at": now,
+                }
+                if to_status is not None:
+                    values["status"] = to_status
+                done = await session.execute(
+                    update(DurableRecord)
+                    .where(DurableRecord.id == record_id, DurableRecord.version == current.version)
+                    .values(**values)
+                )
+                if done.rowcount == 1:  # type: ignore[attr-defined]
+                    return Record(
+                        current.id,
+                        current.kind,
+                        current.owner,
+                        to_status or current.status,
+                        values["data"],
+                        current.created_at,
+                        _aware(now),
+                        current.version + 1,
+                    )
+            await asyncio.sleep(0.002 * secrets.randbelow(5))
+        raise ServiceError("could not update the record: too much contention", 503)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -308,10 +343,15 @@ class RecordStore:
             )
             return [_event(row) for row in rows]
 
-    async def follow(self, record_id: str, after: int = 0) -> AsyncIterator[Event]:
+    async def follow(
+        self, record_id: str, after: int = 0, idle_s: float | None = None
+    ) -> AsyncIterator[Event | None]:
         """Replay from `after`, then yield new events as they are appended, forever; the
-        caller decides when to stop (e.g. at a terminal event)."""
+        caller decides when to stop (e.g. at a terminal event). With `idle_s`, a None is
+        yielded after that long without events (for heartbeats)."""
         waiter = self._wakeups.waiter(record_id)
+        loop = asyncio.get_running_loop()
+        last_yield = loop.time()
         try:
             while True:
                 waiter.clear()
@@ -320,6 +360,11 @@ class RecordStore:
                     after = event.sequence
                     yield event
                 if batch:
+                    last_yield = loop.time()
+                    continue
+                if idle_s is not None and loop.time() - last_yield >= idle_s:
+                    last_yield = loop.time()
+                    yield None
                     continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(waiter.wait(), self.poll_interval_s)

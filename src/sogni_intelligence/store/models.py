@@ -79,6 +79,9 @@ class DurableRecord(Base):
     owner: Mapped[str] = mapped_column(String(32), index=True)
     status: Mapped[str] = mapped_column(String(24), index=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Bumped by every write: updates are compare-and-set on it, so two writers never lose
+    # each other's changes (SQLite's driver reads outside the write transaction).
+    version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

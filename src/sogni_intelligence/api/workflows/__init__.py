@@ -1,0 +1,1 @@
+"""`/v1/creative-agent/workflows` and its templates."""

@@ -1,0 +1,225 @@
+"""Routes of `/v1/creative-agent/workflows` and `/v1/creative-agent/workflows/templates`.
+
+Template routes come first so that `templates` is never read as a workflow id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from sogni_intelligence.api.auth import CurrentKey
+from sogni_intelligence.api.errors import SogniRoute
+from sogni_intelligence.api.sse import SSE_HEADERS
+from sogni_intelligence.api.workflows import serving
+from sogni_intelligence.api.workflows.protocol import (
+    CancelBody,
+    ConfirmCostBody,
+    ForkBody,
+    ReseedBody,
+    ResumeBody,
+    StartWorkflowBody,
+)
+
+router = APIRouter(route_class=SogniRoute, tags=["workflows"])
+BASE = "/v1/creative-agent/workflows"
+
+
+def _ok(data: dict[str, Any], status: int = 200) -> JSONResponse:
+    return JSONResponse({"status": "success", "data": data}, status)
+
+
+# --- templates --------------------------------------------------------------------------------
+
+
+@router.get(f"{BASE}/templates")
+async def list_templates(
+    request: Request,
+    key: CurrentKey,
+    visibility: str = "own",
+    offset: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=200),
+) -> JSONResponse:
+    templates, next_offset = await serving.templates_of(request).list(
+        key.id, visibility, offset, limit
+    )
+    return _ok({"templates": templates, "next": next_offset, "next_cursor": next_offset})
+
+
+@router.post(f"{BASE}/templates")
+async def create_template(request: Request, key: CurrentKey) -> JSONResponse:
+    body = await request.json()
+    return _ok({"template": await serving.templates_of(request).create(key.id, body)}, 201)
+
+
+@router.get(f"{BASE}/templates/{{template_id}}")
+async def get_template(template_id: str, request: Request, key: CurrentKey) -> JSONResponse:
+    template = await serving.templates_of(request).get(key.id, template_id)
+    if template is None:
+        raise serving.not_found("workflow template")
+    return _ok({"template": template})
+
+
+@router.patch(f"{BASE}/templates/{{template_id}}")
+async def update_template(template_id: str, request: Request, key: CurrentKey) -> JSONResponse:
+    body = await request.json()
+    return _ok({"template": await serving.templates_of(request).update(key.id, template_id, body)})
+
+
+@router.delete(f"{BASE}/templates/{{template_id}}")
+async def delete_template(template_id: str, request: Request, key: CurrentKey) -> JSONResponse:
+    if not await serving.templates_of(request).delete(key.id, template_id):
+        raise serving.not_found("workflow template")
+    return _ok({"deleted": True, "id": template_id})
+
+
+@router.post(f"{BASE}/templates/{{template_id}}/fork")
+async def fork_template(
+    template_id: str, body: ForkBody, request: Request, key: CurrentKey
+) -> JSONResponse:
+    forked = await serving.templates_of(request).fork(key.id, template_id, body.new_name)
+    return _ok({"template": forked}, 201)
+
+
+# --- workflows --------------------------------------------------------------------------------
+
+
+@router.post(BASE)
+async def start_workflow(
+    body: StartWorkflowBody,
+    request: Request,
+    key: CurrentKey,
+    idempotency_key: str | None = Header(None, max_length=255),
+) -> JSONResponse:
+    runtime = serving.runtime_of(request)
+    media = body.media_references or []
+    options = body.options()
+    if body.workflow_id is not None:
+        raw_input, media, snapshot = await serving.plan_from_template(
+            request, key.id, body.workflow_id, body.inputs or {}, media
+        )
+        options["template"] = snapshot
+    else:
+        raw_input = body.input or {}
+    record, replayed = await runtime.start(
+        key.id,
+        raw_input,
+        media,
+        options=options,
+        idempotency=None if idempotency_key is None else (idempotency_key, body.model_dump()),
+        max_units=body.max_estimated_capacity_units,
+        confirm_cost=body.confirm_cost,
+    )
+    data: dict[str, Any] = {"workflow": await runtime.public(record)}
+    if replayed:
+        data["idempotent"] = True
+    return _ok(data, 200 if replayed else 201)
+
+
+@router.get(BASE)
+async def list_workflows(
+    request: Request,
+    key: CurrentKey,
+    offset: int = Query(0, ge=0),
+    limit: int = Query(20, ge=1, le=200),
+) -> JSONResponse:
+    runtime = serving.runtime_of(request)
+    records, next_offset = await runtime.deps.records.list("workflow", key.id, offset, limit)
+    return _ok({"workflows": [await runtime.public(r) for r in records], "next": next_offset})
+
+
+@router.get(f"{BASE}/{{workflow_id}}")
+async def get_workflow(workflow_id: str, request: Request, key: CurrentKey) -> JSONResponse:
+    record = await serving.owned_workflow(request, key.id, workflow_id)
+    return _ok({"workflow": await serving.runtime_of(request).public(record)})
+
+
+@router.get(f"{BASE}/{{workflow_id}}/events")
+async def workflow_events(
+    workflow_id: str, request: Request, key: CurrentKey, after: int = Query(0, ge=0)
+) -> JSONResponse:
+    record = await serving.owned_workflow(request, key.id, workflow_id)
+    events = await serving.public_events(serving.runtime_of(request), record.id, after)
+    return _ok({"events": events})
+
+
+@router.get(f"{BASE}/{{workflow_id}}/events/stream")
+async def stream_workflow_events(
+    workflow_id: str,
+    request: Request,
+    key: CurrentKey,
+    after: int | None = Query(None, ge=0),
+    last_event_id: str | None = Header(None),
+) -> StreamingResponse:
+    record = await serving.owned_workflow(request, key.id, workflow_id)
+    cursor = after
+    if cursor is None and last_event_id is not None and last_event_id.strip().isdigit():
+        cursor = int(last_event_id)
+    stream = serving.event_stream(serving.runtime_of(request), record.id, cursor or 0)
+    return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.post(f"{BASE}/{{workflow_id}}/cancel")
+async def cancel_workflow(
+    workflow_id: str, request: Request, key: CurrentKey, body: CancelBody | None = None
+) -> JSONResponse:
+    runtime = serving.runtime_of(request)
+    record = await serving.owned_workflow(request, key.id, workflow_id)
+    record, transitioned = await runtime.cancel(record, (body or CancelBody()).reason)
+    return _ok({"workflow": await runtime.public(record), "transitioned": transitioned})
+
+
+@router.post(f"{BASE}/{{workflow_id}}/resume")
+async def resume_workflow(
+    workflow_id: str, request: Request, key: CurrentKey, body: ResumeBody | None = None
+) -> JSONResponse:
+    runtime = serving.runtime_of(request)
+    record = await serving.owned_workflow(request, key.id, workflow_id)
+    record, resumed = await runtime.resume(record)
+    return _ok({"workflow": await runtime.public(record), "resumed": resumed}, 202)
+
+
+@router.post(f"{BASE}/{{workflow_id}}/reseed")
+async def reseed_workflow(
+    workflow_id: str,
+    request: Request,
+    key: CurrentKey,
+    body: ReseedBody | None = None,
+    idempotency_key: str | None = Header(None, max_length=255),
+) -> JSONResponse:
+    runtime = serving.runtime_of(request)
+    body = body or ReseedBody()
+    record = await serving.owned_workflow(request, key.id, workflow_id)
+    clone, seeds, replayed = await runtime.reseed(
+        key.id,
+        record,
+        body.seed_overrides,
+        None
+        if idempotency_key is None
+        else (idempotency_key, {"from": record.id, **body.model_dump()}),
+    )
+    data: dict[str, Any] = {
+        "workflow": await runtime.public(clone),
+        "reseed": {"cloned_from_run_id": record.id, "steps": seeds},
+    }
+    if replayed:
+        data["idempotent"] = True
+    return _ok(data, 200 if replayed else 201)
+
+
+@router.post(f"{BASE}/{{workflow_id}}/confirm-cost")
+async def confirm_workflow_cost(
+    workflow_id: str, body: ConfirmCostBody, request: Request, key: CurrentKey
+) -> JSONResponse:
+    runtime = serving.runtime_of(request)
+    record = await serving.owned_workflow(request, key.id, workflow_id)
+    preview = record.data.get("billingPreview")
+    if record.data.get("awaitingCostApproval") and body.decision == "confirm":
+        if body.accepted_cost_preview is None:
+            raise serving.invalid("acceptedCostPreview is required to confirm a cost")
+        if body.accepted_cost_preview != preview:
+            raise serving.conflict("the cost preview changed; read the workflow and confirm again")
+    record, confirmed = await runtime.confirm_cost(record, body.decision)
+    return _ok({"workflow": await runtime.public(record), "confirmed": confirmed})

@@ -1,0 +1,59 @@
+"""Request bodies of the workflow and template routes (snake_case or camelCase)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from sogni_intelligence.api.chat_completions.protocol import WireModel
+
+
+class StartWorkflowBody(WireModel):
+    input: dict[str, Any] | None = None
+    workflow_id: str | None = None
+    inputs: dict[str, Any] | None = None
+    media_references: list[dict[str, Any]] | None = None
+    max_estimated_capacity_units: float | None = Field(None, ge=0)
+    confirm_cost: bool = False
+    token_type: Literal["spark", "sogni", "auto"] | None = None
+    billing_mode: str | None = None
+    app_source: str | None = Field(None, max_length=128)
+    safe_content_filter: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> StartWorkflowBody:
+        if (self.input is None) == (self.workflow_id is None):
+            raise ValueError("send exactly one of input (an inline plan) or workflow_id + inputs")
+        return self
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "tokenType": self.token_type,
+            "billingMode": self.billing_mode,
+            "appSource": self.app_source,
+            "safeContentFilter": self.safe_content_filter,
+        }
+
+
+class CancelBody(WireModel):
+    reason: str | None = Field(None, max_length=1000)
+
+
+class ResumeBody(WireModel):
+    token_type: Literal["spark", "sogni", "auto"] | None = None
+    billing_mode: str | None = None
+    app_source: str | None = None
+
+
+class ReseedBody(ResumeBody):
+    seed_overrides: dict[str, int] | None = None
+
+
+class ConfirmCostBody(WireModel):
+    decision: Literal["confirm", "cancel"] = "confirm"
+    accepted_cost_preview: dict[str, Any] | None = None
+
+
+class ForkBody(WireModel):
+    new_name: str | None = Field(None, min_length=1, max_length=200)

@@ -1,0 +1,114 @@
+"""Workflow and template logic between the routes and the durable runtime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Request
+
+from sogni_intelligence.api.sse import data_frame
+from sogni_intelligence.errors import ServiceError
+from sogni_intelligence.runtime.records import Record
+from sogni_intelligence.runtime.templates import TemplateStore, compile_template
+from sogni_intelligence.runtime.workflows import WorkflowRuntime
+
+HEARTBEAT_S = 15.0
+STREAM_CLOSES_AT = frozenset(
+    {"completed", "partial_failure", "failed", "cancelled", "waiting_for_user"}
+)
+
+
+def runtime_of(request: Request) -> WorkflowRuntime:
+    return request.app.state.workflows
+
+
+def templates_of(request: Request) -> TemplateStore:
+    return request.app.state.templates
+
+
+def not_found(what: str = "workflow") -> ServiceError:
+    return ServiceError(f"No such {what}.", 404, "not_found_error", "not_found")
+
+
+def invalid(message: str) -> ServiceError:
+    return ServiceError(message, 400, "invalid_request_error", "invalid_request")
+
+
+def conflict(message: str) -> ServiceError:
+    return ServiceError(message, 409, "conflict_error", "stale_cost_preview")
+
+
+async def owned_workflow(request: Request, owner: str, workflow_id: str) -> Record:
+    record = await runtime_of(request).deps.records.get(workflow_id, owner)
+    if record is None or record.kind != "workflow":
+        raise not_found()
+    return record
+
+
+async def plan_from_template(
+    request: Request, owner: str, template_id: str, inputs: dict[str, Any], media: list[dict]
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """The inline plan, media references and template snapshot of a template run."""
+    template = await templates_of(request).get(owner, template_id)
+    if template is None:
+        raise not_found("workflow template")
+    compiled = compile_template(template, inputs, existing_media=media)
+    plan = {"title": compiled["title"], "steps": compiled["steps"]}
+    snapshot = {"template": template, "inputs": compiled["inputs"]}
+    return plan, [*media, *compiled["media_references"]], snapshot
+
+
+def _status_after(events: list[Any], start_status: str) -> list[str]:
+    """The workflow's status after each event (what `data.status` carries on the stream)."""
+    mapping = {
+        "workflow_started": "running",
+        "workflow_waiting_for_user": "waiting_for_user",
+        "workflow_cancelled": "cancelled",
+        "workflow_failed": "failed",
+    }
+    statuses, status = [], start_status
+    for event in events:
+        if event.type == "workflow_completed":
+            status = event.payload.get("status", "completed")
+        elif event.type in mapping:
+            status = mapping[event.type]
+        elif event.type == "workflow_progress" and event.payload.get("status"):
+            status = event.payload["status"]
+        statuses.append(status)
+    return statuses
+
+
+async def public_events(runtime: WorkflowRuntime, record_id: str, after: int) -> list[dict]:
+    events = await runtime.deps.records.events(record_id, 0)
+    statuses = _status_after(events, "queued")
+    return [
+        runtime.public_event(event, status)
+        for event, status in zip(events, statuses, strict=True)
+        if event.sequence > after
+    ]
+
+
+async def event_stream(runtime: WorkflowRuntime, record_id: str, after: int) -> AsyncIterator[str]:
+    """Replay after the cursor, then live events; close at a terminal or waiting status.
+    Comment heartbeats keep proxies from dropping an idle stream."""
+    history = await runtime.deps.records.events(record_id, 0)
+    status = _status_after(history, "queued")[-1] if history else "queued"
+    if history and history[-1].sequence <= after and status in STREAM_CLOSES_AT:
+        return
+    status = "queued"
+    followed = runtime.deps.records.follow(record_id, 0, idle_s=HEARTBEAT_S)
+    try:
+        async for event in followed:
+            if event is None:
+                yield ": heartbeat\n\n"
+                continue
+            status = _status_after([event], status)[0]
+            if event.sequence <= after:
+                continue
+            body = runtime.public_event(event, status)
+            yield f"id: {event.sequence}\nevent: {event.type}\n{data_frame(body)}"
+            if status in STREAM_CLOSES_AT:
+                return
+    finally:
+        await followed.aclose()  # type: ignore[attr-defined]

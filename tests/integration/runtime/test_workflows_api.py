@@ -1,0 +1,273 @@
+"""The workflow and template routes in-process: envelopes, SSE, idempotency, ownership."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from sogni_intelligence.api.app import create_app
+from sogni_intelligence.config import ModelConfig, Settings
+from sogni_intelligence.store.db import Database
+from sogni_intelligence.store.keys import KeyStore
+
+pytestmark = pytest.mark.slow
+BASE = "/v1/creative-agent/workflows"
+PLAN = {
+    "title": "Two images",
+    "steps": [
+        {
+            "id": "a",
+            "toolName": "generate_image",
+            "arguments": {"prompt": "red cube", "width": 256, "height": 256},
+        },
+        {
+            "id": "b",
+            "toolName": "upscale_image",
+            "arguments": {"scale": 2},
+            "dependsOn": [
+                {
+                    "sourceStepId": "a",
+                    "targetArgument": "sourceImageIndex",
+                    "transform": "image_index",
+                }
+            ],
+        },
+    ],
+}
+
+
+class Client:
+    def __init__(self, http: httpx.AsyncClient, key: str, other: str) -> None:
+        self.http, self.key, self.other = http, key, other
+
+    def auth(self, other: bool = False) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.other if other else self.key}"}
+
+    async def start(self, body: dict, **headers: str) -> httpx.Response:
+        return await self.http.post(BASE, json=body, headers={**self.auth(), **headers})
+
+    async def stream(self, workflow_id: str, **headers: str) -> list[dict]:
+        response = await self.http.get(
+            f"{BASE}/{workflow_id}/events/stream", headers={**self.auth(), **headers}
+        )
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        frames = []
+        for block in response.text.split("\n\n"):
+            fields = dict(
+                line.split(": ", 1)
+                for line in block.splitlines()
+                if line and not line.startswith(":")
+            )
+            if fields:
+                frames.append(
+                    {
+                        "id": int(fields["id"]),
+                        "event": fields["event"],
+                        "data": json.loads(fields["data"]),
+                    }
+                )
+        return frames
+
+
+@pytest_asyncio.fixture
+async def client(tmp_path: Path) -> AsyncIterator[Client]:
+    settings = Settings(
+        data_dir=tmp_path,
+        models=[ModelConfig(id="up", engine="upstream", base_url="http://127.0.0.1:9/v1")],
+        default_model="up",
+        workflow_cost_confirmation_units=1000,
+    )
+    db = Database(settings.resolved_database_url)
+    await db.create_all()
+    key, _ = await KeyStore(db).create("a")
+    other, _ = await KeyStore(db).create("b")
+    await db.close()
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=60
+        ) as http,
+    ):
+        yield Client(http, key, other)
+
+
+async def test_start_stream_get_events_list(client: Client) -> None:
+    started = await client.start({"input": PLAN})
+    assert started.status_code == 201, started.text
+    body = started.json()
+    assert body["status"] == "success"
+    workflow = body["data"]["workflow"]
+    assert workflow["workflowId"].startswith("wf_") and workflow["status"] == "queued"
+    assert [s["id"] for s in workflow["steps"]] == ["a", "b"] and workflow["backbone"][
+        "schemaVersion"
+    ]
+    frames = await client.stream(workflow["workflowId"])
+    assert [f["id"] for f in frames] == list(range(1, len(frames) + 1))
+    assert (
+        frames[-1]["event"] == "workflow_completed" and frames[-1]["data"]["status"] == "completed"
+    )
+    assert all(f["data"]["status"] in ("running", "completed") for f in frames)
+    assert frames[0]["data"]["workflowId"] == workflow["workflowId"]
+    # replay after a cursor, by header and by query (the query wins)
+    tail = await client.stream(workflow["workflowId"], **{"Last-Event-ID": str(len(frames) - 2)})
+    assert [f["id"] for f in tail] == [len(frames) - 1, len(frames)]
+    done = (
+        await client.http.get(f"{BASE}/{workflow['workflowId']}", headers=client.auth())
+    ).json()["data"]["workflow"]
+    assert done["status"] == "completed" and len(done["artifacts"]) == 2
+    assert done["artifacts"][1]["mimeType"] == "image/png" and done["artifacts"][1]["width"] == 512
+    events = (
+        await client.http.get(f"{BASE}/{workflow['workflowId']}/events", headers=client.auth())
+    ).json()["data"]["events"]
+    assert [e["sequence"] for e in events] == [f["id"] for f in frames]
+    after = (
+        await client.http.get(
+            f"{BASE}/{workflow['workflowId']}/events?after=3", headers=client.auth()
+        )
+    ).json()
+    assert after["data"]["events"][0]["sequence"] == 4
+    listed = (await client.http.get(f"{BASE}?limit=5", headers=client.auth())).json()["data"]
+    assert [w["workflowId"] for w in listed["workflows"]] == [workflow["workflowId"]] and listed[
+        "next"
+    ] is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"input": PLAN, "workflow_id": "tpl_x"},
+        {"input": {"steps": []}},
+        {"input": {"steps": [{"toolName": "compose_script", "arguments": {}}]}},
+        {
+            "input": {
+                "steps": [
+                    {"toolName": "generate_image", "arguments": {"prompt": "x", "width": "wide"}}
+                ]
+            }
+        },
+        {
+            "input": PLAN,
+            "media_references": [{"kind": "image", "url": "data:image/png;base64,AAAA"}],
+        },
+        {"input": PLAN, "max_estimated_capacity_units": 0.1},
+    ],
+)
+async def test_bad_starts_are_400_in_the_sogni_shape(client: Client, body: dict) -> None:
+    response = await client.start(body)
+    assert response.status_code == 400, response.text
+    payload = response.json()
+    assert payload["status"] == "error" and payload["errorCode"] == 400 and payload["message"]
+
+
+async def test_idempotency_and_ownership(client: Client) -> None:
+    first = await client.start({"input": PLAN}, **{"Idempotency-Key": "k-1"})
+    again = await client.start({"input": PLAN}, **{"Idempotency-Key": "k-1"})
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["data"]["idempotent"] is True
+    workflow_id = first.json()["data"]["workflow"]["workflowId"]
+    assert again.json()["data"]["workflow"]["workflowId"] == workflow_id
+    changed = await client.start(
+        {"input": {**PLAN, "title": "other"}}, **{"Idempotency-Key": "k-1"}
+    )
+    assert changed.status_code == 409
+    for path in ("", "/events", "/events/stream"):
+        response = await client.http.get(
+            f"{BASE}/{workflow_id}{path}", headers=client.auth(other=True)
+        )
+        assert response.status_code == 404
+    cancel = await client.http.post(
+        f"{BASE}/{workflow_id}/cancel", json={}, headers=client.auth(other=True)
+    )
+    assert cancel.status_code == 404
+    await client.stream(workflow_id)
+
+
+async def test_cancel_and_resume_envelopes(client: Client) -> None:
+    slow = {
+        "input": {
+            "steps": [
+                {
+                    "toolName": "generate_video",
+                    "arguments": {"prompt": "x", "duration": 20, "width": 640, "height": 360},
+                }
+            ]
+        }
+    }
+    workflow_id = (await client.start(slow)).json()["data"]["workflow"]["workflowId"]
+    cancel = await client.http.post(
+        f"{BASE}/{workflow_id}/cancel", json={"reason": "stop"}, headers=client.auth()
+    )
+    assert cancel.status_code == 200 and cancel.json()["data"]["transitioned"] is True
+    assert cancel.json()["data"]["workflow"]["status"] == "cancelled"
+    again = await client.http.post(f"{BASE}/{workflow_id}/cancel", json={}, headers=client.auth())
+    assert again.json()["data"]["transitioned"] is False
+    resume = await client.http.post(f"{BASE}/{workflow_id}/resume", json={}, headers=client.auth())
+    assert resume.status_code == 202 and resume.json()["data"]["resumed"] is False
+    frames = await client.stream(workflow_id)
+    assert (
+        frames[-1]["event"] == "workflow_cancelled" and frames[-1]["data"]["status"] == "cancelled"
+    )
+
+
+async def test_templates_crud_fork_and_run(client: Client) -> None:
+    template = {
+        "name": "Poster",
+        "inputs": [
+            {"name": "subject", "type": "text", "required": True},
+            {"name": "size", "type": "number", "default": 256},
+        ],
+        "stages": [
+            {
+                "type": "fixed",
+                "id": "art",
+                "tool": "generate_image",
+                "args": {
+                    "prompt": "poster of $inputs.subject",
+                    "width": "$inputs.size",
+                    "height": "$inputs.size",
+                },
+            }
+        ],
+    }
+    created = await client.http.post(f"{BASE}/templates", json=template, headers=client.auth())
+    assert created.status_code == 201, created.text
+    tpl = created.json()["data"]["template"]
+    assert tpl["id"].startswith("tpl_") and tpl["name"] == "Poster"
+    assert (
+        await client.http.get(f"{BASE}/templates/{tpl['id']}", headers=client.auth(other=True))
+    ).status_code == 404
+    listed = (
+        await client.http.get(f"{BASE}/templates?visibility=own", headers=client.auth())
+    ).json()["data"]
+    assert [t["id"] for t in listed["templates"]] == [tpl["id"]]
+    patched = await client.http.patch(
+        f"{BASE}/templates/{tpl['id']}", json={"visibility": "public"}, headers=client.auth()
+    )
+    assert patched.json()["data"]["template"]["version"] == 2
+    forked = await client.http.post(
+        f"{BASE}/templates/{tpl['id']}/fork",
+        json={"newName": "Mine"},
+        headers=client.auth(other=True),
+    )
+    assert forked.status_code == 201 and forked.json()["data"]["template"]["name"] == "Mine"
+    missing_input = await client.start({"workflow_id": tpl["id"], "inputs": {}})
+    assert missing_input.status_code == 400
+    run = await client.start({"workflow_id": tpl["id"], "inputs": {"subject": "a cat"}})
+    assert run.status_code == 201, run.text
+    steps = run.json()["data"]["workflow"]["steps"]
+    assert steps[0]["arguments"] == {"prompt": "poster of a cat", "width": 256, "height": 256}
+    frames = await client.stream(run.json()["data"]["workflow"]["workflowId"])
+    assert frames[-1]["data"]["status"] == "completed"
+    deleted = await client.http.delete(f"{BASE}/templates/{tpl['id']}", headers=client.auth())
+    assert deleted.status_code == 200
+    assert (
+        await client.http.get(f"{BASE}/templates/{tpl['id']}", headers=client.auth())
+    ).status_code == 404
