@@ -134,6 +134,24 @@ async def _approval_resolved(record_id: str, decision: str) -> bool:
     """Back to `running` after a confirmation; True when the workflow should go on."""
     records = _d().records
     if decision != "confirm":
+        # No approval came (it timed out): the workflow ends here, visibly.
+        ended = await records.transition(
+            record_id,
+            "cancelled",
+            allowed_from={"waiting_for_user"},
+            patch={
+                "cancellationReason": "cost approval not given",
+                "completedAt": _now(),
+                "awaitingCostApproval": False,
+            },
+        )
+        if ended is not None:
+            await records.append(
+                record_id,
+                "workflow_cancelled",
+                {"status": "cancelled", "reason": "cost approval not given"},
+                dedupe_key="terminal",
+            )
         return False
     moved = await records.transition(
         record_id,

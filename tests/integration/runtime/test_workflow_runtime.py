@@ -245,3 +245,19 @@ async def test_resume_of_a_finished_workflow_does_nothing(runtime: WorkflowRunti
     finished = await runtime.deps.records.get(record.id)
     _, resumed = await runtime.resume(finished)  # type: ignore[arg-type]
     assert resumed is False
+
+
+async def test_unanswered_cost_approval_ends_the_workflow(
+    runtime: WorkflowRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sogni_intelligence.runtime import workflows
+
+    monkeypatch.setattr(workflows, "APPROVAL_WAIT_S", 1)
+    runtime.approval_threshold = 0.5
+    record, _ = await runtime.start("key_a", KEYFRAME_TO_VIDEO, [])
+    events = await wait_terminal(runtime, record.id, timeout=20)
+    assert events[-1].type == "workflow_cancelled"
+    final = await runtime.deps.records.get(record.id)
+    assert (
+        final is not None and final.status == "cancelled" and not final.data["awaitingCostApproval"]
+    )

@@ -1,0 +1,316 @@
+"""A workflow process killed with SIGKILL mid-run is finished by the next process.
+
+`crash_runner.py` hosts the runtime on a data directory in a child process: `start` starts a
+four-step plan and runs until killed; `recover` launches DBOS (which recovers the workflow)
+and waits for the terminal event. The test watches the SQLite files from outside, kills the
+child's whole process group (its ffmpeg jobs too) at a chosen point, and then checks the
+finished workflow: every step completed exactly once in the event log, the steps finished
+before the kill made no second set of assets, and the artifacts decode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from sogni_intelligence.media.ffmpeg import ffmpeg_exe, ffprobe_exe
+from tests.integration.runtime.crash_runner import OWNER, PLAN, STEP_MARKERS
+
+pytestmark = pytest.mark.slow
+
+RUNNER = Path(__file__).with_name("crash_runner.py")
+STEP_IDS = [step["id"] for step in PLAN["steps"]]
+# Seconds of video each step's output should last (the clip, plus what extend_video adds).
+VIDEO_SECONDS = {"clip": 10.0, "extended": 13.0, "captioned": 13.0}
+IMAGE_SIZE = (1024, 1024)
+WATCH_TIMEOUT_S = 40
+RECOVER_TIMEOUT_S = 60
+
+Events = list[dict[str, Any]]
+
+
+# --- process and database helpers -------------------------------------------------------------
+
+
+def _spawn(data_dir: Path, mode: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, str(RUNNER), str(data_dir), mode, "--timeout", str(RECOVER_TIMEOUT_S)],
+        stdout=subprocess.PIPE,
+        stderr=(data_dir / f"{mode}.stderr").open("wb"),
+        start_new_session=True,  # its own process group: killing it takes its ffmpeg jobs along
+    )
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the child's process group (a crash of the whole worker) and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def _stderr(data_dir: Path, mode: str) -> str:
+    """The end of a runner's log, for failure messages."""
+    path = data_dir / f"{mode}.stderr"
+    return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+
+def _read_json_line(proc: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            raise AssertionError(f"no output from the runner within {timeout}s")
+    line = proc.stdout.readline()
+    assert line, f"the runner exited early (rc={proc.poll()})"
+    return json.loads(line)
+
+
+def _query(db_file: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    connection = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True, timeout=5)
+    try:
+        return connection.execute(sql, params).fetchall()
+    finally:
+        connection.close()
+
+
+def _events(data_dir: Path, record_id: str) -> Events:
+    rows = _query(
+        data_dir / "sogni.sqlite",
+        "SELECT sequence, type, payload, dedupe_key FROM record_events WHERE record_id = ? "
+        "ORDER BY sequence",
+        record_id,
+    )
+    return [
+        {"sequence": seq, "type": kind, "payload": json.loads(payload or "{}"), "dedupe": key}
+        for seq, kind, payload, key in rows
+    ]
+
+
+def _has(events: Events, kind: str, step_id: str) -> bool:
+    return any(e["type"] == kind and e["payload"].get("stepId") == step_id for e in events)
+
+
+def _completed_steps(events: Events) -> list[str]:
+    return [e["payload"]["stepId"] for e in events if e["type"] == "step_completed"]
+
+
+def _assets_by_step(data_dir: Path) -> dict[str, list[tuple[str, str]]]:
+    """(asset id, sha256) of every stored asset, grouped by the step whose marker it carries."""
+    rows = _query(
+        data_dir / "sogni.sqlite",
+        "SELECT id, sha256, tool, meta FROM assets WHERE owner = ? ORDER BY created_at",
+        OWNER,
+    )
+    grouped: dict[str, list[tuple[str, str]]] = {step: [] for step in STEP_IDS}
+    for asset_id, sha256, tool, meta in rows:
+        owners = [
+            step
+            for step, (marker_tool, marker) in STEP_MARKERS.items()
+            if tool == marker_tool and marker in (meta or "")
+        ]
+        assert len(owners) == 1, f"asset {asset_id} ({tool}, {meta}) belongs to no single step"
+        grouped[owners[0]].append((asset_id, sha256))
+    return grouped
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Children of the test; whatever is still alive at the end is killed."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            _kill(proc)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+# --- the scenario -------------------------------------------------------------------------------
+
+
+def _crash_and_recover(
+    data_dir: Path,
+    processes: list[subprocess.Popen[bytes]],
+    kill_when: Callable[[Events], bool],
+) -> tuple[str, Events, dict[str, Any]]:
+    """Start the plan, SIGKILL the worker once `kill_when(events)` holds, recover it.
+    Returns the record id, the events at the kill, and the recovering runner's summary."""
+    worker = _spawn(data_dir, "start")
+    processes.append(worker)
+    try:
+        record_id = _read_json_line(worker, WATCH_TIMEOUT_S)["record_id"]
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_stderr(data_dir, 'start')}") from None
+    deadline = time.monotonic() + WATCH_TIMEOUT_S
+    while True:
+        assert worker.poll() is None, f"the worker died on its own\n{_stderr(data_dir, 'start')}"
+        if kill_when(_events(data_dir, record_id)):
+            break
+        assert time.monotonic() < deadline, (
+            f"the workflow never reached the kill point: {_events(data_dir, record_id)}\n"
+            f"{_stderr(data_dir, 'start')}"
+        )
+        time.sleep(0.01)
+    _kill(worker)
+    at_kill = _events(data_dir, record_id)
+
+    recovering = _spawn(data_dir, "recover")
+    processes.append(recovering)
+    try:
+        summary = _read_json_line(recovering, RECOVER_TIMEOUT_S + 15)
+        assert recovering.wait(timeout=30) == 0, summary
+        assert "error" not in summary, summary
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_stderr(data_dir, 'recover')}") from None
+    return record_id, at_kill, summary
+
+
+def _check_finished(
+    data_dir: Path, record_id: str, at_kill: Events, summary: dict[str, Any]
+) -> None:
+    # The recovering process took the workflow over and wrote the rest of its events.
+    [recovered] = summary["records"]
+    assert recovered["record_id"] == record_id and recovered["status"] == "completed"
+    assert recovered["dbos_status"] == "SUCCESS", recovered
+    assert recovered["new_events"], "nothing happened after the restart"
+    assert recovered["new_events"][0]["sequence"] == len(at_kill) + 1
+
+    status, data = _query(
+        data_dir / "sogni.sqlite",
+        "SELECT status, data FROM durable_records WHERE id = ?",
+        record_id,
+    )[0]
+    data = json.loads(data)
+    assert status == "completed"
+    assert [s["status"] for s in data["steps"]] == ["completed"] * len(STEP_IDS)
+
+    # The event log: gap-free, each dedupe key once, each lifecycle event once.
+    events = _events(data_dir, record_id)
+    assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
+    assert events[: len(at_kill)] == at_kill, "events written before the crash changed"
+    dedupe = Counter(e["dedupe"] for e in events)
+    assert None not in dedupe and max(dedupe.values()) == 1, dedupe
+    types = Counter(e["type"] for e in events)
+    assert types["workflow_started"] == 1
+    assert types["workflow_completed"] == 1 and events[-1]["type"] == "workflow_completed"
+    assert not {"workflow_failed", "workflow_cancelled", "step_failed"} & set(types)
+    for step in STEP_IDS:
+        for kind in ("step_started", "step_completed"):
+            assert sum(_has([e], kind, step) for e in events) == 1, (kind, step)
+    assert [e["payload"]["completedSteps"] for e in events if e["type"] == "workflow_progress"] == [
+        1,
+        2,
+        3,
+        4,
+    ]
+
+    # Assets: a step finished before the kill never ran again; the step in flight may have run
+    # twice (at-least-once), but only the outputs of its recorded run are artifacts.
+    produced = {
+        e["payload"]["stepId"]: e["payload"]["assetIds"]
+        for e in events
+        if e["type"] == "step_completed"
+    }
+    stored = _assets_by_step(data_dir)
+    finished_before = set(_completed_steps(at_kill))
+    for step in STEP_IDS:
+        ids = [asset_id for asset_id, _ in stored[step]]
+        assert produced[step] and set(produced[step]) <= set(ids), step
+        if step in finished_before:
+            assert len(ids) == len(produced[step]), f"{step} ran again after the restart: {ids}"
+        else:
+            assert len(ids) <= 2 * len(produced[step]), f"{step} ran more than twice: {ids}"
+    artifacts = [a["id"] for a in data["artifacts"]]
+    assert artifacts == [asset_id for step in STEP_IDS for asset_id in produced[step]]
+    created = [e["payload"]["artifact"]["id"] for e in events if e["type"] == "artifact_created"]
+    assert created == artifacts
+
+    # Every artifact decodes.
+    sha = {asset_id: digest for rows in stored.values() for asset_id, digest in rows}
+    for artifact in data["artifacts"]:
+        path = data_dir / "media" / "blobs" / sha[artifact["id"]][:2] / sha[artifact["id"]]
+        assert path.is_file(), artifact
+        if artifact["kind"] == "image":
+            with Image.open(path) as image:
+                image.load()
+                assert image.size == IMAGE_SIZE
+            continue
+        assert artifact["kind"] == "video", artifact
+        probe = subprocess.run(
+            [
+                ffprobe_exe(),
+                "-v",
+                "error",
+                "-show_entries",
+                "format=duration",
+                "-of",
+                "json",
+                str(path),
+            ],
+            capture_output=True,
+            check=True,
+            timeout=30,
+        )
+        duration = float(json.loads(probe.stdout)["format"]["duration"])
+        assert abs(duration - VIDEO_SECONDS[artifact["stepId"]]) < 0.25, (artifact, duration)
+        decode = subprocess.run(
+            [ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "null", "-"],
+            capture_output=True,
+            timeout=60,
+        )
+        assert decode.returncode == 0 and not decode.stderr.strip(), decode.stderr
+
+    # DBOS agrees: the workflow succeeded, each plan step has one recorded output.
+    dbos = data_dir / "dbos.sqlite"
+    [(dbos_status,)] = _query(
+        dbos, "SELECT status FROM workflow_status WHERE workflow_uuid = ?", record_id
+    )
+    assert dbos_status == "SUCCESS"
+    functions = Counter(
+        name
+        for (name,) in _query(
+            dbos, "SELECT function_name FROM operation_outputs WHERE workflow_uuid = ?", record_id
+        )
+    )
+    assert functions["_run_step"] == len(STEP_IDS)
+    assert functions["_finish"] == 1
+
+
+def test_killed_during_the_second_step_resumes_after_the_first(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    def in_second_step(events: Events) -> bool:
+        return (
+            _has(events, "step_completed", "keyframe")
+            and _has(events, "step_started", "clip")
+            and not _has(events, "step_completed", "clip")
+        )
+
+    record_id, at_kill, summary = _crash_and_recover(tmp_path, processes, in_second_step)
+    assert _completed_steps(at_kill) == ["keyframe"], "the kill missed the second step"
+    _check_finished(tmp_path, record_id, at_kill, summary)
+
+
+def test_killed_during_the_first_step_still_completes(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    def in_first_step(events: Events) -> bool:
+        return _has(events, "step_started", "keyframe") and not _completed_steps(events)
+
+    record_id, at_kill, summary = _crash_and_recover(tmp_path, processes, in_first_step)
+    assert not _completed_steps(at_kill), "the kill missed the first step"
+    _check_finished(tmp_path, record_id, at_kill, summary)
