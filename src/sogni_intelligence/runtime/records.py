@@ -8,7 +8,6 @@ cursor, so a stream never skips or repeats a sequence number.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import secrets
@@ -90,33 +89,34 @@ def body_digest(body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class _Wakeups:
-    """In-process notification that a record has new events (a hint; readers re-read the DB)."""
+class _Subscribers:
+    """In-process delivery of appended events to live followers of a record. Only a fast
+    path: followers check sequence continuity and fall back to the database on any gap."""
 
     def __init__(self) -> None:
-        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._queues: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
 
-    def notify(self, record_id: str) -> None:
-        for waiter in self._waiters.get(record_id, ()):
-            waiter.set()
+    def publish(self, event: Event) -> None:
+        for queue in self._queues.get(event.record_id, ()):
+            queue.put_nowait(event)
 
-    def waiter(self, record_id: str) -> asyncio.Event:
-        event = asyncio.Event()
-        self._waiters[record_id].add(event)
-        return event
+    def subscribe(self, record_id: str) -> asyncio.Queue[Event]:
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._queues[record_id].add(queue)
+        return queue
 
-    def drop(self, record_id: str, event: asyncio.Event) -> None:
-        waiters = self._waiters.get(record_id)
-        if waiters is not None:
-            waiters.discard(event)
-            if not waiters:
-                del self._waiters[record_id]
+    def drop(self, record_id: str, queue: asyncio.Queue[Event]) -> None:
+        queues = self._queues.get(record_id)
+        if queues is not None:
+            queues.discard(queue)
+            if not queues:
+                del self._queues[record_id]
 
 
 class RecordStore:
     def __init__(self, db: Database, poll_interval_s: float = 0.5) -> None:
         self._db = db
-        self._wakeups = _Wakeups()
+        self._subscribers = _Subscribers()
         self.poll_interval_s = poll_interval_s
 
     # -- records ---------------------------------------------------------------------------
@@ -319,8 +319,9 @@ class RecordStore:
                 # look again.
                 await asyncio.sleep(0.005 * secrets.randbelow(4))
                 continue
-            self._wakeups.notify(record_id)
-            return _event(row)
+            event = _event(row)
+            self._subscribers.publish(event)
+            return event
         raise ServiceError("could not append an event: too much contention", 503)
 
     async def _by_dedupe_key(self, record_id: str, dedupe_key: str) -> Event | None:
@@ -349,12 +350,11 @@ class RecordStore:
         """Replay from `after`, then yield new events as they are appended, forever; the
         caller decides when to stop (e.g. at a terminal event). With `idle_s`, a None is
         yielded after that long without events (for heartbeats)."""
-        waiter = self._wakeups.waiter(record_id)
+        live = self._subscribers.subscribe(record_id)
         loop = asyncio.get_running_loop()
         last_yield = loop.time()
         try:
             while True:
-                waiter.clear()
                 batch = await self.events(record_id, after)
                 for event in batch:
                     after = event.sequence
@@ -362,11 +362,22 @@ class RecordStore:
                 if batch:
                     last_yield = loop.time()
                     continue
+                # Caught up: take events handed over in memory while they follow on without a
+                # gap; a gap, a quiet spell or another process's writes send us back to the DB.
+                while True:
+                    try:
+                        event = await asyncio.wait_for(live.get(), self.poll_interval_s)
+                    except TimeoutError:
+                        break
+                    if event.sequence <= after:
+                        continue
+                    if event.sequence != after + 1:
+                        break
+                    after = event.sequence
+                    last_yield = loop.time()
+                    yield event
                 if idle_s is not None and loop.time() - last_yield >= idle_s:
                     last_yield = loop.time()
                     yield None
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter.wait(), self.poll_interval_s)
         finally:
-            self._wakeups.drop(record_id, waiter)
+            self._subscribers.drop(record_id, live)
