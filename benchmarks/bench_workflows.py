@@ -334,7 +334,14 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=100)
     parser.add_argument("--events", type=int, default=50)
     parser.add_argument("--spacing-ms", type=float, default=10.0, help="pause between appends")
-    parser.add_argument("--recoveries", type=int, default=2, help="crash/recover cycles")
+    parser.add_argument(
+        "--recoveries",
+        type=int,
+        default=2,
+        choices=range(1, 21),
+        metavar="1..20",
+        help="crash/recover cycles",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-workflows-") as tmp:
