@@ -92,20 +92,19 @@ async def public_events(runtime: WorkflowRuntime, record_id: str, after: int) ->
 async def event_stream(runtime: WorkflowRuntime, record_id: str, after: int) -> AsyncIterator[str]:
     """Replay after the cursor, then live events; close at a terminal or waiting status.
     Comment heartbeats keep proxies from dropping an idle stream."""
-    history = await runtime.deps.records.events(record_id, 0)
-    status = _status_after(history, "queued")[-1] if history else "queued"
-    if history and history[-1].sequence <= after and status in STREAM_CLOSES_AT:
+    records = runtime.deps.records
+    # Sequences are gap-free, so the first `after` events are the ones before the cursor.
+    before = await records.events(record_id, 0, limit=after) if after else []
+    status = _status_after(before, "queued")[-1] if before else "queued"
+    if status in STREAM_CLOSES_AT and not await records.events(record_id, after, limit=1):
         return
-    status = "queued"
-    followed = runtime.deps.records.follow(record_id, 0, idle_s=HEARTBEAT_S)
+    followed = records.follow(record_id, after, idle_s=HEARTBEAT_S)
     try:
         async for event in followed:
             if event is None:
                 yield ": heartbeat\n\n"
                 continue
             status = _status_after([event], status)[0]
-            if event.sequence <= after:
-                continue
             body = runtime.public_event(event, status)
             yield f"id: {event.sequence}\nevent: {event.type}\n{data_frame(body)}"
             if status in STREAM_CLOSES_AT:
