@@ -376,9 +376,7 @@ async def creative_workflow(record_id: str) -> str:
         if not await _approval_resolved(record_id, decision or "timeout"):
             return "cancelled"
     input_media = await _ingest_media(record_id)
-    record = await _d().records.get(record_id)
-    assert record is not None
-    plan = Plan.model_validate(record.data["plan"])
+    plan = Plan.model_validate(record.data["plan"])  # the plan never changes after the start
     outputs: dict[str, dict[str, Any]] = {}
     generated: dict[str, list[str]] = {"image": [], "video": [], "audio": []}
     statuses: dict[str, str] = {}
