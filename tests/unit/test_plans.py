@@ -2,7 +2,7 @@ import pytest
 
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.runtime.plans import (
-    PLACEHOLDER_URL,
+    STAND_IN_URL,
     ArtifactRef,
     BindingError,
     InputMediaRef,
@@ -913,5 +913,5 @@ def test_cost_counts_fan_out_bindings() -> None:
     assert step_costs(two)["target"] == 2 * step_costs(one)["target"]
 
 
-def test_placeholder_url_is_http() -> None:
-    assert PLACEHOLDER_URL.startswith("https://")
+def test_stand_in_url_is_http() -> None:
+    assert STAND_IN_URL.startswith("https://")

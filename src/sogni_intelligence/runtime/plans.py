@@ -38,7 +38,7 @@ from sogni_intelligence.tools.catalog import CATALOG
 MAX_STEPS = 12
 INPUT_MEDIA = "$input_media"
 DEFAULT_TITLE = "Durable creative workflow"
-PLACEHOLDER_URL = "https://placeholder.invalid/x"
+STAND_IN_URL = "https://stand-in.invalid/x"
 _CODE = "workflow_validation_failed"
 _MEDIA_CODE = "invalid_media_reference"
 
@@ -96,9 +96,9 @@ UPLOAD_POSITION_ARGUMENTS: frozenset[tuple[str, str]] = frozenset(
     }
 )
 
-_PLACEHOLDER_CUES = [{"start": 0.0, "end": 1.0, "text": "placeholder"}]
-_PLACEHOLDER_SRT = "1\n00:00:00,000 --> 00:00:01,000\nplaceholder\n"
-_PLACEHOLDER_OVERLAYS = [{"kind": "text", "text": "placeholder"}]
+_STAND_IN_CUES = [{"start": 0.0, "end": 1.0, "text": "stand-in"}]
+_STAND_IN_SRT = "1\n00:00:00,000 --> 00:00:01,000\nstand-in\n"
+_STAND_IN_OVERLAYS = [{"kind": "text", "text": "stand-in"}]
 
 _EXTENSION_KIND: dict[str, MediaType] = {
     **dict.fromkeys(("png", "jpg", "jpeg", "webp", "gif", "bmp", "avif", "heic"), "image"),
@@ -297,7 +297,7 @@ def normalise_step_id(raw: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", raw)
 
 
-def _placeholder(binding: Binding, value: Any = None) -> Any:
+def _stand_in(binding: Binding, value: Any = None) -> Any:
     """A stand-in for what a binding will write, for validating arguments before the run."""
     transform = binding.transform
     if value is not None:
@@ -305,14 +305,14 @@ def _placeholder(binding: Binding, value: Any = None) -> Any:
     if transform in INDEX_TRANSFORMS:
         return 0
     if transform in URL_TRANSFORMS:
-        return PLACEHOLDER_URL
+        return STAND_IN_URL
     if transform == "asset_ref":
-        return {"asset_id": "placeholder", "url": PLACEHOLDER_URL}
+        return {"asset_id": "stand-in", "url": STAND_IN_URL}
     if transform == "subtitle_cues":
-        return copy.deepcopy(_PLACEHOLDER_CUES)
+        return copy.deepcopy(_STAND_IN_CUES)
     if transform == "subtitle_srt":
-        return _PLACEHOLDER_SRT
-    return copy.deepcopy(_PLACEHOLDER_OVERLAYS)
+        return _STAND_IN_SRT
+    return copy.deepcopy(_STAND_IN_OVERLAYS)
 
 
 def _write(arguments: dict[str, Any], tool_name: str, target: str, value: Any) -> None:
@@ -339,7 +339,7 @@ def _arguments_for_validation(
     arguments = copy.deepcopy(step.arguments)
     for j, binding in enumerate(step.dependsOn):
         value = (input_values or {}).get(j)
-        _write(arguments, step.toolName, binding.targetArgument, _placeholder(binding, value))
+        _write(arguments, step.toolName, binding.targetArgument, _stand_in(binding, value))
     return arguments
 
 
@@ -485,7 +485,7 @@ def normalise_plan(raw_input: Any, media_references: Any = None) -> Plan:
             j: value
             for j, binding in enumerate(step.dependsOn)
             if binding.from_input_media
-            and (value := _input_media_placeholder(step, binding, references)) is not None
+            and (value := _input_media_stand_in(step, binding, references)) is not None
         }
         _validate_arguments(step, i, _arguments_for_validation(step, input_values))
 
@@ -496,7 +496,7 @@ def _references_of(references: list[dict[str, Any]], kind: MediaType | None) -> 
     return [r for r in references if kind is None or media_kind(r) == kind]
 
 
-def _input_media_placeholder(
+def _input_media_stand_in(
     step: PlanStep, binding: Binding, references: list[dict[str, Any]]
 ) -> Any:
     """The value an `$input_media` binding will write, where it is known before the run."""
@@ -753,7 +753,7 @@ def step_costs(plan: Plan) -> dict[str, float]:
             j: value
             for j, binding in enumerate(step.dependsOn)
             if binding.from_input_media
-            and (value := _input_media_placeholder(step, binding, references)) is not None
+            and (value := _input_media_stand_in(step, binding, references)) is not None
         }
         args = _validate_arguments(step, i, _arguments_for_validation(step, input_values))
         costs[step.id] = round(float(_tool(step).cost(args)), 2)
