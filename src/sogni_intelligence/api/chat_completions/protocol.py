@@ -8,28 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import (
-    AliasChoices,
-    AliasGenerator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
-
-def _both_spellings(name: str) -> AliasChoices:
-    return AliasChoices(name, to_camel(name))
-
-
-class WireModel(BaseModel):
-    model_config = ConfigDict(
-        extra="ignore",
-        populate_by_name=True,
-        alias_generator=AliasGenerator(validation_alias=_both_spellings),
-    )
+from sogni_intelligence.api.wire import WireModel
 
 
 class TextPart(WireModel):

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from sogni_intelligence.api.chat_completions.protocol import WireModel
+from sogni_intelligence.api.wire import WireModel
 
 
 class StartWorkflowBody(WireModel):
