@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from sqlalchemy import select
 
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.media.ffmpeg import MediaProcessError, probe, summarize
@@ -162,16 +161,6 @@ class AssetStore:
         if row is None or (owner is not None and row.owner != owner):
             return None
         return _record(row)
-
-    async def list_for(self, owner: str, limit: int = 100) -> list[AssetRecord]:
-        async with self._db.session() as session:
-            rows = await session.scalars(
-                select(Asset)
-                .where(Asset.owner == owner)
-                .order_by(Asset.created_at.desc())
-                .limit(limit)
-            )
-            return [_record(row) for row in rows]
 
     def path_of(self, record: AssetRecord) -> Path:
         return self.blob_path(record.sha256)

@@ -33,7 +33,7 @@ from sogni_intelligence.runtime.plans import (
     resolve_arguments,
     step_costs,
 )
-from sogni_intelligence.runtime.records import TERMINAL, Event, Record, RecordStore
+from sogni_intelligence.runtime.records import Event, Record, RecordStore
 from sogni_intelligence.tools.base import ToolContext, execute
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.media_context import MediaContext
@@ -624,10 +624,6 @@ class WorkflowRuntime:
             "status": status,
             "data": event.payload,
         }
-
-    @staticmethod
-    def is_terminal(status: str) -> bool:
-        return status in TERMINAL
 
 
 def _artifact(ref: dict[str, Any], asset: AssetRecord, store: AssetStore) -> dict[str, Any]:

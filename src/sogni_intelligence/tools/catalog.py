@@ -20,8 +20,6 @@ CATALOG: dict[str, Tool] = {
     for tool in family.TOOLS
 }
 
-MEDIA_TOOL_NAMES = frozenset(CATALOG)
-
 
 def surface(name: str) -> list[Tool]:
     """The tools a surface (`creative-tools` or `creative-agent`) offers, in catalog order."""

@@ -8,7 +8,6 @@ first). An omitted index means the latest generated item, else the first upload.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from sogni_intelligence.media.sniff import MediaKind
 from sogni_intelligence.media.store import AssetRecord
@@ -68,9 +67,3 @@ class MediaContext:
         if index is None or index == -1:
             return self.resolve("video", None, argument)
         return self.resolve("video", index, argument)
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "uploads": {k: [r.id for r in v] for k, v in self.uploads.items()},
-            "generated": {k: [r.id for r in v] for k, v in self.generated.items()},
-        }
