@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNNER = ROOT / "tests" / "integration" / "runtime" / "crash_runner.py"
 sys.path.insert(0, str(RUNNER.parent))
 
-from crash_runner import open_runtime  # noqa: E402
+from crash_runner import open_runtime, settings_for  # noqa: E402
 
 from sogni_intelligence.runtime import durable  # noqa: E402
 from sogni_intelligence.runtime.records import RecordStore  # noqa: E402
@@ -287,7 +287,7 @@ def bench_recovery(root: Path, runs: int) -> dict[str, Any]:
 async def run_in_process(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     runtime, db = await open_runtime(root / "inproc")
     data_dir = root / "inproc"
-    durable.launch(f"sqlite+aiosqlite:///{data_dir / 'sogni.sqlite'}", data_dir)
+    await durable.launch(settings_for(data_dir))
     try:
         steps = await bench_steps(runtime, args.short, args.long, args.runs)
         # A store as the server makes it (default poll interval), not the runner's fast one.

@@ -23,6 +23,10 @@ PUBLIC_MODEL_IDS = ("qwen3.6-35b-a3b-gguf-iq4xs", "qwen3.5-35b-a3b-abliterated-g
 
 DEFAULT_GGUF = "smollm2:SmolLM2-135M-Instruct.Q4_1.gguf"
 
+#: The durable job queues media tools run on; worker processes pick which ones they serve.
+QueueName = Literal["image", "video", "audio", "analysis"]
+QUEUE_NAMES: tuple[QueueName, ...] = ("image", "video", "audio", "analysis")
+
 
 class ModelConfig(BaseModel):
     """One LLM the server can answer with, and the ids it answers to."""
@@ -148,6 +152,18 @@ class Settings(BaseSettings):
         ge=0,
         description="A workflow estimated above this many capacity units waits for a cost "
         "confirmation unless started with confirm_cost.",
+    )
+    worker_queues: list[QueueName] = Field(
+        default_factory=lambda: list(QUEUE_NAMES),
+        description="Media queues this server process also works on; [] makes it an API "
+        "process that only enqueues (run 'sogni-intelligence worker' elsewhere).",
+    )
+    queue_concurrency: dict[QueueName, int] = Field(
+        default_factory=lambda: {"image": 2, "video": 1, "audio": 2, "analysis": 2},
+        description="How many jobs of each queue one worker process runs at once.",
+    )
+    queue_poll_s: float = Field(
+        default=0.05, gt=0, le=5, description="How often a worker looks for new jobs."
     )
 
     @classmethod

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,9 +59,9 @@ def wait_healthy(
     raise RuntimeError(f"server did not become healthy:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    data = tmp_path_factory.mktemp("server")
+@contextmanager
+def running_server(data: Path, *serve_args: str) -> Iterator[RunningServer]:
+    """`sogni-intelligence serve` on a free port with the real default model, and a key."""
     port = free_port()
     models = [
         {
@@ -86,7 +87,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     running.key = json.loads(created.stdout)["key"]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sogni_intelligence.cli.main", "serve"],
+            [sys.executable, "-m", "sogni_intelligence.cli.main", "serve", *serve_args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -100,3 +101,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
             process.wait(15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with running_server(tmp_path_factory.mktemp("server")) as running:
+        yield running

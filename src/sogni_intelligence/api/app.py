@@ -25,7 +25,6 @@ from sogni_intelligence.config import Settings
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.llm.registry import ModelRegistry
 from sogni_intelligence.media.fetch import FetchPolicy
-from sogni_intelligence.media.signing import UrlSigner, load_secret
 from sogni_intelligence.media.store import AssetStore
 from sogni_intelligence.runtime import durable
 from sogni_intelligence.runtime.records import RecordStore
@@ -75,15 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.db = db
         app.state.keys = keys
         app.state.registry = registry
-        app.state.assets = AssetStore(
-            db,
-            settings.data_dir / "media",
-            UrlSigner(
-                load_secret(settings.data_dir / "url-signing.key"),
-                settings.resolved_public_base_url,
-                settings.media_url_ttl_s,
-            ),
-        )
+        app.state.assets = AssetStore.from_settings(db, settings)
         # What hosted tools run with (remote image backends, a vision LLM when one exists).
         app.state.tool_services = build_tool_services(settings, registry)
         app.state.templates = TemplateStore(db)
@@ -98,7 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         workflows.launch()
         # DBOS recovers the workflows this process left unfinished as it launches.
-        durable.launch(settings.resolved_database_url, settings.data_dir)
+        await durable.launch(settings)
         await workflows.resume_pending()
         app.state.workflows = workflows
         app.state.started_at = int(time.time())

@@ -1,4 +1,4 @@
-"""`sogni-intelligence`: run the server and manage API keys."""
+"""`sogni-intelligence`: run the server, run media workers, and manage API keys."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sogni_intelligence.config import Settings
+from sogni_intelligence.config import QUEUE_NAMES, Settings
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.keys import KeyStore
 
@@ -24,6 +24,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         overrides["host"] = args.host
     if args.port is not None:
         overrides["port"] = args.port
+    if args.no_worker:
+        overrides["worker_queues"] = []
     if overrides:
         settings = settings.model_copy(update=overrides)
     uvicorn.run(
@@ -33,6 +35,22 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level=settings.log_level,
         timeout_graceful_shutdown=5,
     )
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from sogni_intelligence.runtime.worker import default_executor_id, run_worker
+
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    unknown = sorted(set(queues) - set(QUEUE_NAMES))
+    if unknown or not queues:
+        print(
+            f"unknown queue(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(QUEUE_NAMES)}",
+            file=sys.stderr,
+        )
+        return 2
+    asyncio.run(run_worker(settings, queues, args.executor_id or default_executor_id(queues)))
     return 0
 
 
@@ -96,7 +114,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP server")
     serve.add_argument("--host", help="bind address (default from SOGNI_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default from SOGNI_PORT, 8000)")
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="only enqueue media jobs; 'sogni-intelligence worker' processes run them",
+    )
     serve.set_defaults(handler=_serve)
+
+    worker = commands.add_parser(
+        "worker", help="run queued media jobs only (shares the server's database and data dir)"
+    )
+    worker.add_argument(
+        "--queues",
+        default=",".join(QUEUE_NAMES),
+        help=f"comma-separated queues to take jobs from (default: {','.join(QUEUE_NAMES)})",
+    )
+    worker.add_argument(
+        "--executor-id",
+        help="stable name of this worker; a restart with the same name recovers its jobs "
+        "(default: worker-<hostname>-<queues>)",
+    )
+    worker.set_defaults(handler=_worker)
 
     keys = commands.add_parser("keys", help="manage API keys")
     keys.add_argument("--json", action="store_true", help="machine-readable output")

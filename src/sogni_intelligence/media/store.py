@@ -18,9 +18,10 @@ from typing import Any
 
 from PIL import Image
 
+from sogni_intelligence.config import Settings
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.media.ffmpeg import MediaProcessError, probe, summarize
-from sogni_intelligence.media.signing import UrlSigner
+from sogni_intelligence.media.signing import UrlSigner, load_secret
 from sogni_intelligence.media.sniff import Sniffed, sniff
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.models import Asset
@@ -95,6 +96,16 @@ class AssetStore:
         self.signer = signer
         (root / "blobs").mkdir(parents=True, exist_ok=True)
         (root / "tmp").mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def from_settings(cls, db: Database, settings: Settings) -> AssetStore:
+        """The store every process of one deployment shares: same directory, same URL key."""
+        signer = UrlSigner(
+            load_secret(settings.data_dir / "url-signing.key"),
+            settings.resolved_public_base_url,
+            settings.media_url_ttl_s,
+        )
+        return cls(db, settings.data_dir / "media", signer)
 
     def scratch_dir(self) -> Path:
         """A private working directory on the same filesystem (so results move, not copy)."""

@@ -3,11 +3,16 @@ or on the PostgreSQL server of the application database."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from dbos import DBOS
 
 from sogni_intelligence import __version__
+from sogni_intelligence.config import Settings
+from sogni_intelligence.runtime.queues import register_queues
 
 APP_NAME = "sogni-intelligence"
 
@@ -22,20 +27,31 @@ def system_database_url(database_url: str, data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'dbos.sqlite'}"
 
 
-def launch(database_url: str, data_dir: Path, executor_id: str = "local") -> None:
-    """Start DBOS; it recovers the workflows this executor left unfinished. A fixed application
-    version lets a restarted process (even after an upgrade) pick them up."""
+async def launch(
+    settings: Settings, executor_id: str = "local", listen: Sequence[str] | None = None
+) -> None:
+    """Start DBOS on the running event loop (queued jobs and recovered workflows run on it);
+    it recovers the workflows this executor left unfinished. A fixed application version lets
+    a restarted process (even after an upgrade) pick them up. `listen` names the queues this
+    process takes jobs from (default: `settings.worker_queues`)."""
     DBOS(
         config={
             "name": APP_NAME,
-            "system_database_url": system_database_url(database_url, data_dir),
+            "system_database_url": system_database_url(
+                settings.resolved_database_url, settings.data_dir
+            ),
             "application_version": __version__,
             "executor_id": executor_id,
             "log_level": "WARNING",
         }
     )
+    DBOS.listen_queues(settings.worker_queues if listen is None else listen)
     DBOS.launch()
+    await register_queues(settings.queue_concurrency, settings.queue_poll_s)
 
 
 def shutdown() -> None:
+    """Stop DBOS. It made its own thread pool the loop's default executor and shuts that pool
+    down, so the loop gets a fresh one for the `to_thread` calls of the rest of the shutdown."""
     DBOS.destroy(destroy_registry=False)
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor())

@@ -33,6 +33,7 @@ from sogni_intelligence.runtime.plans import (
     resolve_arguments,
     step_costs,
 )
+from sogni_intelligence.runtime.queues import queue_for
 from sogni_intelligence.runtime.records import Event, Record, RecordStore
 from sogni_intelligence.tools.base import ToolContext, execute
 from sogni_intelligence.tools.catalog import CATALOG
@@ -46,6 +47,7 @@ BACKBONE = {
     "routingPolicyVersion": "2026-04-27.1",
 }
 CANCEL_POLL_S = 0.25
+JOB_POLL_S = 0.05
 START_ENDPOINT = "workflows.start"
 RESEED_ENDPOINT = "workflows.reseed"
 APPROVAL_TOPIC = "cost_approval"
@@ -360,7 +362,19 @@ async def _finish(record_id: str, statuses: dict[str, str]) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# The durable workflow
+# The durable workflows
+
+
+@DBOS.workflow()
+async def tool_job(
+    record_id: str,
+    step_id: str,
+    outputs: dict[str, dict[str, Any]],
+    input_media: list[dict[str, Any]],
+    generated: dict[str, list[str]],
+) -> dict[str, Any]:
+    """One plan step as a queued job, so it runs in a worker serving its queue."""
+    return await _run_step(record_id, step_id, outputs, input_media, generated)
 
 
 @DBOS.workflow()
@@ -381,8 +395,21 @@ async def creative_workflow(record_id: str) -> str:
     generated: dict[str, list[str]] = {"image": [], "video": [], "audio": []}
     statuses: dict[str, str] = {}
     for wave in execution_order(plan):
+        # Each step is a job on its media queue, taken by whichever worker serves that queue.
+        jobs = [
+            await DBOS.enqueue_workflow_async(
+                queue_for(plan.step(sid).toolName),
+                tool_job,
+                record_id,
+                sid,
+                outputs,
+                input_media,
+                generated,
+            )
+            for sid in wave
+        ]
         results = await asyncio.gather(
-            *(_run_step(record_id, sid, outputs, input_media, generated) for sid in wave)
+            *(job.get_result(polling_interval_sec=JOB_POLL_S) for job in jobs)
         )
         artifacts = []
         # Indices are given in plan order once the wave is done, so they do not depend on

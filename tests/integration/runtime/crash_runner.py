@@ -105,12 +105,7 @@ def emit(payload: dict[str, Any]) -> None:
 async def open_runtime(data_dir: Path) -> tuple[WorkflowRuntime, Database]:
     """Our records and assets on SQLite files in `data_dir`; DBOS is not launched yet."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=f"sqlite+aiosqlite:///{data_dir / 'sogni.sqlite'}",
-        models=[{"id": "m", "engine": "upstream", "base_url": "http://127.0.0.1:9/v1"}],
-        default_model="m",
-    )
+    settings = settings_for(data_dir)
     db = Database(settings.resolved_database_url)
     await db.create_all()
     assets = AssetStore(db, data_dir / "media", UrlSigner(b"k" * 32, "http://media.test", 3600))
@@ -122,13 +117,18 @@ async def open_runtime(data_dir: Path) -> tuple[WorkflowRuntime, Database]:
     return runtime, db
 
 
-def database_url(data_dir: Path) -> str:
-    return f"sqlite+aiosqlite:///{data_dir / 'sogni.sqlite'}"
+def settings_for(data_dir: Path) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        database_url=f"sqlite+aiosqlite:///{data_dir / 'sogni.sqlite'}",
+        models=[{"id": "m", "engine": "upstream", "base_url": "http://127.0.0.1:9/v1"}],
+        default_model="m",
+    )
 
 
 async def start(data_dir: Path) -> None:
     runtime, _ = await open_runtime(data_dir)
-    durable.launch(database_url(data_dir), data_dir)
+    await durable.launch(settings_for(data_dir))
     record, _ = await runtime.start(OWNER, PLAN, [])
     emit({"record_id": record.id, "pid_ready": time.time()})
     await asyncio.Event().wait()  # until killed
@@ -173,7 +173,7 @@ async def recover(data_dir: Path, timeout_s: float) -> int:
     workflows.execute = timed_execute  # type: ignore[assignment]
 
     began = time.perf_counter()
-    durable.launch(database_url(data_dir), data_dir)
+    await durable.launch(settings_for(data_dir))
     launched = time.perf_counter()
     resumed = await runtime.resume_pending()
 

@@ -280,10 +280,15 @@ def _check_finished(
         dbos, "SELECT status FROM workflow_status WHERE workflow_uuid = ?", record_id
     )
     assert dbos_status == "SUCCESS"
+    # Plan steps run as queued child workflows (tool_job), each recording one _run_step.
     functions = Counter(
         name
         for (name,) in _query(
-            dbos, "SELECT function_name FROM operation_outputs WHERE workflow_uuid = ?", record_id
+            dbos,
+            "SELECT function_name FROM operation_outputs WHERE workflow_uuid = ? OR workflow_uuid"
+            " IN (SELECT workflow_uuid FROM workflow_status WHERE parent_workflow_id = ?)",
+            record_id,
+            record_id,
         )
     )
     assert functions["_run_step"] == len(STEP_IDS)
