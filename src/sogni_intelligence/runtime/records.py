@@ -167,10 +167,18 @@ class RecordStore:
         return _record(row), False
 
     async def _replay(self, owner: str, endpoint: str, key: str, body: Any) -> Record:
+        record = await self.replayed(owner, endpoint, key, body)
+        if record is None:  # lost a race with a failed insert; nothing to replay
+            raise ServiceError("idempotent request conflict; retry", 409, "conflict_error")
+        return record
+
+    async def replayed(self, owner: str, endpoint: str, key: str, body: Any) -> Record | None:
+        """The record an earlier request with this key acted on, None for a new key; 409 when
+        the key came with a different body."""
         async with self._db.session() as session:
             claim = await session.get(IdempotencyKey, (owner, endpoint, key))
-        if claim is None:  # lost a race with a failed insert; nothing to replay
-            raise ServiceError("idempotent request conflict; retry", 409, "conflict_error")
+        if claim is None:
+            return None
         if claim.body_sha256 != body_digest(body):
             raise ServiceError(
                 "Idempotency-Key was already used with a different request body",
@@ -182,6 +190,26 @@ class RecordStore:
         if record is None:
             raise ServiceError("the record of this Idempotency-Key is gone", 409, "conflict_error")
         return record
+
+    async def remember(
+        self, owner: str, endpoint: str, key: str, body: Any, record_id: str
+    ) -> None:
+        """Keep the key of an action done on an existing record (a confirmation, …), so that
+        a retry can be answered without doing it again."""
+        try:
+            async with self._db.session() as session, session.begin():
+                session.add(
+                    IdempotencyKey(
+                        owner=owner,
+                        endpoint=endpoint,
+                        key=key,
+                        body_sha256=body_digest(body),
+                        record_id=record_id,
+                        created_at=utcnow(),
+                    )
+                )
+        except IntegrityError:
+            await self._replay(owner, endpoint, key, body)  # a concurrent retry: 409 if changed
 
     async def get(self, record_id: str, owner: str | None = None) -> Record | None:
         async with self._db.session() as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+from fastapi import FastAPI
 
 from sogni_intelligence.api.app import create_app
 from sogni_intelligence.config import ModelConfig, Settings
@@ -42,8 +44,8 @@ PLAN = {
 
 
 class Client:
-    def __init__(self, http: httpx.AsyncClient, key: str, other: str) -> None:
-        self.http, self.key, self.other = http, key, other
+    def __init__(self, app: FastAPI, http: httpx.AsyncClient, key: str, other: str) -> None:
+        self.app, self.http, self.key, self.other = app, http, key, other
 
     def auth(self, other: bool = False) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.other if other else self.key}"}
@@ -76,9 +78,10 @@ class Client:
 
 
 @pytest_asyncio.fixture
-async def client(tmp_path: Path) -> AsyncIterator[Client]:
+async def client(tmp_path: Path, runtime_database_url: str) -> AsyncIterator[Client]:
     settings = Settings(
         data_dir=tmp_path,
+        database_url=runtime_database_url,
         models=[ModelConfig(id="up", engine="upstream", base_url="http://127.0.0.1:9/v1")],
         default_model="up",
         workflow_cost_confirmation_units=1000,
@@ -95,7 +98,7 @@ async def client(tmp_path: Path) -> AsyncIterator[Client]:
             transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=60
         ) as http,
     ):
-        yield Client(http, key, other)
+        yield Client(app, http, key, other)
 
 
 async def test_start_stream_get_events_list(client: Client) -> None:
@@ -188,6 +191,63 @@ async def test_idempotency_and_ownership(client: Client) -> None:
     )
     assert cancel.status_code == 404
     await client.stream(workflow_id)
+
+
+async def test_concurrent_starts_with_one_key_make_one_workflow(client: Client) -> None:
+    responses = await asyncio.gather(
+        *(client.start({"input": PLAN}, **{"Idempotency-Key": "race"}) for _ in range(8))
+    )
+    assert sorted(r.status_code for r in responses) == [200] * 7 + [201], [
+        r.text for r in responses
+    ]
+    ids = {r.json()["data"]["workflow"]["workflowId"] for r in responses}
+    assert len(ids) == 1
+    listed = (await client.http.get(BASE, headers=client.auth())).json()["data"]["workflows"]
+    assert [w["workflowId"] for w in listed] == list(ids)
+    # The key belongs to its owner: another key starts its own workflow with it.
+    other = await client.http.post(
+        BASE, json={"input": PLAN}, headers={**client.auth(other=True), "Idempotency-Key": "race"}
+    )
+    assert other.status_code == 201 and other.json()["data"]["workflow"]["workflowId"] not in ids
+
+
+async def test_cost_confirmation_with_idempotent_retries(client: Client) -> None:
+    client.app.state.workflows.approval_threshold = 0.5
+    workflow_id = (await client.start({"input": PLAN})).json()["data"]["workflow"]["workflowId"]
+    frames = await client.stream(workflow_id)  # the stream closes while it waits for the user
+    assert frames[-1]["event"] == "workflow_waiting_for_user"
+    assert frames[-1]["data"]["data"]["reason"] == "cost_approval_required"
+    url = f"{BASE}/{workflow_id}/confirm-cost"
+    waiting = (await client.http.get(f"{BASE}/{workflow_id}", headers=client.auth())).json()
+    preview = waiting["data"]["workflow"]["billingPreview"]
+    assert waiting["data"]["workflow"]["awaitingCostApproval"] is True
+    assert (
+        preview["estimatedCapacityUnits"] == waiting["data"]["workflow"]["estimatedCapacityUnits"]
+    )
+
+    missing = await client.http.post(url, json={}, headers=client.auth())
+    assert missing.status_code == 400
+    stale = {**preview, "estimatedCapacityUnits": preview["estimatedCapacityUnits"] + 1}
+    changed = await client.http.post(
+        url, json={"acceptedCostPreview": stale}, headers=client.auth()
+    )
+    assert changed.status_code == 409
+    assert (
+        await client.http.post(url, json={}, headers=client.auth(other=True))
+    ).status_code == 404
+
+    headers = {**client.auth(), "Idempotency-Key": "confirm-1"}
+    body = {"acceptedCostPreview": preview}
+    first = await client.http.post(url, json=body, headers=headers)
+    assert first.status_code == 200 and first.json()["data"]["confirmed"] is True
+    assert "idempotent" not in first.json()["data"]
+    retry = await client.http.post(url, json=body, headers=headers)
+    assert retry.status_code == 200 and retry.json()["data"]["idempotent"] is True
+    reused = await client.http.post(url, json={**body, "decision": "cancel"}, headers=headers)
+    assert reused.status_code == 409
+    frames = await client.stream(workflow_id, **{"Last-Event-ID": str(frames[-1]["id"])})
+    assert frames[-1]["event"] == "workflow_completed"
+    assert [f["event"] for f in frames].count("workflow_progress") >= 1
 
 
 async def test_cancel_and_resume_envelopes(client: Client) -> None:

@@ -25,6 +25,7 @@ from sogni_intelligence.api.workflows.protocol import (
 
 router = APIRouter(route_class=SogniRoute, tags=["workflows"])
 BASE = "/v1/creative-agent/workflows"
+CONFIRM_ENDPOINT = "workflows.confirm-cost"
 
 
 def _ok(data: dict[str, Any], status: int = 200) -> JSONResponse:
@@ -211,10 +212,22 @@ async def reseed_workflow(
 
 @router.post(f"{BASE}/{{workflow_id}}/confirm-cost")
 async def confirm_workflow_cost(
-    workflow_id: str, body: ConfirmCostBody, request: Request, key: CurrentKey
+    workflow_id: str,
+    body: ConfirmCostBody,
+    request: Request,
+    key: CurrentKey,
+    idempotency_key: str | None = Header(None, max_length=255),
 ) -> JSONResponse:
     runtime = serving.runtime_of(request)
     record = await serving.owned_workflow(request, key.id, workflow_id)
+    # A retry with the same key does nothing again, even once the preview has gone stale.
+    claim = None
+    if idempotency_key is not None:
+        claim = (key.id, CONFIRM_ENDPOINT, idempotency_key, {"id": record.id, **body.model_dump()})
+        if await runtime.deps.records.replayed(*claim) is not None:
+            return _ok(
+                {"workflow": await runtime.public(record), "confirmed": True, "idempotent": True}
+            )
     preview = record.data.get("billingPreview")
     if record.data.get("awaitingCostApproval") and body.decision == "confirm":
         if body.accepted_cost_preview is None:
@@ -222,4 +235,6 @@ async def confirm_workflow_cost(
         if body.accepted_cost_preview != preview:
             raise serving.conflict("the cost preview changed; read the workflow and confirm again")
     record, confirmed = await runtime.confirm_cost(record, body.decision)
+    if claim is not None:
+        await runtime.deps.records.remember(*claim, record.id)
     return _ok({"workflow": await runtime.public(record), "confirmed": confirmed})
