@@ -47,7 +47,7 @@ BACKBONE = {
     "routingPolicyVersion": "2026-04-27.1",
 }
 CANCEL_POLL_S = 0.25
-JOB_POLL_S = 0.05
+JOB_POLL_S = 0.01
 START_ENDPOINT = "workflows.start"
 RESEED_ENDPOINT = "workflows.reseed"
 APPROVAL_TOPIC = "cost_approval"
@@ -373,8 +373,27 @@ async def tool_job(
     input_media: list[dict[str, Any]],
     generated: dict[str, list[str]],
 ) -> dict[str, Any]:
-    """One plan step as a queued job, so it runs in a worker serving its queue."""
-    return await _run_step(record_id, step_id, outputs, input_media, generated)
+    """One plan step as a queued job, so it runs in a worker serving its queue. It always
+    ends with an event of the step (see `_steps_settled`), even when the step itself broke."""
+    try:
+        return await _run_step(record_id, step_id, outputs, input_media, generated)
+    except Exception as exc:
+        log.exception("step %s of %s broke", step_id, record_id)
+        return await _step_failed(record_id, step_id, f"the step broke: {exc}")
+
+
+async def _steps_settled(record_id: str, step_ids: list[str]) -> None:
+    """Wait for the end events of the wave's steps (or the workflow's cancellation). Our event
+    log reaches this process at once (in memory when the job ran here), so the jobs' results
+    are then read with a short poll instead of waiting out DBOS's result polling."""
+    pending = set(step_ids)
+    async for event in _d().records.follow(record_id):
+        if event is None:
+            continue
+        if event.type in ("step_completed", "step_failed"):
+            pending.discard(event.payload.get("stepId"))
+        if not pending or event.type == "workflow_cancelled":
+            return
 
 
 @DBOS.workflow()
@@ -408,6 +427,7 @@ async def creative_workflow(record_id: str) -> str:
             )
             for sid in wave
         ]
+        await _steps_settled(record_id, wave)
         results = await asyncio.gather(
             *(job.get_result(polling_interval_sec=JOB_POLL_S) for job in jobs)
         )
