@@ -1,14 +1,21 @@
-"""What the tools get from the rest of the server: remote image backends from the settings and,
-when a configured LLM takes images, a vision helper for the analysis tools."""
+"""What the tools get from the rest of the server: remote image backends from the settings, a
+text helper for the composition tools and, when a configured LLM takes images, a vision helper
+for the analysis tools."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import jsonschema
+
 from sogni_intelligence.config import Settings
+from sogni_intelligence.llm.protocol import EngineError
 from sogni_intelligence.llm.registry import ModelRegistry
 from sogni_intelligence.media.remote_image import build_image_backends
 from sogni_intelligence.tools.analysis_tools import VisionLLM
+from sogni_intelligence.tools.base import ToolError
+from sogni_intelligence.tools.composition_tools import TextLLM
 
 
 def vision_llm(registry: ModelRegistry) -> VisionLLM | None:
@@ -31,8 +38,53 @@ def vision_llm(registry: ModelRegistry) -> VisionLLM | None:
     return ask
 
 
+def text_llm(registry: ModelRegistry) -> TextLLM:
+    """Generate a JSON object of a schema with the default model, greedily (temperature 0).
+
+    The schema goes down as a `json_schema` response format, the path chat completions use, so
+    the embedded engine decodes under its grammar; the reply is checked against the schema too,
+    because an upstream engine may not enforce it. Failures become tool errors."""
+
+    async def generate(
+        messages: list[dict[str, Any]], schema: dict[str, Any], max_tokens: int
+    ) -> Any:
+        request = {
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "result", "schema": schema, "strict": True},
+            },
+        }
+        parts = []
+        try:
+            async for chunk in registry.resolve(None).engine.stream(request):
+                for choice in chunk.get("choices") or []:
+                    parts.append((choice.get("delta") or {}).get("content") or "")
+        except EngineError as exc:
+            if exc.status == 400:
+                raise ToolError(
+                    "PARAMETER_INVALID", f"the text model refused: {exc.message}"
+                ) from exc
+            raise ToolError("UNKNOWN_ERROR", f"the text model failed: {exc.message}", True) from exc
+        try:
+            value = json.loads("".join(parts))
+            jsonschema.validate(value, schema)
+        except (ValueError, jsonschema.ValidationError) as exc:
+            raise ToolError(
+                "UNKNOWN_ERROR", "the text model's answer did not have the expected form", True
+            ) from exc
+        return value
+
+    return generate
+
+
 def build_tool_services(settings: Settings, registry: ModelRegistry) -> dict[str, Any]:
-    services: dict[str, Any] = {"image_backends": build_image_backends(settings.image_backends)}
+    services: dict[str, Any] = {
+        "image_backends": build_image_backends(settings.image_backends),
+        "text_llm": text_llm(registry),
+    }
     vision = vision_llm(registry)
     if vision is not None:
         services["vision_llm"] = vision

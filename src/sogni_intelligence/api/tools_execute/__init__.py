@@ -1,0 +1,1 @@
+"""`POST /v1/creative-agent/tools/execute`: run one composition tool and return its result."""
