@@ -41,7 +41,12 @@ class ModelConfig(BaseModel):
         default=None, description="Jinja chat template (inline text or a path to a file)."
     )
     n_parallel: int = Field(default=4, ge=1, le=64)
-    n_ctx: int = Field(default=8192, ge=256, description="Total context, split across slots.")
+    n_ctx: int = Field(
+        default=16384,
+        ge=256,
+        description="Total context, split across slots (4096 tokens each by default: room for "
+        "the hosted tool listing and a conversation).",
+    )
     threads: int = Field(default=0, ge=0, description="0 = all cores.")
     cache_ram_mib: int = Field(default=128, ge=0)
     # upstream (any OpenAI-compatible server)
@@ -152,6 +157,16 @@ class Settings(BaseSettings):
         ge=0,
         description="A workflow estimated above this many capacity units waits for a cost "
         "confirmation unless started with confirm_cost.",
+    )
+    # the agent loop of chat completions
+    agent_max_rounds: int = Field(
+        default=8, ge=1, le=64, description="LLM rounds one turn may take with hosted tools."
+    )
+    agent_workflow_wait_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How long a turn waits for a media tool's workflow before telling the "
+        "model it is still running.",
     )
     worker_queues: list[QueueName] = Field(
         default_factory=lambda: list(QUEUE_NAMES),

@@ -170,7 +170,11 @@ async def test_multi_turn_with_developer_and_tool_messages(api: Api) -> None:
             },
             "tool_choice",
         ),
-        ({"tool_choice": "required"}, "tool_choice"),
+        ({"tool_choice": "required", "sogni_tools": "none"}, "tool_choice"),
+        (
+            {"tool_choice": {"type": "function", "function": {"name": "compose_workflow"}}},
+            "tool_choice",
+        ),
         (
             {
                 "response_format": {
@@ -231,7 +235,7 @@ async def test_image_on_text_only_model_is_400_naming_the_model(api: Api) -> Non
         {"type": "image_url", "image_url": {"url": _png_uri((8, 8))}},
     ]
     error = _assert_openai_error(
-        await api.chat(messages=[{"role": "user", "content": content}]), 400
+        await api.chat(messages=[{"role": "user", "content": content}], sogni_tools="none"), 400
     )
     assert "qwen3.6-35b-a3b-gguf-iq4xs" in error["message"] and "image" in error["message"]
 

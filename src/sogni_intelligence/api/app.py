@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request
 
 from sogni_intelligence import __version__
+from sogni_intelligence.agent.loop import AgentLoop, LoopLimits
 from sogni_intelligence.api import errors
 from sogni_intelligence.api.account.api_router import router as account_router
 from sogni_intelligence.api.auth import require_key
@@ -20,6 +21,7 @@ from sogni_intelligence.api.chat_completions.vision import ImageLimits
 from sogni_intelligence.api.limits import BodySizeLimit
 from sogni_intelligence.api.media.api_router import router as media_router
 from sogni_intelligence.api.models.api_router import router as models_router
+from sogni_intelligence.api.tools_execute.api_router import router as tools_execute_router
 from sogni_intelligence.api.workflows.api_router import router as workflows_router
 from sogni_intelligence.config import Settings
 from sogni_intelligence.errors import ServiceError
@@ -93,10 +95,19 @@ def create_app(settings: Settings) -> FastAPI:
         await workflows.resume_pending()
         app.state.workflows = workflows
         app.state.started_at = int(time.time())
+        agent = AgentLoop(
+            workflows,
+            app.state.assets,
+            app.state.tool_services,
+            settings.resolved_public_base_url,
+            LoopLimits(settings.agent_max_rounds, settings.agent_workflow_wait_s),
+        )
         app.state.chat = ChatCompletionsService(
             registry,
             ImageLimits(settings.max_image_bytes, settings.max_image_side),
             settings.max_images,
+            agent,
+            FetchPolicy.from_settings(settings),
         )
         try:
             yield
@@ -117,6 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
         chat_router,
         media_router,
         workflows_router,
+        tools_execute_router,
     )
     for router in routers:
         app.include_router(router)

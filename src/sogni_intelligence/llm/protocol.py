@@ -42,3 +42,18 @@ class ChatEngine(Protocol):
     def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         """Yield chunks for `request`; the last ones carry `finish_reason` and `usage`."""
         ...
+
+
+def merge_tool_call(calls: dict[int, dict[str, Any]], fragment: dict[str, Any]) -> None:
+    """Reassemble a streamed tool call from its fragments, keyed by their `index`."""
+    index = fragment.get("index", 0)
+    call = calls.setdefault(
+        index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+    )
+    if fragment.get("id"):
+        call["id"] = fragment["id"]
+    function = fragment.get("function") or {}
+    if function.get("name"):
+        call["function"]["name"] = function["name"]
+    if function.get("arguments"):
+        call["function"]["arguments"] += function["arguments"]

@@ -18,6 +18,7 @@ from sogni_intelligence.llm.grammar import json_grammar, tool_call_schema
 from sogni_intelligence.llm.protocol import ChatRequest, Chunk
 
 MAX_PARALLEL_CALLS = 4
+FULL_LISTING_CHARS = 6000
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
 _ARGUMENT_FRAGMENT = 24
 
@@ -70,10 +71,11 @@ def plan(request: ChatRequest, native_tools: bool) -> Plan:
     return Plan(req, "sniff", {t["function"]["name"] for t in tools})
 
 
-def _with_tool_instructions(
-    messages: list[dict[str, Any]], tools: list[dict[str, Any]], forced: bool
-) -> list[dict[str, Any]]:
-    listing = "\n".join(
+def _tool_listing(tools: list[dict[str, Any]]) -> str:
+    """Each tool with its schema; a line per tool (name, required arguments, first sentence)
+    when the schemas would crowd a small context. A forced call's grammar still holds the
+    schema, and a call with bad arguments gets an error that names them."""
+    full = "\n".join(
         json.dumps(
             {
                 "name": t["function"]["name"],
@@ -84,6 +86,23 @@ def _with_tool_instructions(
         )
         for t in tools
     )
+    if len(full) <= FULL_LISTING_CHARS:
+        return full
+    lines = []
+    for tool in tools:
+        function = tool["function"]
+        parameters = function.get("parameters") or {}
+        required = set(parameters.get("required") or [])
+        names = [n for n in parameters.get("properties") or {} if n in required]
+        purpose = (function.get("description") or "").split(". ")[0].rstrip(".")
+        lines.append(f"{function['name']}({', '.join(names)}): {purpose}")
+    return "\n".join(lines)
+
+
+def _with_tool_instructions(
+    messages: list[dict[str, Any]], tools: list[dict[str, Any]], forced: bool
+) -> list[dict[str, Any]]:
+    listing = _tool_listing(tools)
     if forced:
         how = (
             "Answer only with a JSON list of calls, each "

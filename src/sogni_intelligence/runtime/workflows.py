@@ -35,7 +35,7 @@ from sogni_intelligence.runtime.plans import (
 )
 from sogni_intelligence.runtime.queues import queue_for
 from sogni_intelligence.runtime.records import Event, Record, RecordStore
-from sogni_intelligence.tools.base import ToolContext, execute
+from sogni_intelligence.tools.base import ENVELOPE_KEYS, ToolContext, execute
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.media_context import MediaContext
 
@@ -203,10 +203,22 @@ async def _ingest_media(record_id: str) -> list[dict[str, Any]]:
 
 
 async def _media_context(
-    owner: str, input_media: list[dict[str, Any]], generated: dict[str, list[str]]
+    owner: str,
+    seed: dict[str, dict[str, list[str]]],
+    input_media: list[dict[str, Any]],
+    generated: dict[str, list[str]],
 ) -> MediaContext:
+    """The step's media: what the caller's session already had (`seed`, e.g. a chat's earlier
+    rounds, so its indices stay valid), the request media, then this workflow's results."""
     assets = _d().assets
     media = MediaContext()
+    for kind, ids in seed.get("uploads", {}).items():
+        for asset_id in ids:
+            record = await assets.get(asset_id, owner)
+            if record is not None and record.kind == kind:
+                media.add_upload(record)
+    for ids in seed.get("generated", {}).values():
+        media.add_generated([r for r in [await assets.get(i, owner) for i in ids] if r])
     for reference in input_media:
         record = await assets.get(reference["assetId"], owner)
         if record is not None:
@@ -259,7 +271,9 @@ async def _run_step(
         return await _step_failed(record_id, step_id, exc.message)
     ctx = ToolContext(
         owner=record.owner,
-        media=await _media_context(record.owner, input_media, generated),
+        media=await _media_context(
+            record.owner, record.data.get("mediaContext") or {}, input_media, generated
+        ),
         store=deps.assets,
         services=deps.services,
     )
@@ -277,10 +291,12 @@ async def _run_step(
         return await _step_failed(record_id, step_id, str(result.get("message")), result)
     assets = [asset["asset_id"] for asset in result.get("output_assets", [])]
     summary = {k: result[k] for k in ("model", "backend", "warnings") if k in result}
+    # What the tool said besides its assets (an analysis answer, a last-frame URL…).
+    output = {k: v for k, v in result.items() if k not in ENVELOPE_KEYS}
     await deps.records.append(
         record_id,
         "step_completed",
-        {"stepId": step_id, "assetIds": assets, **summary},
+        {"stepId": step_id, "assetIds": assets, **summary, "output": output},
         dedupe_key=f"{step_id}:completed",
     )
     return {"status": "completed", "assets": assets, "result": summary}
@@ -470,6 +486,7 @@ class WorkflowRuntime:
         media_references: list[dict[str, Any]] | None,
         *,
         options: dict[str, Any] | None = None,
+        media_context: dict[str, dict[str, list[str]]] | None = None,
         idempotency: tuple[str, Any] | None = None,
         max_units: float | None = None,
         confirm_cost: bool = False,
@@ -510,6 +527,7 @@ class WorkflowRuntime:
             "artifacts": [],
             "estimatedCapacityUnits": total,
             "options": options or {},
+            "mediaContext": media_context or {},
             "recovery": {"resumeCount": 0},
             "needsCostApproval": not confirm_cost and total > self.approval_threshold,
         }

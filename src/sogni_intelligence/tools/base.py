@@ -141,6 +141,28 @@ async def execute(tool: Tool, arguments: dict[str, Any], ctx: ToolContext) -> di
     return envelope(tool.name, output, ctx)
 
 
+#: The keys `envelope` derives from the assets and the context; the rest is the tool's own.
+ENVELOPE_KEYS = frozenset(
+    {
+        "ok",
+        "success",
+        "tool",
+        "status",
+        "output_assets",
+        "urls",
+        "indices",
+        "media_type",
+        "model",
+        "model_id",
+        "backend",
+        "startIndex",
+        "videoStartIndex",
+        "audioStartIndex",
+        "warnings",
+    }
+)
+
+
 def envelope(tool: str, output: ToolOutput, ctx: ToolContext) -> dict[str, Any]:
     """The `ok` envelope plus the keys older consumers look for (success, urls, indices…)."""
     indices = ctx.media.add_generated(output.assets)

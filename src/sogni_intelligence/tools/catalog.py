@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from sogni_intelligence.tools import (
+    agent_tools,
     analysis_tools,
     audio_tools,
+    composition_tools,
     image_tools,
     unavailable_tools,
     video_tools,
@@ -16,7 +18,15 @@ from sogni_intelligence.tools.base import Tool
 
 CATALOG: dict[str, Tool] = {
     tool.name: tool
-    for family in (image_tools, video_tools, audio_tools, analysis_tools, unavailable_tools)
+    for family in (
+        image_tools,
+        video_tools,
+        audio_tools,
+        analysis_tools,
+        composition_tools,
+        unavailable_tools,
+        agent_tools,
+    )
     for tool in family.TOOLS
 }
 

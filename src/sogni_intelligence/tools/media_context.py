@@ -20,6 +20,20 @@ KINDS: tuple[MediaKind, ...] = ("image", "video", "audio")
 class MediaContext:
     uploads: dict[str, list[AssetRecord]] = field(default_factory=lambda: {k: [] for k in KINDS})
     generated: dict[str, list[AssetRecord]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def asset_ids(self) -> dict[str, dict[str, list[str]]]:
+        """The ids behind every index, so a workflow can rebuild the same context."""
+        return {
+            "uploads": {k: [r.id for r in v] for k, v in self.uploads.items()},
+            "generated": {k: [r.id for r in v] for k, v in self.generated.items()},
+        }
+
+    def entries(self) -> list[tuple[AssetRecord, int]]:
+        """Every asset with its index: uploads (negative) first, then generated results."""
+        out = [(r, -i - 1) for items in self.uploads.values() for i, r in enumerate(items)]
+        out += [(r, i) for items in self.generated.values() for i, r in enumerate(items)]
+        return out
 
     def add_upload(self, record: AssetRecord) -> int:
         """Register an upload; returns its (negative) index."""

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from sogni_intelligence.api.auth import CurrentKey
 from sogni_intelligence.api.chat_completions.protocol import ChatCompletionRequest
-from sogni_intelligence.api.chat_completions.serving import ChatCompletionsService
+from sogni_intelligence.api.chat_completions.serving import AgentTurn, ChatCompletionsService
 from sogni_intelligence.api.errors import error_body
 from sogni_intelligence.api.sse import DONE, SSE_HEADERS, data_frame
 from sogni_intelligence.errors import ServiceError
@@ -23,10 +23,23 @@ T = TypeVar("T")
 
 @router.post("/v1/chat/completions", response_model=None)
 async def create_chat_completion(
-    body: ChatCompletionRequest, request: Request, _key: CurrentKey
+    body: ChatCompletionRequest, request: Request, key: CurrentKey
 ) -> Response:
     service: ChatCompletionsService = request.app.state.chat
     prepared = await service.prepare(body)
+    if prepared.loop:
+        turn = AgentTurn(service, prepared)
+        references = body.media_references or body.api_media_references or []
+        session = await turn.session(key.id, references)
+        if not body.stream:
+            result = await _unless_disconnected(request, turn.complete(session))
+            return JSONResponse(result) if result is not None else Response(status_code=499)
+        # A disconnect closes the stream and so cancels the loop; the media jobs it started
+        # are durable workflows and go on.
+        frames = turn.stream(session)
+        return StreamingResponse(
+            _sse(await anext(frames), frames), media_type="text/event-stream", headers=SSE_HEADERS
+        )
     if not body.stream:
         result = await _unless_disconnected(request, service.complete(prepared))
         return JSONResponse(result) if result is not None else Response(status_code=499)
@@ -42,12 +55,15 @@ async def create_chat_completion(
     )
 
 
-async def _sse(first: Chunk | None, chunks: AsyncIterator[Chunk]) -> AsyncIterator[str]:
+async def _sse(
+    first: Chunk | str | None, chunks: AsyncIterator[Chunk] | AsyncIterator[Chunk | str]
+) -> AsyncIterator[str]:
+    """Chunks as `data:` frames; strings are ready-made frames (comments)."""
     try:
         if first is not None:
-            yield data_frame(first)
+            yield first if isinstance(first, str) else data_frame(first)
         async for chunk in chunks:
-            yield data_frame(chunk)
+            yield chunk if isinstance(chunk, str) else data_frame(chunk)
     except ServiceError as exc:
         yield data_frame(error_body(exc.message, exc.type, exc.code, exc.param))
     finally:

@@ -10,9 +10,20 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from sogni_intelligence.agent.loop import (
+    AgentLoop,
+    Content,
+    Final,
+    LoopEvent,
+    Session,
+    ToolProgress,
+)
+from sogni_intelligence.agent.media import session_media
+from sogni_intelligence.agent.profiles import PROFILES, profile_for, system_prompt
+from sogni_intelligence.agent.surfaces import hosted_tools
 from sogni_intelligence.api.chat_completions.protocol import (
     ChatCompletionRequest,
     ImagePart,
@@ -22,8 +33,10 @@ from sogni_intelligence.api.chat_completions.protocol import (
 from sogni_intelligence.api.chat_completions.vision import ImageLimits, normalise_image
 from sogni_intelligence.errors import invalid_request
 from sogni_intelligence.llm.grammar import check_schema
-from sogni_intelligence.llm.protocol import ChatRequest, Chunk
+from sogni_intelligence.llm.protocol import ChatRequest, Chunk, merge_tool_call
 from sogni_intelligence.llm.registry import ModelEntry, ModelRegistry
+from sogni_intelligence.media.fetch import FetchPolicy
+from sogni_intelligence.tools.base import Tool
 
 _SAMPLING_FIELDS = (
     "temperature",
@@ -47,31 +60,59 @@ class PreparedChat:
     include_usage: bool
     completion_id: str
     created: int
+    #: Hosted tools on this request's surface (executed here when `loop` is set).
+    hosted: dict[str, Tool] = field(default_factory=dict)
+    loop: bool = False
+    client_tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: Any = None
+    #: The request's images (normalised data URIs), which the loop registers as uploads.
+    image_uris: list[str] = field(default_factory=list)
 
 
 class ChatCompletionsService:
-    def __init__(self, registry: ModelRegistry, limits: ImageLimits, max_images: int) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        limits: ImageLimits,
+        max_images: int,
+        agent: AgentLoop,
+        fetch_policy: FetchPolicy,
+    ) -> None:
         self.registry = registry
         self.limits = limits
         self.max_images = max_images
+        self.agent = agent
+        self.fetch_policy = fetch_policy
 
     async def prepare(self, body: ChatCompletionRequest) -> PreparedChat:
         entry = self.registry.resolve(body.model)
-        _check_tools(body)
-        request: ChatRequest = {"messages": await self._messages(body, entry)}
+        client_tools = [tool.model_dump(exclude_none=True) for tool in body.tools or []]
+        hosted = hosted_tools(body.sogni_tools, {t["function"]["name"] for t in client_tools})
+        _check_tools(body, hosted)
+        loop = bool(hosted) and body.sogni_tool_execution is not False
+        messages, image_uris = await self._messages(body, entry, uploads=bool(hosted))
+        profile = profile_for(body.task_profile, any(m.role == "developer" for m in body.messages))
+        if profile is None and hosted:
+            profile = "general"
+        if profile is not None:
+            messages = _with_system(messages, system_prompt(profile, bool(hosted)))
+        request: ChatRequest = {"messages": messages}
         if body.token_limit is not None:
             request["max_tokens"] = body.token_limit
+        if profile is not None:
+            request["temperature"] = PROFILES[profile].temperature
+            request["top_p"] = PROFILES[profile].top_p
         for name in _SAMPLING_FIELDS:
             value = getattr(body, name)
             if value is not None:
                 request[name] = value
-        if body.tools:
-            request["tools"] = [tool.model_dump(exclude_none=True) for tool in body.tools]
-        if body.tool_choice is not None:
-            choice = body.tool_choice
-            request["tool_choice"] = (
-                choice.model_dump() if isinstance(choice, NamedToolChoice) else choice
-            )
+        choice = body.tool_choice
+        wire_choice = choice.model_dump() if isinstance(choice, NamedToolChoice) else choice
+        tools = client_tools + [tool.definition() for tool in hosted.values()]
+        if tools and not loop:
+            request["tools"] = tools
+            if wire_choice is not None:
+                request["tool_choice"] = wire_choice
         if body.response_format is not None and body.response_format.type != "text":
             request["response_format"] = body.response_format.model_dump(
                 by_alias=True, exclude_none=True
@@ -82,11 +123,19 @@ class ChatCompletionsService:
             include_usage=bool(body.stream_options and body.stream_options.include_usage),
             completion_id="chatcmpl-" + secrets.token_hex(12),
             created=int(time.time()),
+            hosted=hosted,
+            loop=loop,
+            client_tools=client_tools,
+            tool_choice=wire_choice or "auto",
+            image_uris=image_uris,
         )
 
     async def _messages(
-        self, body: ChatCompletionRequest, entry: ModelEntry
-    ) -> list[dict[str, Any]]:
+        self, body: ChatCompletionRequest, entry: ModelEntry, uploads: bool
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """The engine's messages and the request's images. With hosted tools on, a model
+        without image input still takes images: the tools get them as uploads and the model
+        a note of their index."""
         images = [
             (i, j)
             for i, message in enumerate(body.messages)
@@ -94,7 +143,7 @@ class ChatCompletionsService:
             for j, part in enumerate(message.content)
             if isinstance(part, ImagePart)
         ]
-        if images and not entry.engine.info.vision:
+        if images and not entry.engine.info.vision and not uploads:
             raise invalid_request(
                 f"The model '{entry.id}' has no image input; send text only or choose a "
                 "vision model.",
@@ -116,7 +165,12 @@ class ChatCompletionsService:
                 }
             )
             normalised.update(urls)
-        return [_engine_message(i, m, normalised) for i, m in enumerate(body.messages)]
+        uris = [normalised[place] for place in images]
+        if images and not entry.engine.info.vision:
+            notes = {place: f"[image uploaded as index -{n + 1}]" for n, place in enumerate(images)}
+            return [_engine_message(i, m, {}, notes) for i, m in enumerate(body.messages)], uris
+        messages = [_engine_message(i, m, normalised) for i, m in enumerate(body.messages)]
+        return messages, uris if uploads else []
 
     async def stream(self, prepared: PreparedChat) -> AsyncIterator[Chunk]:
         """The engine's chunks under one id and the public model name."""
@@ -153,7 +207,7 @@ class ChatCompletionsService:
                 if delta.get("content"):
                     content.append(delta["content"])
                 for call in delta.get("tool_calls") or []:
-                    _merge_call(calls, call)
+                    merge_tool_call(calls, call)
                 finish_reason = choice.get("finish_reason") or finish_reason
         message: dict[str, Any] = {"role": "assistant", "content": "".join(content) or None}
         if calls:
@@ -170,14 +224,98 @@ class ChatCompletionsService:
         }
 
 
-def _check_tools(body: ChatCompletionRequest) -> None:
-    names = [tool.function.name for tool in body.tools or []]
+class AgentTurn:
+    """One chat completion served by the agent loop, as a response or as chunks."""
+
+    def __init__(self, service: ChatCompletionsService, prepared: PreparedChat) -> None:
+        self.service = service
+        self.prepared = prepared
+
+    async def session(self, owner: str, references: list[dict[str, Any]]) -> Session:
+        agent = self.service.agent
+        media = await session_media(
+            owner, references, self.prepared.image_uris, agent.assets, self.service.fetch_policy
+        )
+        return Session(
+            owner=owner,
+            engine=self.prepared.entry.engine,
+            request=self.prepared.engine_request,
+            client_tools=self.prepared.client_tools,
+            hosted=self.prepared.hosted,
+            tool_choice=self.prepared.tool_choice,
+            media=media,
+        )
+
+    def extras(self, session: Session) -> dict[str, Any]:
+        return {
+            "sogni_tool_results": session.tool_results,
+            "creative_workflows": session.workflows,
+        }
+
+    async def complete(self, session: Session) -> dict[str, Any]:
+        final: Final | None = None
+        async for event in self.service.agent.run(session):
+            if isinstance(event, Final):
+                final = event
+        assert final is not None
+        prepared = self.prepared
+        return {
+            "id": prepared.completion_id,
+            "object": "chat.completion",
+            "created": prepared.created,
+            "model": prepared.entry.id,
+            "choices": [
+                {"index": 0, "message": final.message, "finish_reason": final.finish_reason}
+            ],
+            "usage": session.usage,
+            **self.extras(session),
+        }
+
+    async def stream(self, session: Session) -> AsyncIterator[Chunk | str]:
+        """Chunks of every round's text, SSE comments for tool progress (invisible to OpenAI
+        clients), then the client's tool calls if any and a closing chunk with our extras."""
+        prepared = self.prepared
+        events = self.service.agent.run(session)
+        # The first event before any output, so a request the engine refuses can still get
+        # a real 4xx status.
+        first = await anext(events)
+        yield _chunk(prepared, [_choice({"role": "assistant", "content": ""})])
+        async for event in _prepend(first, events):
+            if isinstance(event, Content):
+                yield _chunk(prepared, [_choice({"content": event.text})])
+            elif isinstance(event, ToolProgress):
+                state = event.state if event.ok is None else ("ok" if event.ok else "failed")
+                yield f": tool {event.tool} {event.call_id} {state}\n\n"
+            else:
+                calls = event.message.get("tool_calls") or []
+                for index, call in enumerate(calls):
+                    yield _chunk(prepared, [_choice({"tool_calls": [{**call, "index": index}]})])
+                closing = _chunk(prepared, [_choice({}, event.finish_reason)])
+                yield {**closing, **self.extras(session)}
+        if prepared.include_usage:
+            yield _chunk(prepared, [], usage=session.usage)
+
+
+async def _prepend(first: LoopEvent, rest: AsyncIterator[LoopEvent]) -> AsyncIterator[LoopEvent]:
+    yield first
+    async for event in rest:
+        yield event
+
+
+def _choice(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    return {"index": 0, "delta": delta, "finish_reason": finish_reason}
+
+
+def _check_tools(body: ChatCompletionRequest, hosted: dict[str, Tool]) -> None:
+    client = [tool.function.name for tool in body.tools or []]
+    names = client + list(hosted)
     choice = body.tool_choice
-    if len(set(names)) != len(names):
+    if len(set(client)) != len(client):
         raise invalid_request("tool function names must be unique", "tools")
     if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
         raise invalid_request(
-            f"tool_choice names the function '{choice.function.name}', which is not in tools",
+            f"tool_choice names the function '{choice.function.name}', which is neither in "
+            "tools nor a hosted tool of this request's sogni_tools surface",
             "tool_choice",
         )
     if choice == "required" and not names:
@@ -191,13 +329,28 @@ def _check_tools(body: ChatCompletionRequest) -> None:
         )
 
 
+def _with_system(messages: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    """Our system prompt first; the client's own system text follows it."""
+    if messages and messages[0]["role"] == "system" and isinstance(messages[0]["content"], str):
+        return [{**messages[0], "content": f"{text}\n\n{messages[0]['content']}"}, *messages[1:]]
+    return [{"role": "system", "content": text}, *messages]
+
+
 def _engine_message(
-    index: int, message: Message, images: dict[tuple[int, int], str]
+    index: int,
+    message: Message,
+    images: dict[tuple[int, int], str],
+    notes: dict[tuple[int, int], str] | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"role": "system" if message.role == "developer" else message.role}
     content = message.content
     if isinstance(content, list):
-        if any(isinstance(part, ImagePart) for part in content):
+        if notes and any(isinstance(part, ImagePart) for part in content):
+            out["content"] = "\n".join(
+                notes[(index, j)] if isinstance(part, ImagePart) else part.text
+                for j, part in enumerate(content)
+            )
+        elif any(isinstance(part, ImagePart) for part in content):
             out["content"] = [
                 {"type": "image_url", "image_url": {"url": images[(index, j)]}}
                 if isinstance(part, ImagePart)
@@ -215,20 +368,6 @@ def _engine_message(
     if message.name:
         out["name"] = message.name
     return out
-
-
-def _merge_call(calls: dict[int, dict[str, Any]], fragment: dict[str, Any]) -> None:
-    index = fragment.get("index", 0)
-    call = calls.setdefault(
-        index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
-    )
-    if fragment.get("id"):
-        call["id"] = fragment["id"]
-    function = fragment.get("function") or {}
-    if function.get("name"):
-        call["function"]["name"] = function["name"]
-    if function.get("arguments"):
-        call["function"]["arguments"] += function["arguments"]
 
 
 def _usage(usage: dict[str, Any]) -> dict[str, Any]:

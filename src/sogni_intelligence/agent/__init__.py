@@ -1,0 +1,1 @@
+"""The server-side agent loop: LLM rounds with hosted tools executed here."""

@@ -1,0 +1,59 @@
+"""The media a chat request brings: `media_references` and image parts become uploads of the
+session's media context (indices -1, -2, … per type, in the order given)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from sogni_intelligence.errors import invalid_request
+from sogni_intelligence.media.fetch import FetchPolicy, fetch_media
+from sogni_intelligence.media.store import AssetRecord, AssetStore
+from sogni_intelligence.tools.media_context import MediaContext
+
+
+def decode_data_uri(uri: str, param: str) -> bytes:
+    header, sep, payload = uri.partition(",")
+    if not sep or not header.startswith("data:") or not header.endswith(";base64"):
+        raise invalid_request("a data URI must be base64 (data:<type>;base64,...)", param)
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise invalid_request("the data URI is not valid base64", param) from exc
+
+
+async def _reference_asset(
+    owner: str, reference: dict[str, Any], param: str, store: AssetStore, policy: FetchPolicy
+) -> AssetRecord:
+    source = reference.get("url") or reference.get("value") or reference.get("data")
+    if not isinstance(source, str) or not source:
+        raise invalid_request("a media reference needs url, value or data", param)
+    if source.startswith("data:"):
+        return await store.put_bytes(owner, decode_data_uri(source, param), tool="media_reference")
+    fetched = await fetch_media(source, policy=policy, store=store, owner=owner)
+    return fetched.asset or await store.put_bytes(
+        owner, fetched.data, tool="media_reference", meta={"source_url": source}
+    )
+
+
+async def session_media(
+    owner: str,
+    references: list[dict[str, Any]],
+    image_uris: list[str],
+    store: AssetStore,
+    policy: FetchPolicy,
+) -> MediaContext:
+    media = MediaContext()
+    for i, reference in enumerate(references):
+        param = f"media_references.{i}"
+        asset = await _reference_asset(owner, reference, param, store, policy)
+        expected = reference.get("kind")
+        if expected is not None and expected != asset.kind:
+            raise invalid_request(f"the media is {asset.kind}, not {expected}", f"{param}.kind")
+        media.add_upload(asset)
+    for uri in image_uris:
+        media.add_upload(
+            await store.put_bytes(owner, decode_data_uri(uri, "messages"), tool="chat_image")
+        )
+    return media
