@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,6 +35,7 @@ from sogni_intelligence.tools.base import (
 from sogni_intelligence.tools.media_context import MediaContext
 
 WORKFLOW_PATH = "/v1/creative-agent/workflows"
+CHILD_ENDPOINT = "agent.tool_call"
 _ENDED = ("completed", "partial_failure", "failed", "cancelled")
 
 
@@ -49,6 +50,14 @@ class Session:
     hosted: dict[str, Tool]
     tool_choice: Any
     media: MediaContext
+    #: Where the turn comes from, kept on the workflows it starts.
+    source: str = "chat.completions"
+    #: Set on durable turns: makes the child workflow of a repeated call the same one.
+    key: str | None = None
+    on_workflow: Callable[[str, str, dict[str, Any]], Awaitable[None]] | None = None
+    #: Capacity-unit ceiling of the turn's tool calls, and what they have taken so far.
+    budget: float | None = None
+    spent: float = 0.0
     tool_results: list[dict[str, Any]] = field(default_factory=list)
     workflows: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] = field(
@@ -73,6 +82,15 @@ class ToolProgress:
 class Final:
     message: dict[str, Any]
     finish_reason: str
+    #: The control tool that ended the turn (`ask_clarifying_question`, `finalize_response`).
+    ended_by: str | None = None
+
+
+@dataclass
+class RoundOutput:
+    text: str | None
+    calls: list[dict[str, Any]]
+    finish: str
 
 
 LoopEvent = Content | ToolProgress | Final
@@ -101,56 +119,62 @@ class AgentLoop:
 
     async def run(self, session: Session) -> AsyncIterator[LoopEvent]:
         messages = list(session.request["messages"])
-        for round_number in range(self.limits.max_rounds):
-            last = round_number == self.limits.max_rounds - 1
-            request = self._round_request(session, messages, round_number, last)
-            content: list[str] = []
-            calls: dict[int, dict[str, Any]] = {}
-            finish = "stop"
-            async for chunk in session.engine.stream(request):
-                _add_usage(session.usage, chunk.get("usage"))
-                for choice in chunk.get("choices") or []:
-                    delta = choice.get("delta") or {}
-                    if delta.get("content"):
-                        content.append(delta["content"])
-                        yield Content(delta["content"])
-                    for fragment in delta.get("tool_calls") or []:
-                        merge_tool_call(calls, fragment)
-                    finish = choice.get("finish_reason") or finish
-            text = "".join(content) or None
-            ordered = [calls[i] for i in sorted(calls)]
-            if not ordered:
-                yield Final({"role": "assistant", "content": text or ""}, finish)
-                return
-            client_names = {t["function"]["name"] for t in session.client_tools}
-            client = [c for c in ordered if c["function"]["name"] in client_names]
-            hosted = [c for c in ordered if c["function"]["name"] not in client_names]
+        for number in range(self.limits.max_rounds):
+            output: RoundOutput | None = None
+            async for item in self.round(session, messages, number):
+                if isinstance(item, Content):
+                    yield item
+                else:
+                    output = item
+            assert output is not None
+            client, hosted = split_calls(session, output.calls)
             for call in hosted:
                 yield ToolProgress(call["function"]["name"], call["id"], "started")
-            results = await asyncio.gather(
-                *(self._run_call(session, call, round_number) for call in hosted)
-            )
+            results = await self.run_calls(session, hosted, number)
             for call, result in zip(hosted, results, strict=True):
                 yield ToolProgress(call["function"]["name"], call["id"], "finished", result["ok"])
-            messages.append({"role": "assistant", "content": text, "tool_calls": hosted})
-            messages += [
-                {
-                    "role": "tool",
-                    "tool_call_id": call["id"],
-                    "name": call["function"]["name"],
-                    "content": json.dumps(result, separators=(",", ":"), ensure_ascii=False),
-                }
-                for call, result in zip(hosted, results, strict=True)
-            ]
-            ending = next((r for r in results if r["ok"] and r["tool"] in LOOP_ENDING), None)
-            if client:
-                message = {"role": "assistant", "content": text, "tool_calls": client}
-                yield Final(message, "tool_calls")
+            messages += turn_messages(output, hosted, results)
+            final = outcome(output, client, results)
+            if final is not None:
+                yield final
                 return
-            if ending is not None:
-                answer = ending.get("question") or ending.get("summary") or text or ""
-                yield Final({"role": "assistant", "content": answer}, "stop")
-                return
+
+    async def round(
+        self, session: Session, messages: list[dict[str, Any]], number: int
+    ) -> AsyncIterator[Content | RoundOutput]:
+        """One LLM round: its text as it comes, then what it asked for."""
+        last = number == self.limits.max_rounds - 1
+        request = self._round_request(session, messages, number, last)
+        content: list[str] = []
+        calls: dict[int, dict[str, Any]] = {}
+        finish = "stop"
+        async for chunk in session.engine.stream(request):
+            _add_usage(session.usage, chunk.get("usage"))
+            for choice in chunk.get("choices") or []:
+                delta = choice.get("delta") or {}
+                if delta.get("content"):
+                    content.append(delta["content"])
+                    yield Content(delta["content"])
+                for fragment in delta.get("tool_calls") or []:
+                    merge_tool_call(calls, fragment)
+                finish = choice.get("finish_reason") or finish
+        yield RoundOutput("".join(content) or None, [calls[i] for i in sorted(calls)], finish)
+
+    async def run_calls(
+        self,
+        session: Session,
+        calls: list[dict[str, Any]],
+        number: int,
+        decided: dict[str, dict[str, Any]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Run hosted calls at once; `decided` holds results given without running (a call
+        whose cost the user declined)."""
+        decided = decided or {}
+        return list(
+            await asyncio.gather(
+                *(self._run_call(session, call, number, decided.get(call["id"])) for call in calls)
+            )
+        )
 
     def _round_request(
         self, session: Session, messages: list[dict[str, Any]], number: int, last: bool
@@ -166,7 +190,11 @@ class AgentLoop:
         return request
 
     async def _run_call(
-        self, session: Session, call: dict[str, Any], round_number: int
+        self,
+        session: Session,
+        call: dict[str, Any],
+        round_number: int,
+        decided: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         name = call["function"]["name"]
         arguments: Any = None
@@ -179,9 +207,15 @@ class AgentLoop:
             result = failure(name, ToolError("PARAMETER_INVALID", "arguments must be an object"))
         else:
             tool = session.hosted.get(name)
-            if tool is None:
+            over_budget = tool is not None and _over_budget(session, tool, arguments)
+            if decided is not None:
+                result = decided
+            elif tool is None:
                 message = f"there is no tool named {name!r}"
                 result = failure(name, ToolError("PARAMETER_INVALID", message))
+            elif over_budget:
+                message = "this call would take the turn above its capacity-unit ceiling"
+                result = failure(name, ToolError("COST_LIMIT_EXCEEDED", message))
             elif _is_media_tool(name):
                 result, workflow = await self._as_workflow(session, tool, arguments, call["id"])
             else:
@@ -214,9 +248,12 @@ class AgentLoop:
                 session.owner,
                 plan,
                 [],
-                options={"source": "chat.completions", "toolCallId": call_id},
+                options={"source": session.source, "toolCallId": call_id},
                 media_context=session.media.asset_ids(),
+                # A durable turn that repeats this call after a crash gets the same workflow.
+                idempotency=None if session.key is None else (f"{session.key}:{call_id}", plan),
                 confirm_cost=True,
+                endpoint=CHILD_ENDPOINT,
             )
         except ServiceError as exc:
             return failure(tool.name, ToolError("PARAMETER_INVALID", exc.message)), None
@@ -229,6 +266,8 @@ class AgentLoop:
             "streamUrl": f"{url}/events/stream",
         }
         session.workflows.append(summary)
+        if session.on_workflow is not None:
+            await session.on_workflow(call_id, tool.name, summary)
         final = await self._wait(record.id)
         if final is None:
             summary["status"] = "running"
@@ -289,6 +328,65 @@ class AgentLoop:
         )
         ctx = ToolContext(session.owner, session.media, self.assets, services=self.services)
         return envelope(tool, output, ctx)
+
+
+def split_calls(
+    session: Session, calls: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The calls for the client (its own tools) and those run here (anything else)."""
+    client_names = {t["function"]["name"] for t in session.client_tools}
+    client = [c for c in calls if c["function"]["name"] in client_names]
+    return client, [c for c in calls if c["function"]["name"] not in client_names]
+
+
+def turn_messages(
+    output: RoundOutput, hosted: list[dict[str, Any]], results: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """What a round adds to the conversation: the assistant's calls and the tools' answers."""
+    if not hosted:
+        return []
+    return [
+        {"role": "assistant", "content": output.text, "tool_calls": hosted},
+        *(
+            {
+                "role": "tool",
+                "tool_call_id": call["id"],
+                "name": call["function"]["name"],
+                "content": json.dumps(result, separators=(",", ":"), ensure_ascii=False),
+            }
+            for call, result in zip(hosted, results, strict=True)
+        ),
+    ]
+
+
+def outcome(
+    output: RoundOutput, client: list[dict[str, Any]], results: list[dict[str, Any]]
+) -> Final | None:
+    """How the turn ends after this round, or None to go on with another round."""
+    if not output.calls:
+        return Final({"role": "assistant", "content": output.text or ""}, output.finish)
+    if client:
+        return Final(
+            {"role": "assistant", "content": output.text, "tool_calls": client}, "tool_calls"
+        )
+    ending = next((r for r in results if r["ok"] and r["tool"] in LOOP_ENDING), None)
+    if ending is not None:
+        answer = ending.get("question") or ending.get("summary") or output.text or ""
+        return Final({"role": "assistant", "content": answer}, "stop", ending["tool"])
+    return None
+
+
+def _over_budget(session: Session, tool: Tool, arguments: dict[str, Any]) -> bool:
+    if session.budget is None:
+        return False
+    try:
+        cost = tool.cost(tool.args.model_validate(arguments))
+    except ValueError:
+        return False  # the tool itself reports the bad arguments
+    if session.spent + cost > session.budget:
+        return True
+    session.spent += cost
+    return False
 
 
 def _is_media_tool(name: str) -> bool:
