@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sogni_intelligence.errors import ServiceError
-from sogni_intelligence.llm.protocol import ChatEngine, ChatRequest, merge_tool_call
+from sogni_intelligence.llm.protocol import (
+    ChatEngine,
+    ChatRequest,
+    EngineError,
+    merge_tool_call,
+)
 from sogni_intelligence.media.store import AssetStore
 from sogni_intelligence.runtime.queues import queue_for
 from sogni_intelligence.runtime.records import Record
@@ -127,7 +132,7 @@ class AgentLoop:
                 else:
                     output = item
             assert output is not None
-            client, hosted = split_calls(session, output.calls)
+            client, hosted = split_calls(session.client_tools, output.calls)
             for call in hosted:
                 yield ToolProgress(call["function"]["name"], call["id"], "started")
             results = await self.run_calls(session, hosted, number)
@@ -148,16 +153,24 @@ class AgentLoop:
         content: list[str] = []
         calls: dict[int, dict[str, Any]] = {}
         finish = "stop"
-        async for chunk in session.engine.stream(request):
-            _add_usage(session.usage, chunk.get("usage"))
-            for choice in chunk.get("choices") or []:
-                delta = choice.get("delta") or {}
-                if delta.get("content"):
-                    content.append(delta["content"])
-                    yield Content(delta["content"])
-                for fragment in delta.get("tool_calls") or []:
-                    merge_tool_call(calls, fragment)
-                finish = choice.get("finish_reason") or finish
+        try:
+            async for chunk in session.engine.stream(request):
+                _add_usage(session.usage, chunk.get("usage"))
+                for choice in chunk.get("choices") or []:
+                    delta = choice.get("delta") or {}
+                    if delta.get("content"):
+                        content.append(delta["content"])
+                        yield Content(delta["content"])
+                    for fragment in delta.get("tool_calls") or []:
+                        merge_tool_call(calls, fragment)
+                    finish = choice.get("finish_reason") or finish
+        except EngineError as exc:
+            # Tool results filled the context: end the turn with what it has, like a reply
+            # cut at max_tokens. The first round's overflow is the request's own fault.
+            if number == 0 or exc.code != "context_length_exceeded":
+                raise
+            yield RoundOutput("".join(content) or None, [], "length")
+            return
         yield RoundOutput("".join(content) or None, [calls[i] for i in sorted(calls)], finish)
 
     async def run_calls(
@@ -216,7 +229,7 @@ class AgentLoop:
             elif over_budget:
                 message = "this call would take the turn above its capacity-unit ceiling"
                 result = failure(name, ToolError("COST_LIMIT_EXCEEDED", message))
-            elif _is_media_tool(name):
+            elif is_media_tool(name):
                 result, workflow = await self._as_workflow(session, tool, arguments, call["id"])
             else:
                 ctx = ToolContext(session.owner, session.media, self.assets, services=self.services)
@@ -331,10 +344,10 @@ class AgentLoop:
 
 
 def split_calls(
-    session: Session, calls: list[dict[str, Any]]
+    client_tools: list[dict[str, Any]], calls: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The calls for the client (its own tools) and those run here (anything else)."""
-    client_names = {t["function"]["name"] for t in session.client_tools}
+    client_names = {t["function"]["name"] for t in client_tools}
     client = [c for c in calls if c["function"]["name"] in client_names]
     return client, [c for c in calls if c["function"]["name"] not in client_names]
 
@@ -352,11 +365,30 @@ def turn_messages(
                 "role": "tool",
                 "tool_call_id": call["id"],
                 "name": call["function"]["name"],
-                "content": json.dumps(result, separators=(",", ":"), ensure_ascii=False),
+                "content": json.dumps(
+                    for_the_model(result), separators=(",", ":"), ensure_ascii=False
+                ),
             }
             for call, result in zip(hosted, results, strict=True)
         ),
     ]
+
+
+#: Result keys the model does not need (long signed URLs, per-asset metadata): the indices
+#: are how it refers to media, and the client gets everything in `sogni_tool_results`.
+_CLIENT_ONLY_KEYS = frozenset({"output_assets", "urls", "lastFrameUrl", "lastFrameUrls"})
+
+
+def for_the_model(result: dict[str, Any]) -> dict[str, Any]:
+    """A tool result as the model reads it: small, so several rounds fit a small context."""
+    compact = {k: v for k, v in result.items() if k not in _CLIENT_ONLY_KEYS}
+    assets = result.get("output_assets") or []
+    if assets:
+        compact["outputs"] = [
+            {k: a[k] for k in ("type", "width", "height", "duration_seconds") if a.get(k)}
+            for a in assets
+        ]
+    return compact
 
 
 def outcome(
@@ -389,7 +421,7 @@ def _over_budget(session: Session, tool: Tool, arguments: dict[str, Any]) -> boo
     return False
 
 
-def _is_media_tool(name: str) -> bool:
+def is_media_tool(name: str) -> bool:
     try:
         queue_for(name)
     except KeyError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from sogni_intelligence.tools.base import Tool
-from sogni_intelligence.tools.catalog import surface
+from sogni_intelligence.tools.catalog import CATALOG, surface
 
 SurfaceName = Literal["creative-tools", "creative-agent"]
 SogniTools = bool | Literal["creative-tools", "rich", "creative-agent", "none"] | None
@@ -27,3 +27,8 @@ def hosted_tools(value: SogniTools, client_names: set[str]) -> dict[str, Tool]:
     if name is None:
         return {}
     return {tool.name: tool for tool in surface(name) if tool.name not in client_names}
+
+
+def tools_named(names: list[str]) -> dict[str, Tool]:
+    """The hosted tools a stored turn had, by name (names no longer known are dropped)."""
+    return {name: CATALOG[name] for name in names if name in CATALOG}

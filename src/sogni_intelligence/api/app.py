@@ -18,6 +18,7 @@ from sogni_intelligence.api.auth import require_key
 from sogni_intelligence.api.chat_completions.api_router import router as chat_router
 from sogni_intelligence.api.chat_completions.serving import ChatCompletionsService
 from sogni_intelligence.api.chat_completions.vision import ImageLimits
+from sogni_intelligence.api.chat_runs.api_router import router as chat_runs_router
 from sogni_intelligence.api.limits import BodySizeLimit
 from sogni_intelligence.api.media.api_router import router as media_router
 from sogni_intelligence.api.models.api_router import router as models_router
@@ -29,6 +30,7 @@ from sogni_intelligence.llm.registry import ModelRegistry
 from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.store import AssetStore
 from sogni_intelligence.runtime import durable
+from sogni_intelligence.runtime.chat_runs import ChatRunDeps, ChatRunRuntime
 from sogni_intelligence.runtime.records import RecordStore
 from sogni_intelligence.runtime.templates import TemplateStore
 from sogni_intelligence.runtime.workflows import WorkflowDeps, WorkflowRuntime
@@ -80,21 +82,12 @@ def create_app(settings: Settings) -> FastAPI:
         # What hosted tools run with (remote image backends, a vision LLM when one exists).
         app.state.tool_services = build_tool_services(settings, registry)
         app.state.templates = TemplateStore(db)
+        fetch_policy = FetchPolicy.from_settings(settings)
+        records = RecordStore(db)  # one store, so events reach followers in memory
         workflows = WorkflowRuntime(
-            WorkflowDeps(
-                RecordStore(db),
-                app.state.assets,
-                FetchPolicy.from_settings(settings),
-                app.state.tool_services,
-            ),
+            WorkflowDeps(records, app.state.assets, fetch_policy, app.state.tool_services),
             approval_threshold=settings.workflow_cost_confirmation_units,
         )
-        workflows.launch()
-        # DBOS recovers the workflows this process left unfinished as it launches.
-        await durable.launch(settings)
-        await workflows.resume_pending()
-        app.state.workflows = workflows
-        app.state.started_at = int(time.time())
         agent = AgentLoop(
             workflows,
             app.state.assets,
@@ -102,12 +95,23 @@ def create_app(settings: Settings) -> FastAPI:
             settings.resolved_public_base_url,
             LoopLimits(settings.agent_max_rounds, settings.agent_workflow_wait_s),
         )
+        chat_runs = ChatRunRuntime(ChatRunDeps(records, agent, registry, fetch_policy), workflows)
+        workflows.launch()
+        chat_runs.launch()
+        await chat_runs.recover()
+        # DBOS recovers the workflows and runs this process left unfinished as it launches.
+        await durable.launch(settings)
+        await workflows.resume_pending()
+        await chat_runs.launch_pending()
+        app.state.workflows = workflows
+        app.state.chat_runs = chat_runs
+        app.state.started_at = int(time.time())
         app.state.chat = ChatCompletionsService(
             registry,
             ImageLimits(settings.max_image_bytes, settings.max_image_side),
             settings.max_images,
             agent,
-            FetchPolicy.from_settings(settings),
+            fetch_policy,
         )
         try:
             yield
@@ -126,6 +130,7 @@ def create_app(settings: Settings) -> FastAPI:
         models_router,
         account_router,
         chat_router,
+        chat_runs_router,
         media_router,
         workflows_router,
         tools_execute_router,

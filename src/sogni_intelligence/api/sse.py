@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+
+from sogni_intelligence.runtime.records import Event, RecordStore
 
 DONE = "data: [DONE]\n\n"
 
@@ -13,3 +16,34 @@ def data_frame(payload: Any) -> str:
 
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+HEARTBEAT_S = 15.0
+
+
+async def record_events(
+    records: RecordStore,
+    record_id: str,
+    after: int,
+    frame: Callable[[Event], Awaitable[tuple[dict[str, Any], bool]]],
+) -> AsyncIterator[str]:
+    """A record's events after the cursor, replayed then live, as `id:`/`event:`/`data:`
+    frames; `frame` gives each event's body and whether the stream ends with it. Comment
+    heartbeats keep proxies from dropping an idle stream."""
+    followed = records.follow(record_id, after, idle_s=HEARTBEAT_S)
+    try:
+        async for event in followed:
+            if event is None:
+                yield ": heartbeat\n\n"
+                continue
+            body, last = await frame(event)
+            yield f"id: {event.sequence}\nevent: {event.type}\n{data_frame(body)}"
+            if last:
+                return
+    finally:
+        await followed.aclose()  # type: ignore[attr-defined]
+
+
+async def is_latest(records: RecordStore, event: Event) -> bool:
+    """True when nothing was logged after `event`: a wait replayed from history, already
+    answered, must not end the stream."""
+    return not await records.events(event.record_id, event.sequence, limit=1)

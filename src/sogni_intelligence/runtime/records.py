@@ -12,10 +12,10 @@ import hashlib
 import json
 import secrets
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -28,6 +28,8 @@ Status = Literal[
     "queued", "running", "waiting_for_user", "completed", "partial_failure", "failed", "cancelled"
 ]
 TERMINAL: frozenset[str] = frozenset({"completed", "partial_failure", "failed", "cancelled"})
+T = TypeVar("T")
+CANCEL_POLL_S = 0.25
 RecordKind = Literal["workflow", "chat_run"]
 _PREFIX = {"workflow": "wf_", "chat_run": "run_"}
 _APPEND_ATTEMPTS = 8
@@ -211,6 +213,31 @@ class RecordStore:
         except IntegrityError:
             await self._replay(owner, endpoint, key, body)  # a concurrent retry: 409 if changed
 
+    async def unless_cancelled(
+        self, record_id: str, work: Awaitable[T], poll_s: float = CANCEL_POLL_S
+    ) -> T | None:
+        """Run `work`, stopping it (and answering None) as soon as the record is cancelled,
+        from whichever process; this is how a cancel reaches a running job."""
+        task = asyncio.ensure_future(work)
+
+        async def watch() -> None:
+            while not task.done():
+                await asyncio.sleep(poll_s)
+                record = await self.get(record_id)
+                if record is not None and record.status == "cancelled":
+                    task.cancel()
+                    return
+
+        watchdog = asyncio.create_task(watch())
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if not watchdog.done():
+                raise  # the caller itself is being cancelled
+            return None
+        finally:
+            watchdog.cancel()
+
     async def get(self, record_id: str, owner: str | None = None) -> Record | None:
         async with self._db.session() as session:
             row = await session.get(DurableRecord, record_id)
@@ -237,10 +264,13 @@ class RecordStore:
 
     async def unlaunched(self, kind: RecordKind) -> list[Record]:
         """Records still `queued`: candidates for a launch that a crash may have prevented."""
+        return await self.in_status(kind, ("queued",))
+
+    async def in_status(self, kind: RecordKind, statuses: Iterable[Status]) -> list[Record]:
         async with self._db.session() as session:
             rows = await session.scalars(
                 select(DurableRecord).where(
-                    DurableRecord.kind == kind, DurableRecord.status == "queued"
+                    DurableRecord.kind == kind, DurableRecord.status.in_(list(statuses))
                 )
             )
             return [_record(row) for row in rows]

@@ -12,6 +12,7 @@ running for it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import secrets
 from dataclasses import dataclass
@@ -46,7 +47,6 @@ BACKBONE = {
     "modelKnowledgeVersion": "2026-04-27.2",
     "routingPolicyVersion": "2026-04-27.1",
 }
-CANCEL_POLL_S = 0.25
 JOB_POLL_S = 0.01
 START_ENDPOINT = "workflows.start"
 RESEED_ENDPOINT = "workflows.reseed"
@@ -229,17 +229,6 @@ async def _media_context(
     return media
 
 
-async def _watch_cancel(record_id: str, task: asyncio.Task[Any]) -> None:
-    """Cancel `task` as soon as the record is cancelled (from any process)."""
-    records = _d().records
-    while not task.done():
-        await asyncio.sleep(CANCEL_POLL_S)
-        record = await records.get(record_id)
-        if record is not None and record.status == "cancelled":
-            task.cancel()
-            return
-
-
 @DBOS.step()
 async def _run_step(
     record_id: str,
@@ -277,16 +266,11 @@ async def _run_step(
         store=deps.assets,
         services=deps.services,
     )
-    task = asyncio.create_task(execute(CATALOG[step.toolName], arguments, ctx))
-    watchdog = asyncio.create_task(_watch_cancel(record_id, task))
-    try:
-        result = await task
-    except asyncio.CancelledError:
-        if task.cancelled() and not watchdog.done():
-            raise  # we ourselves are being cancelled
+    result = await deps.records.unless_cancelled(
+        record_id, execute(CATALOG[step.toolName], arguments, ctx)
+    )
+    if result is None:
         return {"status": "skipped", "assets": [], "error": "workflow cancelled"}
-    finally:
-        watchdog.cancel()
     if not result.get("ok"):
         return await _step_failed(record_id, step_id, str(result.get("message")), result)
     assets = [asset["asset_id"] for asset in result.get("output_assets", [])]
@@ -538,8 +522,13 @@ class WorkflowRuntime:
         return record, replayed
 
     async def _launch_workflow(self, record_id: str) -> None:
-        with SetWorkflowID(record_id):
-            await DBOS.start_workflow_async(creative_workflow, record_id)
+        async def launch() -> None:
+            with SetWorkflowID(record_id):
+                await DBOS.start_workflow_async(creative_workflow, record_id)
+
+        # Always a workflow of its own, also when a chat run's tool step asks for it (DBOS
+        # starts no workflow from inside a step): an empty context hides the caller's.
+        await asyncio.create_task(launch(), context=contextvars.Context())
 
     async def cancel(self, record: Record, reason: str | None = None) -> tuple[Record, bool]:
         moved = await self.deps.records.transition(

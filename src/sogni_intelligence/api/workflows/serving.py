@@ -7,13 +7,12 @@ from typing import Any
 
 from fastapi import Request
 
-from sogni_intelligence.api.sse import data_frame
+from sogni_intelligence.api.sse import is_latest, record_events
 from sogni_intelligence.errors import ServiceError
-from sogni_intelligence.runtime.records import Record
+from sogni_intelligence.runtime.records import Event, Record
 from sogni_intelligence.runtime.templates import TemplateStore, compile_template
 from sogni_intelligence.runtime.workflows import WorkflowRuntime
 
-HEARTBEAT_S = 15.0
 STREAM_CLOSES_AT = frozenset(
     {"completed", "partial_failure", "failed", "cancelled", "waiting_for_user"}
 )
@@ -90,24 +89,21 @@ async def public_events(runtime: WorkflowRuntime, record_id: str, after: int) ->
 
 
 async def event_stream(runtime: WorkflowRuntime, record_id: str, after: int) -> AsyncIterator[str]:
-    """Replay after the cursor, then live events; close at a terminal or waiting status.
-    Comment heartbeats keep proxies from dropping an idle stream."""
+    """Replay after the cursor, then live events; close at a terminal or waiting status."""
     records = runtime.deps.records
     # Sequences are gap-free, so the first `after` events are the ones before the cursor.
     before = await records.events(record_id, 0, limit=after) if after else []
     status = _status_after(before, "queued")[-1] if before else "queued"
     if status in STREAM_CLOSES_AT and not await records.events(record_id, after, limit=1):
         return
-    followed = records.follow(record_id, after, idle_s=HEARTBEAT_S)
-    try:
-        async for event in followed:
-            if event is None:
-                yield ": heartbeat\n\n"
-                continue
-            status = _status_after([event], status)[0]
-            body = runtime.public_event(event, status)
-            yield f"id: {event.sequence}\nevent: {event.type}\n{data_frame(body)}"
-            if status in STREAM_CLOSES_AT:
-                return
-    finally:
-        await followed.aclose()  # type: ignore[attr-defined]
+
+    async def frame(event: Event) -> tuple[dict[str, Any], bool]:
+        nonlocal status
+        status = _status_after([event], status)[0]
+        closes = status in STREAM_CLOSES_AT
+        if status == "waiting_for_user":
+            closes = await is_latest(records, event)
+        return runtime.public_event(event, status), closes
+
+    async for text in record_events(records, record_id, after, frame):
+        yield text

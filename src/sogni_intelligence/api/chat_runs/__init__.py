@@ -1,0 +1,1 @@
+"""Durable chat runs: `/v1/chat/runs`."""

@@ -1,0 +1,115 @@
+"""Routes of `/v1/chat/runs`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from sogni_intelligence.api.auth import CurrentKey
+from sogni_intelligence.api.chat_runs import serving
+from sogni_intelligence.api.chat_runs.protocol import (
+    CancelRunBody,
+    ConfirmRunCostBody,
+    StartRunBody,
+)
+from sogni_intelligence.api.errors import SogniRoute
+from sogni_intelligence.api.sse import SSE_HEADERS
+from sogni_intelligence.runtime.chat_runs import CONFIRM_ENDPOINT
+
+router = APIRouter(route_class=SogniRoute, tags=["chat runs"])
+BASE = "/v1/chat/runs"
+
+
+def _ok(data: dict[str, Any], status: int = 200) -> JSONResponse:
+    return JSONResponse({"status": "success", "data": data}, status)
+
+
+@router.post(BASE)
+async def start_run(
+    body: StartRunBody,
+    request: Request,
+    key: CurrentKey,
+    idempotency_key: str | None = Header(None, max_length=255),
+) -> JSONResponse:
+    serving.reject_inline_media(body)
+    runs = serving.runs_of(request)
+    echo, engine, media = await serving.prepare_run(request.app.state.chat, body)
+    record, replayed = await runs.start(
+        key.id,
+        {**echo, "idempotencyKey": idempotency_key},
+        engine,
+        media,
+        None if idempotency_key is None else (idempotency_key, body.model_dump()),
+    )
+    data: dict[str, Any] = {"run": await runs.public(record)}
+    if replayed:
+        data["idempotent"] = True
+    return _ok(data, 200 if replayed else 202)
+
+
+@router.get(f"{BASE}/{{run_id}}")
+async def get_run(run_id: str, request: Request, key: CurrentKey) -> JSONResponse:
+    record = await serving.owned_run(request, key.id, run_id)
+    return _ok({"run": await serving.runs_of(request).public(record)})
+
+
+@router.get(f"{BASE}/{{run_id}}/events")
+async def run_events(
+    run_id: str, request: Request, key: CurrentKey, after: int = Query(0, ge=0)
+) -> JSONResponse:
+    record = await serving.owned_run(request, key.id, run_id)
+    runs = serving.runs_of(request)
+    events = await runs.deps.records.events(record.id, after)
+    return _ok({"events": [runs.public_event(e) for e in events]})
+
+
+@router.get(f"{BASE}/{{run_id}}/events/stream")
+async def stream_run_events(
+    run_id: str,
+    request: Request,
+    key: CurrentKey,
+    after: int | None = Query(None, ge=0),
+    last_event_id: str | None = Header(None),
+) -> StreamingResponse:
+    record = await serving.owned_run(request, key.id, run_id)
+    cursor = after
+    if cursor is None and last_event_id is not None and last_event_id.strip().isdigit():
+        cursor = int(last_event_id)
+    stream = serving.event_stream(serving.runs_of(request), record.id, cursor or 0)
+    return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.post(f"{BASE}/{{run_id}}/cancel")
+async def cancel_run(
+    run_id: str, request: Request, key: CurrentKey, body: CancelRunBody | None = None
+) -> JSONResponse:
+    runs = serving.runs_of(request)
+    record = await serving.owned_run(request, key.id, run_id)
+    record = await runs.cancel(record, (body or CancelRunBody()).reason)
+    return _ok({"run": await runs.public(record)})
+
+
+@router.post(f"{BASE}/{{run_id}}/confirm-cost")
+async def confirm_run_cost(
+    run_id: str,
+    body: ConfirmRunCostBody,
+    request: Request,
+    key: CurrentKey,
+    idempotency_key: str | None = Header(None, max_length=255),
+) -> JSONResponse:
+    runs = serving.runs_of(request)
+    record = await serving.owned_run(request, key.id, run_id)
+    claim = None
+    if idempotency_key is not None:
+        # A retry with the same key does nothing again, even once the run has moved on.
+        claim = (key.id, CONFIRM_ENDPOINT, idempotency_key, {"id": record.id, **body.model_dump()})
+        if await runs.deps.records.replayed(*claim) is not None:
+            return _ok({"run": await runs.public(record), "idempotent": True})
+    record = await runs.confirm_cost(
+        record, body.tool_call_id, body.decision, body.accepted_cost_preview, body.overrides
+    )
+    if claim is not None:
+        await runs.deps.records.remember(*claim, record.id)
+    return _ok({"run": await runs.public(record)})

@@ -1,0 +1,167 @@
+"""Chat-run logic between the routes and the durable runtime: input rules, the engine request
+(prepared exactly as chat completions prepare theirs) and the event stream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Request
+
+from sogni_intelligence.api.chat_completions.protocol import (
+    ChatCompletionRequest,
+    ImagePart,
+    TextPart,
+)
+from sogni_intelligence.api.chat_completions.serving import ChatCompletionsService
+from sogni_intelligence.api.chat_runs.protocol import StartRunBody
+from sogni_intelligence.api.sse import is_latest, record_events
+from sogni_intelligence.errors import ServiceError
+from sogni_intelligence.runtime.chat_runs import (
+    MEDIA_CONTEXT_FIELDS,
+    STREAM_CLOSES_AFTER,
+    TERMINAL_EVENTS,
+    ChatRunRuntime,
+)
+from sogni_intelligence.runtime.records import Event, Record
+
+INLINE_MEDIA_MESSAGE = (
+    "Durable chat runs do not support inline base64/data URI media. Upload media first and "
+    "pass HTTP(S) URLs instead. Offending field(s): "
+)
+
+
+def runs_of(request: Request) -> ChatRunRuntime:
+    return request.app.state.chat_runs
+
+
+async def owned_run(request: Request, owner: str, run_id: str) -> Record:
+    record = await runs_of(request).deps.records.get(run_id, owner)
+    if record is None or record.kind != "chat_run":
+        raise ServiceError("No such chat run.", 404, "not_found_error", "not_found")
+    return record
+
+
+def _is_remote(url: Any) -> bool:
+    return isinstance(url, str) and url.lower().startswith(("http://", "https://"))
+
+
+def reject_inline_media(body: StartRunBody) -> None:
+    """Media of a run must be http(s) URLs; anything else is named in one 400."""
+    bad = []
+    for i, message in enumerate(body.messages):
+        if isinstance(message.content, list):
+            for j, part in enumerate(message.content):
+                if isinstance(part, ImagePart) and not _is_remote(part.image_url.url):
+                    bad.append(f"messages[{i}].content[{j}].image_url.url")
+    for i, reference in enumerate(body.media_references or []):
+        if reference.get("dataUri") or reference.get("data_uri") or reference.get("data"):
+            bad.append(f"mediaReferences[{i}].dataUri")
+        elif not _is_remote(reference.get("url") or reference.get("value")):
+            bad.append(f"mediaReferences[{i}].url")
+    for field, urls in (body.media_context or {}).items():
+        if field not in MEDIA_CONTEXT_FIELDS:
+            raise ServiceError(
+                f"unknown media_context field {field!r}; use {', '.join(MEDIA_CONTEXT_FIELDS)}",
+                400,
+                "invalid_request_error",
+                "invalid_request",
+                "media_context",
+            )
+        bad += [f"mediaContext.{field}[{i}]" for i, url in enumerate(urls) if not _is_remote(url)]
+    if bad:
+        raise ServiceError(
+            INLINE_MEDIA_MESSAGE + ", ".join(bad),
+            400,
+            "invalid_request_error",
+            "inline_media_not_supported",
+            bad[0],
+        )
+
+
+async def prepare_run(
+    service: ChatCompletionsService, body: StartRunBody
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, str]]]:
+    """The public request echo, what the loop needs, and the media to fetch (in index order:
+    the messages' images first, then uploaded and generated media of `media_context`, then
+    `media_references`)."""
+    media: list[dict[str, str]] = []
+    messages = []
+    for message in body.messages:
+        if isinstance(message.content, list):
+            parts: list[TextPart] = []
+            for part in message.content:
+                if isinstance(part, ImagePart):
+                    media.append({"part": "uploads", "url": part.image_url.url})
+                    index = sum(1 for m in media if m["part"] == "uploads")
+                    parts.append(TextPart(type="text", text=f"[image uploaded as index -{index}]"))
+                else:
+                    parts.append(part)
+            message = message.model_copy(update={"content": parts})
+        messages.append(message)
+    for field, (part, _) in MEDIA_CONTEXT_FIELDS.items():
+        media += [{"part": part, "url": url} for url in (body.media_context or {}).get(field, [])]
+    media += [
+        {"part": "uploads", "url": r.get("url") or r.get("value")}
+        for r in body.media_references or []
+    ]
+    sampling = body.sampling.model_dump(exclude_none=True) if body.sampling else {}
+    chat = ChatCompletionRequest.model_validate(
+        {
+            "model": body.model,
+            "messages": [m.model_dump(exclude_none=True) for m in messages],
+            "tools": [t.model_dump(exclude_none=True) for t in body.tools or []] or None,
+            "tool_choice": body.tool_choice.model_dump()
+            if hasattr(body.tool_choice, "model_dump")
+            else body.tool_choice,
+            "sogni_tools": body.sogni_tools,
+            "task_profile": body.task_profile,
+            **sampling,
+        }
+    )
+    prepared = await service.prepare(chat)
+    engine = {
+        "model": prepared.entry.id,
+        "request": prepared.engine_request,
+        "clientTools": prepared.client_tools,
+        "hosted": list(prepared.hosted),
+        "toolChoice": prepared.tool_choice,
+    }
+    echo = {
+        "sessionId": body.session_id,
+        "clientMessageId": body.client_message_id,
+        "model": prepared.entry.id,
+        "messages": [m.model_dump(exclude_none=True) for m in body.messages],
+        "tools": [t.model_dump(exclude_none=True) for t in body.tools or []] or None,
+        "toolChoice": engine["toolChoice"],
+        "sampling": sampling or None,
+        "mediaReferences": body.media_references,
+        "mediaContext": body.media_context,
+        "maxEstimatedCapacityUnits": body.max_estimated_capacity_units,
+        "confirmCost": body.confirm_cost,
+        "runtimeConfig": body.runtime_config,
+        "tokenType": body.token_type,
+        "billingMode": body.billing_mode,
+        "appSource": body.app_source,
+        "sogniTools": body.sogni_tools,
+    }
+    return echo, engine, media
+
+
+async def event_stream(runs: ChatRunRuntime, record_id: str, after: int) -> AsyncIterator[str]:
+    """Replay after the cursor, then live events; close after a terminal event, and after
+    `run_waiting_for_user` while the run still waits."""
+    records = runs.deps.records
+    record = await records.get(record_id)
+    settled = record is not None and record.status not in ("queued", "running")
+    if settled and not await records.events(record_id, after, limit=1):
+        return  # nothing new will come before the user acts
+
+    async def frame(event: Event) -> tuple[dict[str, Any], bool]:
+        closes = event.type in TERMINAL_EVENTS
+        if event.type in STREAM_CLOSES_AFTER - TERMINAL_EVENTS:
+            closes = await is_latest(records, event)
+        return runs.public_event(event), closes
+
+    async for text in record_events(records, record_id, after, frame):
+        yield text
