@@ -293,7 +293,8 @@ class HttpBackend:
         pass
 
     async def _post(self, body: dict[str, Any]) -> tuple[asyncio.StreamReader, Any, int]:
-        payload = json.dumps({**body, "model": self._model}).encode()
+        # Without hosted tools: the same prompt as the direct side, not the agent's.
+        payload = json.dumps({**body, "model": self._model, "sogni_tools": "none"}).encode()
         reader, writer = await asyncio.open_connection("127.0.0.1", self._server.port)
         head = (
             f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
