@@ -47,3 +47,12 @@ async def is_latest(records: RecordStore, event: Event) -> bool:
     """True when nothing was logged after `event`: a wait replayed from history, already
     answered, must not end the stream."""
     return not await records.events(event.record_id, event.sequence, limit=1)
+
+
+def cursor(after: int | None, last_event_id: str | None) -> int:
+    """Where a stream resumes: `?after=` wins over `Last-Event-ID`; both are exclusive."""
+    if after is not None:
+        return after
+    if last_event_id is not None and last_event_id.strip().isdigit():
+        return int(last_event_id)
+    return 0

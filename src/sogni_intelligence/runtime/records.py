@@ -91,6 +91,17 @@ def body_digest(body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _claim(owner: str, endpoint: str, key: str, body: Any, record_id: str) -> IdempotencyKey:
+    return IdempotencyKey(
+        owner=owner,
+        endpoint=endpoint,
+        key=key,
+        body_sha256=body_digest(body),
+        record_id=record_id,
+        created_at=utcnow(),
+    )
+
+
 class _Subscribers:
     """In-process delivery of appended events to live followers of a record. Only a fast
     path: followers check sequence continuity and fall back to the database on any gap."""
@@ -150,18 +161,8 @@ class RecordStore:
             async with self._db.session() as session, session.begin():
                 session.add(row)
                 if idempotency is not None:
-                    endpoint, key, body = idempotency
                     await session.flush()
-                    session.add(
-                        IdempotencyKey(
-                            owner=owner,
-                            endpoint=endpoint,
-                            key=key,
-                            body_sha256=body_digest(body),
-                            record_id=record_id,
-                            created_at=now,
-                        )
-                    )
+                    session.add(_claim(owner, *idempotency, record_id))
         except IntegrityError:
             if idempotency is None:
                 raise
@@ -200,16 +201,7 @@ class RecordStore:
         a retry can be answered without doing it again."""
         try:
             async with self._db.session() as session, session.begin():
-                session.add(
-                    IdempotencyKey(
-                        owner=owner,
-                        endpoint=endpoint,
-                        key=key,
-                        body_sha256=body_digest(body),
-                        record_id=record_id,
-                        created_at=utcnow(),
-                    )
-                )
+                session.add(_claim(owner, endpoint, key, body, record_id))
         except IntegrityError:
             await self._replay(owner, endpoint, key, body)  # a concurrent retry: 409 if changed
 

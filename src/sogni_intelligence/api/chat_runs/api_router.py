@@ -15,7 +15,7 @@ from sogni_intelligence.api.chat_runs.protocol import (
     StartRunBody,
 )
 from sogni_intelligence.api.errors import SogniRoute
-from sogni_intelligence.api.sse import SSE_HEADERS
+from sogni_intelligence.api.sse import SSE_HEADERS, cursor
 from sogni_intelligence.runtime.chat_runs import CONFIRM_ENDPOINT
 
 router = APIRouter(route_class=SogniRoute, tags=["chat runs"])
@@ -74,10 +74,7 @@ async def stream_run_events(
     last_event_id: str | None = Header(None),
 ) -> StreamingResponse:
     record = await serving.owned_run(request, key.id, run_id)
-    cursor = after
-    if cursor is None and last_event_id is not None and last_event_id.strip().isdigit():
-        cursor = int(last_event_id)
-    stream = serving.event_stream(serving.runs_of(request), record.id, cursor or 0)
+    stream = serving.event_stream(serving.runs_of(request), record.id, cursor(after, last_event_id))
     return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
 
 

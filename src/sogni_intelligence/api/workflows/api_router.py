@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from sogni_intelligence.api.auth import CurrentKey
 from sogni_intelligence.api.errors import SogniRoute
-from sogni_intelligence.api.sse import SSE_HEADERS
+from sogni_intelligence.api.sse import SSE_HEADERS, cursor
 from sogni_intelligence.api.workflows import serving
 from sogni_intelligence.api.workflows.protocol import (
     CancelBody,
@@ -155,10 +155,9 @@ async def stream_workflow_events(
     last_event_id: str | None = Header(None),
 ) -> StreamingResponse:
     record = await serving.owned_workflow(request, key.id, workflow_id)
-    cursor = after
-    if cursor is None and last_event_id is not None and last_event_id.strip().isdigit():
-        cursor = int(last_event_id)
-    stream = serving.event_stream(serving.runtime_of(request), record.id, cursor or 0)
+    stream = serving.event_stream(
+        serving.runtime_of(request), record.id, cursor(after, last_event_id)
+    )
     return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
