@@ -59,11 +59,22 @@ def json_grammar(schema: dict[str, Any]) -> str:
 
 
 def tool_call_schema(tools: list[dict[str, Any]], max_calls: int) -> dict[str, Any]:
-    """Schema of a JSON array of 1..max_calls calls `{"name": ..., "arguments": {...}}`."""
+    """Schema of a JSON array of 1..max_calls calls `{"name": ..., "arguments": {...}}`.
+
+    Each tool's own definitions (`$defs`) move to the root under the tool's name, and its
+    `$ref`s with them: nested under `arguments` they would no longer resolve."""
     variants = []
+    definitions: dict[str, Any] = {}
     for tool in tools:
         function = tool["function"]
-        parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        parameters = copy.deepcopy(
+            function.get("parameters") or {"type": "object", "properties": {}}
+        )
+        prefix = f"{function['name']}__"
+        for key in ("$defs", "definitions"):
+            for name, schema in (parameters.pop(key, None) or {}).items():
+                definitions[prefix + name] = schema
+        _rebase_refs(parameters, prefix)
         variants.append(
             {
                 "type": "object",
@@ -71,5 +82,25 @@ def tool_call_schema(tools: list[dict[str, Any]], max_calls: int) -> dict[str, A
                 "required": ["name", "arguments"],
             }
         )
+    for name, schema in definitions.items():
+        _rebase_refs(schema, name.split("__", 1)[0] + "__")
     call = variants[0] if len(variants) == 1 else {"anyOf": variants}
-    return {"type": "array", "items": call, "minItems": 1, "maxItems": max_calls}
+    schema = {"type": "array", "items": call, "minItems": 1, "maxItems": max_calls}
+    if definitions:
+        schema["$defs"] = definitions
+    return schema
+
+
+def _rebase_refs(node: Any, prefix: str) -> None:
+    """Point local `#/$defs/X` (or `#/definitions/X`) references at `#/$defs/<prefix>X`."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            for local in ("#/$defs/", "#/definitions/"):
+                if ref.startswith(local):
+                    node["$ref"] = "#/$defs/" + prefix + ref[len(local) :]
+        for value in node.values():
+            _rebase_refs(value, prefix)
+    elif isinstance(node, list):
+        for value in node:
+            _rebase_refs(value, prefix)

@@ -191,10 +191,10 @@ async def _run_ingest(record_id: str) -> dict[str, Any]:
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
         "spent": 0.0,
     }
-    await deps.records.patch(record_id, {"state": state})
-    if record.data["mediaInputs"]:
+    patched = await deps.records.patch(record_id, {"state": state})
+    if record.data["mediaInputs"]:  # from the patched record: the media is in its state
         await deps.records.append(
-            record_id, "media_context_updated", await _media_payload(record), dedupe_key="media:0"
+            record_id, "media_context_updated", await _media_payload(patched), dedupe_key="media:0"
         )
     return state
 
@@ -294,7 +294,14 @@ async def _run_ask_cost_approval(record_id: str, call: dict[str, Any], units: fl
         },
     )
     if moved is None:
-        return False
+        # Repeated after a crash: the run may already wait for this call (keep its preview).
+        current = await records.get(record_id)
+        waiting = (current.data.get("waiting") or {}) if current is not None else {}
+        if current is None or current.status != "waiting_for_user":
+            return False
+        if (waiting.get("details") or {}).get("toolCallId") != call["id"]:
+            return False
+        preview = waiting["details"]["costApprovalPreview"]
     await records.append(
         record_id,
         "run_awaiting_cost_confirmation",
@@ -325,7 +332,10 @@ async def _run_cost_resolved(record_id: str, call_id: str, decision: str) -> boo
         record_id, "running", allowed_from={"waiting_for_user"}, patch={"waiting": None}
     )
     if moved is None:
-        return False
+        # Repeated after a crash, the run is running again already; otherwise it was cancelled.
+        current = await records.get(record_id)
+        if current is None or current.status != "running":
+            return False
     await records.append(
         record_id,
         "run_cost_confirmation_resolved",
@@ -371,7 +381,15 @@ async def _run_tool_batch(
     results = await records.unless_cancelled(
         record_id, deps.agent.run_calls(session, calls, number, decided)
     )
-    if results is None:
+    current = await records.get(record_id)
+    if current is None or current.status == "cancelled":
+        results = None  # a cancel ends the run's child workflows, and so the calls, at once
+    if results is None:  # cancelled: stop the jobs this batch started, listed or not
+        workflows = deps.agent.workflows
+        for summary in session.workflows:
+            child = await workflows.deps.records.get(summary["workflowId"])
+            if child is not None:
+                await workflows.cancel(child, "the chat run was cancelled")
         return None
     artifacts = []
     for call, result in zip(calls, results, strict=True):
@@ -680,8 +698,11 @@ class ChatRunRuntime:
             {"status": "cancelled", "reason": reason},
             dedupe_key="terminal",
         )
-        for child_id in moved.data.get("childWorkflowIds", []):
-            child = await self.workflows.deps.records.get(child_id)
+        # The batch in flight has not listed its children on the record yet; its events have.
+        events = await self.deps.records.events(record.id)
+        started = [e.payload.get("workflowId") for e in events if e.type == "tool_call_progress"]
+        for child_id in dict.fromkeys([*moved.data.get("childWorkflowIds", []), *started]):
+            child = await self.workflows.deps.records.get(child_id) if child_id else None
             if child is not None:
                 await self.workflows.cancel(child, "the chat run was cancelled")
         try:

@@ -287,6 +287,10 @@ class AgentTurn:
                 state = event.state if event.ok is None else ("ok" if event.ok else "failed")
                 yield f": tool {event.tool} {event.call_id} {state}\n\n"
             else:
+                # A turn ended by a control tool answers with its question or summary, which
+                # the model never streamed as text: send it, as the plain response carries it.
+                if event.ended_by is not None and event.message.get("content"):
+                    yield _chunk(prepared, [_choice({"content": event.message["content"]})])
                 calls = event.message.get("tool_calls") or []
                 for index, call in enumerate(calls):
                     yield _chunk(prepared, [_choice({"tool_calls": [{**call, "index": index}]})])
