@@ -70,3 +70,26 @@ def test_check_schema_rejects_invalid_schemas(bad: object) -> None:
 
 def test_check_schema_accepts_valid_schema() -> None:
     check_schema({"type": "object", "properties": {"a": {"type": "integer"}}}, "p")
+
+
+def test_tool_definitions_stay_reachable_in_a_call_schema() -> None:
+    """`$defs` of a tool's parameters move to the root with its name, refs rewritten."""
+    from jsonschema import Draft202012Validator
+
+    parameters = {
+        "type": "object",
+        "properties": {"frames": {"type": "array", "items": {"$ref": "#/$defs/Frame"}}},
+        "$defs": {"Frame": {"type": "object", "properties": {"at": {"type": "number"}}}},
+    }
+    tools = [
+        {"type": "function", "function": {"name": "clip", "parameters": parameters}},
+        {"type": "function", "function": {"name": "other", "parameters": parameters}},
+    ]
+    schema = tool_call_schema(tools, 2)
+    assert set(schema["$defs"]) == {"clip__Frame", "other__Frame"}
+    validator = Draft202012Validator(schema)
+    good = [{"name": "clip", "arguments": {"frames": [{"at": 1.5}]}}]
+    bad = [{"name": "clip", "arguments": {"frames": [{"at": "late"}]}}]
+    assert validator.is_valid(good) and not validator.is_valid(bad)
+    assert "$defs" not in parameters["properties"]["frames"]["items"]  # input untouched
+    assert parameters["properties"]["frames"]["items"] == {"$ref": "#/$defs/Frame"}
