@@ -512,7 +512,9 @@ async def _run_finish(
     moved = await records.transition(record_id, status, allowed_from={"running"}, patch=patch)
     if moved is None:
         current = await records.get(record_id)
-        return current.status if current else "failed"
+        if current is None or current.status != status:  # cancelled meanwhile: that stands
+            return current.status if current else "failed"
+        # A repeat after a crash between the status and its event: write the event now.
     await records.append(
         record_id,
         "run_partial_failure" if failed else "run_completed",
@@ -531,7 +533,8 @@ async def _run_fail(record_id: str, reason: str) -> str:
         allowed_from={"queued", "running"},
         patch={"failureReason": reason, "completedAt": _now().isoformat()},
     )
-    if moved is not None:
+    current = moved or await records.get(record_id)
+    if current is not None and current.status == "failed":  # also when repeated after a crash
         await records.append(
             record_id, "run_failed", {"status": "failed", "reason": reason}, dedupe_key="terminal"
         )
