@@ -83,6 +83,10 @@ def test_stream_without_include_usage_has_no_usage_chunk(client: openai.OpenAI) 
     assert chunks[-1].choices[0].finish_reason == "length"
 
 
+#: "required" means any offered tool; without this the hosted tools are offered too.
+ONLY_CLIENT_TOOLS = {"sogni_tools": "none"}
+
+
 def test_required_tool_call(client: openai.OpenAI) -> None:
     reply = client.chat.completions.create(
         model=MODEL,
@@ -91,6 +95,7 @@ def test_required_tool_call(client: openai.OpenAI) -> None:
         tool_choice="required",
         max_tokens=120,
         temperature=0,
+        extra_body=ONLY_CLIENT_TOOLS,
     )
     choice = reply.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -148,6 +153,7 @@ def test_tool_round_trip_conversation(client: openai.OpenAI) -> None:
         tool_choice="required",
         max_tokens=120,
         temperature=0,
+        extra_body=ONLY_CLIENT_TOOLS,
     )
     call = first.choices[0].message.tool_calls[0]
     second = client.chat.completions.create(
