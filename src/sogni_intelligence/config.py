@@ -178,7 +178,11 @@ class Settings(BaseSettings):
         description="How many jobs of each queue one worker process runs at once.",
     )
     queue_poll_s: float = Field(
-        default=0.05, gt=0, le=5, description="How often a worker looks for new jobs."
+        default=0.2,
+        gt=0,
+        le=5,
+        description="How often a worker looks for new jobs (each look is a database query "
+        "per queue, also when idle).",
     )
 
     @classmethod

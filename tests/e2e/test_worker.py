@@ -67,7 +67,7 @@ def test_jobs_wait_for_a_worker_of_their_queue(tmp_path: Path) -> None:
         while "workflow_started" not in _event_types(server, workflow_id):
             assert time.monotonic() < deadline, "the workflow never started"
             time.sleep(0.1)
-        time.sleep(1.5)  # many queue polls (every 50 ms): nobody may take the job
+        time.sleep(1.5)  # several queue polls (every 200 ms): nobody may take the job
         assert "step_started" not in _event_types(server, workflow_id)
 
         # A worker for another queue does not take it either.

@@ -265,6 +265,12 @@ def _restart_resumed(events: Events, at_kill: Events, summary: dict[str, Any]) -
     assert summary["recovery"]["resumeCount"] == 1
 
 
+#: Every scenario runs on SQLite; the media-call one on PostgreSQL too (each kill and restart
+#: takes tens of seconds, and the recovery code does not depend on the database).
+SQLITE_ONLY = pytest.mark.parametrize("runtime_database_url", ["sqlite"], indirect=True)
+
+
+@SQLITE_ONLY
 def test_killed_during_the_first_llm_round(
     tmp_path: Path,
     runtime_database_url: str,
@@ -315,6 +321,7 @@ def test_killed_while_a_media_tool_runs(
     assert summary["rounds"] == [1] and _batches(summary) == [[call_id]]
 
 
+@SQLITE_ONLY
 def test_killed_as_the_cost_confirmation_resumes_the_run(
     tmp_path: Path,
     runtime_database_url: str,
@@ -341,6 +348,7 @@ def test_killed_as_the_cost_confirmation_resumes_the_run(
     assert summary["rounds"] == [1] and _batches(summary) == [[call_id]]
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("pause_recorded", [True, False], ids=["recorded", "unrecorded"])
 def test_killed_while_waiting_for_a_cost_confirmation(
     tmp_path: Path,
