@@ -83,7 +83,8 @@ def test_stream_without_include_usage_has_no_usage_chunk(client: openai.OpenAI) 
     assert chunks[-1].choices[0].finish_reason == "length"
 
 
-#: "required" means any offered tool; without this the hosted tools are offered too.
+#: Without this the hosted tools are offered too ("required" then means any of them, and
+#: the prompt carries their listing).
 ONLY_CLIENT_TOOLS = {"sogni_tools": "none"}
 
 
@@ -198,7 +199,7 @@ def test_disconnect_mid_stream_frees_the_slots(
     server: RunningServer, client: openai.OpenAI
 ) -> None:
     # The server has two slots: fill both with long answers and walk away from them.
-    body = {"messages": STORY, "max_tokens": 3000, "stream": True}
+    body = {"messages": STORY, "max_tokens": 3000, "stream": True, **ONLY_CLIENT_TOOLS}
     headers = {"Authorization": f"Bearer {server.key}"}
     for _ in range(2):
         with httpx.stream(
@@ -212,7 +213,9 @@ def test_disconnect_mid_stream_frees_the_slots(
             assert got
     # Were the abandoned generations still running, this would wait for 6000 tokens.
     started = time.monotonic()
-    reply = client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=8)
+    reply = client.chat.completions.create(
+        model=MODEL, messages=STORY, max_tokens=8, extra_body=ONLY_CLIENT_TOOLS
+    )
     assert reply.choices[0].message.content
     assert time.monotonic() - started < 5
 
@@ -220,13 +223,15 @@ def test_disconnect_mid_stream_frees_the_slots(
 def test_abandoned_plain_requests_free_the_slots(
     server: RunningServer, client: openai.OpenAI
 ) -> None:
-    body = {"model": MODEL, "messages": STORY, "max_tokens": 3000}
+    body = {"model": MODEL, "messages": STORY, "max_tokens": 3000, **ONLY_CLIENT_TOOLS}
     headers = {"Authorization": f"Bearer {server.key}"}
     for _ in range(2):
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{server.url}/v1/chat/completions", json=body, headers=headers, timeout=0.5)
     started = time.monotonic()
-    reply = client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=8)
+    reply = client.chat.completions.create(
+        model=MODEL, messages=STORY, max_tokens=8, extra_body=ONLY_CLIENT_TOOLS
+    )
     assert reply.choices[0].message.content
     assert time.monotonic() - started < 5
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -126,11 +127,12 @@ class AgentLoop:
         messages = list(session.request["messages"])
         for number in range(self.limits.max_rounds):
             output: RoundOutput | None = None
-            async for item in self.round(session, messages, number):
-                if isinstance(item, Content):
-                    yield item
-                else:
-                    output = item
+            async with aclosing(self.round(session, messages, number)) as items:
+                async for item in items:
+                    if isinstance(item, Content):
+                        yield item
+                    else:
+                        output = item
             assert output is not None
             client, hosted = split_calls(session.client_tools, output.calls)
             for call in hosted:
@@ -154,16 +156,18 @@ class AgentLoop:
         calls: dict[int, dict[str, Any]] = {}
         finish = "stop"
         try:
-            async for chunk in session.engine.stream(request):
-                _add_usage(session.usage, chunk.get("usage"))
-                for choice in chunk.get("choices") or []:
-                    delta = choice.get("delta") or {}
-                    if delta.get("content"):
-                        content.append(delta["content"])
-                        yield Content(delta["content"])
-                    for fragment in delta.get("tool_calls") or []:
-                        merge_tool_call(calls, fragment)
-                    finish = choice.get("finish_reason") or finish
+            # Closed explicitly, so a turn abandoned mid-round frees its slot at once.
+            async with aclosing(session.engine.stream(request)) as chunks:
+                async for chunk in chunks:
+                    _add_usage(session.usage, chunk.get("usage"))
+                    for choice in chunk.get("choices") or []:
+                        delta = choice.get("delta") or {}
+                        if delta.get("content"):
+                            content.append(delta["content"])
+                            yield Content(delta["content"])
+                        for fragment in delta.get("tool_calls") or []:
+                            merge_tool_call(calls, fragment)
+                        finish = choice.get("finish_reason") or finish
         except EngineError as exc:
             # Tool results filled the context: end the turn with what it has, like a reply
             # cut at max_tokens. The first round's overflow is the request's own fault.

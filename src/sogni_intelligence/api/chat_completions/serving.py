@@ -10,6 +10,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -274,8 +275,14 @@ class AgentTurn:
     async def stream(self, session: Session) -> AsyncIterator[Chunk | str]:
         """Chunks of every round's text, SSE comments for tool progress (invisible to OpenAI
         clients), then the client's tool calls if any and a closing chunk with our extras."""
+        async with aclosing(self.service.agent.run(session)) as events:
+            async for frame in self._frames(session, events):
+                yield frame
+
+    async def _frames(
+        self, session: Session, events: AsyncIterator[LoopEvent]
+    ) -> AsyncIterator[Chunk | str]:
         prepared = self.prepared
-        events = self.service.agent.run(session)
         # The first event before any output, so a request the engine refuses can still get
         # a real 4xx status.
         first = await anext(events)
