@@ -215,6 +215,11 @@ def gap_free(events: list[Frame]) -> None:
 # --- the record and its stream -----------------------------------------------------------------
 
 
+#: The run machinery is the same on both databases; the storage-sensitive tests (event log,
+#: replay, idempotency, ownership) run on both, the model-heavy flows on SQLite only.
+SQLITE_ONLY = pytest.mark.parametrize("runtime_database_url", ["sqlite"], indirect=True)
+
+
 async def test_start_stream_replay_and_event_list(client: Client) -> None:
     response = await client.start(plain(session_id="s-1"))
     assert response.status_code == 202, response.text
@@ -260,6 +265,7 @@ async def test_start_stream_replay_and_event_list(client: Client) -> None:
     }
 
 
+@SQLITE_ONLY
 async def test_forced_image_run_makes_a_child_workflow_and_artifacts(client: Client) -> None:
     run_id = await client.started(IMAGE_RUN)
     frames, _ = await client.stream(run_id)
@@ -321,6 +327,7 @@ async def _waiting_for_cost(client: Client, body: dict[str, Any]) -> tuple[str, 
     return run_id, frames[-1], run["waiting"]["details"]
 
 
+@SQLITE_ONLY
 async def test_cost_pause_refusals_confirm_and_idempotent_retries(client: Client) -> None:
     run_id, waiting, details = await _waiting_for_cost(client, PAUSED_IMAGE_RUN)
     call_id, preview = details["toolCallId"], details["costApprovalPreview"]
@@ -371,6 +378,7 @@ async def test_cost_pause_refusals_confirm_and_idempotent_retries(client: Client
     assert types(run["events"]).count("run_cost_confirmation_resolved") == 1
 
 
+@SQLITE_ONLY
 async def test_declined_cost_cancels_that_call_and_the_run_goes_on(client: Client) -> None:
     run_id, waiting, details = await _waiting_for_cost(client, PAUSED_IMAGE_RUN)
     declined = await client.confirm(
@@ -389,6 +397,7 @@ async def test_declined_cost_cancels_that_call_and_the_run_goes_on(client: Clien
     assert run["toolResults"][0]["status"] == "cancelled"
 
 
+@SQLITE_ONLY
 async def test_clarifying_question_ends_the_run_waiting_for_the_user(client: Client) -> None:
     run_id = await client.started(
         forced("ask_clarifying_question", "Make me something nice.", max_tokens=200)
@@ -409,6 +418,7 @@ async def test_clarifying_question_ends_the_run_waiting_for_the_user(client: Cli
 # --- input rules ---------------------------------------------------------------------------------
 
 
+@SQLITE_ONLY
 async def test_inline_media_is_refused_and_own_media_urls_are_fetched(client: Client) -> None:
     data_uri = "data:image/png;base64,iVBORw0KGgo="
     text = {"type": "text", "text": "Describe it."}
@@ -453,6 +463,7 @@ async def test_inline_media_is_refused_and_own_media_urls_are_fetched(client: Cl
 # --- cancellation --------------------------------------------------------------------------------
 
 
+@SQLITE_ONLY
 async def test_cancel_stops_the_run_and_its_child_workflow(client: Client) -> None:
     run_id, _, details = await _waiting_for_cost(client, PAUSED_IMAGE_RUN)
     confirmed = await client.confirm(
@@ -509,6 +520,7 @@ async def test_cancel_stops_the_run_and_its_child_workflow(client: Client) -> No
     assert frames[-1]["type"] == "run_cancelled"
 
 
+@SQLITE_ONLY
 async def test_forced_video_call_pauses_for_its_cost(client: Client) -> None:
     """A forced generate_video (a tool whose schema has `$defs`) is a paid call: with
     confirmation on, the run pauses on it."""
