@@ -109,8 +109,10 @@ class ChatCompletionsService:
                 request[name] = value
         choice = body.tool_choice
         wire_choice = choice.model_dump() if isinstance(choice, NamedToolChoice) else choice
-        tools = client_tools + [tool.definition() for tool in hosted.values()]
-        if tools and not loop:
+        # The loop lists the tools on each round itself; building their schemas is not free
+        # (tens of ms for a whole surface), so only a request the engine answers gets them.
+        tools = [] if loop else client_tools + [tool.definition() for tool in hosted.values()]
+        if tools:
             request["tools"] = tools
             if wire_choice is not None:
                 request["tool_choice"] = wire_choice
