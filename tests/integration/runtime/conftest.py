@@ -25,7 +25,11 @@ from tests.conftest import POSTGRES_URL
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def runtime_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database of its own per test: DBOS would otherwise recover other tests' workflows."""
+    """A database of its own per test: DBOS would otherwise recover other tests' workflows.
+
+    The PostgreSQL database is left in place: the test server is thrown away after the run, and
+    dropping it under a DBOS thread that is still recording a step makes that thread retry
+    forever, which keeps the interpreter from exiting."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'sogni.sqlite'}"
         return
@@ -36,10 +40,8 @@ def runtime_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iter
     admin = create_engine(server.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {name}"))
-    yield server.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     admin.dispose()
+    yield server.set(database=name).render_as_string(hide_password=False)
 
 
 def runtime_settings(data_dir: Path, database_url: str, **overrides: object) -> Settings:

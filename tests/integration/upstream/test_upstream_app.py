@@ -285,16 +285,22 @@ async def test_image_is_forwarded_to_a_vision_upstream(api: Api) -> None:
         assert (image.format, image.size) == ("PNG", (8, 6))
 
 
-async def test_image_is_refused_for_a_text_only_upstream(api: Api) -> None:
+@pytest.mark.parametrize(
+    "extra", [{"sogni_tools": "none"}, {"sogni_tool_execution": False}], ids=["none", "no-exec"]
+)
+async def test_image_is_refused_for_a_text_only_upstream(api: Api, extra: dict) -> None:
+    """Only hosted tools run here could take the image as an upload; without them it has
+    nowhere to go."""
     before = len(api.fake.requests)
 
     with pytest.raises(openai.BadRequestError) as info:
         await api.client.chat.completions.create(
-            model="up-text", messages=image_message(png_data_uri())
+            model="up-text", messages=image_message(png_data_uri()), extra_body=extra
         )
 
     assert info.value.status_code == 400
     assert info.value.code == "model_not_vision"
+    assert "'up-text' has no image input" in info.value.message
     assert len(api.fake.requests) == before  # refused before anything went upstream
 
 

@@ -91,7 +91,7 @@ class ChatCompletionsService:
         hosted = hosted_tools(body.sogni_tools, {t["function"]["name"] for t in client_tools})
         _check_tools(body, hosted)
         loop = bool(hosted) and body.sogni_tool_execution is not False
-        messages, image_uris = await self._messages(body, entry, uploads=bool(hosted))
+        messages, image_uris = await self._messages(body, entry, uploads=loop)
         profile = profile_for(body.task_profile, any(m.role == "developer" for m in body.messages))
         if profile is None and hosted:
             profile = "general"
@@ -136,9 +136,9 @@ class ChatCompletionsService:
     async def _messages(
         self, body: ChatCompletionRequest, entry: ModelEntry, uploads: bool
     ) -> tuple[list[dict[str, Any]], list[str]]:
-        """The engine's messages and the request's images. With hosted tools on, a model
-        without image input still takes images: the tools get them as uploads and the model
-        a note of their index."""
+        """The engine's messages and the request's images. When the server runs hosted tools, a
+        model without image input still takes images: the tools get them as uploads and the
+        model a note of their index."""
         images = [
             (i, j)
             for i, message in enumerate(body.messages)
