@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -84,16 +85,21 @@ class Tool:
     cost: Callable[[Any], float] = lambda args: 1.0
 
     def parameters(self) -> dict[str, Any]:
-        return clean_schema(self.args.model_json_schema())
+        return self._definition["function"]["parameters"]
 
     def definition(self) -> dict[str, Any]:
-        """The OpenAI function definition the LLM sees."""
+        """The OpenAI function definition the LLM sees. Built once (a whole surface takes tens
+        of milliseconds, on every round of a loop) and shared: callers must not mutate it."""
+        return self._definition
+
+    @cached_property
+    def _definition(self) -> dict[str, Any]:
         return {
             "type": "function",
             "function": {
                 "name": self.name,
                 "description": self.description,
-                "parameters": self.parameters(),
+                "parameters": clean_schema(self.args.model_json_schema()),
             },
         }
 
