@@ -145,6 +145,9 @@ class AgentLoop:
             if final is not None:
                 yield final
                 return
+        # Still calling tools after the last round (a model that ignores the tool-less round):
+        # the turn ends cut short, like a reply cut at max_tokens.
+        yield Final({"role": "assistant", "content": output.text or ""}, "length")
 
     async def round(
         self, session: Session, messages: list[dict[str, Any]], number: int

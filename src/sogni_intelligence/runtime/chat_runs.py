@@ -281,7 +281,12 @@ async def _run_ask_cost_approval(record_id: str, call: dict[str, Any], units: fl
     waiting = {
         "reason": "cost_approval_required",
         "message": f"{name} is estimated at {units} capacity units; confirm to go on.",
-        "details": {"costApprovalPreview": preview, "toolCallId": call["id"]},
+        "details": {
+            "costApprovalPreview": preview,
+            "toolCallId": call["id"],
+            "toolName": name,
+            "arguments": call["function"].get("arguments") or "{}",
+        },
     }
     moved = await records.transition(
         record_id,
@@ -582,6 +587,23 @@ def _needs_approval(record: Record, call: dict[str, Any]) -> float | None:
     return units if units * USD_PER_CAPACITY_UNIT > threshold else None
 
 
+def _check_overrides(details: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Bad overrides are a 400, so a confirmation never dispatches arguments the tool would
+    refuse."""
+    tool = tools_named([details["toolName"]])[details["toolName"]]
+    arguments = json.loads(_with_overrides(details["arguments"], overrides))
+    try:
+        tool.args.model_validate(arguments)
+    except ValueError as exc:
+        raise ServiceError(
+            f"overrides do not fit {tool.name}: {exc}",
+            400,
+            "invalid_request_error",
+            "invalid_overrides",
+            "overrides",
+        ) from exc
+
+
 @DBOS.workflow()
 async def chat_run(record_id: str) -> str:
     if not await _run_begin(record_id):
@@ -765,6 +787,10 @@ class ChatRunRuntime:
                     "conflict_error",
                     "expired_cost_preview",
                 )
+            if overrides:
+                # The user chose the overrides, so they may change the estimate; the run's
+                # ceiling still holds when the call runs (COST_LIMIT_EXCEEDED).
+                _check_overrides(details, overrides)
         message = {"decision": decision, "overrides": overrides or {}}
         await DBOS.send_async(record.id, message, topic=f"cost:{tool_call_id}")
         for _ in range(100):  # the run leaves waiting_for_user as soon as it reads the answer

@@ -332,6 +332,8 @@ async def test_cost_pause_refusals_confirm_and_idempotent_retries(client: Client
     run_id, waiting, details = await _waiting_for_cost(client, PAUSED_IMAGE_RUN)
     call_id, preview = details["toolCallId"], details["costApprovalPreview"]
     assert preview["perToolBreakdown"][0]["toolCallId"] == call_id
+    assert details["toolName"] == "generate_image"
+    assert json.loads(details["arguments"])["prompt"]  # what the user is asked to pay for
 
     missing = await client.confirm(run_id, {"tool_call_id": call_id, "decision": "confirm"})
     assert missing.status_code == 400
@@ -346,6 +348,17 @@ async def test_cost_pause_refusals_confirm_and_idempotent_retries(client: Client
         {"tool_call_id": "call_other", "decision": "confirm", "acceptedCostPreview": preview},
     )
     assert wrong.status_code == 409, wrong.text
+    bad_overrides = await client.confirm(
+        run_id,
+        {
+            "tool_call_id": call_id,
+            "decision": "confirm",
+            "acceptedCostPreview": preview,
+            "overrides": {"width": 99999},
+        },
+    )
+    assert bad_overrides.status_code == 400, bad_overrides.text
+    assert bad_overrides.json()["error"]["param"] == "overrides"
     assert (await client.run(run_id))["status"] == "waiting_for_user"
 
     confirm = {"tool_call_id": call_id, "decision": "confirm", "acceptedCostPreview": preview}

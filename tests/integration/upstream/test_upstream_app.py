@@ -31,6 +31,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 UPSTREAM_KEY = "sk-upstream-only"
 HELLO = [{"role": "user", "content": "Say hello"}]
+#: Without hosted tools the request reaches the upstream as the client sent it.
+RELAY = {"sogni_tools": "none"}
 
 
 @dataclass
@@ -94,7 +96,7 @@ async def api(
 
 async def test_non_stream_completion_is_assembled_from_the_upstream_stream(api: Api) -> None:
     completion = await api.client.chat.completions.create(
-        model="up-chat", messages=HELLO, max_tokens=20
+        model="up-chat", messages=HELLO, max_tokens=20, extra_body=RELAY
     )
 
     assert completion.object == "chat.completion"
@@ -154,7 +156,7 @@ async def test_stream_tool_call_deltas_reassemble_by_index(api: Api) -> None:
         for name, arg in (("get_weather", "city"), ("get_time", "tz"))
     ]
     stream = await api.client.chat.completions.create(
-        model="up-tools", messages=HELLO, tools=tools, stream=True
+        model="up-tools", messages=HELLO, tools=tools, stream=True, extra_body=RELAY
     )
 
     calls: dict[int, dict[str, str]] = {}
@@ -183,7 +185,9 @@ async def test_stream_tool_call_deltas_reassemble_by_index(api: Api) -> None:
 
 
 async def test_non_stream_tool_calls_are_merged(api: Api) -> None:
-    completion = await api.client.chat.completions.create(model="up-tools", messages=HELLO)
+    completion = await api.client.chat.completions.create(
+        model="up-tools", messages=HELLO, extra_body=RELAY
+    )
 
     message = completion.choices[0].message
     assert completion.choices[0].finish_reason == "tool_calls"
@@ -197,6 +201,31 @@ async def test_non_stream_tool_calls_are_merged(api: Api) -> None:
         {"tz": "UTC"},
     ]
     assert completion.usage is not None and completion.usage.total_tokens == 42
+
+
+async def test_hosted_loop_ends_when_the_model_keeps_calling_unknown_tools(api: Api) -> None:
+    """The upstream answers every round with calls to tools nobody offered (also the last
+    round, which offers none): each call fails for the model to see, and the turn ends cut
+    short at the round limit instead of failing."""
+    before = len(api.fake.requests)
+    response = await api.http.post(
+        "/v1/chat/completions",
+        json={"model": "up-tools", "messages": HELLO},
+        headers={"Authorization": f"Bearer {api.key}"},
+    )
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["choices"][0]["finish_reason"] == "length"
+    rounds = len(api.fake.requests) - before
+    assert rounds == 8  # SOGNI_AGENT_MAX_ROUNDS' default
+    assert "tools" not in api.fake.last.body  # the last round offers none
+    results = body["sogni_tool_results"]
+    assert len(results) == 2 * rounds
+    assert {(r["tool"], r["ok"], r["error_type"]) for r in results} == {
+        ("get_weather", False, "PARAMETER_INVALID"),
+        ("get_time", False, "PARAMETER_INVALID"),
+    }
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -220,7 +249,7 @@ async def test_upstream_500_is_a_502(api: Api) -> None:
 
 async def test_error_chunk_mid_stream_reaches_the_client(api: Api) -> None:
     stream = await api.client.chat.completions.create(
-        model="up-error-chunk", messages=HELLO, stream=True
+        model="up-error-chunk", messages=HELLO, stream=True, extra_body=RELAY
     )
     received: list[str] = []
     with pytest.raises(openai.APIError) as info:
@@ -270,7 +299,7 @@ async def test_image_is_forwarded_to_a_vision_upstream(api: Api) -> None:
     uri = png_data_uri()
 
     completion = await api.client.chat.completions.create(
-        model="up-vision", messages=image_message(uri)
+        model="up-vision", messages=image_message(uri), extra_body=RELAY
     )
 
     assert completion.choices[0].message.content == "w0 "
