@@ -231,15 +231,15 @@ def _table(r: dict[str, Any]) -> str:
         ("  ours: HTTP + agent loop (+ durable workflow)", f"{r['ours_p50_ms']:.0f} ms"),
         ("  direct: engine calls + tool call", f"{r['direct_p50_ms']:.0f} ms"),
         ("    of which LLM", f"{r['direct_llm_p50_ms']:.0f} ms"),
-        ("    of which tool", f"{r['direct_tool_p50_ms']:.0f} ms"),
+        ("    of which tool", f"{r['direct_tool_p50_ms']:.1f} ms"),
         ("  ratio ours / direct", f"{r['ratio']:.2f}x"),
         ("  added by the loop", f"{r['added_ms']:.0f} ms"),
         ("  tokens prompt/completion, ours | direct", f"{r['tokens_ours']} | {r['tokens_direct']}"),
         (f"the same call without the LLM ({t['runs']} runs, p50)", ""),
-        ("  ours: AgentLoop.run_calls", f"{t['loop_p50_ms']:.0f} ms"),
-        ("  direct: execute(CATALOG[tool], args, ctx)", f"{t['direct_p50_ms']:.0f} ms"),
+        ("  ours: AgentLoop.run_calls", f"{t['loop_p50_ms']:.1f} ms"),
+        ("  direct: execute(CATALOG[tool], args, ctx)", f"{t['direct_p50_ms']:.1f} ms"),
         ("  ratio ours / direct", f"{t['ratio']:.2f}x"),
-        ("  added by the loop's tool path", f"{t['added_ms']:.0f} ms"),
+        ("  added by the loop's tool path", f"{t['added_ms']:.1f} ms"),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}".rstrip() for name, value in rows)

@@ -223,6 +223,7 @@ async def test_forced_generate_image_runs_as_a_workflow(api: Api, generated: dic
         ("restore_photo", "Restore the uploaded photo, index -1."),
         ("animate_photo", "Make a 2 second video from the uploaded photo."),
     ],
+    ids=["restore_photo", "animate_photo"],
 )
 async def test_a_returned_image_feeds_the_next_request_as_an_upload(
     api: Api, generated: dict, tool: str, text: str
