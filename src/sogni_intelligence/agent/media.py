@@ -1,5 +1,6 @@
 """The media a chat request brings: `media_references` and image parts become uploads of the
-session's media context (indices -1, -2, … per type, in the order given)."""
+session's media context (indices -1, -2, … per type, in the order given), and the model is told
+which index is which."""
 
 from __future__ import annotations
 
@@ -37,23 +38,45 @@ async def _reference_asset(
     )
 
 
+def attached_image(number: int) -> str:
+    """What stands in a message for its n-th image (1-based) where the model cannot see it;
+    the uploads note says which index that image has."""
+    return f"[attached image {number}]"
+
+
+def uploads_note(lines: list[str]) -> str:
+    return "Media of this request, by the index tools take: " + "; ".join(lines) + "."
+
+
+def with_uploads_note(messages: list[dict[str, Any]], lines: list[str]) -> list[dict[str, Any]]:
+    """The note joins the leading system message (some chat templates take only one, first)."""
+    if not lines:
+        return messages
+    note = uploads_note(lines)
+    first = messages[0] if messages else None
+    if first is not None and first.get("role") == "system" and isinstance(first["content"], str):
+        return [{**first, "content": first["content"] + "\n\n" + note}, *messages[1:]]
+    return [{"role": "system", "content": note}, *messages]
+
+
 async def session_media(
     owner: str,
     references: list[dict[str, Any]],
     image_uris: list[str],
     store: AssetStore,
     policy: FetchPolicy,
-) -> MediaContext:
+) -> tuple[MediaContext, list[str]]:
+    """The session's media context and one note line per upload (`image -1 = ...`)."""
     media = MediaContext()
+    lines = []
     for i, reference in enumerate(references):
         param = f"media_references.{i}"
         asset = await _reference_asset(owner, reference, param, store, policy)
         expected = reference.get("kind")
         if expected is not None and expected != asset.kind:
             raise invalid_request(f"the media is {asset.kind}, not {expected}", f"{param}.kind")
-        media.add_upload(asset)
-    for uri in image_uris:
-        media.add_upload(
-            await store.put_bytes(owner, decode_data_uri(uri, "messages"), tool="chat_image")
-        )
-    return media
+        lines.append(f"{asset.kind} {media.add_upload(asset)} = media reference {i + 1}")
+    for n, uri in enumerate(image_uris, 1):
+        asset = await store.put_bytes(owner, decode_data_uri(uri, "messages"), tool="chat_image")
+        lines.append(f"image {media.add_upload(asset)} = attached image {n}")
+    return media, lines

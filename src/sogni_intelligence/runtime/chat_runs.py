@@ -30,6 +30,7 @@ from sogni_intelligence.agent.loop import (
     split_calls,
     turn_messages,
 )
+from sogni_intelligence.agent.media import with_uploads_note
 from sogni_intelligence.agent.surfaces import tools_named
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.llm.registry import ModelRegistry
@@ -175,6 +176,7 @@ async def _run_ingest(record_id: str) -> dict[str, Any]:
         "uploads": {k: [] for k in KINDS},
         "generated": {k: [] for k in KINDS},
     }
+    lines = []
     for item in record.data["mediaInputs"]:
         fetched = await fetch_media(
             item["url"], policy=deps.fetch_policy, store=assets, owner=record.owner
@@ -182,9 +184,12 @@ async def _run_ingest(record_id: str) -> dict[str, Any]:
         asset = fetched.asset or await assets.put_bytes(
             record.owner, fetched.data, tool="media_reference", meta={"source_url": item["url"]}
         )
-        media[item["part"]][asset.kind].append(asset.id)
+        items = media[item["part"]][asset.kind]
+        items.append(asset.id)
+        index = -len(items) if item["part"] == "uploads" else len(items) - 1
+        lines.append(f"{asset.kind} {index} = {item['label']}")
     state = {
-        "messages": record.data["engine"]["request"]["messages"],
+        "messages": with_uploads_note(record.data["engine"]["request"]["messages"], lines),
         "media": media,
         "toolResults": [],
         "workflows": [],

@@ -25,6 +25,8 @@ from PIL import Image
 from sogni_intelligence.agent.loop import AgentLoop, Session
 from sogni_intelligence.agent.surfaces import hosted_tools
 from sogni_intelligence.api.app import create_app
+from sogni_intelligence.api.chat_completions.protocol import ChatCompletionRequest
+from sogni_intelligence.api.chat_completions.serving import AgentTurn
 from sogni_intelligence.media.ffmpeg import ffprobe_exe
 from sogni_intelligence.runtime.records import RecordStore
 from sogni_intelligence.store.db import Database
@@ -382,6 +384,34 @@ async def test_references_and_image_parts_become_uploads_on_a_text_only_model(
     assert uploads[-2]["asset_id"] == own["asset_id"]  # our own URL: the stored asset itself
     assert (uploads[-3]["width"], uploads[-3]["height"]) == (40, 30)
     assert uploads[-3]["size_bytes"] == len(attached)
+
+
+async def test_the_model_is_told_which_upload_index_is_which(api: Api) -> None:
+    """References first, then the message's images; on a text-only model each image in a
+    message becomes a marker the note explains."""
+    body = ChatCompletionRequest.model_validate(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "Compare these."},
+                        {"type": "image_url", "image_url": {"url": data_uri(png((40, 30), "red"))}},
+                    ],
+                }
+            ],
+            "media_references": [{"kind": "image", "data": data_uri(png((32, 32), "blue"))}],
+        }
+    )
+    service = api.app.state.chat
+    turn = AgentTurn(service, await service.prepare(body))
+    session = await turn.session(api.owner, body.media_references or [])
+    system, user = session.request["messages"]
+    assert system["role"] == "system" and system["content"].endswith(
+        "by the index tools take: image -1 = media reference 1; image -2 = attached image 1."
+    )
+    assert user["content"] == "Compare these.\n[attached image 1]"
+    assert [record.width for record in session.media.uploads["image"]] == [32, 40]
 
 
 async def test_a_media_reference_that_is_not_what_its_kind_says_is_400(api: Api) -> None:

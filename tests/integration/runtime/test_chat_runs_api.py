@@ -460,17 +460,31 @@ async def test_inline_media_is_refused_and_own_media_urls_are_fetched(client: Cl
     assert uploaded.status_code == 201, uploaded.text
     asset = uploaded.json()["data"]["asset"]
     assert asset["url"].startswith("http")
-    run_id = await client.started(
-        plain("Describe the picture.", media_references=[{"kind": "image", "url": asset["url"]}])
+    # The same picture three ways; the model is told which upload index is which.
+    body = plain(
+        media_context={"uploadedImages": [asset["url"]]},
+        media_references=[{"kind": "image", "url": asset["url"]}],
     )
+    body["messages"][0]["content"] = [
+        {"type": "text", "text": "Describe the picture."},
+        {"type": "image_url", "image_url": {"url": asset["url"]}},
+    ]
+    run_id = await client.started(body)
     frames, _ = await client.stream(run_id)
     assert frames[-1]["type"] == "run_completed", types(frames)
     [media] = [f["payload"]["mediaContext"] for f in frames if f["type"] == "media_context_updated"]
-    assert len(media["uploadedImages"]) == 1 and media["images"] == []
+    assert len(media["uploadedImages"]) == 3 and media["images"] == []
     run = await client.run(run_id)
-    assert len(run["mediaContext"]["uploadedImages"]) == 1
+    assert len(run["mediaContext"]["uploadedImages"]) == 3
     fetched = await client.download(run["mediaContext"]["uploadedImages"][0])
     assert fetched.status_code == 200 and fetched.content == png
+    record = await client.app.state.chat_runs.deps.records.get(run_id)
+    system, user = record.data["state"]["messages"][:2]
+    assert system["role"] == "system" and system["content"].endswith(
+        "by the index tools take: image -1 = media_context.uploadedImages[0]; "
+        "image -2 = media reference 1; image -3 = attached image 1."
+    )
+    assert user["content"] == "Describe the picture.\n[attached image 1]"
 
 
 # --- cancellation --------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from sogni_intelligence.agent.loop import (
     Session,
     ToolProgress,
 )
-from sogni_intelligence.agent.media import session_media
+from sogni_intelligence.agent.media import attached_image, session_media, with_uploads_note
 from sogni_intelligence.agent.profiles import PROFILES, profile_for, system_prompt
 from sogni_intelligence.agent.surfaces import hosted_tools
 from sogni_intelligence.api.chat_completions.protocol import (
@@ -170,7 +170,7 @@ class ChatCompletionsService:
             normalised.update(urls)
         uris = [normalised[place] for place in images]
         if images and not entry.engine.info.vision:
-            notes = {place: f"[image uploaded as index -{n + 1}]" for n, place in enumerate(images)}
+            notes = {place: attached_image(n) for n, place in enumerate(images, 1)}
             return [_engine_message(i, m, {}, notes) for i, m in enumerate(body.messages)], uris
         messages = [_engine_message(i, m, normalised) for i, m in enumerate(body.messages)]
         return messages, uris if uploads else []
@@ -236,13 +236,15 @@ class AgentTurn:
 
     async def session(self, owner: str, references: list[dict[str, Any]]) -> Session:
         agent = self.service.agent
-        media = await session_media(
+        media, lines = await session_media(
             owner, references, self.prepared.image_uris, agent.assets, self.service.fetch_policy
         )
+        request = self.prepared.engine_request
+        messages = with_uploads_note(request["messages"], lines)
         return Session(
             owner=owner,
             engine=self.prepared.entry.engine,
-            request=self.prepared.engine_request,
+            request={**request, "messages": messages},
             client_tools=self.prepared.client_tools,
             hosted=self.prepared.hosted,
             tool_choice=self.prepared.tool_choice,

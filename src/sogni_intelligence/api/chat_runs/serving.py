@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import Request
 
+from sogni_intelligence.agent.media import attached_image
 from sogni_intelligence.api.chat_completions.protocol import (
     ChatCompletionRequest,
     ImagePart,
@@ -82,29 +83,34 @@ def reject_inline_media(body: StartRunBody) -> None:
 async def prepare_run(
     service: ChatCompletionsService, body: StartRunBody
 ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, str]]]:
-    """The public request echo, what the loop needs, and the media to fetch (in index order:
-    the messages' images first, then uploaded and generated media of `media_context`, then
-    `media_references`)."""
+    """The public request echo, what the loop needs, and the media to fetch, in index order:
+    `media_context` first (a continued session keeps its indices), then `media_references`,
+    then the messages' images (as in chat completions)."""
     media: list[dict[str, str]] = []
+    for field, (part, _) in MEDIA_CONTEXT_FIELDS.items():
+        urls = (body.media_context or {}).get(field, [])
+        media += [
+            {"part": part, "url": url, "label": f"media_context.{field}[{i}]"}
+            for i, url in enumerate(urls)
+        ]
+    media += [
+        {"part": "uploads", "url": r.get("url") or r.get("value"), "label": f"media reference {i}"}
+        for i, r in enumerate(body.media_references or [], 1)
+    ]
     messages = []
     for message in body.messages:
         if isinstance(message.content, list):
             parts: list[TextPart] = []
             for part in message.content:
                 if isinstance(part, ImagePart):
-                    media.append({"part": "uploads", "url": part.image_url.url})
-                    index = sum(1 for m in media if m["part"] == "uploads")
-                    parts.append(TextPart(type="text", text=f"[image uploaded as index -{index}]"))
+                    number = sum(1 for m in media if m["label"].startswith("attached")) + 1
+                    label = f"attached image {number}"
+                    media.append({"part": "uploads", "url": part.image_url.url, "label": label})
+                    parts.append(TextPart(type="text", text=attached_image(number)))
                 else:
                     parts.append(part)
             message = message.model_copy(update={"content": parts})
         messages.append(message)
-    for field, (part, _) in MEDIA_CONTEXT_FIELDS.items():
-        media += [{"part": part, "url": url} for url in (body.media_context or {}).get(field, [])]
-    media += [
-        {"part": "uploads", "url": r.get("url") or r.get("value")}
-        for r in body.media_references or []
-    ]
     sampling = body.sampling.model_dump(exclude_none=True) if body.sampling else {}
     chat = ChatCompletionRequest.model_validate(
         {
