@@ -35,7 +35,7 @@ from sogni_intelligence.agent.surfaces import tools_named
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.llm.registry import ModelRegistry
 from sogni_intelligence.media.fetch import FetchPolicy, fetch_media
-from sogni_intelligence.runtime.records import Event, Record, RecordStore
+from sogni_intelligence.runtime.records import Announcement, Event, Record, RecordStore
 from sogni_intelligence.runtime.workflows import BACKBONE, WorkflowRuntime
 from sogni_intelligence.tools.base import ToolError, failure
 from sogni_intelligence.tools.media_context import KINDS, MediaContext
@@ -506,48 +506,42 @@ async def _run_finish(
     if ended_by == "ask_clarifying_question":
         waiting = {"reason": "ask_clarifying_question", "message": final["content"]}
         final["finishReason"] = "waiting_for_user"
-        moved = await records.transition(
+        await records.transition(
             record_id,
             "waiting_for_user",
             allowed_from={"running"},
             patch={**patch, "waiting": waiting},
+            event=Announcement("run_waiting_for_user", waiting, "question"),
         )
-        if moved is not None:
-            await records.append(record_id, "run_waiting_for_user", waiting, dedupe_key="question")
         return "waiting_for_user"
     failed = [r for r in state["toolResults"] if not r.get("ok")]
     status = "partial_failure" if failed else "completed"
     if failed:
         final["finishReason"] = "partial_failure" if finish == "stop" else finish
-    moved = await records.transition(record_id, status, allowed_from={"running"}, patch=patch)
-    if moved is None:
-        current = await records.get(record_id)
-        if current is None or current.status != status:  # cancelled meanwhile: that stands
-            return current.status if current else "failed"
-        # A repeat after a crash between the status and its event: write the event now.
-    await records.append(
-        record_id,
+    terminal = Announcement(
         "run_partial_failure" if failed else "run_completed",
         {"status": status, "content": final["content"], "finishReason": final["finishReason"]},
-        dedupe_key="terminal",
+        "terminal",
     )
+    moved = await records.transition(
+        record_id, status, allowed_from={"running"}, patch=patch, event=terminal
+    )
+    if moved is None:  # cancelled meanwhile (that stands), or already finished by a repeat
+        current = await records.get(record_id)
+        return current.status if current else "failed"
     return status
 
 
 @DBOS.step()
 async def _run_fail(record_id: str, reason: str) -> str:
     records = _d().records
-    moved = await records.transition(
+    await records.transition(
         record_id,
         "failed",
         allowed_from={"queued", "running"},
         patch={"failureReason": reason, "completedAt": _now().isoformat()},
+        event=Announcement("run_failed", {"status": "failed", "reason": reason}, "terminal"),
     )
-    current = moved or await records.get(record_id)
-    if current is not None and current.status == "failed":  # also when repeated after a crash
-        await records.append(
-            record_id, "run_failed", {"status": "failed", "reason": reason}, dedupe_key="terminal"
-        )
     return "failed"
 
 
@@ -719,15 +713,12 @@ class ChatRunRuntime:
             "cancelled",
             allowed_from={"queued", "running", "waiting_for_user"},
             patch={"cancellationReason": reason, "completedAt": _now().isoformat()},
+            event=Announcement(
+                "run_cancelled", {"status": "cancelled", "reason": reason}, "terminal"
+            ),
         )
         if moved is None:
             return record
-        await self.deps.records.append(
-            record.id,
-            "run_cancelled",
-            {"status": "cancelled", "reason": reason},
-            dedupe_key="terminal",
-        )
         # The batch in flight has not listed its children on the record yet; its events have.
         events = await self.deps.records.events(record.id)
         started = [e.payload.get("workflowId") for e in events if e.type == "tool_call_progress"]

@@ -40,6 +40,15 @@ def _aware(moment: datetime) -> datetime:
 
 
 @dataclass(frozen=True)
+class Announcement:
+    """An event to append together with a status change."""
+
+    type: str
+    payload: dict[str, Any]
+    dedupe_key: str | None = None
+
+
+@dataclass(frozen=True)
 class Event:
     record_id: str
     sequence: int
@@ -274,15 +283,17 @@ class RecordStore:
         *,
         allowed_from: Iterable[str],
         patch: dict[str, Any] | None = None,
+        event: Announcement | None = None,
     ) -> Record | None:
         """Move to `to_status` only from one of `allowed_from` (compare-and-set), merging
         `patch` into the data. None when the record was in another state: a late step result
-        can never overwrite a cancel."""
-        return await self._update(record_id, patch or {}, to_status, frozenset(allowed_from))
+        can never overwrite a cancel. `event` is appended in the same transaction, so a crash
+        never leaves the status without the event that tells followers."""
+        return await self._update(record_id, patch or {}, to_status, frozenset(allowed_from), event)
 
     async def patch(self, record_id: str, patch: dict[str, Any]) -> Record | None:
         """Merge `patch` into the data without a status change."""
-        return await self._update(record_id, patch, None, None)
+        return await self._update(record_id, patch, None, None, None)
 
     async def _update(
         self,
@@ -290,6 +301,7 @@ class RecordStore:
         patch: dict[str, Any],
         to_status: str | None,
         allowed_from: frozenset[str] | None,
+        event: Announcement | None,
     ) -> Record | None:
         for _ in range(_APPEND_ATTEMPTS * 4):
             current = await self.get(record_id)
@@ -297,38 +309,64 @@ class RecordStore:
                 return None
             if allowed_from is not None and current.status not in allowed_from:
                 return None
-            async with self._db.session() as session, session.begin():
-                version = await session.scalar(
-                    select(DurableRecord.version).where(DurableRecord.id == record_id)
-                )
-                if version != current.version:
-                    continue
-                now = utcnow()
-                values: dict[str, Any] = {
-                    "data": {**current.data, **patch},
-                    "version": current.version + 1,
-                    "updated_at": now,
-                }
-                if to_status is not None:
-                    values["status"] = to_status
-                done = await session.execute(
-                    update(DurableRecord)
-                    .where(DurableRecord.id == record_id, DurableRecord.version == current.version)
-                    .values(**values)
-                )
-                if done.rowcount == 1:  # type: ignore[attr-defined]
-                    return Record(
-                        current.id,
-                        current.kind,
-                        current.owner,
-                        to_status or current.status,
-                        values["data"],
-                        current.created_at,
-                        _aware(now),
-                        current.version + 1,
+            now = utcnow()
+            values: dict[str, Any] = {
+                "data": {**current.data, **patch},
+                "version": current.version + 1,
+                "updated_at": now,
+            }
+            if to_status is not None:
+                values["status"] = to_status
+            row: RecordEvent | None = None
+            try:
+                async with self._db.session() as session, session.begin():
+                    done = await session.execute(
+                        update(DurableRecord)
+                        .where(
+                            DurableRecord.id == record_id,
+                            DurableRecord.version == current.version,
+                        )
+                        .values(**values)
                     )
-            await asyncio.sleep(0.002 * secrets.randbelow(5))
+                    if done.rowcount != 1:  # type: ignore[attr-defined]
+                        continue  # another writer came first: read again
+                    if event is not None:
+                        row = await self._event_row(session, record_id, event)
+            except (IntegrityError, OperationalError):
+                # The event's sequence was taken, or SQLite's write lock was held: nothing
+                # was written; try again.
+                await asyncio.sleep(0.005 * secrets.randbelow(4))
+                continue
+            if row is not None:
+                self._subscribers.publish(_event(row))
+            return Record(
+                current.id,
+                current.kind,
+                current.owner,
+                to_status or current.status,
+                values["data"],
+                current.created_at,
+                _aware(now),
+                current.version + 1,
+            )
         raise ServiceError("could not update the record: too much contention", 503)
+
+    @staticmethod
+    async def _event_row(session: Any, record_id: str, event: Announcement) -> RecordEvent:
+        last = await session.scalar(
+            select(func.max(RecordEvent.sequence)).where(RecordEvent.record_id == record_id)
+        )
+        row = RecordEvent(
+            record_id=record_id,
+            sequence=(last or 0) + 1,
+            type=event.type,
+            at=utcnow(),
+            payload=event.payload,
+            dedupe_key=event.dedupe_key,
+        )
+        session.add(row)
+        await session.flush()
+        return row
 
     # -- events ------------------------------------------------------------------------------
 
@@ -350,20 +388,9 @@ class RecordStore:
                     return existing
             try:
                 async with self._db.session() as session, session.begin():
-                    last = await session.scalar(
-                        select(func.max(RecordEvent.sequence)).where(
-                            RecordEvent.record_id == record_id
-                        )
+                    row = await self._event_row(
+                        session, record_id, Announcement(type, payload, dedupe_key)
                     )
-                    row = RecordEvent(
-                        record_id=record_id,
-                        sequence=(last or 0) + 1,
-                        type=type,
-                        at=utcnow(),
-                        payload=payload,
-                        dedupe_key=dedupe_key,
-                    )
-                    session.add(row)
             except (IntegrityError, OperationalError):
                 # Another writer took this sequence or dedupe key, or held SQLite's write lock:
                 # look again.

@@ -35,7 +35,7 @@ from sogni_intelligence.runtime.plans import (
     step_costs,
 )
 from sogni_intelligence.runtime.queues import queue_for
-from sogni_intelligence.runtime.records import Event, Record, RecordStore
+from sogni_intelligence.runtime.records import Announcement, Event, Record, RecordStore
 from sogni_intelligence.tools.base import ENVELOPE_KEYS, ToolContext, execute
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.media_context import MediaContext
@@ -84,11 +84,12 @@ def _now() -> str:
 @DBOS.step()
 async def _mark_running(record_id: str) -> bool:
     deps = _d()
-    moved = await deps.records.transition(record_id, "running", allowed_from={"queued"})
-    if moved is not None:
-        await deps.records.append(
-            record_id, "workflow_started", {"status": "running"}, dedupe_key="workflow_started"
-        )
+    await deps.records.transition(
+        record_id,
+        "running",
+        allowed_from={"queued"},
+        event=Announcement("workflow_started", {"status": "running"}, "workflow_started"),
+    )
     record = await deps.records.get(record_id)
     return record is not None and record.status == "running"
 
@@ -119,15 +120,15 @@ async def _ask_cost_approval(record_id: str) -> bool:
             "awaitingCostApproval": True,
             "billingPreview": preview,
         },
+        event=Announcement(
+            "workflow_waiting_for_user",
+            {"status": "waiting_for_user", "reason": "cost_approval_required", "preview": preview},
+            "waiting:cost",
+        ),
     )
-    if moved is None:
-        return False
-    await records.append(
-        record_id,
-        "workflow_waiting_for_user",
-        {"status": "waiting_for_user", "reason": "cost_approval_required", "preview": preview},
-        dedupe_key="waiting:cost",
-    )
+    if moved is None:  # repeated after a crash: the pause may be in place, or even answered
+        current = await records.get(record_id)
+        return current is not None and current.status in ("waiting_for_user", "running")
     return True
 
 
@@ -137,38 +138,33 @@ async def _approval_resolved(record_id: str, decision: str) -> bool:
     records = _d().records
     if decision != "confirm":
         # No approval came (it timed out): the workflow ends here, visibly.
-        ended = await records.transition(
+        reason = "cost approval not given"
+        await records.transition(
             record_id,
             "cancelled",
             allowed_from={"waiting_for_user"},
             patch={
-                "cancellationReason": "cost approval not given",
+                "cancellationReason": reason,
                 "completedAt": _now(),
                 "awaitingCostApproval": False,
             },
+            event=Announcement(
+                "workflow_cancelled", {"status": "cancelled", "reason": reason}, "terminal"
+            ),
         )
-        if ended is not None:
-            await records.append(
-                record_id,
-                "workflow_cancelled",
-                {"status": "cancelled", "reason": "cost approval not given"},
-                dedupe_key="terminal",
-            )
         return False
     moved = await records.transition(
         record_id,
         "running",
         allowed_from={"waiting_for_user"},
         patch={"waitingReason": None, "awaitingCostApproval": False},
+        event=Announcement(
+            "workflow_progress", {"status": "running", "costApproved": True}, "cost:approved"
+        ),
     )
-    if moved is None:
-        return False
-    await records.append(
-        record_id,
-        "workflow_progress",
-        {"status": "running", "costApproved": True},
-        dedupe_key="cost:approved",
-    )
+    if moved is None:  # repeated after a crash, the workflow may already run again
+        current = await records.get(record_id)
+        return current is not None and current.status == "running"
     return True
 
 
@@ -353,11 +349,16 @@ async def _finish(record_id: str, statuses: dict[str, str]) -> str:
     if status != "completed":
         failed = [k for k, v in statuses.items() if v != "completed"]
         patch["error"] = {"message": f"steps did not complete: {', '.join(failed)}"}
-    moved = await records.transition(record_id, status, allowed_from={"running"}, patch=patch)
+    moved = await records.transition(
+        record_id,
+        status,
+        allowed_from={"running"},
+        patch=patch,
+        event=Announcement(event, {"status": status}, "terminal"),
+    )
     if moved is None:  # cancelled meanwhile: that status stands
         record = await records.get(record_id)
         return record.status if record else "failed"
-    await records.append(record_id, event, {"status": status}, dedupe_key="terminal")
     return status
 
 
@@ -536,15 +537,12 @@ class WorkflowRuntime:
             "cancelled",
             allowed_from={"queued", "running", "waiting_for_user"},
             patch={"cancellationReason": reason, "completedAt": _now()},
+            event=Announcement(
+                "workflow_cancelled", {"status": "cancelled", "reason": reason}, "terminal"
+            ),
         )
         if moved is None:
             return record, False
-        await self.deps.records.append(
-            record.id,
-            "workflow_cancelled",
-            {"status": "cancelled", "reason": reason},
-            dedupe_key="terminal",
-        )
         try:
             await DBOS.cancel_workflow_async(record.id)
         except Exception:  # the DBOS workflow may already be gone; the record is what counts
