@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import delete
 
 from sogni_intelligence.errors import ServiceError
-from sogni_intelligence.runtime.records import RecordStore
+from sogni_intelligence.runtime.records import Announcement, RecordStore
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.models import DurableRecord, IdempotencyKey, RecordEvent
 
@@ -101,6 +101,35 @@ async def test_transition_is_compare_and_set(records: RecordStore) -> None:
     late = await records.transition(record.id, "completed", allowed_from={"running"})
     assert late is None
     assert (await records.get(record.id)).status == "cancelled"  # type: ignore[union-attr]
+
+
+async def test_a_transition_and_its_event_are_written_together(records: RecordStore) -> None:
+    """Racing appends take sequences around the transition's event without gaps; a refused
+    transition writes no event; a live follower gets the event once it is committed."""
+    record, _ = await records.create("chat_run", "key_a", {})
+    follower = records.follow(record.id)
+    first = asyncio.create_task(anext(follower))
+    await asyncio.sleep(0.02)  # following, caught up on an empty log
+    cancel = Announcement("run_cancelled", {"status": "cancelled"}, "terminal")
+    moved, *_ = await asyncio.gather(
+        records.transition(record.id, "cancelled", allowed_from={"queued"}, event=cancel),
+        *(records.append(record.id, "tool_call_progress", {"i": i}) for i in range(6)),
+    )
+    assert moved is not None and moved.status == "cancelled"
+    late = await records.transition(
+        record.id,
+        "completed",
+        allowed_from={"running", "queued"},
+        event=Announcement("run_completed", {"status": "completed"}, "done"),
+    )
+    assert late is None
+    events = await records.events(record.id)
+    assert [e.sequence for e in events] == list(range(1, 8))
+    assert [e.type for e in events].count("run_cancelled") == 1
+    assert "run_completed" not in [e.type for e in events]
+    seen = [await first] + [await anext(follower) for _ in range(6)]
+    assert [e.sequence for e in seen if e is not None] == list(range(1, 8))
+    await follower.aclose()
 
 
 async def test_events_are_gap_free_under_concurrent_appends(records: RecordStore) -> None:
