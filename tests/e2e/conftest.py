@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -60,8 +61,14 @@ def wait_healthy(
 
 
 @contextmanager
-def running_server(data: Path, *serve_args: str) -> Iterator[RunningServer]:
-    """`sogni-intelligence serve` on a free port with the real default model, and a key."""
+def running_server(
+    data: Path,
+    *serve_args: str,
+    settings: dict[str, str] | None = None,
+    model: dict[str, Any] | None = None,
+) -> Iterator[RunningServer]:
+    """`sogni-intelligence serve` on a free port with the real default model, and a key;
+    `settings` are extra `SOGNI_*` variables, `model` extra fields of the model entry."""
     port = free_port()
     models = [
         {
@@ -69,6 +76,7 @@ def running_server(data: Path, *serve_args: str) -> Iterator[RunningServer]:
             "aliases": list(PUBLIC_MODEL_IDS),
             "n_parallel": 2,
             "n_ctx": 8192,
+            **(model or {}),
         }
     ]
     env = {
@@ -78,6 +86,7 @@ def running_server(data: Path, *serve_args: str) -> Iterator[RunningServer]:
         "SOGNI_KEY_CACHE_SECONDS": "0",
         "SOGNI_MODELS": json.dumps(models),
         "SOGNI_LOG_LEVEL": "warning",
+        **(settings or {}),
     }
     env.pop("SOGNI_CONFIG", None)
     log = data / "server.log"

@@ -4,10 +4,6 @@ cancel during a media job, and the SDK's own refusal of inline media."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -16,8 +12,7 @@ import pytest
 from sogni_client import SogniClient
 from sogni_client.errors import ChatJobError
 
-from sogni_intelligence.config import PUBLIC_MODEL_IDS
-from tests.e2e.conftest import RunningServer, free_port, wait_healthy
+from tests.e2e.conftest import RunningServer, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -35,48 +30,14 @@ INLINE_REFUSAL = "Durable chat runs do not support inline base64/data URI media"
 
 @pytest.fixture(scope="module")
 def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """`serve` as `running_server` starts it, with two LLM rounds per run and the model on one
-    thread (on shared cores llama.cpp's spinning threads otherwise crawl)."""
-    data = tmp_path_factory.mktemp("chat-runs-server")
-    port = free_port()
-    model = {
-        "id": "smollm2-135m-instruct",
-        "aliases": list(PUBLIC_MODEL_IDS),
-        "n_parallel": 2,
-        "n_ctx": 8192,
-        "threads": 1,
-    }
-    env = {
-        **os.environ,
-        "SOGNI_DATA_DIR": str(data),
-        "SOGNI_PORT": str(port),
-        "SOGNI_KEY_CACHE_SECONDS": "0",
-        "SOGNI_MODELS": json.dumps([model]),
-        "SOGNI_LOG_LEVEL": "warning",
-        "SOGNI_AGENT_MAX_ROUNDS": "2",
-    }
-    env.pop("SOGNI_CONFIG", None)
-    log = data / "server.log"
-    running = RunningServer(f"http://127.0.0.1:{port}", "", env, log)
-    created = running.cli("keys", "--json", "create", "--name", "e2e")
-    assert created.returncode == 0, created.stderr
-    running.key = json.loads(created.stdout)["key"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sogni_intelligence.cli.main", "serve"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_healthy(running.url, process, log)
+    """With two LLM rounds per run and the model on one thread (on shared cores llama.cpp's
+    spinning threads otherwise crawl)."""
+    with running_server(
+        tmp_path_factory.mktemp("chat-runs-server"),
+        settings={"SOGNI_AGENT_MAX_ROUNDS": "2"},
+        model={"threads": 1},
+    ) as running:
         yield running
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +35,10 @@ def forced(name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def hosted_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """The server with at most two agent rounds per turn (the setting is read from the
-    environment the process starts with)."""
-    with ExitStack() as stack:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("SOGNI_AGENT_MAX_ROUNDS", "2")
-            running = stack.enter_context(running_server(tmp_path_factory.mktemp("hosted")))
+    """The server with at most two agent rounds per turn."""
+    with running_server(
+        tmp_path_factory.mktemp("hosted"), settings={"SOGNI_AGENT_MAX_ROUNDS": "2"}
+    ) as running:
         yield running
 
 

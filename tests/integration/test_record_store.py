@@ -132,6 +132,29 @@ async def test_a_transition_and_its_event_are_written_together(records: RecordSt
     await follower.aclose()
 
 
+async def test_unless_cancelled_stops_work_at_once_here_and_by_polling_elsewhere(
+    records: RecordStore, db: Database
+) -> None:
+    """A cancel in this process arrives with its event; another process's cancel (a second
+    store on the same database shares no memory) is read on the next poll."""
+    loop = asyncio.get_running_loop()
+    elsewhere = RecordStore(db)
+    cancel = Announcement("workflow_cancelled", {"status": "cancelled"}, "terminal")
+    for store, poll_s, within in ((records, 5.0, 0.5), (elsewhere, 0.3, 1.5)):
+        record, _ = await records.create("workflow", "key_a", {})
+        await records.transition(record.id, "running", allowed_from={"queued"})
+        work = asyncio.create_task(
+            records.unless_cancelled(record.id, asyncio.sleep(30, "done"), poll_s=poll_s)
+        )
+        await asyncio.sleep(0.05)
+        began = loop.time()
+        await store.transition(record.id, "cancelled", allowed_from={"running"}, event=cancel)
+        assert await asyncio.wait_for(work, 10) is None
+        assert loop.time() - began < within
+    record, _ = await records.create("workflow", "key_a", {})
+    assert await records.unless_cancelled(record.id, asyncio.sleep(0.01, "done")) == "done"
+
+
 async def test_events_are_gap_free_under_concurrent_appends(records: RecordStore) -> None:
     record, _ = await records.create("workflow", "key_a", {})
     await asyncio.gather(*(records.append(record.id, "step_started", {"i": i}) for i in range(20)))

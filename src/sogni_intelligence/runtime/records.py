@@ -12,7 +12,7 @@ import hashlib
 import json
 import secrets
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -29,7 +29,7 @@ Status = Literal[
 ]
 TERMINAL: frozenset[str] = frozenset({"completed", "partial_failure", "failed", "cancelled"})
 T = TypeVar("T")
-CANCEL_POLL_S = 0.25
+CANCEL_POLL_S = 1.0
 RecordKind = Literal["workflow", "chat_run"]
 _PREFIX = {"workflow": "wf_", "chat_run": "run_"}
 _APPEND_ATTEMPTS = 8
@@ -214,20 +214,59 @@ class RecordStore:
         except IntegrityError:
             await self._replay(owner, endpoint, key, body)  # a concurrent retry: 409 if changed
 
+    async def once(
+        self,
+        owner: str,
+        endpoint: str,
+        key: str | None,
+        record_id: str,
+        body: dict[str, Any],
+        action: Callable[[], Awaitable[T]],
+    ) -> T | None:
+        """Do `action` on an existing record at most once per Idempotency-Key (a confirmation,
+        …): a retry with the same key and body answers None without acting again, even once
+        the record has moved on; with another body it is a 409."""
+        if key is None:
+            return await action()
+        claim = (owner, endpoint, key, {"id": record_id, **body})
+        if await self.replayed(*claim) is not None:
+            return None
+        done = await action()
+        await self.remember(*claim, record_id)
+        return done
+
     async def unless_cancelled(
         self, record_id: str, work: Awaitable[T], poll_s: float = CANCEL_POLL_S
     ) -> T | None:
-        """Run `work`, stopping it (and answering None) as soon as the record is cancelled,
-        from whichever process; this is how a cancel reaches a running job."""
+        """Run `work`, stopping it (and answering None) as soon as the record is cancelled;
+        this is how a cancel reaches a running job. A cancel made in this process arrives at
+        once with its event; one made by another process is read every `poll_s`."""
         task = asyncio.ensure_future(work)
 
+        async def cancelled() -> bool:
+            record = await self.get(record_id)
+            return record is not None and record.status == "cancelled"
+
         async def watch() -> None:
-            while not task.done():
-                await asyncio.sleep(poll_s)
-                record = await self.get(record_id)
-                if record is not None and record.status == "cancelled":
-                    task.cancel()
-                    return
+            live = self._subscribers.subscribe(record_id)
+            loop = asyncio.get_running_loop()
+            try:
+                next_read = loop.time() + poll_s
+                while not task.done():
+                    try:
+                        event = await asyncio.wait_for(
+                            live.get(), max(0.0, next_read - loop.time())
+                        )
+                    except TimeoutError:
+                        next_read = loop.time() + poll_s
+                        if await cancelled():
+                            break
+                        continue
+                    if event.type.endswith("_cancelled"):
+                        break
+                task.cancel()
+            finally:
+                self._subscribers.drop(record_id, live)
 
         watchdog = asyncio.create_task(watch())
         try:

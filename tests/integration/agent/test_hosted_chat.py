@@ -14,7 +14,7 @@ import json
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import pytest
@@ -31,6 +31,7 @@ from sogni_intelligence.media.ffmpeg import ffprobe_exe
 from sogni_intelligence.runtime.records import RecordStore
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.keys import KeyStore
+from sogni_intelligence.tools.base import ErrorType
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.media_context import MediaContext
 from tests.conftest import embedded_settings
@@ -40,20 +41,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 #: Room for a forced call's JSON; the closing answer in words stops there too.
 MAX_TOKENS = 120
 WORKFLOWS = "/v1/creative-agent/workflows"
-ERROR_TYPES = {
-    "PARAMETER_INVALID",
-    "USER_INPUT_INCOMPLETE",
-    "ASSET_NOT_FOUND",
-    "WORKFLOW_VALIDATION_FAILED",
-    "MODEL_UNAVAILABLE",
-    "PROVIDER_TIMEOUT",
-    "GPU_WORKER_FAILED",
-    "COST_LIMIT_EXCEEDED",
-    "SAFETY_REJECTED",
-    "PERMISSION_REQUIRED",
-    "USER_CANCELLED",
-    "UNKNOWN_ERROR",
-}
+ERROR_TYPES = set(get_args(ErrorType))
 # The surfaces as the spec lists them (§7.1), written out here rather than read from the catalog.
 CREATIVE_TOOLS = {
     *("generate_image", "edit_image", "apply_style", "restore_photo", "refine_result"),

@@ -98,15 +98,16 @@ async def confirm_run_cost(
 ) -> JSONResponse:
     runs = serving.runs_of(request)
     record = await serving.owned_run(request, key.id, run_id)
-    claim = None
-    if idempotency_key is not None:
-        # A retry with the same key does nothing again, even once the run has moved on.
-        claim = (key.id, CONFIRM_ENDPOINT, idempotency_key, {"id": record.id, **body.model_dump()})
-        if await runs.deps.records.replayed(*claim) is not None:
-            return _ok({"run": await runs.public(record), "idempotent": True})
-    record = await runs.confirm_cost(
-        record, body.tool_call_id, body.decision, body.accepted_cost_preview, body.overrides
+    done = await runs.deps.records.once(
+        key.id,
+        CONFIRM_ENDPOINT,
+        idempotency_key,
+        record.id,
+        body.model_dump(),
+        lambda: runs.confirm_cost(
+            record, body.tool_call_id, body.decision, body.accepted_cost_preview, body.overrides
+        ),
     )
-    if claim is not None:
-        await runs.deps.records.remember(*claim, record.id)
-    return _ok({"run": await runs.public(record)})
+    if done is None:
+        return _ok({"run": await runs.public(record), "idempotent": True})
+    return _ok({"run": await runs.public(done)})

@@ -22,6 +22,7 @@ from sogni_intelligence.api.workflows.protocol import (
     ResumeBody,
     StartWorkflowBody,
 )
+from sogni_intelligence.runtime.records import Record
 
 router = APIRouter(route_class=SogniRoute, tags=["workflows"])
 BASE = "/v1/creative-agent/workflows"
@@ -219,21 +220,24 @@ async def confirm_workflow_cost(
 ) -> JSONResponse:
     runtime = serving.runtime_of(request)
     record = await serving.owned_workflow(request, key.id, workflow_id)
+
+    async def confirm() -> tuple[Record, bool]:
+        preview = record.data.get("billingPreview")
+        if record.data.get("awaitingCostApproval") and body.decision == "confirm":
+            if body.accepted_cost_preview is None:
+                raise serving.invalid("acceptedCostPreview is required to confirm a cost")
+            if body.accepted_cost_preview != preview:
+                raise serving.conflict(
+                    "the cost preview changed; read the workflow and confirm again"
+                )
+        return await runtime.confirm_cost(record, body.decision)
+
     # A retry with the same key does nothing again, even once the preview has gone stale.
-    claim = None
-    if idempotency_key is not None:
-        claim = (key.id, CONFIRM_ENDPOINT, idempotency_key, {"id": record.id, **body.model_dump()})
-        if await runtime.deps.records.replayed(*claim) is not None:
-            return _ok(
-                {"workflow": await runtime.public(record), "confirmed": True, "idempotent": True}
-            )
-    preview = record.data.get("billingPreview")
-    if record.data.get("awaitingCostApproval") and body.decision == "confirm":
-        if body.accepted_cost_preview is None:
-            raise serving.invalid("acceptedCostPreview is required to confirm a cost")
-        if body.accepted_cost_preview != preview:
-            raise serving.conflict("the cost preview changed; read the workflow and confirm again")
-    record, confirmed = await runtime.confirm_cost(record, body.decision)
-    if claim is not None:
-        await runtime.deps.records.remember(*claim, record.id)
-    return _ok({"workflow": await runtime.public(record), "confirmed": confirmed})
+    done = await runtime.deps.records.once(
+        key.id, CONFIRM_ENDPOINT, idempotency_key, record.id, body.model_dump(), confirm
+    )
+    if done is None:
+        replay = {"workflow": await runtime.public(record), "confirmed": True, "idempotent": True}
+        return _ok(replay)
+    moved, confirmed = done
+    return _ok({"workflow": await runtime.public(moved), "confirmed": confirmed})
