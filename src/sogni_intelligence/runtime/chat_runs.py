@@ -159,9 +159,13 @@ def _output(value: dict[str, Any]) -> RoundOutput:
 @DBOS.step()
 async def _run_begin(record_id: str) -> bool:
     records = _d().records
-    if await records.transition(record_id, "running", allowed_from={"queued"}) is not None:
-        await records.append(record_id, "run_started", {}, dedupe_key="run_started")
-    record = await records.get(record_id)
+    moved = await records.transition(
+        record_id,
+        "running",
+        allowed_from={"queued"},
+        event=Announcement("run_started", {}, "run_started"),
+    )
+    record = moved or await records.get(record_id)
     return record is not None and record.status == "running"
 
 
