@@ -195,11 +195,16 @@ def test_json_schema_response(client: openai.OpenAI) -> None:
     )
 
 
+#: The engine relayed as it is, and the agent loop of the hosted tools (the default).
+PATHS = pytest.mark.parametrize("path", [ONLY_CLIENT_TOOLS, {}], ids=["relay", "agent-loop"])
+
+
+@PATHS
 def test_disconnect_mid_stream_frees_the_slots(
-    server: RunningServer, client: openai.OpenAI
+    server: RunningServer, client: openai.OpenAI, path: dict[str, str]
 ) -> None:
     # The server has two slots: fill both with long answers and walk away from them.
-    body = {"messages": STORY, "max_tokens": 3000, "stream": True, **ONLY_CLIENT_TOOLS}
+    body = {"messages": STORY, "max_tokens": 3000, "stream": True, **path}
     headers = {"Authorization": f"Bearer {server.key}"}
     for _ in range(2):
         with httpx.stream(
@@ -220,10 +225,11 @@ def test_disconnect_mid_stream_frees_the_slots(
     assert time.monotonic() - started < 5
 
 
+@PATHS
 def test_abandoned_plain_requests_free_the_slots(
-    server: RunningServer, client: openai.OpenAI
+    server: RunningServer, client: openai.OpenAI, path: dict[str, str]
 ) -> None:
-    body = {"model": MODEL, "messages": STORY, "max_tokens": 3000, **ONLY_CLIENT_TOOLS}
+    body = {"model": MODEL, "messages": STORY, "max_tokens": 3000, **path}
     headers = {"Authorization": f"Bearer {server.key}"}
     for _ in range(2):
         with pytest.raises(httpx.ReadTimeout):
