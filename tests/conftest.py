@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from sogni_intelligence.config import PUBLIC_MODEL_IDS, ModelConfig, Settings
 
 POSTGRES_URL = os.environ.get("SOGNI_TEST_POSTGRES_URL")
+
+
+def fresh_postgres_database(prefix: str) -> str:
+    """The URL of a new, empty database on the test server (skips the test without one).
+
+    Databases are left in place: the test server is thrown away after the run, and dropping
+    one under a DBOS thread that is still recording a step makes that thread retry forever,
+    which keeps the interpreter from exiting."""
+    if not POSTGRES_URL:
+        pytest.skip("SOGNI_TEST_POSTGRES_URL is not set (make test starts a server)")
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    server = make_url(POSTGRES_URL)
+    admin = create_engine(server.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return server.set(database=name).render_as_string(hide_password=False)
 
 
 def embedded_settings(data_dir: Path, **model: object) -> Settings:

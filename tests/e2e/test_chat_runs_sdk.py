@@ -1,5 +1,5 @@
 """Durable chat runs through the official `sogni-client` SDK against the real server process
-(DBOS on SQLite in its data directory): a cost pause confirmed and streamed to the end, a
+(DBOS on a SQLite file and on PostgreSQL): a cost pause confirmed and streamed to the end, a
 cancel during a media job, and the SDK's own refusal of inline media."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pytest
 from sogni_client import SogniClient
 from sogni_client.errors import ChatJobError
 
+from tests.conftest import fresh_postgres_database
 from tests.e2e.conftest import RunningServer, running_server
 
 pytestmark = pytest.mark.slow
@@ -28,14 +29,18 @@ BIG_IMAGES = {"width": 2048, "height": 2048, "numberOfVariations": 16}
 INLINE_REFUSAL = "Durable chat runs do not support inline base64/data URI media"
 
 
-@pytest.fixture(scope="module")
-def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def chat_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
     """With two LLM rounds per run and the model on one thread (on shared cores llama.cpp's
-    spinning threads otherwise crawl)."""
+    spinning threads otherwise crawl); its database a SQLite file in its data directory or a
+    PostgreSQL database of its own."""
+    settings = {"SOGNI_AGENT_MAX_ROUNDS": "2"}
+    if request.param == "postgres":
+        settings["SOGNI_DATABASE_URL"] = fresh_postgres_database("e2e_runs")
     with running_server(
-        tmp_path_factory.mktemp("chat-runs-server"),
-        settings={"SOGNI_AGENT_MAX_ROUNDS": "2"},
-        model={"threads": 1},
+        tmp_path_factory.mktemp("chat-runs-server"), settings=settings, model={"threads": 1}
     ) as running:
         yield running
 

@@ -3,14 +3,11 @@ real asset store."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from sogni_intelligence.config import Settings
 from sogni_intelligence.media.fetch import FetchPolicy
@@ -20,28 +17,15 @@ from sogni_intelligence.runtime import durable
 from sogni_intelligence.runtime.records import RecordStore
 from sogni_intelligence.runtime.workflows import WorkflowDeps, WorkflowRuntime
 from sogni_intelligence.store.db import Database
-from tests.conftest import POSTGRES_URL
+from tests.conftest import fresh_postgres_database
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def runtime_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database of its own per test: DBOS would otherwise recover other tests' workflows.
-
-    The PostgreSQL database is left in place: the test server is thrown away after the run, and
-    dropping it under a DBOS thread that is still recording a step makes that thread retry
-    forever, which keeps the interpreter from exiting."""
+def runtime_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database of its own per test: DBOS would otherwise recover other tests' workflows."""
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'sogni.sqlite'}"
-        return
-    if not POSTGRES_URL:
-        pytest.skip("SOGNI_TEST_POSTGRES_URL is not set (make test starts a server)")
-    name = f"runtime_{secrets.token_hex(6)}"
-    server = make_url(POSTGRES_URL)
-    admin = create_engine(server.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    yield server.set(database=name).render_as_string(hide_password=False)
+        return f"sqlite+aiosqlite:///{tmp_path / 'sogni.sqlite'}"
+    return fresh_postgres_database("runtime")
 
 
 def runtime_settings(data_dir: Path, database_url: str, **overrides: object) -> Settings:
