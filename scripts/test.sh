@@ -23,4 +23,4 @@ export SOGNI_TEST_POSTGRES_URL
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
 # Each test has its own time limit (pyproject); this one catches a run that cannot exit.
-timeout --kill-after=30 45m .venv/bin/python -m pytest -q "$@"
+timeout --foreground --kill-after=30 45m .venv/bin/python -m pytest -q "$@"
