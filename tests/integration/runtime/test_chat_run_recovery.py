@@ -10,13 +10,8 @@ tool call logged once, no finished round run again, one child workflow per tool 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import selectors
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -28,6 +23,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.integration.runtime.chat_run_runner import BIG_IMAGES
+from tests.integration.runtime.processes import kill, read_json_line, spawn, stderr_tail
 
 pytestmark = pytest.mark.slow
 
@@ -40,37 +36,6 @@ Events = list[dict[str, Any]]
 
 
 # --- process and database helpers -------------------------------------------------------------
-
-
-def _spawn(data_dir: Path, database_url: str, log: str, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, str(RUNNER), str(data_dir), database_url, *args],
-        stdout=subprocess.PIPE,
-        stderr=(data_dir / f"{log}.stderr").open("wb"),
-        start_new_session=True,  # its own process group: a kill takes everything it started
-    )
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
-
-
-def _stderr(data_dir: Path, log: str) -> str:
-    path = data_dir / f"{log}.stderr"
-    return path.read_text(errors="replace")[-3000:] if path.exists() else ""
-
-
-def _read_json_line(proc: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise AssertionError(f"no output from the runner within {timeout}s")
-    line = proc.stdout.readline()
-    assert line, f"the runner exited early (rc={proc.poll()})"
-    return json.loads(line)
 
 
 def _json(value: Any) -> Any:
@@ -157,7 +122,7 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     yield started
     for proc in started:
         if proc.poll() is None:
-            _kill(proc)
+            kill(proc)
         if proc.stdout is not None:
             proc.stdout.close()
 
@@ -177,24 +142,26 @@ def _crash_and_recover(
     """Start the scenario's run, SIGKILL its process once `kill_when(run_id, events)` holds,
     call `after_kill(run_id)`, recover. Returns the run id, the events at the kill, and the
     recovering runner's summary."""
-    worker = _spawn(data_dir, runtime_database_url, "start", "start", scenario)
+    worker = spawn(RUNNER, data_dir, "start", runtime_database_url, "start", scenario)
     processes.append(worker)
     try:
-        started = _read_json_line(worker, WATCH_TIMEOUT_S)
+        started = read_json_line(worker, WATCH_TIMEOUT_S)
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{_stderr(data_dir, 'start')}") from None
+        raise AssertionError(f"{exc}\n{stderr_tail(data_dir, 'start')}") from None
     run_id = started["run_id"]
     deadline = time.monotonic() + WATCH_TIMEOUT_S
     while True:
-        assert worker.poll() is None, f"the worker died on its own\n{_stderr(data_dir, 'start')}"
+        assert worker.poll() is None, (
+            f"the worker died on its own\n{stderr_tail(data_dir, 'start')}"
+        )
         if kill_when(run_id, _events(database, run_id)):
             break
         assert time.monotonic() < deadline, (
             f"the run never reached the kill point: {_events(database, run_id)}\n"
-            f"{_stderr(data_dir, 'start')}"
+            f"{stderr_tail(data_dir, 'start')}"
         )
         time.sleep(0.01)
-    _kill(worker)
+    kill(worker)
     at_kill = _events(database, run_id)
     if after_kill is not None:
         after_kill(run_id)
@@ -203,14 +170,14 @@ def _crash_and_recover(
     args += ["--timeout", str(RECOVER_TIMEOUT_S)]
     if scenario == "cost":
         args.append("--confirm")
-    recovering = _spawn(data_dir, runtime_database_url, "recover", *args)
+    recovering = spawn(RUNNER, data_dir, "recover", runtime_database_url, *args)
     processes.append(recovering)
     try:
-        summary = _read_json_line(recovering, RECOVER_TIMEOUT_S + 60)
+        summary = read_json_line(recovering, RECOVER_TIMEOUT_S + 60)
         assert recovering.wait(timeout=30) == 0, summary
         assert "error" not in summary, summary
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{_stderr(data_dir, 'recover')}") from None
+        raise AssertionError(f"{exc}\n{stderr_tail(data_dir, 'recover')}") from None
     return run_id, at_kill, summary
 
 

@@ -10,14 +10,9 @@ before the kill made no second set of assets, and the artifacts decode.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import selectors
-import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -29,6 +24,7 @@ from PIL import Image
 
 from sogni_intelligence.media.ffmpeg import ffmpeg_exe, ffprobe_exe
 from tests.integration.runtime.crash_runner import OWNER, PLAN, STEP_MARKERS
+from tests.integration.runtime.processes import kill, read_json_line, spawn, stderr_tail
 
 pytestmark = pytest.mark.slow
 
@@ -44,39 +40,6 @@ Events = list[dict[str, Any]]
 
 
 # --- process and database helpers -------------------------------------------------------------
-
-
-def _spawn(data_dir: Path, mode: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, str(RUNNER), str(data_dir), mode, "--timeout", str(RECOVER_TIMEOUT_S)],
-        stdout=subprocess.PIPE,
-        stderr=(data_dir / f"{mode}.stderr").open("wb"),
-        start_new_session=True,  # its own process group: killing it takes its ffmpeg jobs along
-    )
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the child's process group (a crash of the whole worker) and reap it."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
-
-
-def _stderr(data_dir: Path, mode: str) -> str:
-    """The end of a runner's log, for failure messages."""
-    path = data_dir / f"{mode}.stderr"
-    return path.read_text(errors="replace")[-3000:] if path.exists() else ""
-
-
-def _read_json_line(proc: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise AssertionError(f"no output from the runner within {timeout}s")
-    line = proc.stdout.readline()
-    assert line, f"the runner exited early (rc={proc.poll()})"
-    return json.loads(line)
 
 
 def _query(db_file: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -134,7 +97,7 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     yield started
     for proc in started:
         if proc.poll() is None:
-            _kill(proc)
+            kill(proc)
         if proc.stdout is not None:
             proc.stdout.close()
 
@@ -149,33 +112,35 @@ def _crash_and_recover(
 ) -> tuple[str, Events, dict[str, Any]]:
     """Start the plan, SIGKILL the worker once `kill_when(events)` holds, recover it.
     Returns the record id, the events at the kill, and the recovering runner's summary."""
-    worker = _spawn(data_dir, "start")
+    worker = spawn(RUNNER, data_dir, "start", "start", "--timeout", str(RECOVER_TIMEOUT_S))
     processes.append(worker)
     try:
-        record_id = _read_json_line(worker, WATCH_TIMEOUT_S)["record_id"]
+        record_id = read_json_line(worker, WATCH_TIMEOUT_S)["record_id"]
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{_stderr(data_dir, 'start')}") from None
+        raise AssertionError(f"{exc}\n{stderr_tail(data_dir, 'start')}") from None
     deadline = time.monotonic() + WATCH_TIMEOUT_S
     while True:
-        assert worker.poll() is None, f"the worker died on its own\n{_stderr(data_dir, 'start')}"
+        assert worker.poll() is None, (
+            f"the worker died on its own\n{stderr_tail(data_dir, 'start')}"
+        )
         if kill_when(_events(data_dir, record_id)):
             break
         assert time.monotonic() < deadline, (
             f"the workflow never reached the kill point: {_events(data_dir, record_id)}\n"
-            f"{_stderr(data_dir, 'start')}"
+            f"{stderr_tail(data_dir, 'start')}"
         )
         time.sleep(0.01)
-    _kill(worker)
+    kill(worker)
     at_kill = _events(data_dir, record_id)
 
-    recovering = _spawn(data_dir, "recover")
+    recovering = spawn(RUNNER, data_dir, "recover", "recover", "--timeout", str(RECOVER_TIMEOUT_S))
     processes.append(recovering)
     try:
-        summary = _read_json_line(recovering, RECOVER_TIMEOUT_S + 15)
+        summary = read_json_line(recovering, RECOVER_TIMEOUT_S + 15)
         assert recovering.wait(timeout=30) == 0, summary
         assert "error" not in summary, summary
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{_stderr(data_dir, 'recover')}") from None
+        raise AssertionError(f"{exc}\n{stderr_tail(data_dir, 'recover')}") from None
     return record_id, at_kill, summary
 
 
