@@ -19,12 +19,10 @@ import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 
-from sogni_intelligence.api.app import create_app
 from sogni_intelligence.config import Settings
-from sogni_intelligence.store.db import Database
-from sogni_intelligence.store.keys import KeyStore
 from tests.conftest import embedded_settings
 from tests.integration.media.conftest import make_png
+from tests.integration.runtime.conftest import app_with_two_keys
 
 pytestmark = pytest.mark.slow
 
@@ -188,20 +186,8 @@ def run_settings(data_dir: Path, database_url: str) -> Settings:
 @pytest_asyncio.fixture
 async def client(tmp_path: Path, runtime_database_url: str) -> AsyncIterator[Client]:
     settings = run_settings(tmp_path, runtime_database_url)
-    settings.ensure_data_dir()
-    db = Database(settings.resolved_database_url)
-    await db.create_all()
-    key, _ = await KeyStore(db).create("a")
-    other, _ = await KeyStore(db).create("b")
-    await db.close()
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=120
-        ) as http,
-    ):
-        yield Client(app, http, key, other)
+    async with app_with_two_keys(settings, 120) as parts:
+        yield Client(*parts)
 
 
 def types(events: list[Frame]) -> list[str]:

@@ -12,10 +12,8 @@ import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 
-from sogni_intelligence.api.app import create_app
 from sogni_intelligence.config import ModelConfig, Settings
-from sogni_intelligence.store.db import Database
-from sogni_intelligence.store.keys import KeyStore
+from tests.integration.runtime.conftest import app_with_two_keys
 
 pytestmark = pytest.mark.slow
 BASE = "/v1/creative-agent/workflows"
@@ -86,19 +84,8 @@ async def client(tmp_path: Path, runtime_database_url: str) -> AsyncIterator[Cli
         default_model="up",
         workflow_cost_confirmation_units=1000,
     )
-    db = Database(settings.resolved_database_url)
-    await db.create_all()
-    key, _ = await KeyStore(db).create("a")
-    other, _ = await KeyStore(db).create("b")
-    await db.close()
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=60
-        ) as http,
-    ):
-        yield Client(app, http, key, other)
+    async with app_with_two_keys(settings, 60) as parts:
+        yield Client(*parts)
 
 
 async def test_start_stream_get_events_list(client: Client) -> None:
