@@ -3,7 +3,8 @@ real asset store), and the whole app in process with two keys."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -23,6 +24,19 @@ from sogni_intelligence.runtime.workflows import WorkflowDeps, WorkflowRuntime
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.keys import KeyStore
 from tests.conftest import fresh_postgres_database
+from tests.integration.runtime.processes import kill
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Children of the test; whatever is still alive at the end is killed."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            kill(proc)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

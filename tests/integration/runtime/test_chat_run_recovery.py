@@ -115,18 +115,6 @@ def _of(events: Events, kind: str) -> Events:
     return [e for e in events if e["type"] == kind]
 
 
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Children of the test; whatever is still alive at the end is killed."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            kill(proc)
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-
 # --- the scenario -------------------------------------------------------------------------------
 
 

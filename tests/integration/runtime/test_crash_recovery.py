@@ -15,7 +15,7 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,18 +88,6 @@ def _assets_by_step(data_dir: Path) -> dict[str, list[tuple[str, str]]]:
         assert len(owners) == 1, f"asset {asset_id} ({tool}, {meta}) belongs to no single step"
         grouped[owners[0]].append((asset_id, sha256))
     return grouped
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Children of the test; whatever is still alive at the end is killed."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            kill(proc)
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 # --- the scenario -------------------------------------------------------------------------------
