@@ -1,0 +1,114 @@
+"""Benchmark: CPU an idle server uses, by queue poll interval.
+
+A server with nothing to do still polls: DBOS looks for queued media jobs once per
+`SOGNI_QUEUE_POLL_S` on each queue it serves. This starts `sogni-intelligence serve` on the
+default model with the default poll, with a slower one, and with no worker queues at all
+(`--no-worker`, the baseline: nothing polls for jobs), waits until each is healthy and
+settled, and reads the process's CPU time over a quiet window from /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sogni_intelligence.config import PUBLIC_MODEL_IDS
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system time of the process and its waited-for children."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:15]) / CLOCK_TICKS
+
+
+def idle_cpu(
+    root: Path, name: str, env_extra: dict[str, str], args: list[str], window_s: float
+) -> dict[str, Any]:
+    data = root / name
+    port = _free_port()
+    model = {"id": "smollm2-135m-instruct", "aliases": list(PUBLIC_MODEL_IDS), "n_parallel": 2}
+    env = {
+        **os.environ,
+        "SOGNI_DATA_DIR": str(data),
+        "SOGNI_PORT": str(port),
+        "SOGNI_MODELS": json.dumps([model]),
+        "SOGNI_LOG_LEVEL": "warning",
+        **env_extra,
+    }
+    data.mkdir(parents=True)
+    with (data / "server.log").open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "sogni_intelligence.cli.main", "serve", *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name}: the server did not become healthy")
+            time.sleep(0.1)
+        time.sleep(5)  # start-up work (model warm-up, DBOS recovery) is over
+        before, started = _cpu_seconds(server.pid), time.monotonic()
+        time.sleep(window_s)
+        used, elapsed = _cpu_seconds(server.pid) - before, time.monotonic() - started
+    finally:
+        server.terminate()
+        server.wait(30)
+    return {"name": name, "cpu_percent_of_one_core": 100 * used / elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--window", type=float, default=20, help="seconds measured per server")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        cases: list[tuple[str, dict[str, str], list[str]]] = [
+            ("no worker queues (--no-worker)", {}, ["--no-worker"]),
+            ("default (every queue, 0.2 s poll)", {}, []),
+            ("every queue, 2 s poll", {"SOGNI_QUEUE_POLL_S": "2"}, []),
+        ]
+        results = [idle_cpu(root, name, env, argv, args.window) for name, env, argv in cases]
+    baseline = results[0]["cpu_percent_of_one_core"]
+    for result in results:
+        result["ratio_to_no_worker"] = result["cpu_percent_of_one_core"] / max(baseline, 1e-9)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    width = max(len(r["name"]) for r in results)
+    print(f"idle CPU over {args.window:.0f} s, % of one core (ratio to no worker queues)")
+    for r in results:
+        print(
+            f"  {r['name']:<{width}}  {r['cpu_percent_of_one_core']:5.1f} %"
+            f"  ({r['ratio_to_no_worker']:.1f}x)"
+        )
+
+
+if __name__ == "__main__":
+    main()
