@@ -127,6 +127,15 @@ async def test_a_transition_and_its_event_are_written_together(records: RecordSt
     assert [e.sequence for e in events] == list(range(1, 8))
     assert [e.type for e in events].count("run_cancelled") == 1
     assert "run_completed" not in [e.type for e in events]
+    # An announcement whose dedupe key is already in the log moves the status alone.
+    again, _ = await records.create("chat_run", "key_a", {})
+    await records.append(again.id, "run_started", {}, dedupe_key="run_started")
+    started = Announcement("run_started", {}, "run_started")
+    moved_again = await records.transition(
+        again.id, "running", allowed_from={"queued"}, event=started
+    )
+    assert moved_again is not None and moved_again.status == "running"
+    assert [e.type for e in await records.events(again.id)] == ["run_started"]
     seen = [await first] + [await anext(follower) for _ in range(6)]
     assert [e.sequence for e in seen if e is not None] == list(range(1, 8))
     await follower.aclose()

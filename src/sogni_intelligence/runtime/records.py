@@ -367,13 +367,14 @@ class RecordStore:
                         )
                         .values(**values)
                     )
-                    if done.rowcount != 1:  # type: ignore[attr-defined]
-                        continue  # another writer came first: read again
-                    if event is not None:
+                    moved = done.rowcount == 1  # type: ignore[attr-defined]
+                    if moved and event and not await self._has_event(session, record_id, event):
                         row = await self._event_row(session, record_id, event)
             except (IntegrityError, OperationalError):
                 # The event's sequence was taken, or SQLite's write lock was held: nothing
                 # was written; try again.
+                moved = False
+            if not moved:  # another writer came first: read again
                 await asyncio.sleep(0.005 * secrets.randbelow(4))
                 continue
             if row is not None:
@@ -389,6 +390,18 @@ class RecordStore:
                 current.version + 1,
             )
         raise ServiceError("could not update the record: too much contention", 503)
+
+    @staticmethod
+    async def _has_event(session: Any, record_id: str, event: Announcement) -> bool:
+        """Whether the event's dedupe key was written already (it is then not written again)."""
+        if event.dedupe_key is None:
+            return False
+        found = await session.scalar(
+            select(RecordEvent.sequence).where(
+                RecordEvent.record_id == record_id, RecordEvent.dedupe_key == event.dedupe_key
+            )
+        )
+        return found is not None
 
     @staticmethod
     async def _event_row(session: Any, record_id: str, event: Announcement) -> RecordEvent:
