@@ -656,6 +656,17 @@ async def chat_run(record_id: str) -> str:
         return await _run_fail(record_id, str(exc) or type(exc).__name__)
 
 
+def _child_workflow_ids(record: Record, events: list[Event]) -> list[str]:
+    """The record lists a batch's child workflows when the batch ends; its progress events
+    name each one as soon as it starts."""
+    started = [
+        e.payload["workflowId"]
+        for e in events
+        if e.type == "tool_call_progress" and e.payload.get("workflowId")
+    ]
+    return list(dict.fromkeys([*record.data.get("childWorkflowIds", []), *started]))
+
+
 def _with_overrides(arguments: str, overrides: dict[str, Any]) -> str:
     try:
         current = json.loads(arguments or "{}")
@@ -723,11 +734,9 @@ class ChatRunRuntime:
         )
         if moved is None:
             return record
-        # The batch in flight has not listed its children on the record yet; its events have.
         events = await self.deps.records.events(record.id)
-        started = [e.payload.get("workflowId") for e in events if e.type == "tool_call_progress"]
-        for child_id in dict.fromkeys([*moved.data.get("childWorkflowIds", []), *started]):
-            child = await self.workflows.deps.records.get(child_id) if child_id else None
+        for child_id in _child_workflow_ids(moved, events):
+            child = await self.workflows.deps.records.get(child_id)
             if child is not None:
                 await self.workflows.cancel(child, "the chat run was cancelled")
         try:
@@ -842,7 +851,7 @@ class ChatRunRuntime:
             "toolCalls": data.get("toolCalls", []),
             "toolResults": data.get("toolResults", []),
             "mediaContext": await _public_media(record),
-            "childWorkflowIds": data.get("childWorkflowIds", []),
+            "childWorkflowIds": _child_workflow_ids(record, events),
             "billingPreview": data.get("billingPreview"),
             "billingPreviews": data.get("billingPreviews", []),
             "artifacts": data.get("artifacts", []),

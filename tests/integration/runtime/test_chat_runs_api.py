@@ -493,6 +493,7 @@ async def test_cancel_stops_the_run_and_its_child_workflow(client: Client) -> No
         run_id, lambda e: e["type"] == "tool_call_progress", timeout_s=60
     )
     workflow_id = progress["payload"]["workflowId"]
+    assert (await client.run(run_id))["childWorkflowIds"] == [workflow_id]  # while it runs
     dispatched = next(e for e in await client.events(run_id) if e["type"] == "tool_call_dispatched")
     arguments = json.loads(dispatched["payload"]["arguments"])
     assert {name: arguments[name] for name in BIG_IMAGES} == BIG_IMAGES
