@@ -148,11 +148,11 @@ def test_get_events_list_stream_and_resume_of_a_finished_workflow(
     assert got["workflowId"] == workflow_id and got["status"] == "completed"
 
     events = json_out(agent(server, "--workflow-events", workflow_id, "--json"))["events"]
-    assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
+    assert [e["sequence"] for e in events] == list(range(len(events)))
     assert events[-1]["type"] == "workflow_completed"
-    tail = agent(server, "--workflow-events", workflow_id, "--after", str(len(events) - 1))
+    tail = agent(server, "--workflow-events", workflow_id, "--after", str(len(events) - 2))
     assert tail.returncode == 0
-    assert tail.stdout.split()[:2] == [str(len(events)), "workflow_completed"]
+    assert tail.stdout.split()[:2] == [str(len(events) - 1), "workflow_completed"]
 
     listed = json_out(agent(server, "--list-workflows", "--limit", "50", "--json"))
     assert workflow_id in [w["workflowId"] for w in listed["workflows"]]

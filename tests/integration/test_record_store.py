@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import delete
 
 from sogni_intelligence.errors import ServiceError
-from sogni_intelligence.runtime.records import Announcement, RecordStore
+from sogni_intelligence.runtime.records import BEFORE_FIRST, Announcement, RecordStore
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.models import DurableRecord, IdempotencyKey, RecordEvent
 
@@ -124,7 +124,7 @@ async def test_a_transition_and_its_event_are_written_together(records: RecordSt
     )
     assert late is None
     events = await records.events(record.id)
-    assert [e.sequence for e in events] == list(range(1, 8))
+    assert [e.sequence for e in events] == list(range(7))
     assert [e.type for e in events].count("run_cancelled") == 1
     assert "run_completed" not in [e.type for e in events]
     # An announcement whose dedupe key is already in the log moves the status alone.
@@ -137,7 +137,7 @@ async def test_a_transition_and_its_event_are_written_together(records: RecordSt
     assert moved_again is not None and moved_again.status == "running"
     assert [e.type for e in await records.events(again.id)] == ["run_started"]
     seen = [await first] + [await anext(follower) for _ in range(6)]
-    assert [e.sequence for e in seen if e is not None] == list(range(1, 8))
+    assert [e.sequence for e in seen if e is not None] == list(range(7))
     await follower.aclose()
 
 
@@ -168,9 +168,9 @@ async def test_events_are_gap_free_under_concurrent_appends(records: RecordStore
     record, _ = await records.create("workflow", "key_a", {})
     await asyncio.gather(*(records.append(record.id, "step_started", {"i": i}) for i in range(20)))
     events = await records.events(record.id)
-    assert [e.sequence for e in events] == list(range(1, 21))
+    assert [e.sequence for e in events] == list(range(20))
     assert sorted(e.payload["i"] for e in events) == list(range(20))
-    assert [e.sequence for e in await records.events(record.id, after=18)] == [19, 20]
+    assert [e.sequence for e in await records.events(record.id, after=17)] == [18, 19]
 
 
 async def test_dedupe_key_writes_an_event_once(records: RecordStore) -> None:
@@ -181,14 +181,14 @@ async def test_dedupe_key_writes_an_event_once(records: RecordStore) -> None:
     again = await records.append(
         record.id, "step_completed", {"step": "a"}, dedupe_key="a:completed"
     )
-    assert again.sequence == first.sequence == 1
+    assert again.sequence == first.sequence == 0
     racing = await asyncio.gather(
         *(
             records.append(record.id, "step_completed", {"step": "b"}, dedupe_key="b:completed")
             for _ in range(5)
         )
     )
-    assert {e.sequence for e in racing} == {2}
+    assert {e.sequence for e in racing} == {1}
     assert len(await records.events(record.id)) == 2
 
 
@@ -208,11 +208,11 @@ async def test_follow_replays_then_streams_live_and_across_stores(
                 return seen
         raise AssertionError("stream ended")
 
-    local = asyncio.create_task(collect(records, 1, 6))
-    remote = asyncio.create_task(collect(other_process, 0, 7))
+    local = asyncio.create_task(collect(records, 1, 5))
+    remote = asyncio.create_task(collect(other_process, BEFORE_FIRST, 7))
     await asyncio.sleep(0.1)
     for i in range(4):
         await records.append(record.id, "step_completed", {"i": i})
         await asyncio.sleep(0.01)
-    assert await asyncio.wait_for(local, 5) == [2, 3, 4, 5, 6, 7]
-    assert await asyncio.wait_for(remote, 5) == [1, 2, 3, 4, 5, 6, 7]
+    assert await asyncio.wait_for(local, 5) == [2, 3, 4, 5, 6]
+    assert await asyncio.wait_for(remote, 5) == [0, 1, 2, 3, 4, 5, 6]

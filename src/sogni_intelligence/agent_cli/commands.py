@@ -246,7 +246,7 @@ def resume_workflow(ctx: Context) -> int:
     if ctx.args.watch_workflow:
         # Follow only what happens from now on, not the pause that is being released.
         events = ctx.client.data("GET", f"{WORKFLOWS}/{path_id(workflow_id)}/events")["events"]
-        cursor = max((int(e["sequence"]) for e in events), default=0)
+        cursor = max((int(e["sequence"]) for e in events), default=None)
     data = ctx.client.data(
         "POST", f"{WORKFLOWS}/{path_id(workflow_id)}/resume", body={"app_source": APP_SOURCE}
     )

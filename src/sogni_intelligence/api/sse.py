@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from sogni_intelligence.runtime.records import Event, RecordStore
+from sogni_intelligence.runtime.records import BEFORE_FIRST, Event, RecordStore
 
 DONE = "data: [DONE]\n\n"
 
@@ -55,4 +55,4 @@ def cursor(after: int | None, last_event_id: str | None) -> int:
         return after
     if last_event_id is not None and last_event_id.strip().isdigit():
         return int(last_event_id)
-    return 0
+    return BEFORE_FIRST

@@ -33,6 +33,8 @@ CANCEL_POLL_S = 1.0
 RecordKind = Literal["workflow", "chat_run"]
 _PREFIX = {"workflow": "wf_", "chat_run": "run_"}
 _APPEND_ATTEMPTS = 8
+#: The cursor before a log's first event (sequences start at 0; cursors are exclusive).
+BEFORE_FIRST = -1
 
 
 def _aware(moment: datetime) -> datetime:
@@ -410,7 +412,7 @@ class RecordStore:
         )
         row = RecordEvent(
             record_id=record_id,
-            sequence=(last or 0) + 1,
+            sequence=0 if last is None else last + 1,
             type=event.type,
             at=utcnow(),
             payload=event.payload,
@@ -462,7 +464,9 @@ class RecordStore:
             )
         return None if row is None else _event(row)
 
-    async def events(self, record_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
+    async def events(
+        self, record_id: str, after: int = BEFORE_FIRST, limit: int = 1000
+    ) -> list[Event]:
         """Events with `sequence > after` (cursors are exclusive), oldest first."""
         async with self._db.session() as session:
             rows = await session.scalars(
@@ -474,7 +478,7 @@ class RecordStore:
             return [_event(row) for row in rows]
 
     async def follow(
-        self, record_id: str, after: int = 0, idle_s: float | None = None
+        self, record_id: str, after: int = BEFORE_FIRST, idle_s: float | None = None
     ) -> AsyncIterator[Event | None]:
         """Replay from `after`, then yield new events as they are appended, forever; the
         caller decides when to stop (e.g. at a terminal event). With `idle_s`, a None is

@@ -25,7 +25,7 @@ from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.signing import UrlSigner
 from sogni_intelligence.media.store import AssetStore
 from sogni_intelligence.runtime import durable, workflows
-from sogni_intelligence.runtime.records import TERMINAL, RecordStore
+from sogni_intelligence.runtime.records import BEFORE_FIRST, TERMINAL, RecordStore
 from sogni_intelligence.runtime.workflows import WorkflowDeps, WorkflowRuntime
 from sogni_intelligence.store.db import Database
 
@@ -152,7 +152,8 @@ async def recover(data_dir: Path, timeout_s: float) -> int:
     pending, _ = await records.list("workflow", OWNER, 0, 100)
     pending = [r for r in pending if r.status not in TERMINAL]
     last_seen = {
-        r.id: max((e.sequence for e in await records.events(r.id)), default=0) for r in pending
+        r.id: max((e.sequence for e in await records.events(r.id)), default=BEFORE_FIRST)
+        for r in pending
     }
 
     # When the first tool runs again (the recovered workflow is executing) and how long that

@@ -140,7 +140,7 @@ def _check_finished(
     assert recovered["record_id"] == record_id and recovered["status"] == "completed"
     assert recovered["dbos_status"] == "SUCCESS", recovered
     assert recovered["new_events"], "nothing happened after the restart"
-    assert recovered["new_events"][0]["sequence"] == len(at_kill) + 1
+    assert recovered["new_events"][0]["sequence"] == len(at_kill)  # sequences start at 0
 
     status, data = _query(
         data_dir / "sogni.sqlite",
@@ -153,7 +153,7 @@ def _check_finished(
 
     # The event log: gap-free, each dedupe key once, each lifecycle event once.
     events = _events(data_dir, record_id)
-    assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
+    assert [e["sequence"] for e in events] == list(range(len(events)))
     assert events[: len(at_kill)] == at_kill, "events written before the crash changed"
     dedupe = Counter(e["dedupe"] for e in events)
     assert None not in dedupe and max(dedupe.values()) == 1, dedupe

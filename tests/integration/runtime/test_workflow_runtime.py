@@ -60,7 +60,7 @@ async def test_plan_runs_to_completion_with_bound_media(runtime: WorkflowRuntime
     assert types[0] == "workflow_started" and types[-1] == "workflow_completed"
     assert types.count("step_started") == 2 and types.count("step_completed") == 2
     assert types.count("artifact_created") == 2
-    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    assert [e.sequence for e in events] == list(range(len(events)))
     final = await runtime.deps.records.get(record.id)
     assert final is not None and final.status == "completed"
     public = await runtime.public(final)

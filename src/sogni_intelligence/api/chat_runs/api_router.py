@@ -57,11 +57,11 @@ async def get_run(run_id: str, request: Request, key: CurrentKey) -> JSONRespons
 
 @router.get(f"{BASE}/{{run_id}}/events")
 async def run_events(
-    run_id: str, request: Request, key: CurrentKey, after: int = Query(0, ge=0)
+    run_id: str, request: Request, key: CurrentKey, after: int | None = Query(None, ge=0)
 ) -> JSONResponse:
     record = await serving.owned_run(request, key.id, run_id)
     runs = serving.runs_of(request)
-    events = await runs.deps.records.events(record.id, after)
+    events = await runs.deps.records.events(record.id, cursor(after, None))
     return _ok({"events": [runs.public_event(e) for e in events]})
 
 

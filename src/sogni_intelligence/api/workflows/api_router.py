@@ -140,10 +140,11 @@ async def get_workflow(workflow_id: str, request: Request, key: CurrentKey) -> J
 
 @router.get(f"{BASE}/{{workflow_id}}/events")
 async def workflow_events(
-    workflow_id: str, request: Request, key: CurrentKey, after: int = Query(0, ge=0)
+    workflow_id: str, request: Request, key: CurrentKey, after: int | None = Query(None, ge=0)
 ) -> JSONResponse:
     record = await serving.owned_workflow(request, key.id, workflow_id)
-    events = await serving.public_events(serving.runtime_of(request), record.id, after)
+    runtime = serving.runtime_of(request)
+    events = await serving.public_events(runtime, record.id, cursor(after, None))
     return _ok({"events": events})
 
 

@@ -79,7 +79,7 @@ def _status_after(events: list[Any], start_status: str) -> list[str]:
 
 
 async def public_events(runtime: WorkflowRuntime, record_id: str, after: int) -> list[dict]:
-    events = await runtime.deps.records.events(record_id, 0)
+    events = await runtime.deps.records.events(record_id)
     statuses = _status_after(events, "queued")
     return [
         runtime.public_event(event, status)
@@ -91,8 +91,8 @@ async def public_events(runtime: WorkflowRuntime, record_id: str, after: int) ->
 async def event_stream(runtime: WorkflowRuntime, record_id: str, after: int) -> AsyncIterator[str]:
     """Replay after the cursor, then live events; close at a terminal or waiting status."""
     records = runtime.deps.records
-    # Sequences are gap-free, so the first `after` events are the ones before the cursor.
-    before = await records.events(record_id, 0, limit=after) if after else []
+    # Sequences are gap-free from 0, so the first `after + 1` events are those up to the cursor.
+    before = await records.events(record_id, limit=after + 1) if after >= 0 else []
     status = _status_after(before, "queued")[-1] if before else "queued"
     if status in STREAM_CLOSES_AT and not await records.events(record_id, after, limit=1):
         return
