@@ -1,16 +1,25 @@
-"""Shared fixtures: database URLs to run store tests on, and small settings builders."""
+"""Shared fixtures: database URLs to run store tests on, small settings builders, and the whole
+app in process."""
 
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from sogni_intelligence.api.app import create_app
 from sogni_intelligence.config import PUBLIC_MODEL_IDS, ModelConfig, Settings
+from sogni_intelligence.store.db import Database
+from sogni_intelligence.store.keys import KeyStore
 
 POSTGRES_URL = os.environ.get("SOGNI_TEST_POSTGRES_URL")
 
@@ -50,3 +59,30 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if not POSTGRES_URL:
         pytest.skip("SOGNI_TEST_POSTGRES_URL is not set (make test starts a server)")
     return POSTGRES_URL
+
+
+@dataclass
+class InProcessApp:
+    app: FastAPI
+    http: httpx.AsyncClient
+    key: str
+    owner: str
+
+
+@asynccontextmanager
+async def in_process_app(settings: Settings, timeout_s: float = 60) -> AsyncIterator[InProcessApp]:
+    """The whole app with its lifespan, an HTTP client over ASGI, and an API key (its owner id
+    is what records are stored under)."""
+    settings.ensure_data_dir()
+    db = Database(settings.resolved_database_url)
+    await db.create_all()
+    key, info = await KeyStore(db).create("tests")
+    await db.close()
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=timeout_s
+        ) as http,
+    ):
+        yield InProcessApp(app, http, key, info.id)

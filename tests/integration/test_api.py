@@ -10,10 +10,8 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 
-from sogni_intelligence.api.app import create_app
-from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.keys import KeyStore
-from tests.conftest import embedded_settings
+from tests.conftest import embedded_settings, in_process_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -37,15 +35,8 @@ class Api:
 async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
     data: Path = tmp_path_factory.mktemp("api")
     settings = embedded_settings(data).model_copy(update={"max_body_bytes": 256 * 1024})
-    db = Database(settings.resolved_database_url)
-    await db.create_all()
-    key, _ = await KeyStore(db).create("tests")
-    await db.close()
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield Api(client, key, app.state.keys)
+    async with in_process_app(settings) as running:
+        yield Api(running.http, running.key, running.app.state.keys)
 
 
 def _assert_openai_error(response: httpx.Response, status: int, param: str | None = None) -> dict:

@@ -11,10 +11,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from sogni_intelligence.api.app import create_app
-from sogni_intelligence.store.db import Database
-from sogni_intelligence.store.keys import KeyStore
-from tests.conftest import embedded_settings
+from tests.conftest import embedded_settings, in_process_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -41,16 +38,8 @@ class Api:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
     data: Path = tmp_path_factory.mktemp("tools-execute")
-    settings = embedded_settings(data)
-    db = Database(settings.resolved_database_url)
-    await db.create_all()
-    key, _ = await KeyStore(db).create("tests")
-    await db.close()
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield Api(client, key)
+    async with in_process_app(embedded_settings(data)) as running:
+        yield Api(running.http, running.key)
 
 
 def _sogni_error(response: httpx.Response, status: int) -> dict[str, Any]:

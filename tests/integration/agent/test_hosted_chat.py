@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, get_args
@@ -24,17 +23,14 @@ from PIL import Image
 
 from sogni_intelligence.agent.loop import AgentLoop, Session
 from sogni_intelligence.agent.surfaces import hosted_tools
-from sogni_intelligence.api.app import create_app
 from sogni_intelligence.api.chat_completions.protocol import ChatCompletionRequest
 from sogni_intelligence.api.chat_completions.serving import AgentTurn
-from sogni_intelligence.media.ffmpeg import ffprobe_exe
 from sogni_intelligence.runtime.records import RecordStore
-from sogni_intelligence.store.db import Database
-from sogni_intelligence.store.keys import KeyStore
 from sogni_intelligence.tools.base import ErrorType
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.media_context import MediaContext
-from tests.conftest import embedded_settings
+from tests.conftest import embedded_settings, in_process_app
+from tests.integration.tools.conftest import ffprobe
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -130,17 +126,8 @@ class Api:
 async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
     data: Path = tmp_path_factory.mktemp("hosted-chat")
     settings = embedded_settings(data, n_ctx=8192).model_copy(update={"agent_max_rounds": 2})
-    db = Database(settings.resolved_database_url)
-    await db.create_all()
-    key, info = await KeyStore(db).create("hosted-chat")
-    await db.close()
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://test", timeout=600
-        ) as client:
-            yield Api(client, app, key, info.id)
+    async with in_process_app(settings, timeout_s=600) as running:
+        yield Api(running.http, running.app, running.key, running.owner)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -316,23 +303,7 @@ async def test_indices_chain_across_calls_of_one_turn(api: Api) -> None:
     assert [w["status"] for w in session.workflows] == ["completed"] * 3
     stored = await api.app.state.assets.get(video["output_assets"][0]["asset_id"], api.owner)
     assert stored is not None
-    path = str(api.app.state.assets.path_of(stored))
-    probe = subprocess.run(
-        [
-            ffprobe_exe(),
-            "-v",
-            "error",
-            "-print_format",
-            "json",
-            "-show_format",
-            "-show_streams",
-            path,
-        ],
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )
-    report = json.loads(probe.stdout)
+    report = ffprobe(api.app.state.assets.path_of(stored))
     stream = next(s for s in report["streams"] if s["codec_type"] == "video")
     assert (stream["width"], stream["height"]) == (256, 256)
     assert 1.8 <= float(report["format"]["duration"]) <= 2.3

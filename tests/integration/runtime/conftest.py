@@ -13,7 +13,6 @@ import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 
-from sogni_intelligence.api.app import create_app
 from sogni_intelligence.config import Settings
 from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.signing import UrlSigner
@@ -22,8 +21,7 @@ from sogni_intelligence.runtime import durable
 from sogni_intelligence.runtime.records import RecordStore
 from sogni_intelligence.runtime.workflows import WorkflowDeps, WorkflowRuntime
 from sogni_intelligence.store.db import Database
-from sogni_intelligence.store.keys import KeyStore
-from tests.conftest import fresh_postgres_database
+from tests.conftest import fresh_postgres_database, in_process_app
 from tests.integration.runtime.processes import kill
 
 
@@ -78,19 +76,8 @@ async def runtime(tmp_path: Path, runtime_database_url: str) -> AsyncIterator[Wo
 async def app_with_two_keys(
     settings: Settings, timeout_s: float
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, str, str]]:
-    """The whole app in process, an HTTP client for it, and two keys (the second one checks
-    that records stay invisible to other keys)."""
-    settings.ensure_data_dir()
-    db = Database(settings.resolved_database_url)
-    await db.create_all()
-    key, _ = await KeyStore(db).create("a")
-    other, _ = await KeyStore(db).create("b")
-    await db.close()
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=timeout_s
-        ) as http,
-    ):
-        yield app, http, key, other
+    """The whole app in process and two keys (the second one checks that records stay
+    invisible to other keys)."""
+    async with in_process_app(settings, timeout_s) as running:
+        other, _ = await running.app.state.keys.create("other")
+        yield running.app, running.http, running.key, other

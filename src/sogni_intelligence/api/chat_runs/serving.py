@@ -98,15 +98,16 @@ async def prepare_run(
         for i, r in enumerate(body.media_references or [], 1)
     ]
     messages = []
+    attached = 0
     for message in body.messages:
         if isinstance(message.content, list):
             parts: list[TextPart] = []
             for part in message.content:
                 if isinstance(part, ImagePart):
-                    number = sum(1 for m in media if m["label"].startswith("attached")) + 1
-                    label = f"attached image {number}"
+                    attached += 1
+                    label = f"attached image {attached}"
                     media.append({"part": "uploads", "url": part.image_url.url, "label": label})
-                    parts.append(TextPart(type="text", text=attached_image(number)))
+                    parts.append(TextPart(type="text", text=attached_image(attached)))
                 else:
                     parts.append(part)
             message = message.model_copy(update={"content": parts})
