@@ -150,3 +150,42 @@ async def test_fork_of_a_public_template_by_another_key(store: TemplateStore) ->
     assert [t["id"] for t in own] == [fork["id"]]
     unnamed = await store.fork(ALICE, source["id"])
     assert unnamed["name"] == "Portrait (fork)" and unnamed["author"] == {"userId": ALICE}
+
+
+COFFEE = {"type": "fixed", "id": "brew", "tool": "make_coffee", "args": {}}
+
+
+async def test_stages_are_checked_at_create_patch_and_fork(
+    store: TemplateStore, database_url: str
+) -> None:
+    with pytest.raises(ServiceError) as caught:
+        await store.create(ALICE, body(stages=[COFFEE]))
+    assert caught.value.status == 400 and caught.value.code == "invalid_template"
+    assert caught.value.param == "stages[0].tool" and "'brew'" in caught.value.message
+    assert await store.list(ALICE, "own") == ([], None)
+
+    created = await store.create(ALICE, body(visibility="public"))
+    later = {
+        "type": "fixed",
+        "id": "up",
+        "tool": "upscale_image",
+        "dependsOn": [
+            {"sourceStepId": "k2", "targetArgument": "sourceImageIndex", "transform": "image_index"}
+        ],
+    }
+    with pytest.raises(ServiceError) as caught:
+        await store.update(ALICE, created["id"], {"stages": [*created["stages"], later]})
+    assert caught.value.param == "stages[1].dependsOn[0].sourceStepId"
+    assert await store.get(ALICE, created["id"]) == created
+
+    # A template stored before stages were checked cannot be forked as it is.
+    db = Database(database_url)
+    async with db.session() as session, session.begin():
+        row = await session.get(TemplateRow, created["id"])
+        assert row is not None
+        row.data = {**row.data, "stages": [*row.data["stages"], COFFEE]}
+    await db.close()
+    with pytest.raises(ServiceError) as caught:
+        await store.fork(BOB, created["id"], "Copy")
+    assert caught.value.param == "stages[1].tool"
+    assert await store.list(BOB, "own") == ([], None)

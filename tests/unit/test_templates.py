@@ -5,6 +5,7 @@ import pytest
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.runtime.templates import (
     WorkflowTemplate,
+    check_template,
     compile_template,
     parse_template,
     validate_inputs,
@@ -332,3 +333,169 @@ def test_condition_skips_a_stage_and_its_bindings() -> None:
     assert bad(compile_template, template(stages=stages), {"brief": "b"}).code == (
         "unsupported_condition"
     )
+
+
+# --- checking stages before a template is stored ----------------------------------------------
+
+
+def image_stage(stage_id: str = "art", **args: Any) -> dict[str, Any]:
+    return {
+        "type": "fixed",
+        "id": stage_id,
+        "tool": "generate_image",
+        "args": {"prompt": "x", **args},
+    }
+
+
+def upscale_from(stage_id: str, source: str, **extra: Any) -> dict[str, Any]:
+    binding = {
+        "sourceStepId": source,
+        "targetArgument": "sourceImageIndex",
+        "transform": "image_index",
+    }
+    return {
+        "type": "fixed",
+        "id": stage_id,
+        "tool": "upscale_image",
+        "dependsOn": [binding],
+        **extra,
+    }
+
+
+def checked(*stages: dict[str, Any], inputs: list[dict[str, Any]] | None = None) -> None:
+    overrides: dict[str, Any] = {"stages": list(stages)}
+    if inputs is not None:
+        overrides["inputs"] = inputs
+    check_template(parse_template(template(**overrides)))
+
+
+def refused(*stages: dict[str, Any], inputs: list[dict[str, Any]] | None = None) -> ServiceError:
+    with pytest.raises(ServiceError) as caught:
+        checked(*stages, inputs=inputs)
+    assert caught.value.status == 400 and caught.value.code == "invalid_template"
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("stage", "param", "words"),
+    [
+        ({"type": "fixed", "id": "brew", "tool": "make_coffee"}, "stages[1].tool", "make_coffee"),
+        (
+            {"type": "fixed", "id": "story", "tool": "compose_script", "args": {"prompt": "x"}},
+            "stages[1].tool",
+            "composition",
+        ),
+        (image_stage("wide", width=5), "stages[1].args.width", "greater than or equal to 256"),
+        (image_stage("typo", numberOfMedia=2), "stages[1].args.numberOfMedia", "numberOfMedia"),
+        (upscale_from("up", "ghost"), "stages[1].dependsOn[0].sourceStepId", "ghost"),
+        (upscale_from("up", "up"), "stages[1].dependsOn[0].sourceStepId", "not before it"),
+        (
+            {**image_stage("when"), "condition": "hd == true"},
+            "stages[1].condition",
+            "placeholder",
+        ),
+        (
+            {"type": "interactive", "id": "chat", "systemPrompt": "Help", "allowedTools": ["brew"]},
+            "stages[1].allowedTools[0]",
+            "brew",
+        ),
+        (
+            {"type": "batch", "id": "many", "overBinding": "b", "itemName": "i", "itemStage": {}},
+            "stages[1].itemStage.tool",
+            "None",
+        ),
+        (
+            {
+                "type": "batch",
+                "id": "many",
+                "overBinding": "b",
+                "itemName": "i",
+                "itemStage": {"tool": "compose_lyrics"},
+            },
+            "stages[1].itemStage.tool",
+            "composition",
+        ),
+    ],
+)
+def test_stages_that_could_never_run_are_refused_naming_the_stage(
+    stage: dict[str, Any], param: str, words: str
+) -> None:
+    error = refused(image_stage(), stage)
+    assert error.param == param
+    assert f"'{stage['id']}'" in error.message and words in error.message
+
+
+def test_a_stage_may_not_depend_on_a_later_one_so_cycles_are_refused() -> None:
+    error = refused(upscale_from("a", "b"), upscale_from("b", "a"))
+    assert error.param == "stages[0].dependsOn[0].sourceStepId" and "'a'" in error.message
+    checked(image_stage("b"), upscale_from("a", "b"))
+
+
+def test_a_binding_error_points_past_the_bindings_made_for_media_inputs() -> None:
+    stage = upscale_from("up", "art", args={"sourceImageIndex": "$inputs.photo"})
+    stage["dependsOn"].append(
+        {"sourceStepId": "art", "targetArgument": "nope", "transform": "image_index"}
+    )
+    error = refused(image_stage(), stage)
+    assert error.param == "stages[1].dependsOn[1].targetArgument" and "nope" in error.message
+    media_into_nothing = {
+        "type": "fixed",
+        "id": "e",
+        "tool": "edit_image",
+        "args": {"prompt": "x", "img": "$inputs.photo"},
+    }
+    error = refused(media_into_nothing)
+    assert error.param == "stages[0].args.img" and "'e'" in error.message
+
+
+def test_placeholders_stand_in_with_their_input_type() -> None:
+    inputs = [
+        {"name": "brief", "type": "text", "required": True},
+        {"name": "size", "type": "number"},
+        {"name": "small", "type": "number", "default": 16},
+        {"name": "ratio", "type": "select", "options": [{"value": "16:9"}, {"value": "1:1"}]},
+        {"name": "photo", "type": "image", "required": True},
+        {"name": "refs", "type": "image", "multiple": {"min": 2, "max": 3}},
+    ]
+    edit = {
+        "type": "fixed",
+        "id": "edit",
+        "tool": "edit_image",
+        "args": {
+            "prompt": "$inputs.brief in $inputs.ratio",
+            "width": "$inputs.size",
+            "aspectRatio": "$inputs.ratio",
+            "sourceImageIndex": "$inputs.photo",
+            "referenceImageIndices": "$inputs.refs",
+        },
+    }
+    # Any number may come for `size`: its stand-in misses width >= 256, which is no fault.
+    checked(edit, inputs=inputs)
+    # A number is not a prompt, and a default is a value every run may use.
+    error = refused({**edit, "args": {**edit["args"], "prompt": "$inputs.size"}}, inputs=inputs)
+    assert error.param == "stages[0].args.prompt" and "'edit'" in error.message
+    error = refused({**edit, "args": {**edit["args"], "width": "$inputs.small"}}, inputs=inputs)
+    assert error.param == "stages[0].args.width"
+
+
+def test_stages_behind_conditions_and_after_batch_stages_are_checked() -> None:
+    inputs = [{"name": "hd", "type": "select", "options": [{"value": False}, {"value": True}]}]
+    hidden = {**image_stage("maybe", width=5), "condition": "$inputs.hd"}
+    assert refused(hidden, inputs=inputs).param == "stages[0].args.width"
+    batch = {
+        "type": "batch",
+        "id": "many",
+        "overBinding": "b",
+        "itemName": "i",
+        "itemStage": {"tool": "generate_image"},
+    }
+    chat = {
+        "type": "interactive",
+        "id": "chat",
+        "systemPrompt": "Help",
+        "allowedTools": ["compose_script"],
+    }
+    checked(image_stage(), batch, chat, upscale_from("up", "many"))
+    wrong_target = upscale_from("up", "many")
+    wrong_target["dependsOn"][0]["targetArgument"] = "nope"
+    assert refused(batch, wrong_target).param == "stages[1].dependsOn[0].targetArgument"

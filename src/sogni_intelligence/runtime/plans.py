@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from functools import cache
 from typing import Any, Literal
 
@@ -93,6 +93,25 @@ UPLOAD_POSITION_ARGUMENTS: frozenset[tuple[str, str]] = frozenset(
         ("sound_to_video", "sourceImageIndex"),
         ("video_to_video", "videoSourceIndex"),
         ("extract_metadata", "fileIndex"),
+    }
+)
+
+# Pydantic error types that refuse a value of the right type (range, length, choice, format).
+_VALUE_ERRORS = frozenset(
+    {
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "multiple_of",
+        "string_too_short",
+        "string_too_long",
+        "string_pattern_mismatch",
+        "too_short",
+        "too_long",
+        "literal_error",
+        "enum",
+        "value_error",
     }
 )
 
@@ -343,12 +362,25 @@ def _arguments_for_validation(
     return arguments
 
 
-def _validate_arguments(step: PlanStep, index: int, arguments: dict[str, Any]) -> BaseModel:
+def _validate_arguments(
+    step: PlanStep, index: int, arguments: dict[str, Any], open_arguments: Collection[str] = ()
+) -> BaseModel | None:
+    """The step's typed arguments, or a 400 naming the first bad one. For `open_arguments` only
+    the type counts: their value is known at run time, so a stand-in outside a range, length or
+    choice is forgiven (and then there are no typed arguments to return)."""
     tool = CATALOG[step.toolName]
     try:
         return tool.args.model_validate(arguments)
     except ValidationError as exc:
-        errors = exc.errors()
+        errors = [
+            error
+            for error in exc.errors()
+            if error["type"] not in _VALUE_ERRORS
+            or not error["loc"]
+            or error["loc"][0] not in open_arguments
+        ]
+        if not errors:
+            return None
         first = errors[0]
         location = ".".join(str(part) for part in first["loc"])
         param = f"input.steps[{index}].arguments" + (f".{location}" if location else "")
@@ -412,10 +444,18 @@ def _find_cycle(steps: list[PlanStep]) -> list[str] | None:
     return None
 
 
-def normalise_plan(raw_input: Any, media_references: Any = None) -> Plan:
+def normalise_plan(
+    raw_input: Any,
+    media_references: Any = None,
+    *,
+    max_steps: int = MAX_STEPS,
+    open_arguments: Mapping[int, Collection[str]] | None = None,
+) -> Plan:
     """Validate a workflow `input` (`{title?, steps}`) and the request's media references.
 
-    Raises a 400 `ServiceError` naming the offending step, binding or argument."""
+    Raises a 400 `ServiceError` naming the offending step, binding or argument. A template check
+    passes its own `max_steps` (conditions may leave stages out) and, per step position, the
+    `open_arguments` that hold stand-ins for caller inputs (only their type is checked)."""
     references = validate_media_references(media_references)
     if not isinstance(raw_input, dict):
         raise _fail("Workflow input must be an object with a steps array", "input")
@@ -425,8 +465,8 @@ def normalise_plan(raw_input: Any, media_references: Any = None) -> Plan:
     raw_steps = raw_input.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
         raise _fail("Durable workflow requires at least one step", "input.steps")
-    if len(raw_steps) > MAX_STEPS:
-        raise _fail(f"Durable workflow supports at most {MAX_STEPS} steps", "input.steps")
+    if len(raw_steps) > max_steps:
+        raise _fail(f"Durable workflow supports at most {max_steps} steps", "input.steps")
 
     allowed = step_tool_names()
     steps: list[PlanStep] = []
@@ -487,7 +527,8 @@ def normalise_plan(raw_input: Any, media_references: Any = None) -> Plan:
             if binding.from_input_media
             and (value := _input_media_stand_in(step, binding, references)) is not None
         }
-        _validate_arguments(step, i, _arguments_for_validation(step, input_values))
+        arguments = _arguments_for_validation(step, input_values)
+        _validate_arguments(step, i, arguments, (open_arguments or {}).get(i, ()))
 
     return Plan(title=title or DEFAULT_TITLE, mediaReferences=references, steps=steps)
 
