@@ -158,6 +158,12 @@ class Settings(BaseSettings):
         description="A workflow estimated above this many capacity units waits for a cost "
         "confirmation unless started with confirm_cost.",
     )
+    record_sweep_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often an API process ends the open records whose durable workflow "
+        "stopped without ending them (at most this long a record stays open after that).",
+    )
     # the agent loop of chat completions
     agent_max_rounds: int = Field(
         default=8, ge=1, le=64, description="LLM rounds one turn may take with hosted tools."

@@ -9,7 +9,7 @@ import binascii
 from typing import Any
 
 from sogni_intelligence.errors import invalid_request
-from sogni_intelligence.media.fetch import FetchPolicy, fetch_media
+from sogni_intelligence.media.fetch import FetchPolicy, fetch_into_store, refuse_early
 from sogni_intelligence.media.store import AssetRecord, AssetStore
 from sogni_intelligence.tools.media_context import MediaContext
 
@@ -24,18 +24,19 @@ def decode_data_uri(uri: str, param: str) -> bytes:
         raise invalid_request("the data URI is not valid base64", param) from exc
 
 
+def _source(reference: dict[str, Any]) -> Any:
+    return reference.get("url") or reference.get("value") or reference.get("data")
+
+
 async def _reference_asset(
     owner: str, reference: dict[str, Any], param: str, store: AssetStore, policy: FetchPolicy
 ) -> AssetRecord:
-    source = reference.get("url") or reference.get("value") or reference.get("data")
+    source = _source(reference)
     if not isinstance(source, str) or not source:
         raise invalid_request("a media reference needs url, value or data", param)
     if source.startswith("data:"):
         return await store.put_bytes(owner, decode_data_uri(source, param), tool="media_reference")
-    fetched = await fetch_media(source, policy=policy, store=store, owner=owner)
-    return fetched.asset or await store.put_bytes(
-        owner, fetched.data, tool="media_reference", meta={"source_url": source}
-    )
+    return await fetch_into_store(source, policy=policy, store=store, owner=owner, label=param)
 
 
 def attached_image(number: int) -> str:
@@ -67,6 +68,10 @@ async def session_media(
     policy: FetchPolicy,
 ) -> tuple[MediaContext, list[str]]:
     """The session's media context and one note line per upload (`image -1 = ...`)."""
+    for i, reference in enumerate(references):  # refuse before anything is fetched or stored
+        source = _source(reference)
+        if isinstance(source, str) and not source.startswith("data:"):
+            refuse_early(source, policy, f"media_references[{i}].url")
     media = MediaContext()
     lines = []
     for i, reference in enumerate(references):

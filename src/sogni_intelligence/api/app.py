@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
@@ -29,7 +30,7 @@ from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.llm.registry import ModelRegistry
 from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.store import AssetStore
-from sogni_intelligence.runtime import durable
+from sogni_intelligence.runtime import durable, endings
 from sogni_intelligence.runtime.chat_runs import ChatRunDeps, ChatRunRuntime
 from sogni_intelligence.runtime.records import RecordStore
 from sogni_intelligence.runtime.templates import TemplateStore
@@ -103,6 +104,7 @@ def create_app(settings: Settings) -> FastAPI:
         await durable.launch(settings)
         await workflows.resume_pending()
         await chat_runs.launch_pending()
+        sweeper = asyncio.create_task(endings.sweep_forever(records, settings.record_sweep_s))
         app.state.workflows = workflows
         app.state.chat_runs = chat_runs
         app.state.started_at = int(time.time())
@@ -116,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            sweeper.cancel()
             durable.shutdown()
             for backend in app.state.tool_services["image_backends"].values():
                 await backend.close()

@@ -55,9 +55,15 @@ _HOST_NAME = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})$")
 class FetchError(ServiceError):
     """Why a media URL could not be used; 400 unless the size (413) or time (504) ran out."""
 
-    def __init__(self, message: str, status: int = 400, code: str = "media_fetch_failed") -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int = 400,
+        code: str = "media_fetch_failed",
+        param: str | None = None,
+    ) -> None:
         kind = "timeout_error" if status == 504 else "invalid_request_error"
-        super().__init__(message, status, kind, code)
+        super().__init__(message, status, kind, code, param)
 
 
 @dataclass(frozen=True)
@@ -189,6 +195,39 @@ def validate_url(raw: object) -> httpx.URL:
     return url.copy_with(fragment=None)
 
 
+def refuse_early(raw: object, policy: FetchPolicy, param: str | None = None) -> None:
+    """Refuse at the request what no fetch could ever take: a URL that is not http(s), or
+    whose host is literally a loopback, private, link-local or metadata address (or a
+    `localhost` name). Names that merely resolve to such addresses are caught by the fetch
+    itself; this check needs no network, so a durable start can refuse before storing."""
+    try:
+        _refuse_literal_host(validate_url(raw), policy)
+    except FetchError as exc:
+        if param is None:
+            raise
+        raise FetchError(
+            f"{param}: {exc.message}", exc.status, exc.code or "media_url_invalid", param
+        ) from None
+
+
+def _refuse_literal_host(url: httpx.URL, policy: FetchPolicy) -> None:
+    if host_allowed(url, policy):
+        return
+    host = normalize_host(url.raw_host.decode("ascii"))
+    if host == "localhost" or host.endswith(".localhost"):
+        raise FetchError(
+            f"refusing to fetch media from {host}: a loopback name", code="media_url_blocked"
+        )
+    try:
+        reason = address_block_reason(ipaddress.ip_address(host))
+    except ValueError:
+        return
+    if reason is not None:
+        raise FetchError(
+            f"refusing to fetch media from {host}: a {reason} address", code="media_url_blocked"
+        )
+
+
 def origin_of(url: httpx.URL) -> tuple[str, str, int]:
     """(scheme, host, port) with the default port filled in, for comparing origins."""
     return (url.scheme, normalize_host(url.raw_host.decode("ascii")), url.port or _default(url))
@@ -301,6 +340,23 @@ async def fetch_media(
             504,
             "media_fetch_timeout",
         ) from exc
+
+
+async def fetch_into_store(
+    url: str, *, policy: FetchPolicy, store: AssetStore, owner: str, label: str
+) -> AssetRecord:
+    """The asset behind a client's media URL (fetched and stored, or already ours). A failure
+    names the reference (`label`, e.g. "media reference 2"), so a record that ends on it says
+    which one."""
+    try:
+        fetched = await fetch_media(url, policy=policy, store=store, owner=owner)
+    except FetchError as exc:
+        raise FetchError(
+            f"{label} ({url[:200]}): {exc.message}", exc.status, exc.code or "", exc.param
+        ) from exc
+    return fetched.asset or await store.put_bytes(
+        owner, fetched.data, tool="media_reference", meta={"source_url": url}
+    )
 
 
 async def _from_store(

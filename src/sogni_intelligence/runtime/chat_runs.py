@@ -34,7 +34,9 @@ from sogni_intelligence.agent.media import with_uploads_note
 from sogni_intelligence.agent.surfaces import tools_named
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.llm.registry import ModelRegistry
-from sogni_intelligence.media.fetch import FetchPolicy, fetch_media
+from sogni_intelligence.media.fetch import FetchPolicy, fetch_into_store, refuse_early
+from sogni_intelligence.runtime import endings
+from sogni_intelligence.runtime.endings import end_failed_step, ends_record_on_error
 from sogni_intelligence.runtime.records import Announcement, Event, Record, RecordStore
 from sogni_intelligence.runtime.workflows import BACKBONE, WorkflowRuntime
 from sogni_intelligence.tools.base import ToolError, failure
@@ -182,11 +184,12 @@ async def _run_ingest(record_id: str) -> dict[str, Any]:
     }
     lines = []
     for item in record.data["mediaInputs"]:
-        fetched = await fetch_media(
-            item["url"], policy=deps.fetch_policy, store=assets, owner=record.owner
-        )
-        asset = fetched.asset or await assets.put_bytes(
-            record.owner, fetched.data, tool="media_reference", meta={"source_url": item["url"]}
+        asset = await fetch_into_store(
+            item["url"],
+            policy=deps.fetch_policy,
+            store=assets,
+            owner=record.owner,
+            label=item["label"],
         )
         items = media[item["part"]][asset.kind]
         items.append(asset.id)
@@ -522,9 +525,15 @@ async def _run_finish(
     status = "partial_failure" if failed else "completed"
     if failed:
         final["finishReason"] = "partial_failure" if finish == "stop" else finish
+        patch["failureReason"] = "tool calls failed: " + "; ".join(map(_call_failure, failed))
     terminal = Announcement(
         "run_partial_failure" if failed else "run_completed",
-        {"status": status, "content": final["content"], "finishReason": final["finishReason"]},
+        {
+            "status": status,
+            "content": final["content"],
+            "finishReason": final["finishReason"],
+            **({"reason": patch["failureReason"]} if failed else {}),
+        },
         "terminal",
     )
     moved = await records.transition(
@@ -536,17 +545,9 @@ async def _run_finish(
     return status
 
 
-@DBOS.step()
-async def _run_fail(record_id: str, reason: str) -> str:
-    records = _d().records
-    await records.transition(
-        record_id,
-        "failed",
-        allowed_from={"queued", "running"},
-        patch={"failureReason": reason, "completedAt": _now().isoformat()},
-        event=Announcement("run_failed", {"status": "failed", "reason": reason}, "terminal"),
-    )
-    return "failed"
+def _call_failure(result: dict[str, Any]) -> str:
+    name = result.get("toolName") or result.get("tool", "?")
+    return f"{name} ({result.get('error_type', 'UNKNOWN_ERROR')}: {result.get('message')})"
 
 
 async def _media_payload(record: Record | None) -> dict[str, Any]:
@@ -608,52 +609,49 @@ def _check_overrides(details: dict[str, Any], overrides: dict[str, Any]) -> None
 
 
 @DBOS.workflow()
-async def chat_run(record_id: str) -> str:
+@ends_record_on_error
+async def chat_run(record_id: str) -> str | None:
     if not await _run_begin(record_id):
         return "cancelled"
-    try:
-        state = await _run_ingest(record_id)
-        for number in range(_d().agent.limits.max_rounds):
-            round_result = await _run_llm_round(record_id, number, state)
-            if round_result is None:
+    state = await _run_ingest(record_id)
+    for number in range(_d().agent.limits.max_rounds):
+        round_result = await _run_llm_round(record_id, number, state)
+        if round_result is None:
+            return "cancelled"
+        state, output = round_result["state"], round_result["output"]
+        record = await _d().records.get(record_id)
+        assert record is not None
+        client, hosted = split_calls(record.data["engine"]["clientTools"], output["calls"])
+        decided: dict[str, dict[str, Any]] = {}
+        for call in hosted:
+            units = _needs_approval(record, call)
+            if units is None:
+                continue
+            if not await _run_ask_cost_approval(record_id, call, units):
                 return "cancelled"
-            state, output = round_result["state"], round_result["output"]
-            record = await _d().records.get(record_id)
-            assert record is not None
-            client, hosted = split_calls(record.data["engine"]["clientTools"], output["calls"])
-            decided: dict[str, dict[str, Any]] = {}
-            for call in hosted:
-                units = _needs_approval(record, call)
-                if units is None:
-                    continue
-                if not await _run_ask_cost_approval(record_id, call, units):
-                    return "cancelled"
-                answer = await DBOS.recv_async(f"cost:{call['id']}", timeout_seconds=COST_WAIT_S)
-                decision = (answer or {}).get("decision", "cancel")
-                if not await _run_cost_resolved(record_id, call["id"], decision):
-                    return "cancelled"
-                if decision != "confirm":
-                    decided[call["id"]] = failure(
-                        call["function"]["name"],
-                        ToolError("USER_CANCELLED", "the user declined this call's cost"),
-                    )
-                elif answer and answer.get("overrides"):
-                    call["function"]["arguments"] = _with_overrides(
-                        call["function"]["arguments"], answer["overrides"]
-                    )
-            batch = await _run_tool_batch(record_id, number, state, output, hosted, decided)
-            if batch is None:
+            answer = await DBOS.recv_async(f"cost:{call['id']}", timeout_seconds=COST_WAIT_S)
+            decision = (answer or {}).get("decision", "cancel")
+            if not await _run_cost_resolved(record_id, call["id"], decision):
                 return "cancelled"
-            state = batch["state"]
-            final = outcome(_output(output), client, batch["results"])
-            if final is not None:
-                return await _run_finish(
-                    record_id, state, final.message, final.finish_reason, final.ended_by
+            if decision != "confirm":
+                decided[call["id"]] = failure(
+                    call["function"]["name"],
+                    ToolError("USER_CANCELLED", "the user declined this call's cost"),
                 )
-        return await _run_fail(record_id, "the run used every LLM round without an answer")
-    except Exception as exc:  # a broken step ends the run visibly instead of hanging it
-        log.exception("chat run %s failed", record_id)
-        return await _run_fail(record_id, str(exc) or type(exc).__name__)
+            elif answer and answer.get("overrides"):
+                call["function"]["arguments"] = _with_overrides(
+                    call["function"]["arguments"], answer["overrides"]
+                )
+        batch = await _run_tool_batch(record_id, number, state, output, hosted, decided)
+        if batch is None:
+            return "cancelled"
+        state = batch["state"]
+        final = outcome(_output(output), client, batch["results"])
+        if final is not None:
+            return await _run_finish(
+                record_id, state, final.message, final.finish_reason, final.ended_by
+            )
+    return await end_failed_step(record_id, "the run used every LLM round without an answer")
 
 
 def _child_workflow_ids(record: Record, events: list[Event]) -> list[str]:
@@ -687,6 +685,7 @@ class ChatRunRuntime:
     def launch(self) -> None:
         global _deps
         _deps = self.deps
+        endings.bind(self.deps.records)
 
     async def start(
         self,
@@ -698,6 +697,8 @@ class ChatRunRuntime:
     ) -> tuple[Record, bool]:
         """Persist a run (with `run_created`) and start its DBOS workflow. `request` is the
         public echo, `engine` what the loop needs, `media_inputs` the URLs to fetch."""
+        for item in media_inputs:
+            refuse_early(item["url"], self.deps.fetch_policy, item.get("param", item["label"]))
         data = {
             "request": request,
             "engine": engine,

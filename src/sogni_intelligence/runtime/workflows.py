@@ -22,14 +22,17 @@ from typing import Any
 from dbos import DBOS, SetWorkflowID
 
 from sogni_intelligence.errors import ServiceError
-from sogni_intelligence.media.fetch import FetchPolicy, fetch_media
+from sogni_intelligence.media.fetch import FetchPolicy, fetch_into_store, refuse_early
 from sogni_intelligence.media.store import AssetRecord, AssetStore
+from sogni_intelligence.runtime import endings
+from sogni_intelligence.runtime.endings import STOPPED, ends_record_on_error
 from sogni_intelligence.runtime.plans import (
     BindingError,
     InputMediaRef,
     Plan,
     StepOutput,
     execution_order,
+    media_location,
     normalise_plan,
     resolve_arguments,
     step_costs,
@@ -48,6 +51,7 @@ BACKBONE = {
     "routingPolicyVersion": "2026-04-27.1",
 }
 JOB_POLL_S = 0.01
+JOB_CHECK_S = 2.0
 START_ENDPOINT = "workflows.start"
 RESEED_ENDPOINT = "workflows.reseed"
 APPROVAL_TOPIC = "cost_approval"
@@ -176,13 +180,14 @@ async def _ingest_media(record_id: str) -> list[dict[str, Any]]:
     assert record is not None
     counts: dict[str, int] = {}
     refs = []
-    for reference in record.data["plan"].get("mediaReferences", []):
+    for i, reference in enumerate(record.data["plan"].get("mediaReferences", []), 1):
         url = reference.get("url") or reference.get("value")
-        fetched = await fetch_media(
-            url, policy=deps.fetch_policy, store=deps.assets, owner=record.owner
-        )
-        asset = fetched.asset or await deps.assets.put_bytes(
-            record.owner, fetched.data, tool="media_reference", meta={"source_url": url}
+        asset = await fetch_into_store(
+            url,
+            policy=deps.fetch_policy,
+            store=deps.assets,
+            owner=record.owner,
+            label=f"media reference {i}",
         )
         kind = asset.kind
         counts[kind] = counts.get(kind, 0) + 1
@@ -346,20 +351,39 @@ async def _finish(record_id: str, statuses: dict[str, str]) -> str:
     else:
         status, event = "failed", "workflow_failed"
     patch: dict[str, Any] = {"completedAt": _now()}
+    payload: dict[str, Any] = {"status": status}
     if status != "completed":
-        failed = [k for k, v in statuses.items() if v != "completed"]
-        patch["error"] = {"message": f"steps did not complete: {', '.join(failed)}"}
+        record = await records.get(record_id)
+        reason = _steps_failure_reason(record.data["steps"] if record else [], statuses)
+        patch.update(failureReason=reason, error={"message": reason})
+        payload["reason"] = reason
     moved = await records.transition(
         record_id,
         status,
         allowed_from={"running"},
         patch=patch,
-        event=Announcement(event, {"status": status}, "terminal"),
+        event=Announcement(event, payload, "terminal"),
     )
     if moved is None:  # cancelled meanwhile: that status stands
         record = await records.get(record_id)
         return record.status if record else "failed"
     return status
+
+
+def _steps_failure_reason(steps: list[dict[str, Any]], statuses: dict[str, str]) -> str:
+    """Which steps did not complete, and why (their own error messages)."""
+    by_id = {s["id"]: s for s in steps}
+    parts = []
+    for step_id, status in statuses.items():
+        if status == "completed":
+            continue
+        step = by_id.get(step_id, {})
+        error = step.get("error") or {}
+        why = error.get("message") if isinstance(error, dict) else error
+        kind = error.get("errorType") if isinstance(error, dict) else None
+        detail = f"{kind}: {why}" if kind and kind != "UNKNOWN_ERROR" else why
+        parts.append(f"{step_id} ({step.get('toolName', '?')}) {status}: {detail or 'no reason'}")
+    return "steps did not complete: " + "; ".join(parts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,13 +407,17 @@ async def tool_job(
         return await _step_failed(record_id, step_id, f"the step broke: {exc}")
 
 
-async def _steps_settled(record_id: str, step_ids: list[str]) -> None:
+async def _steps_settled(record_id: str, step_ids: list[str], job_ids: list[str]) -> None:
     """Wait for the end events of the wave's steps (or the workflow's cancellation). Our event
     log reaches this process at once (in memory when the job ran here), so the jobs' results
-    are then read with a short poll instead of waiting out DBOS's result polling."""
+    are then read with a short poll instead of waiting out DBOS's result polling. A job that
+    stopped without its event (its failure could not even be recorded) is noticed by a slow
+    check of the jobs' DBOS status; reading its result then raises, which ends the workflow."""
     pending = set(step_ids)
-    async for event in _d().records.follow(record_id):
+    async for event in _d().records.follow(record_id, idle_s=JOB_CHECK_S):
         if event is None:
+            if await _jobs_stopped(job_ids):
+                return
             continue
         if event.type in ("step_completed", "step_failed"):
             pending.discard(event.payload.get("stepId"))
@@ -397,7 +425,21 @@ async def _steps_settled(record_id: str, step_ids: list[str]) -> None:
             return
 
 
+async def _jobs_stopped(job_ids: list[str]) -> bool:
+    """Whether every job has stopped, read outside the workflow's context: this look is not a
+    durable operation, so it never shifts the recorded order of the workflow's steps."""
+
+    async def read() -> bool:
+        found = await DBOS.list_workflows_async(
+            workflow_ids=job_ids, load_input=False, load_output=False
+        )
+        return len(found) == len(job_ids) and all(s.status in STOPPED for s in found)
+
+    return await asyncio.create_task(read(), context=contextvars.Context())
+
+
 @DBOS.workflow()
+@ends_record_on_error
 async def creative_workflow(record_id: str) -> str:
     if not await _mark_running(record_id):
         return "cancelled"
@@ -428,7 +470,7 @@ async def creative_workflow(record_id: str) -> str:
             )
             for sid in wave
         ]
-        await _steps_settled(record_id, wave)
+        await _steps_settled(record_id, wave, [job.get_workflow_id() for job in jobs])
         results = await asyncio.gather(
             *(job.get_result(polling_interval_sec=JOB_POLL_S) for job in jobs)
         )
@@ -463,6 +505,7 @@ class WorkflowRuntime:
     def launch(self) -> None:
         global _deps
         _deps = self.deps
+        endings.bind(self.deps.records)
 
     async def start(
         self,
@@ -478,6 +521,10 @@ class WorkflowRuntime:
         endpoint: str = START_ENDPOINT,
     ) -> tuple[Record, bool]:
         plan = normalise_plan(raw_input, media_references or [])
+        for i, reference in enumerate(plan.mediaReferences):
+            refuse_early(
+                media_location(reference), self.deps.fetch_policy, f"media_references[{i}].url"
+            )
         costs = step_costs(plan)
         total = round(sum(costs.values()), 2)
         if max_units is not None and total > max_units:
@@ -653,6 +700,7 @@ class WorkflowRuntime:
             "artifacts": artifacts,
             "estimatedCapacityUnits": data.get("estimatedCapacityUnits"),
             "error": data.get("error"),
+            "failureReason": data.get("failureReason"),
             "cancellationReason": data.get("cancellationReason"),
             "waitingReason": data.get("waitingReason"),
             "awaitingCostApproval": bool(data.get("awaitingCostApproval")),

@@ -90,23 +90,39 @@ async def prepare_run(
     for field, (part, _) in MEDIA_CONTEXT_FIELDS.items():
         urls = (body.media_context or {}).get(field, [])
         media += [
-            {"part": part, "url": url, "label": f"media_context.{field}[{i}]"}
+            {
+                "part": part,
+                "url": url,
+                "label": f"media_context.{field}[{i}]",
+                "param": f"media_context.{field}[{i}]",
+            }
             for i, url in enumerate(urls)
         ]
     media += [
-        {"part": "uploads", "url": r.get("url") or r.get("value"), "label": f"media reference {i}"}
-        for i, r in enumerate(body.media_references or [], 1)
+        {
+            "part": "uploads",
+            "url": r.get("url") or r.get("value"),
+            "label": f"media reference {i + 1}",
+            "param": f"media_references[{i}].url",
+        }
+        for i, r in enumerate(body.media_references or [])
     ]
     messages = []
     attached = 0
-    for message in body.messages:
+    for m, message in enumerate(body.messages):
         if isinstance(message.content, list):
             parts: list[TextPart] = []
-            for part in message.content:
+            for p, part in enumerate(message.content):
                 if isinstance(part, ImagePart):
                     attached += 1
-                    label = f"attached image {attached}"
-                    media.append({"part": "uploads", "url": part.image_url.url, "label": label})
+                    media.append(
+                        {
+                            "part": "uploads",
+                            "url": part.image_url.url,
+                            "label": f"attached image {attached}",
+                            "param": f"messages[{m}].content[{p}].image_url.url",
+                        }
+                    )
                     parts.append(TextPart(type="text", text=attached_image(attached)))
                 else:
                     parts.append(part)
