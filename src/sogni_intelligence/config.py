@@ -23,6 +23,9 @@ PUBLIC_MODEL_IDS = ("qwen3.6-35b-a3b-gguf-iq4xs", "qwen3.5-35b-a3b-abliterated-g
 
 DEFAULT_GGUF = "smollm2:SmolLM2-135M-Instruct.Q4_1.gguf"
 
+#: Tokens one LLM round of the agent loop may generate when the request asks for no fewer.
+DEFAULT_AGENT_MAX_TOKENS_PER_ROUND = 1024
+
 #: The durable job queues media tools run on; worker processes pick which ones they serve.
 QueueName = Literal["image", "video", "audio", "analysis"]
 QUEUE_NAMES: tuple[QueueName, ...] = ("image", "video", "audio", "analysis")
@@ -173,6 +176,12 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a turn waits for a media tool's workflow before telling the "
         "model it is still running.",
+    )
+    agent_max_tokens_per_round: int = Field(
+        default=DEFAULT_AGENT_MAX_TOKENS_PER_ROUND,
+        ge=1,
+        description="Tokens one LLM round of a turn with hosted tools may generate (chat "
+        "completions and chat runs); a request's own lower max_tokens wins.",
     )
     worker_queues: list[QueueName] = Field(
         default_factory=lambda: list(QUEUE_NAMES),

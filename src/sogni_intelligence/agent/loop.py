@@ -17,6 +17,8 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sogni_intelligence.agent.repetition import RepetitionGuard
+from sogni_intelligence.config import DEFAULT_AGENT_MAX_TOKENS_PER_ROUND, Settings
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.llm.protocol import (
     ChatEngine,
@@ -106,6 +108,16 @@ LoopEvent = Content | ToolProgress | Final
 class LoopLimits:
     max_rounds: int = 8
     workflow_wait_s: float = 300.0
+    #: Tokens one LLM round may generate; a request's own lower `max_tokens` wins.
+    max_tokens_per_round: int = DEFAULT_AGENT_MAX_TOKENS_PER_ROUND
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LoopLimits:
+        return cls(
+            settings.agent_max_rounds,
+            settings.agent_workflow_wait_s,
+            settings.agent_max_tokens_per_round,
+        )
 
 
 class AgentLoop:
@@ -158,19 +170,41 @@ class AgentLoop:
         content: list[str] = []
         calls: dict[int, dict[str, Any]] = {}
         finish = "stop"
+        guard = RepetitionGuard()
+        looping = False
+        pieces = 0
         try:
-            # Closed explicitly, so a turn abandoned mid-round frees its slot at once.
+            # Closed explicitly, so a turn abandoned mid-round (or a round cut short below)
+            # frees its slot at once.
             async with aclosing(session.engine.stream(request)) as chunks:
                 async for chunk in chunks:
                     _add_usage(session.usage, chunk.get("usage"))
                     for choice in chunk.get("choices") or []:
                         delta = choice.get("delta") or {}
-                        if delta.get("content"):
-                            content.append(delta["content"])
-                            yield Content(delta["content"])
+                        text = delta.get("content") or ""
+                        keep = None
+                        if text:
+                            pieces += 1
+                            keep = guard.feed(text)
+                        if text[:keep]:
+                            content.append(text[:keep])
+                            yield Content(text[:keep])
+                        if keep is not None:
+                            looping = True
+                            break
                         for fragment in delta.get("tool_calls") or []:
                             merge_tool_call(calls, fragment)
                         finish = choice.get("finish_reason") or finish
+                    if looping:
+                        # The text repeats itself: stop the generation, as max_tokens would.
+                        # The engine's usage comes with its last chunk, never read now: count
+                        # the pieces (a token each from llama.cpp and OpenAI-style servers);
+                        # this round's prompt goes uncounted.
+                        _add_usage(
+                            session.usage, {"completion_tokens": pieces, "total_tokens": pieces}
+                        )
+                        finish = "length"
+                        break
         except EngineError as exc:
             # Tool results filled the context: end the turn with what it has, like a reply
             # cut at max_tokens. The first round's overflow is the request's own fault.
@@ -178,7 +212,9 @@ class AgentLoop:
                 raise
             yield RoundOutput("".join(content) or None, [], "length")
             return
-        yield RoundOutput("".join(content) or None, [calls[i] for i in sorted(calls)], finish)
+        # A call still being written when a looping round was cut is not a call.
+        made = [] if looping else [calls[i] for i in sorted(calls)]
+        yield RoundOutput("".join(content) or None, made, finish)
 
     async def run_calls(
         self,
@@ -200,6 +236,8 @@ class AgentLoop:
         self, session: Session, messages: list[dict[str, Any]], number: int, last: bool
     ) -> ChatRequest:
         request: ChatRequest = {**session.request, "messages": messages}
+        bound = self.limits.max_tokens_per_round
+        request["max_tokens"] = min(request.get("max_tokens") or bound, bound)
         if last:  # the last round must answer in words
             return request
         tools = session.client_tools + [t.definition() for t in session.hosted.values()]
