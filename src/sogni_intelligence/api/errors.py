@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -64,18 +65,10 @@ class SogniRoute(APIRoute):
             except ServiceError as exc:
                 return sogni_error_response(exc)
             except RequestValidationError as exc:
-                first = exc.errors()[0] if exc.errors() else {"msg": "invalid request", "loc": ()}
-                param = _param(tuple(first.get("loc", ())))
-                message = str(first.get("msg", "invalid request"))
-                return sogni_error_response(
-                    ServiceError(
-                        f"{param}: {message}" if param else message,
-                        400,
-                        "invalid_request_error",
-                        None,
-                        param or None,
-                    )
-                )
+                return sogni_error_response(invalid_request_of(exc))
+            except StarletteHTTPException as exc:
+                # FastAPI's own refusals, such as a body it cannot read.
+                return sogni_error_response(http_error_of(exc))
 
         return handle
 
@@ -86,6 +79,44 @@ def _param(loc: tuple[object, ...]) -> str:
     return ".".join(p for p in parts if not p.startswith(("function-", "tagged-union")))
 
 
+def _body_problem(error: Mapping[str, Any]) -> str | None:
+    """A sentence for a body that is not a JSON object at all; None for a bad field in one.
+
+    FastAPI hands the validator the raw bytes when the Content-Type is not JSON, and reports
+    bad JSON at the character where decoding stopped, so pydantic's own words would mislead.
+    """
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "it does not parse")
+        return f"The request body is not valid JSON: {reason}."
+    if loc != ("body",):
+        return None
+    if error.get("type") == "missing":
+        return "The request needs a JSON object body (Content-Type: application/json)."
+    if isinstance(error.get("input"), bytes | bytearray):
+        return "The request body must be JSON sent with Content-Type: application/json."
+    return "The request body must be a JSON object."
+
+
+def invalid_request_of(exc: RequestValidationError) -> ServiceError:
+    """The 400 for a request FastAPI could not validate, naming its first problem."""
+    first = exc.errors()[0] if exc.errors() else {"msg": "invalid request", "loc": ()}
+    problem = _body_problem(first)
+    if problem is not None:
+        return ServiceError(problem, 400, "invalid_request_error", "invalid_body")
+    param = _param(tuple(first.get("loc", ())))
+    message = str(first.get("msg", "invalid request"))
+    if param:
+        message = f"{param}: {message}"
+    return ServiceError(message, 400, "invalid_request_error", None, param or None)
+
+
+def http_error_of(exc: StarletteHTTPException) -> ServiceError:
+    status = exc.status_code
+    code = "request_too_large" if status == 413 else None
+    return ServiceError(str(exc.detail), status, _TYPES.get(status, "server_error"), code)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
@@ -93,22 +124,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"msg": "invalid request", "loc": ()}
-        param = _param(tuple(first.get("loc", ())))
-        message = str(first.get("msg", "invalid request"))
-        if param:
-            message = f"{param}: {message}"
-        return error_response(
-            ServiceError(message, 400, "invalid_request_error", None, param or None)
-        )
+        return error_response(invalid_request_of(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(
-            ServiceError(
-                str(exc.detail), exc.status_code, _TYPES.get(exc.status_code, "server_error")
-            )
-        )
+        return error_response(http_error_of(exc))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

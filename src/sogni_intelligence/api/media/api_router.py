@@ -25,6 +25,23 @@ from sogni_intelligence.api.media.protocol import (
 
 router = APIRouter(route_class=SogniRoute, tags=["media"])
 
+# Uploads stream to disk as they arrive, so their bodies are read by hand, not by a model; these
+# tell the OpenAPI document what the handlers take. The kind of file comes from its bytes.
+_BYTES = {"type": "string", "format": "binary"}
+_FORM = {"type": "object", "properties": {"file": _BYTES}, "required": ["file"]}
+_DIRECT_UPLOAD = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": _FORM},
+            "application/octet-stream": {"schema": _BYTES},
+        },
+    }
+}
+_SLOT_UPLOAD = {
+    "requestBody": {"required": True, "content": {"application/octet-stream": {"schema": _BYTES}}}
+}
+
 
 @router.get("/v1/image/uploadUrl")
 async def image_upload_url(request: Request, key: CurrentKey) -> UploadUrlResponse:
@@ -50,12 +67,12 @@ async def media_download_url(request: Request, key: CurrentKey) -> DownloadUrlRe
     return await serving.create_download_url(request, key, query)
 
 
-@router.put("/v1/uploads/{slot_id:path}")
+@router.put("/v1/uploads/{slot_id:path}", openapi_extra=_SLOT_UPLOAD)
 async def put_upload(request: Request, slot_id: str) -> UploadedResponse:
     return await serving.put_upload(request, slot_id)
 
 
-@router.post("/v1/media", status_code=201)
+@router.post("/v1/media", status_code=201, openapi_extra=_DIRECT_UPLOAD)
 async def upload_media(request: Request, key: CurrentKey) -> AssetResponse:
     return await serving.upload_direct(request, key)
 

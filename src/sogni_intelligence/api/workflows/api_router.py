@@ -21,6 +21,8 @@ from sogni_intelligence.api.workflows.protocol import (
     ReseedBody,
     ResumeBody,
     StartWorkflowBody,
+    TemplateBody,
+    TemplatePatchBody,
 )
 from sogni_intelligence.runtime.records import Record
 
@@ -51,9 +53,8 @@ async def list_templates(
 
 
 @router.post(f"{BASE}/templates")
-async def create_template(request: Request, key: CurrentKey) -> JSONResponse:
-    body = await request.json()
-    return _ok({"template": await serving.templates_of(request).create(key.id, body)}, 201)
+async def create_template(body: TemplateBody, request: Request, key: CurrentKey) -> JSONResponse:
+    return _ok({"template": await serving.templates_of(request).create(key.id, body.root)}, 201)
 
 
 @router.get(f"{BASE}/templates/{{template_id}}")
@@ -65,9 +66,11 @@ async def get_template(template_id: str, request: Request, key: CurrentKey) -> J
 
 
 @router.patch(f"{BASE}/templates/{{template_id}}")
-async def update_template(template_id: str, request: Request, key: CurrentKey) -> JSONResponse:
-    body = await request.json()
-    return _ok({"template": await serving.templates_of(request).update(key.id, template_id, body)})
+async def update_template(
+    template_id: str, body: TemplatePatchBody, request: Request, key: CurrentKey
+) -> JSONResponse:
+    templates = serving.templates_of(request)
+    return _ok({"template": await templates.update(key.id, template_id, body.root)})
 
 
 @router.delete(f"{BASE}/templates/{{template_id}}")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, GetJsonSchemaHandler, RootModel, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from sogni_intelligence.api.wire import WireModel
+from sogni_intelligence.runtime.templates import WorkflowTemplate
 
 
 class StartWorkflowBody(WireModel):
@@ -57,3 +61,37 @@ class ConfirmCostBody(WireModel):
 
 class ForkBody(WireModel):
     new_name: str | None = Field(None, min_length=1, max_length=200)
+
+
+class TemplateBody(RootModel[dict[str, Any]]):
+    """A workflow template as a JSON object (`POST .../templates`).
+
+    The template store checks the fields against `WorkflowTemplate` itself, with the error codes
+    its other callers get too, so here the body only has to be an object; the document shows
+    the model's schema, which is what the store enforces. Server fields (id, version, author's
+    id, times) are ignored."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(WorkflowTemplate.__pydantic_core_schema__)
+
+
+class TemplatePatchBody(RootModel[dict[str, Any]]):
+    """Top-level template fields to change (`PATCH .../templates/{id}`); null unsets one. The
+    merged template is checked as a whole by the store."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        full = handler.resolve_ref_schema(handler(WorkflowTemplate.__pydantic_core_schema__))
+        return {
+            "type": "object",
+            "properties": {
+                name: {"anyOf": [field, {"type": "null"}]}
+                for name, field in full["properties"].items()
+            },
+            "description": inspect.cleandoc(cls.__doc__ or ""),
+        }
