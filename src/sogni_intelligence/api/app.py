@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -94,7 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.assets,
             app.state.tool_services,
             settings.resolved_public_base_url,
-            LoopLimits(settings.agent_max_rounds, settings.agent_workflow_wait_s),
+            LoopLimits.from_settings(settings),
         )
         chat_runs = ChatRunRuntime(ChatRunDeps(records, agent, registry, fetch_policy), workflows)
         workflows.launch()
@@ -119,6 +120,8 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper  # before the database and DBOS go away under it
             durable.shutdown()
             for backend in app.state.tool_services["image_backends"].values():
                 await backend.close()

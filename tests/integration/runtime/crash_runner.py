@@ -4,6 +4,8 @@ the workflow benchmark. It is meant to be killed.
     python crash_runner.py DATA_DIR start     # start PLAN, print {"record_id": ...}, run forever
     python crash_runner.py DATA_DIR recover   # relaunch (DBOS recovers), wait for the terminal
                                               # event, print a JSON summary, exit 0 (2: timeout)
+    python crash_runner.py DATA_DIR recover --fault records   # the same with a seam broken
+                                                              # (see faults.py)
 
 Every line on stdout is one JSON object; logs go to stderr.
 """
@@ -233,10 +235,17 @@ def main() -> int:
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("mode", choices=("start", "recover"))
     parser.add_argument("--timeout", type=float, default=90.0, help="recover: seconds to wait")
+    parser.add_argument("--fault", help="recover: make this seam fail (see faults.py)")
     args = parser.parse_args()
     if args.mode == "start":
         asyncio.run(start(args.data_dir))
         return 0
+    if args.fault:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # run as a script
+        from tests.integration.runtime.faults import injected
+
+        with injected(args.fault):
+            return asyncio.run(recover(args.data_dir, args.timeout))
     return asyncio.run(recover(args.data_dir, args.timeout))
 
 

@@ -97,9 +97,11 @@ def _crash_and_recover(
     data_dir: Path,
     processes: list[subprocess.Popen[bytes]],
     kill_when: Callable[[Events], bool],
+    *recover_args: str,
 ) -> tuple[str, Events, dict[str, Any]]:
-    """Start the plan, SIGKILL the worker once `kill_when(events)` holds, recover it.
-    Returns the record id, the events at the kill, and the recovering runner's summary."""
+    """Start the plan, SIGKILL the worker once `kill_when(events)` holds, recover it (with
+    `recover_args` on the runner's command line). Returns the record id, the events at the
+    kill, and the recovering runner's summary."""
     worker = spawn(RUNNER, data_dir, "start", "start", "--timeout", str(RECOVER_TIMEOUT_S))
     processes.append(worker)
     try:
@@ -121,7 +123,9 @@ def _crash_and_recover(
     kill(worker)
     at_kill = _events(data_dir, record_id)
 
-    recovering = spawn(RUNNER, data_dir, "recover", "recover", "--timeout", str(RECOVER_TIMEOUT_S))
+    recovering = spawn(
+        RUNNER, data_dir, "recover", "recover", "--timeout", str(RECOVER_TIMEOUT_S), *recover_args
+    )
     processes.append(recovering)
     try:
         summary = read_json_line(recovering, RECOVER_TIMEOUT_S + 15)
@@ -251,14 +255,7 @@ def _check_finished(
 def test_killed_during_the_second_step_resumes_after_the_first(
     tmp_path: Path, processes: list[subprocess.Popen[bytes]]
 ) -> None:
-    def in_second_step(events: Events) -> bool:
-        return (
-            _has(events, "step_completed", "keyframe")
-            and _has(events, "step_started", "clip")
-            and not _has(events, "step_completed", "clip")
-        )
-
-    record_id, at_kill, summary = _crash_and_recover(tmp_path, processes, in_second_step)
+    record_id, at_kill, summary = _crash_and_recover(tmp_path, processes, _in_second_step)
     assert _completed_steps(at_kill) == ["keyframe"], "the kill missed the second step"
     _check_finished(tmp_path, record_id, at_kill, summary)
 
@@ -272,3 +269,40 @@ def test_killed_during_the_first_step_still_completes(
     record_id, at_kill, summary = _crash_and_recover(tmp_path, processes, in_first_step)
     assert not _completed_steps(at_kill), "the kill missed the first step"
     _check_finished(tmp_path, record_id, at_kill, summary)
+
+
+def _in_second_step(events: Events) -> bool:
+    return (
+        _has(events, "step_completed", "keyframe")
+        and _has(events, "step_started", "clip")
+        and not _has(events, "step_completed", "clip")
+    )
+
+
+def test_a_failure_after_the_restart_still_ends_the_record(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """Killed in the second step, recovered by a process whose record store then fails: the
+    record ends `partial_failure` (the first step's image stands) with the cause as its
+    reason, the events before the kill untouched, and the first step not run again."""
+    record_id, at_kill, summary = _crash_and_recover(
+        tmp_path, processes, _in_second_step, "--fault", "records"
+    )
+    [recovered] = summary["records"]
+    assert recovered["status"] == "partial_failure", recovered
+    status, data = _query(
+        tmp_path / "sogni.sqlite",
+        "SELECT status, data FROM durable_records WHERE id = ?",
+        record_id,
+    )[0]
+    data = json.loads(data)
+    assert status == "partial_failure"
+    assert "injected records fault" in data["failureReason"], data["failureReason"]
+    events = _events(tmp_path, record_id)
+    assert [e["sequence"] for e in events] == list(range(len(events)))
+    assert events[: len(at_kill)] == at_kill
+    assert events[-1]["type"] == "workflow_completed"
+    assert events[-1]["payload"]["status"] == "partial_failure"
+    keyframe_assets = _assets_by_step(tmp_path)["keyframe"]
+    produced = next(e for e in at_kill if e["type"] == "step_completed")["payload"]["assetIds"]
+    assert len(keyframe_assets) == len(produced), "the finished first step ran again"
