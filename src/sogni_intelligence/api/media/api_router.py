@@ -77,6 +77,8 @@ async def upload_media(request: Request, key: CurrentKey) -> AssetResponse:
     return await serving.upload_direct(request, key)
 
 
-@router.api_route("/v1/media/{asset_id:path}", methods=["GET", "HEAD"], response_model=None)
+# HEAD is the same handler, left out of the document (one operation id per operation).
+@router.head("/v1/media/{asset_id:path}", response_model=None, include_in_schema=False)
+@router.get("/v1/media/{asset_id:path}", response_model=None)
 async def get_media(request: Request, asset_id: str) -> Response:
     return await serving.serve_asset(request, asset_id)

@@ -1,0 +1,223 @@
+"""Every route that takes a body answers a body it cannot use with a 400 in its error shape, or a
+413 when the body is too large, and never a 500: empty, not JSON, JSON that is not an object, an
+object sent under another Content-Type, bytes that are not UTF-8, uploads that are not media.
+
+The routes come from the app's OpenAPI document, so a new route with a body is walked too, and
+the first test checks that the document lists every body a route reads."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from sogni_intelligence.api.app import create_app
+from sogni_intelligence.config import ModelConfig, Settings
+from tests.conftest import InProcessApp, in_process_app
+
+MAX_BODY = 64 * 1024
+IN_MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")
+JSON = "application/json"
+#: The OpenAI-compatible routes answer `{"error": {...}}`; every other route the Sogni shape.
+OPENAI_SHAPE = frozenset({"/v1/chat/completions"})
+METHODS_WITH_BODIES = ("post", "put", "patch")
+
+
+def _settings(data_dir: Path) -> Settings:
+    """No LLM is loaded: every request here is refused before one would run."""
+    return Settings(
+        data_dir=data_dir,
+        models=[ModelConfig(id="up", engine="upstream", base_url="http://127.0.0.1:9/v1")],
+        default_model="up",
+        key_cache_seconds=0,
+        max_body_bytes=MAX_BODY,
+    )
+
+
+# Building the app reads no files, so the document is there to parametrize the tests with.
+DOCUMENT: dict[str, Any] = create_app(_settings(Path("unused"))).openapi()
+
+
+def _operations() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, operations in DOCUMENT["paths"].items():
+        for method, operation in operations.items():
+            if method in METHODS_WITH_BODIES:
+                yield method.upper(), path, operation
+
+
+def _takes_json(operation: dict[str, Any]) -> bool:
+    """JSON unless the document says otherwise (a route whose body is missing from the document
+    is walked as a JSON route, and fails the first test)."""
+    return JSON in operation.get("requestBody", {}).get("content", {JSON: None})
+
+
+def _optional(operation: dict[str, Any]) -> bool:
+    return not operation.get("requestBody", {}).get("required", False)
+
+
+JSON_ROUTES = [
+    pytest.param(m, p, _optional(op), id=f"{m} {p}")
+    for m, p, op in _operations()
+    if _takes_json(op)
+]
+UPLOAD_ROUTES = [
+    pytest.param(m, p, id=f"{m} {p}") for m, p, op in _operations() if not _takes_json(op)
+]
+ALL_ROUTES = [pytest.param(m, p, id=f"{m} {p}") for m, p, _ in _operations()]
+
+#: (name, body, Content-Type or None for no header)
+UNUSABLE = [
+    ("empty", b"", JSON),
+    ("empty-untyped", b"", None),
+    ("not-json", b"not json", JSON),
+    ("truncated-json", b'{"messages": [', JSON),
+    ("list", b"[]", JSON),
+    ("number", b"42", JSON),
+    ("string", b'"text"', JSON),
+    ("null", b"null", JSON),
+    ("object-as-text", b"{}", "text/plain"),
+    ("object-as-xml", b"{}", "application/xml"),
+    ("object-untyped", b"{}", None),
+    ("object-as-form", b"{}", "application/x-www-form-urlencoded"),
+    ("not-utf8", b'{"a": "\xff\xfe"}', JSON),
+]
+#: What a route with an optional body takes as "no body": its handler runs (here on an id that
+#: does not exist, so 404).
+NO_BODY = frozenset({"empty", "empty-untyped", "null"})
+NOT_MEDIA = [
+    *UNUSABLE,
+    ("form-without-boundary", b"x", "multipart/form-data"),
+    (
+        "form-without-file",
+        b'--b\r\nContent-Disposition: form-data; name="other"\r\n\r\nx\r\n--b--\r\n',
+        "multipart/form-data; boundary=b",
+    ),
+    ("truncated-png", b"\x89PNG\r\n\x1a\n" + b"\0" * 32, "image/png"),
+]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[InProcessApp]:
+    async with in_process_app(_settings(tmp_path_factory.mktemp("bodies"))) as running:
+        yield running
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def upload_path(app: InProcessApp) -> str:
+    """A signed upload URL's path and query: without a signature the PUT stops at a 403."""
+    response = await app.http.get(
+        "/v1/image/uploadUrl",
+        params={"jobId": "job-1", "type": "startingImage"},
+        headers={"Authorization": f"Bearer {app.key}"},
+    )
+    assert response.status_code == 200, response.text
+    url = httpx.URL(response.json()["data"]["uploadUrl"])
+    return f"{url.path}?{url.query.decode()}"
+
+
+def _target(path: str, upload_path: str) -> str:
+    """The URL to send to: ids that do not exist, except the signed upload slot."""
+    if path.startswith("/v1/uploads/"):
+        return upload_path
+    return re.sub(r"\{[^}]+\}", "missing", path)
+
+
+async def _send(
+    app: InProcessApp, method: str, url: str, body: Any, content_type: str | None
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {app.key}"}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    return await app.http.request(method, url, content=body, headers=headers)
+
+
+def _assert_error(response: httpx.Response, status: int, path: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    error = body["error"]
+    assert set(error) == {"message", "type", "code", "param"} and error["message"]
+    if path in OPENAI_SHAPE:
+        assert set(body) == {"error"}
+    else:
+        assert body["status"] == "error" and body["errorCode"] == status
+        assert body["message"] == error["message"]
+
+
+def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = DOCUMENT["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def test_every_body_a_route_reads_is_in_the_document() -> None:
+    """A body read by hand would be missing here, and the walk below would miss the route."""
+    without = [f"{m} {p}" for m, p, op in _operations() if "requestBody" not in op]
+    assert without == []
+    assert len(JSON_ROUTES) >= 10 and len(UPLOAD_ROUTES) == 2
+    for _, path, operation in _operations():
+        media = operation["requestBody"]["content"]
+        if JSON in media:
+            schema = _resolve(media[JSON]["schema"])
+            members = [_resolve(s) for s in schema.get("anyOf", [schema])]
+            objects = [s for s in members if s.get("type") == "object" and s.get("properties")]
+            assert objects, f"{path}: the body's schema is no object with properties: {schema}"
+
+
+@IN_MODULE_LOOP
+@pytest.mark.parametrize(("method", "path", "optional"), JSON_ROUTES)
+@pytest.mark.parametrize(("case", "body", "content_type"), UNUSABLE, ids=[c[0] for c in UNUSABLE])
+async def test_unusable_json_body_is_400(
+    app: InProcessApp,
+    upload_path: str,
+    method: str,
+    path: str,
+    optional: bool,
+    case: str,
+    body: bytes,
+    content_type: str | None,
+) -> None:
+    response = await _send(app, method, _target(path, upload_path), body, content_type)
+    _assert_error(response, 404 if optional and case in NO_BODY else 400, path)
+
+
+@IN_MODULE_LOOP
+@pytest.mark.parametrize(("method", "path"), UPLOAD_ROUTES)
+@pytest.mark.parametrize(("case", "body", "content_type"), NOT_MEDIA, ids=[c[0] for c in NOT_MEDIA])
+async def test_upload_that_is_not_media_is_400(
+    app: InProcessApp,
+    upload_path: str,
+    method: str,
+    path: str,
+    case: str,
+    body: bytes,
+    content_type: str | None,
+) -> None:
+    response = await _send(app, method, _target(path, upload_path), body, content_type)
+    _assert_error(response, 400, path)
+
+
+async def _chunks() -> AsyncIterator[bytes]:
+    """A body past the limit with no Content-Length: it is counted as it streams in."""
+    for _ in range(MAX_BODY // 4096 + 2):
+        yield b" " * 4096
+
+
+@IN_MODULE_LOOP
+@pytest.mark.parametrize(("method", "path"), ALL_ROUTES)
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_oversize_body_is_413(
+    app: InProcessApp,
+    upload_path: str,
+    method: str,
+    path: str,
+    declared: bool,
+) -> None:
+    body = b"{}" + b" " * MAX_BODY if declared else _chunks()
+    response = await _send(app, method, _target(path, upload_path), body, JSON)
+    _assert_error(response, 413, path)
+    assert response.json()["error"]["code"] == "request_too_large"
