@@ -5,6 +5,7 @@ database, for the chat-run crash-recovery tests. It is meant to be killed.
         make a key, start the scenario's run, print {"run_id", "key"}, then run forever
         (the `tool` scenario confirms the cost pause itself, with BIG_IMAGES as overrides)
     python chat_run_runner.py DATA_DIR DATABASE_URL recover --key KEY --run-id ID [--confirm]
+                                                              [--fault SEAM]
         build the app the same way (DBOS recovers the run as it launches), confirm a cost
         pause when asked to, wait for the terminal event, print a JSON summary, exit 0
         (2: timeout)
@@ -210,13 +211,21 @@ def main() -> int:
     parser.add_argument("--run-id", help="recover: the run to wait for")
     parser.add_argument("--confirm", action="store_true", help="recover: confirm a cost pause")
     parser.add_argument("--timeout", type=float, default=120.0, help="recover: seconds to wait")
+    parser.add_argument("--fault", help="recover: make this seam fail (see faults.py)")
     args = parser.parse_args()
     if args.mode == "start":
         asyncio.run(start(args.data_dir, args.database_url, args.scenario))
         return 0
-    return asyncio.run(
-        recover(args.data_dir, args.database_url, args.key, args.run_id, args.confirm, args.timeout)
+    recovery = recover(
+        args.data_dir, args.database_url, args.key, args.run_id, args.confirm, args.timeout
     )
+    if args.fault:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # run as a script
+        from tests.integration.runtime.faults import injected
+
+        with injected(args.fault):
+            return asyncio.run(recovery)
+    return asyncio.run(recovery)
 
 
 if __name__ == "__main__":

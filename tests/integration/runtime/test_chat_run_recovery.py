@@ -126,6 +126,7 @@ def _crash_and_recover(
     scenario: str,
     kill_when: Callable[[str, Events], bool],
     after_kill: Callable[[str], None] | None = None,
+    *recover_args: str,
 ) -> tuple[str, Events, dict[str, Any]]:
     """Start the scenario's run, SIGKILL its process once `kill_when(run_id, events)` holds,
     call `after_kill(run_id)`, recover. Returns the run id, the events at the kill, and the
@@ -158,6 +159,7 @@ def _crash_and_recover(
     args += ["--timeout", str(RECOVER_TIMEOUT_S)]
     if scenario == "cost":
         args.append("--confirm")
+    args += recover_args
     recovering = spawn(RUNNER, data_dir, "recover", runtime_database_url, *args)
     processes.append(recovering)
     try:
@@ -246,6 +248,45 @@ def test_killed_during_the_first_llm_round(
     _restart_resumed(events, at_kill, summary)
     # The interrupted round ran again, then the rest once.
     assert summary["rounds"] == [0, 1] and _batches(summary) == [[call_id]]
+
+
+def test_a_failure_after_the_restart_still_ends_the_run(
+    tmp_path: Path,
+    runtime_database_url: str,
+    database: Engine,
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    """Killed in the first LLM round, recovered by a process whose engine then breaks: the
+    run ends `failed` with the cause as its reason and `run_failed` last, the events before
+    the kill untouched (on SQLite and on PostgreSQL)."""
+
+    def in_first_round(_: str, events: Events) -> bool:
+        kinds = [e["type"] for e in events]
+        return "llm_round_started" in kinds and "assistant_message_completed" not in kinds
+
+    run_id, at_kill, summary = _crash_and_recover(
+        tmp_path,
+        runtime_database_url,
+        database,
+        processes,
+        "llm",
+        in_first_round,
+        None,
+        "--fault",
+        "engine",
+    )
+    assert summary["status"] == "failed", summary
+    events = _events(database, run_id)
+    kinds = [e["type"] for e in events]
+    assert [e["sequence"] for e in events] == list(range(len(events))), kinds
+    assert events[: len(at_kill)] == at_kill
+    assert [k for k in kinds if k in TERMINAL] == ["run_failed"] == kinds[-1:], kinds
+    assert "injected engine fault" in events[-1]["payload"]["reason"]
+    with database.connect() as conn:
+        data = conn.execute(
+            text("SELECT data FROM durable_records WHERE id = :id"), {"id": run_id}
+        ).scalar_one()
+    assert "injected engine fault" in _json(data)["failureReason"]
 
 
 def test_killed_while_a_media_tool_runs(
