@@ -90,6 +90,20 @@ class Api:
     async def start_run(self, body: dict[str, Any]) -> httpx.Response:
         return await self.http.post(RUNS, json=body, headers=self.auth)
 
+    async def workflow_to_end(
+        self, body: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        started = await self.start_workflow(body)
+        assert started.status_code == 201, started.text
+        workflow_id = started.json()["data"]["workflow"]["workflowId"]
+        return await self.ended(f"{WORKFLOWS}/{workflow_id}", "workflow")
+
+    async def run_to_end(self, body: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        started = await self.start_run(body)
+        assert started.status_code == 202, started.text
+        run_id = started.json()["data"]["run"]["runId"]
+        return await self.ended(f"{RUNS}/{run_id}", "run")
+
     async def ended(self, path: str, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The record once it is terminal (the test fails if that takes too long), and its
         events."""
@@ -165,12 +179,9 @@ async def test_unusable_media_urls_are_refused_before_anything_is_stored(
 
 
 async def test_workflow_with_unreachable_media_ends_failed_naming_it(api: Api) -> None:
-    started = await api.start_workflow(
+    record, events = await api.workflow_to_end(
         {"input": ONE_IMAGE, "media_references": [{"kind": "image", "url": UNREACHABLE}]}
     )
-    assert started.status_code == 201, started.text
-    workflow_id = started.json()["data"]["workflow"]["workflowId"]
-    record, events = await api.ended(f"{WORKFLOWS}/{workflow_id}", "workflow")
     assert record["status"] == "failed"
     assert "media reference 1" in record["failureReason"] and "resolve" in record["failureReason"]
     assert record["error"]["message"] == record["failureReason"]
@@ -180,15 +191,12 @@ async def test_workflow_with_unreachable_media_ends_failed_naming_it(api: Api) -
 
 
 async def test_chat_run_with_unreachable_media_ends_failed_naming_it(api: Api) -> None:
-    started = await api.start_run(
+    record, events = await api.run_to_end(
         {
             "messages": [{"role": "user", "content": "Describe it."}],
             "media_references": [{"kind": "image", "url": UNREACHABLE}],
         }
     )
-    assert started.status_code == 202, started.text
-    run_id = started.json()["data"]["run"]["runId"]
-    record, events = await api.ended(f"{RUNS}/{run_id}", "run")
     assert record["status"] == "failed"
     assert "media reference 1" in record["failureReason"], record["failureReason"]
     assert events[-1]["type"] == "run_failed"
@@ -212,10 +220,7 @@ async def test_workflow_ends_whatever_fails(
     body: dict[str, Any] = {"input": plan}
     if fault == "ingest":
         body["media_references"] = [{"kind": "image", "url": "https://media.example/a.png"}]
-    started = await api.start_workflow(body)
-    assert started.status_code == 201, started.text
-    workflow_id = started.json()["data"]["workflow"]["workflowId"]
-    record, events = await api.ended(f"{WORKFLOWS}/{workflow_id}", "workflow")
+    record, events = await api.workflow_to_end(body)
     assert record["status"] == status, record
     assert f"injected {fault} fault" in record["failureReason"], record["failureReason"]
     assert events[-1]["type"] == "workflow_failed"
@@ -239,9 +244,7 @@ async def test_workflow_with_a_finished_step_ends_partial_failure(
         return await store_patch(self, record_id, patch)
 
     monkeypatch.setattr(RecordStore, "patch", second_wave_fails)
-    started = await api.start_workflow({"input": TWO_WAVES})
-    workflow_id = started.json()["data"]["workflow"]["workflowId"]
-    record, events = await api.ended(f"{WORKFLOWS}/{workflow_id}", "workflow")
+    record, events = await api.workflow_to_end({"input": TWO_WAVES})
     assert record["status"] == "partial_failure", record
     assert "injected records fault" in record["failureReason"]
     assert [s["status"] for s in record["steps"]] == ["completed", "skipped"]
@@ -263,10 +266,7 @@ async def test_chat_run_ends_whatever_fails(
     }
     if fault == "ingest":
         body["media_references"] = [{"kind": "image", "url": "https://media.example/a.png"}]
-    started = await api.start_run(body)
-    assert started.status_code == 202, started.text
-    run_id = started.json()["data"]["run"]["runId"]
-    record, events = await api.ended(f"{RUNS}/{run_id}", "run")
+    record, events = await api.run_to_end(body)
     assert record["status"] == "failed", record
     assert f"injected {fault} fault" in record["failureReason"], record["failureReason"]
     assert events[-1]["type"] == "run_failed"
@@ -279,15 +279,13 @@ async def test_chat_run_whose_tool_breaks_names_the_call(
     """The tool's child workflow fails; the run still answers, as a partial failure whose
     reason names the call."""
     inject(monkeypatch, "tool")
-    started = await api.start_run(
+    record, events = await api.run_to_end(
         {
             "messages": [{"role": "user", "content": "Make a 256x256 picture of a red fox."}],
             "tool_choice": {"type": "function", "function": {"name": "generate_image"}},
             "sampling": {"temperature": 0, "max_tokens": 100},
         }
     )
-    run_id = started.json()["data"]["run"]["runId"]
-    record, events = await api.ended(f"{RUNS}/{run_id}", "run")
     assert record["status"] == "partial_failure", record
     assert "generate_image" in record["failureReason"], record["failureReason"]
     assert "injected tool fault" in record["failureReason"], record["failureReason"]
