@@ -143,7 +143,8 @@ def ends_record_on_error(
             return await fn(*args, **kwargs)
         except Exception as exc:
             record_id = str(args[0])
-            log.exception("durable work of %s failed", record_id)
+            if not isinstance(exc, ServiceError):  # a client's bad input needs no traceback
+                log.exception("durable work of %s failed", record_id)
             return await end_failed_step(record_id, describe(exc))
 
     return run
