@@ -17,8 +17,9 @@ import pytest
 import pytest_asyncio
 
 from sogni_intelligence.api.app import create_app
-from sogni_intelligence.config import ModelConfig, Settings
+from sogni_intelligence.config import Settings
 from tests.conftest import InProcessApp, in_process_app
+from tests.integration.runtime.conftest import runtime_settings
 
 MAX_BODY = 64 * 1024
 IN_MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")
@@ -30,12 +31,8 @@ METHODS_WITH_BODIES = ("post", "put", "patch")
 
 def _settings(data_dir: Path) -> Settings:
     """No LLM is loaded: every request here is refused before one would run."""
-    return Settings(
-        data_dir=data_dir,
-        models=[ModelConfig(id="up", engine="upstream", base_url="http://127.0.0.1:9/v1")],
-        default_model="up",
-        key_cache_seconds=0,
-        max_body_bytes=MAX_BODY,
+    return runtime_settings(
+        data_dir, f"sqlite+aiosqlite:///{data_dir / 'sogni.sqlite'}", max_body_bytes=MAX_BODY
     )
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
+
+from sogni_intelligence.api.wire import MAX_DB_INT
 from sogni_intelligence.runtime.records import BEFORE_FIRST, Event, RecordStore
 
 DONE = "data: [DONE]\n\n"
@@ -18,6 +21,9 @@ def data_frame(payload: Any) -> str:
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 HEARTBEAT_S = 15.0
+
+#: `?after=`: the sequence of the last event the client has; the events after it follow.
+After = Annotated[int | None, Query(ge=0, le=MAX_DB_INT)]
 
 
 async def record_events(
@@ -53,6 +59,9 @@ def cursor(after: int | None, last_event_id: str | None) -> int:
     """Where a stream resumes: `?after=` wins over `Last-Event-ID`; both are exclusive."""
     if after is not None:
         return after
-    if last_event_id is not None and last_event_id.strip().isdigit():
-        return int(last_event_id)
+    value = (last_event_id or "").strip()
+    # ASCII digits only (`isdigit` takes "²" too, which `int` refuses); past the largest
+    # sequence a database holds, nothing comes after it.
+    if value.isascii() and value.isdigit():
+        return min(int(value), MAX_DB_INT)
     return BEFORE_FIRST

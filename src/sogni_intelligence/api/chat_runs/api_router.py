@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from sogni_intelligence.api.auth import CurrentKey
@@ -15,7 +15,7 @@ from sogni_intelligence.api.chat_runs.protocol import (
     StartRunBody,
 )
 from sogni_intelligence.api.errors import SogniRoute
-from sogni_intelligence.api.sse import SSE_HEADERS, cursor
+from sogni_intelligence.api.sse import SSE_HEADERS, After, cursor
 from sogni_intelligence.runtime.chat_runs import CONFIRM_ENDPOINT
 
 router = APIRouter(route_class=SogniRoute, tags=["chat runs"])
@@ -57,7 +57,7 @@ async def get_run(run_id: str, request: Request, key: CurrentKey) -> JSONRespons
 
 @router.get(f"{BASE}/{{run_id}}/events")
 async def run_events(
-    run_id: str, request: Request, key: CurrentKey, after: int | None = Query(None, ge=0)
+    run_id: str, request: Request, key: CurrentKey, after: After = None
 ) -> JSONResponse:
     record = await serving.owned_run(request, key.id, run_id)
     runs = serving.runs_of(request)
@@ -70,7 +70,7 @@ async def stream_run_events(
     run_id: str,
     request: Request,
     key: CurrentKey,
-    after: int | None = Query(None, ge=0),
+    after: After = None,
     last_event_id: str | None = Header(None),
 ) -> StreamingResponse:
     record = await serving.owned_run(request, key.id, run_id)

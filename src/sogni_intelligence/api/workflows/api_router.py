@@ -5,14 +5,15 @@ Template routes come first so that `templates` is never read as a workflow id.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from sogni_intelligence.api.auth import CurrentKey
 from sogni_intelligence.api.errors import SogniRoute
-from sogni_intelligence.api.sse import SSE_HEADERS, cursor
+from sogni_intelligence.api.sse import SSE_HEADERS, After, cursor
+from sogni_intelligence.api.wire import MAX_DB_INT
 from sogni_intelligence.api.workflows import serving
 from sogni_intelligence.api.workflows.protocol import (
     CancelBody,
@@ -29,6 +30,7 @@ from sogni_intelligence.runtime.records import Record
 router = APIRouter(route_class=SogniRoute, tags=["workflows"])
 BASE = "/v1/creative-agent/workflows"
 CONFIRM_ENDPOINT = "workflows.confirm-cost"
+Offset = Annotated[int, Query(ge=0, le=MAX_DB_INT)]
 
 
 def _ok(data: dict[str, Any], status: int = 200) -> JSONResponse:
@@ -43,7 +45,7 @@ async def list_templates(
     request: Request,
     key: CurrentKey,
     visibility: str = "own",
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     limit: int = Query(50, ge=1, le=200),
 ) -> JSONResponse:
     templates, next_offset = await serving.templates_of(request).list(
@@ -127,7 +129,7 @@ async def start_workflow(
 async def list_workflows(
     request: Request,
     key: CurrentKey,
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     limit: int = Query(20, ge=1, le=200),
 ) -> JSONResponse:
     runtime = serving.runtime_of(request)
@@ -143,7 +145,7 @@ async def get_workflow(workflow_id: str, request: Request, key: CurrentKey) -> J
 
 @router.get(f"{BASE}/{{workflow_id}}/events")
 async def workflow_events(
-    workflow_id: str, request: Request, key: CurrentKey, after: int | None = Query(None, ge=0)
+    workflow_id: str, request: Request, key: CurrentKey, after: After = None
 ) -> JSONResponse:
     record = await serving.owned_workflow(request, key.id, workflow_id)
     runtime = serving.runtime_of(request)
@@ -156,7 +158,7 @@ async def stream_workflow_events(
     workflow_id: str,
     request: Request,
     key: CurrentKey,
-    after: int | None = Query(None, ge=0),
+    after: After = None,
     last_event_id: str | None = Header(None),
 ) -> StreamingResponse:
     record = await serving.owned_workflow(request, key.id, workflow_id)
