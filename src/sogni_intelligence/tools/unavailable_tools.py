@@ -1,121 +1,116 @@
 """Tools of the hosted catalog that need models this server cannot run on a CPU.
 
-They keep their place in the catalog (so clients and the LLM see the same surface as the hosted
-service) and answer MODEL_UNAVAILABLE, naming what would be needed, instead of faking output.
+They keep their place in the catalog with the hosted argument schema, so clients and the LLM
+see the same surface as the hosted service and a call is checked as it would be there: a bad
+value is PARAMETER_INVALID and an index that points at nothing is ASSET_NOT_FOUND. A valid call
+then answers MODEL_UNAVAILABLE, naming the kind of model that would serve it, instead of
+faking output.
 """
 
 from __future__ import annotations
 
-from pydantic import Field
+from dataclasses import dataclass
 
-from sogni_intelligence.tools.base import (
-    Executor,
-    Tool,
-    ToolArgs,
-    ToolContext,
-    ToolError,
-    ToolOutput,
+from sogni_intelligence.tools.base import Tool, ToolContext, ToolError, ToolOutput
+from sogni_intelligence.tools.unavailable_args import UnavailableArgs
+from sogni_intelligence.tools.unavailable_image_args import (
+    ImageTo3dArgs,
+    RemoveBackgroundArgs,
+    SegmentImageArgs,
+)
+from sogni_intelligence.tools.unavailable_video_args import (
+    DanceMontageArgs,
+    OrbitVideoArgs,
+    SoundToVideoArgs,
+    VideoToVideoArgs,
+)
+
+NO_BACKEND = (
+    "No backend on this server provides one, and there is no setting that plugs one in yet: "
+    "the built-in CPU backends (procedural images, keyframe video, MIDI music, speech) cannot "
+    "do this, and the configurable image_backends (openai, comfyui, diffusers) only generate "
+    "images."
 )
 
 
-class SoundToVideoArgs(ToolArgs):
-    prompt: str = Field(min_length=1, description="What the video shows.")
-    audioSourceIndex: int = Field(0, ge=0, description="0-based index of the uploaded audio.")
-    sourceImageIndex: int | None = Field(None, ge=0, description="0-based uploaded image.")
-    duration: float | None = Field(None, ge=1, le=60)
-    videoModel: str | None = None
+@dataclass(frozen=True)
+class _Spec:
+    name: str
+    description: str
+    args: type[UnavailableArgs]
+    served_by: str  # the kind of model and the ones the hosted service runs
 
+    def tool(self) -> Tool:
+        async def run(args: UnavailableArgs, ctx: ToolContext) -> ToolOutput:
+            needs = args.missing()
+            if needs:
+                raise ToolError("PARAMETER_INVALID", "; ".join(needs))
+            for source in args.sources():
+                source.resolve(ctx)
+            model = args.requested_model()
+            asked = f" (asked for: {model})" if model else ""
+            raise ToolError(
+                "MODEL_UNAVAILABLE",
+                f"{self.name} needs {self.served_by}{asked}. {NO_BACKEND}",
+            )
 
-class VideoToVideoArgs(ToolArgs):
-    prompt: str = Field(min_length=1, description="The new look or motion.")
-    videoSourceIndex: int = Field(0, ge=0, description="0-based index of the uploaded video.")
-    controlMode: str | None = Field(None, description="e.g. pose, depth, canny.")
-    videoModel: str | None = None
-
-
-class OrbitVideoArgs(ToolArgs):
-    prompt: str | None = None
-    sourceImageIndex: int | None = None
-    duration: float | None = Field(None, ge=2, le=30)
-
-
-class DanceMontageArgs(ToolArgs):
-    prompt: str | None = None
-    sourceImageIndex: int | None = None
-    sourceVideoIndex: int | None = None
-    audioIndex: int | None = None
-
-
-class ImageTo3dArgs(ToolArgs):
-    sourceImageIndex: int | None = None
-
-
-class RemoveBackgroundArgs(ToolArgs):
-    sourceImageIndex: int | None = None
-
-
-class SegmentImageArgs(ToolArgs):
-    prompt: str = Field(min_length=1, description="What to segment.")
-    sourceImageIndex: int | None = None
-
-
-def _unavailable(name: str, needs: str) -> Executor:
-    async def run(args: ToolArgs, ctx: ToolContext) -> ToolOutput:
-        raise ToolError(
-            "MODEL_UNAVAILABLE",
-            f"{name} needs {needs}, which this server does not have; no remote backend for it "
-            "is configured",
-        )
-
-    return run
+        return Tool(self.name, self.description, self.args, run)
 
 
 _SPECS = [
-    (
+    _Spec(
         "sound_to_video",
-        "Make a video driven by an uploaded sound track.",
+        "Make a video whose picture follows a sound track (an uploaded or generated song or "
+        "voice), optionally starting from a photo; lip-sync with a face photo.",
         SoundToVideoArgs,
-        "an audio-to-video diffusion model on a GPU",
+        "an audio-driven video diffusion model on a GPU: LTX 2.5 or 2.3 audio/image+audio to "
+        "video, WAN 2.2 S2V, Seedance 2.0 or 2.5, Wan 3 or MiniMax H3 FastH3",
     ),
-    (
+    _Spec(
         "video_to_video",
-        "Restyle or re-control an uploaded video.",
+        "Transform an uploaded video: move a photo with its motion, swap its subject, restyle "
+        "it under edge, pose or depth control, widen its canvas or regenerate a masked region.",
         VideoToVideoArgs,
-        "a video-to-video diffusion model on a GPU",
+        "a video-to-video diffusion model on a GPU: WAN 2.2 Animate, LTX 2.5 or 2.3 with "
+        "canny/pose/depth control and in/outpainting, or Seedance 2.0/2.5 V2V",
     ),
-    (
+    _Spec(
         "orbit_video",
-        "A 360° orbit around the subject of an image.",
+        "A looping 360° orbit around the subject of one image: the other views are made, "
+        "animated into each other and joined.",
         OrbitVideoArgs,
-        "a novel-view video model on a GPU",
+        "a novel-view image model to make the other camera angles and a first/last-frame video "
+        "diffusion model on a GPU to move between them",
     ),
-    (
+    _Spec(
         "dance_montage",
-        "Transfer a dance onto a character and cut it to music.",
+        "Make a person in a photo perform a known dance (choreography copied from reference "
+        "clips); 9:16 portrait video.",
         DanceMontageArgs,
-        "a motion-transfer video model on a GPU",
+        "a pose-driven motion-transfer video model on a GPU (WAN 2.2 Animate Move) and the "
+        "choreography reference clips",
     ),
-    (
+    _Spec(
         "image_to_3d",
-        "Turn an image into a 3D model (GLB).",
+        "Reconstruct a textured 3D model (GLB) from a front image, optionally with left, back "
+        "and right views of the same subject.",
         ImageTo3dArgs,
-        "an image-to-3D model on a GPU",
+        "an image-to-3D reconstruction model on a GPU (Pixal3D)",
     ),
-    (
+    _Spec(
         "remove_background",
-        "Cut the subject out of an image.",
+        "Cut the subject out of an image: a transparent PNG or its soft mask, without "
+        "repainting anything.",
         RemoveBackgroundArgs,
-        "a background-matting model",
+        "a background-matting model (BiRefNet)",
     ),
-    (
+    _Spec(
         "segment_image",
-        "Mask or cut out what the prompt names.",
+        "Select objects in an image by a description, points or boxes (0-1 coordinates); "
+        "returns a mask or a cut-out.",
         SegmentImageArgs,
-        "a promptable segmentation model",
+        "a promptable segmentation model (SAM 3)",
     ),
 ]
 
-TOOLS = [
-    Tool(name, description, args, _unavailable(name, needs))
-    for name, description, args, needs in _SPECS
-]
+TOOLS = [spec.tool() for spec in _SPECS]
