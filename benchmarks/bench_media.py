@@ -4,8 +4,10 @@
   hash, store) against the bare render call: how much the tool path adds;
 * video: a 5 s 1280x720 `animate_photo` against a direct ffmpeg run of the very same command
   line (captured from the tool's own call): the ratio is our overhead around ffmpeg;
-* music and speech: real-time factors (seconds of work per second of audio; below 1 is faster
-  than real time), through the tools.
+* music: the real-time factor (seconds of work per second of audio; below 1 is faster than
+  real time) through the tool;
+* speech: the real-time factor of the neural English voice (hibari-tts) against espeak-ng on
+  the same text through the same path (synthesis, then the WAV encode), and their ratio.
 
     .venv/bin/python benchmarks/bench_media.py [--runs 3] [--json]
 """
@@ -21,10 +23,12 @@ import statistics
 import subprocess
 import tempfile
 import time
+import wave
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sogni_intelligence.media import video
+from sogni_intelligence.media import speech, video
 from sogni_intelligence.media.ffmpeg import ffmpeg_exe
 from sogni_intelligence.media.image import render_procedural
 from sogni_intelligence.media.signing import UrlSigner
@@ -145,6 +149,42 @@ async def bench_audio(
     return {"real_time_factor": _median_time(factors)}
 
 
+SPEECH_TEXT = (
+    "The quick brown fox jumps over the lazy dog. A calm voice reads the weather for the "
+    "coast: light rain in the morning, clearing by noon, and a cool breeze after dark."
+)
+
+
+def _wav_seconds(path: Path) -> float:
+    with wave.open(str(path), "rb") as handle:
+        return handle.getnframes() / handle.getframerate()
+
+
+async def bench_speech(root: Path, runs: int) -> dict[str, Any]:
+    """Both engines on one English text; the first round loads the neural model, uncounted."""
+    neural = speech.settings_for(SPEECH_TEXT, None, "english", 0.9, seed=1)
+    engines = {speech.NEURAL: neural, speech.ESPEAK: replace(neural, engine=speech.ESPEAK)}
+    factors: dict[str, list[float]] = {engine: [] for engine in engines}
+    for round_ in range(runs + 1):
+        for engine, settings in engines.items():
+            started = time.perf_counter()
+            spoken = await speech.synthesize(
+                SPEECH_TEXT, settings, "wav", root, name=f"speech-{round_}"
+            )
+            elapsed = time.perf_counter() - started
+            assert spoken.engine == engine, spoken.warnings
+            if round_:
+                factors[engine].append(elapsed / _wav_seconds(spoken.path))
+            spoken.path.unlink()
+    hibari, espeak = (_median_time(factors[e]) for e in (speech.NEURAL, speech.ESPEAK))
+    return {
+        "words": len(SPEECH_TEXT.split()),
+        "hibari_real_time_factor": hibari,
+        "espeak_real_time_factor": espeak,
+        "ratio": hibari / espeak,
+    }
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="bench-media-"))
     ctx, db = await _context(root)
@@ -163,15 +203,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 },
                 args.runs,
             ),
-            "speech": await bench_audio(
-                ctx,
-                "generate_speech",
-                {
-                    "prompt": "The quick brown fox jumps over the lazy dog. " * 4,
-                    "outputFormat": "wav",
-                },
-                args.runs,
-            ),
+            "speech": await bench_speech(root, args.runs),
         }
     finally:
         await db.close()
@@ -197,7 +229,12 @@ def main() -> None:
         f"{clip['direct_ffmpeg_s']:.2f} s (ratio {clip['ratio']:.2f})"
     )
     print(f"music 30 s: real-time factor {results['music_30s']['real_time_factor']:.3f}")
-    print(f"speech: real-time factor {results['speech']['real_time_factor']:.3f}")
+    spoken = results["speech"]
+    print(
+        f"speech, the same {spoken['words']} words: hibari-tts real-time factor "
+        f"{spoken['hibari_real_time_factor']:.4f}, espeak-ng "
+        f"{spoken['espeak_real_time_factor']:.4f} (ratio hibari/espeak {spoken['ratio']:.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -1,27 +1,44 @@
-"""Text to speech with espeak-ng: a formant synthesizer, clear but plainly robotic.
+"""Text to speech: the neural hibari-tts voice for English, espeak-ng for everything else.
 
-The public voice names (serena, ryan, ...) become espeak-ng voice variants with their own pitch
-and pace; the language picks espeak-ng's pronunciation rules, or is guessed from the script of
-the text. `creativity` widens a seeded wobble of pitch and pace, so variations differ.
+hibari-tts (see `hibari_voice`) speaks English with a natural voice from weights inside its
+wheel; espeak-ng, a formant synthesizer (clear but plainly robotic), speaks the other languages
+and stands in whenever the neural voice is missing or fails. The public voice names (serena,
+ryan, ...) carry a gender, pitch and pace: espeak-ng gets them as voice variants, the neural
+voice as its pace (and the bundled voice closest in gender). The language picks the engine and
+espeak-ng's pronunciation rules, or is guessed from the script of the text. `creativity` widens
+a seeded wobble of pitch and pace, so variations differ. Every output is mono at 22.05 kHz.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 import shutil
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sogni_intelligence.media import hibari_voice
 from sogni_intelligence.media.ffmpeg import ffmpeg, run_process
 from sogni_intelligence.media.music import codec_args
 
 FORMATS = ("wav", "mp3", "flac")
 BASE_SPEED_WPM = 165
+ESPEAK = "espeak-ng"
+NEURAL = hibari_voice.ENGINE
+OUTPUT_RATE = 22_050  # espeak-ng's own rate; the neural voice's 24 kHz is resampled to it
+ESPEAK_NOTE = (
+    "Speech synthesized by espeak-ng (a formant synthesizer); the preset voice name is mapped "
+    "to an espeak-ng voice variant."
+)
+NEURAL_NOTE = (
+    "Speech synthesized by hibari-tts, a neural text-to-speech model (ONNX, distilled from "
+    "Kokoro-82M) whose weights ship inside its Python package; resampled from 24 kHz."
+)
 
 
 class SpeechUnavailable(Exception):
@@ -96,26 +113,38 @@ def detect_language(text: str) -> str:
 class SpeechSettings:
     voice: str
     language: str
+    engine: str  # NEURAL for English when hibari-tts is installed, else ESPEAK
     espeak_voice: str
     pitch: int
-    speed_wpm: int
+    pace: float  # multiplier on the voice's normal speed
     seed: int
 
+    @property
+    def speed_wpm(self) -> int:
+        return max(80, min(400, round(BASE_SPEED_WPM * self.pace)))
+
     def describe(self) -> dict[str, Any]:
+        """What was asked of the engine that ran (espeak-ng's pitch means nothing to hibari)."""
+        common = {"voice": self.voice, "language": self.language, "seed": self.seed}
+        if self.engine == NEURAL:
+            return {**common, "speed": self.neural_speed}
         return {
-            "voice": self.voice,
-            "language": self.language,
+            **common,
             "espeak_voice": self.espeak_voice,
             "pitch": self.pitch,
             "speed_wpm": self.speed_wpm,
-            "seed": self.seed,
         }
+
+    @property
+    def neural_speed(self) -> float:
+        low, high = hibari_voice.SPEED_RANGE
+        return round(max(low, min(high, self.pace)), 3)
 
 
 def settings_for(
     text: str, voice: str | None, language: str, creativity: float, seed: int
 ) -> SpeechSettings:
-    """Pick the espeak-ng voice, pitch and pace for one rendition."""
+    """Pick the engine, voice, pitch and pace for one rendition."""
     name = voice or DEFAULT_VOICE
     spec = VOICES[name]
     lang = detect_language(text) if language == "auto" else language
@@ -123,12 +152,14 @@ def settings_for(
     # creativity 0.1..2 -> up to about ±14 pitch steps and ±12 % pace.
     pitch = spec.pitch + round(rng.uniform(-7.0, 7.0) * creativity)
     pace = spec.pace * (1.0 + rng.uniform(-0.06, 0.06) * creativity)
+    neural = lang == "english" and bool(hibari_voice.bundled_voices())
     return SpeechSettings(
         voice=name,
         language=lang,
+        engine=NEURAL if neural else ESPEAK,
         espeak_voice=f"{LANGUAGES[lang]}+{spec.variant}",
         pitch=max(0, min(99, pitch)),
-        speed_wpm=max(80, min(400, round(BASE_SPEED_WPM * pace))),
+        pace=pace,
         seed=seed,
     )
 
@@ -156,14 +187,73 @@ class NothingToSay(Exception):
     """The text produced no audio (for example, only punctuation)."""
 
 
+@dataclass
+class Speech:
+    """One spoken file and what made it (for the asset's metadata)."""
+
+    path: Path
+    engine: str
+    details: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
 async def synthesize(
     text: str, settings: SpeechSettings, fmt: str, workdir: Path, name: str = "speech"
+) -> Speech:
+    """Speak `text` into `workdir/name.fmt` with the settings' engine, falling back to
+    espeak-ng when the neural voice cannot speak it."""
+    warnings: list[str] = []
+    if settings.engine == NEURAL:
+        try:
+            spoken = await _speak_neural(text, settings, fmt, workdir, name)
+        except Exception as exc:  # an optional engine: any failure falls back to espeak-ng
+            warnings.append(f"the neural voice failed ({exc}); espeak-ng spoke instead")
+        else:
+            if spoken is not None:
+                return spoken
+            warnings.append("the neural voice found nothing to pronounce; espeak-ng spoke instead")
+        settings = replace(settings, engine=ESPEAK)
+    path = await _speak_espeak(text, settings, fmt, workdir, name)
+    details = {"engine": ESPEAK, "description": ESPEAK_NOTE, **settings.describe()}
+    if warnings:
+        details["fallback_reason"] = warnings[-1]
+    return Speech(path, ESPEAK, details, warnings)
+
+
+async def _speak_neural(
+    text: str, settings: SpeechSettings, fmt: str, workdir: Path, name: str
+) -> Speech | None:
+    gender = VOICES[settings.voice].gender
+    voice = hibari_voice.voice_for(gender)
+    raw_path = workdir / f"{name}.raw.wav"
+    rate = await asyncio.to_thread(
+        hibari_voice.speak_to_wav, text, voice, settings.neural_speed, settings.seed, raw_path
+    )
+    if not rate:
+        return None
+    out_path = await _encode(raw_path, fmt, workdir / f"{name}.{fmt}")
+    warnings = []
+    if voice.gender != gender:
+        warnings.append(
+            f"voice {settings.voice} is a {gender} preset, but the neural English voice "
+            f"installed is {voice.gender} ({voice.name}); it spoke in that voice"
+        )
+    details = {
+        "engine": NEURAL,
+        "description": NEURAL_NOTE,
+        "model_sample_rate": rate,
+        **voice.describe(),
+        **settings.describe(),
+    }
+    return Speech(out_path, NEURAL, details, warnings)
+
+
+async def _speak_espeak(
+    text: str, settings: SpeechSettings, fmt: str, workdir: Path, name: str
 ) -> Path:
-    """Speak `text` into `workdir/name.fmt` (mono, espeak-ng's 22.05 kHz)."""
     exe = espeak_exe()
     text_path = workdir / f"{name}.txt"
     raw_path = workdir / f"{name}.raw.wav"
-    out_path = workdir / f"{name}.{fmt}"
     text_path.write_text(text, encoding="utf-8")
     # The text goes through a file, never argv, so a leading "-" is not read as an option.
     await run_process(
@@ -182,9 +272,17 @@ async def synthesize(
         str(raw_path),
         timeout_s=120,
     )
+    text_path.unlink(missing_ok=True)
     if not _audible(raw_path):
         raise NothingToSay("the text contains nothing that can be spoken")
-    await ffmpeg("-i", str(raw_path), "-ac", "1", *codec_args(fmt, "96k"), str(out_path))
+    return await _encode(raw_path, fmt, workdir / f"{name}.{fmt}")
+
+
+async def _encode(raw_path: Path, fmt: str, out_path: Path) -> Path:
+    """The raw WAV as mono `fmt` at OUTPUT_RATE; the raw file is removed."""
+    rate = str(OUTPUT_RATE)
+    await ffmpeg(
+        "-i", str(raw_path), "-ac", "1", "-ar", rate, *codec_args(fmt, "96k"), str(out_path)
+    )
     raw_path.unlink(missing_ok=True)
-    text_path.unlink(missing_ok=True)
     return out_path

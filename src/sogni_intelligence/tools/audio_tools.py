@@ -1,4 +1,5 @@
-"""Audio tools: generate_music (MIDI composition + FluidSynth) and generate_speech (espeak-ng).
+"""Audio tools: generate_music (MIDI composition + FluidSynth) and generate_speech (the neural
+hibari-tts voice for English, espeak-ng for other languages).
 
 Both make real, decodable files on the CPU. Neither can sing or clone a voice: lyrics are kept
 as metadata next to an instrumental, and the clone/design speech models are refused.
@@ -240,7 +241,7 @@ def _speech_cost(args: GenerateSpeechArgs) -> float:
 
 
 async def generate_speech(args: GenerateSpeechArgs, ctx: ToolContext) -> ToolOutput:
-    backend = resolve_model(SPEECH_MODELS, args.model, "speech")
+    resolve_model(SPEECH_MODELS, args.model, "speech")  # refuses clone/design and unknown ids
     warnings: list[str] = []
     ignored = [
         name
@@ -256,6 +257,7 @@ async def generate_speech(args: GenerateSpeechArgs, ctx: ToolContext) -> ToolOut
     count = args.numberOfVariations
     scratch = ctx.store.scratch_dir()
     records: list[AssetRecord] = []
+    engines: list[str] = []
     try:
         for i in range(count):
             seed = (base_seed + i) % SEED_LIMIT
@@ -264,31 +266,32 @@ async def generate_speech(args: GenerateSpeechArgs, ctx: ToolContext) -> ToolOut
             )
             ctx.progress(i / count, f"speaking rendition {i + 1} of {count}")
             try:
-                path = await speech.synthesize(
+                spoken = await speech.synthesize(
                     args.prompt, settings, args.outputFormat, scratch, name=f"speech{i}"
                 )
             except speech.SpeechUnavailable as exc:
                 raise ToolError("MODEL_UNAVAILABLE", str(exc)) from exc
             except speech.NothingToSay as exc:
                 raise ToolError("PARAMETER_INVALID", f"prompt: {exc}") from exc
+            warnings += [w for w in spoken.warnings if w not in warnings]
+            engines.append(spoken.engine)
             meta = {
                 "synthesized": True,
-                "backend": backend,
+                "backend": spoken.engine,
                 "model": args.model,
-                "description": "Speech synthesized by espeak-ng (a formant synthesizer); "
-                "the preset voice name is mapped to an espeak-ng voice variant.",
                 "text": args.prompt,
                 "format": args.outputFormat,
                 "creativity": args.creativity,
-                **settings.describe(),
+                **spoken.details,
             }
             records.append(
                 await ctx.store.put_file(
-                    ctx.owner, path, tool="generate_speech", backend=backend, meta=meta
+                    ctx.owner, spoken.path, tool="generate_speech", backend=spoken.engine, meta=meta
                 )
             )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    backend = "+".join(dict.fromkeys(engines))  # one engine, unless the neural voice failed
     return ToolOutput(
         assets=records,
         model=args.model,
@@ -314,9 +317,10 @@ TOOLS: list[Tool] = [
     Tool(
         name="generate_speech",
         description=(
-            "Turn text into spoken audio with a preset voice (model 'voice'). The text is read "
-            "word for word; pick a voice and language or let the language be detected. Voice "
-            "cloning and voice design are not available on this server."
+            "Turn text into spoken audio with a preset voice (model 'voice'): a neural voice "
+            "for English, a formant synthesizer for other languages. The text is read word for "
+            "word; pick a voice and language or let the language be detected. Voice cloning "
+            "and voice design are not available on this server."
         ),
         args=GenerateSpeechArgs,
         run=generate_speech,

@@ -1,4 +1,5 @@
-"""generate_music and generate_speech against the real FluidSynth, espeak-ng and ffmpeg."""
+"""generate_music and generate_speech against the real FluidSynth, hibari-tts, espeak-ng and
+ffmpeg."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sogni_intelligence.media import music
+from sogni_intelligence.media import hibari_voice, music, speech
 from sogni_intelligence.tools.audio_tools import TOOLS
 from sogni_intelligence.tools.base import ToolContext, execute
 
@@ -264,22 +265,34 @@ SENTENCE = "The quick brown fox jumps over the lazy dog."
 
 
 @pytest.mark.parametrize(("fmt", "codec"), [("wav", "pcm_s16le"), ("mp3", "mp3"), ("flac", "flac")])
-async def test_speech_decodes(ctx, fmt, codec):
+async def test_english_speech_is_the_neural_voice_and_decodes(ctx, tmp_path, fmt, codec):
     result = await run(ctx, "generate_speech", prompt=SENTENCE, outputFormat=fmt, seed=1)
 
     assert result["ok"] is True, result
-    assert result["backend"] == "espeak-ng" and result["model"] == "voice"
+    assert result["backend"] == "hibari-tts" and result["model"] == "voice"
     assert result["media_type"] == "audio" and result["indices"] == [0]
     asset = result["output_assets"][0]
     meta = asset["metadata"]
-    assert meta["synthesized"] is True and meta["backend"] == "espeak-ng"
-    assert meta["text"] == SENTENCE
+    assert meta["synthesized"] is True and meta["backend"] == meta["engine"] == "hibari-tts"
+    assert meta["neural_voice"] == "heart" and meta["model_sample_rate"] == 24000
+    assert (
+        meta["neural_model"].startswith("hibari-tts 0.2.1") and "hibari-tts" in meta["description"]
+    )
+    assert meta["text"] == SENTENCE and meta["language"] == "english"
     report = ffprobe(await asset_file(ctx, result))
     stream = audio_stream(report)
-    assert stream["codec_name"] == codec
-    assert int(stream["sample_rate"]) == 22050
-    assert 1.0 < float(report["format"]["duration"]) < 10.0
-    assert abs(asset["duration_seconds"] - float(report["format"]["duration"])) < 0.1
+    assert stream["codec_name"] == codec and int(stream["channels"]) == 1
+    assert int(stream["sample_rate"]) == speech.OUTPUT_RATE == 22050
+    seconds = float(report["format"]["duration"])
+    assert abs(asset["duration_seconds"] - seconds) < 0.1
+    # Nine words at a natural 120-220 words a minute, and as long as the model's own output.
+    assert 9 / 220 * 60 < seconds < 9 / 120 * 60
+    voice = hibari_voice.voice_for("female")
+    raw = tmp_path / "direct.wav"
+    rate = hibari_voice.speak_to_wav(SENTENCE, voice, meta["speed"], 1, raw)
+    direct = ffprobe(raw)
+    assert rate == 24000 and int(audio_stream(direct)["sample_rate"]) == 24000
+    assert abs(float(direct["format"]["duration"]) - seconds) < 0.06
 
 
 async def test_longer_text_gives_longer_audio(ctx):
@@ -292,7 +305,7 @@ async def test_longer_text_gives_longer_audio(ctx):
     assert long_s > 3 * short_s
 
 
-async def test_voice_and_language_map_onto_espeak(ctx):
+async def test_other_languages_are_spoken_by_espeak(ctx):
     german = await run(
         ctx,
         "generate_speech",
@@ -302,10 +315,14 @@ async def test_voice_and_language_map_onto_espeak(ctx):
         outputFormat="wav",
         seed=2,
     )
+    assert german["backend"] == "espeak-ng", german
     meta = german["output_assets"][0]["metadata"]
+    assert meta["engine"] == "espeak-ng" and "espeak-ng" in meta["description"]
     assert (
         meta["espeak_voice"] == "de+m3" and meta["voice"] == "ryan" and meta["language"] == "german"
     )
+    stream = audio_stream(ffprobe(await asset_file(ctx, german)))
+    assert int(stream["sample_rate"]) == 22050
 
     chinese = await run(
         ctx,
@@ -316,10 +333,34 @@ async def test_voice_and_language_map_onto_espeak(ctx):
         seed=2,
     )
     meta = chinese["output_assets"][0]["metadata"]
+    assert chinese["backend"] == "espeak-ng" and "warnings" not in chinese
     assert meta["language"] == "chinese" and meta["espeak_voice"] == "cmn+f4"
 
-    default = await run(ctx, "generate_speech", prompt=SENTENCE, outputFormat="wav", seed=2)
-    assert default["output_assets"][0]["metadata"]["espeak_voice"].startswith("en-us+")
+
+async def test_english_text_the_neural_voice_cannot_read_falls_back_to_espeak(ctx):
+    result = await run(
+        ctx,
+        "generate_speech",
+        prompt="你好，欢迎来到这里。",
+        language="english",
+        outputFormat="wav",
+    )
+    assert result["ok"] is True and result["backend"] == "espeak-ng", result
+    meta = result["output_assets"][0]["metadata"]
+    assert (
+        meta["espeak_voice"].startswith("en-us+")
+        and "nothing to pronounce" in (meta["fallback_reason"])
+    )
+    assert any("espeak-ng spoke instead" in w for w in result["warnings"])
+    assert result["output_assets"][0]["duration_seconds"] > 1.0
+
+
+async def test_a_male_preset_in_english_is_named_in_a_warning(ctx):
+    result = await run(ctx, "generate_speech", prompt=SENTENCE, voice="ryan", outputFormat="wav")
+    assert result["backend"] == "hibari-tts"
+    meta = result["output_assets"][0]["metadata"]
+    assert meta["voice"] == "ryan" and meta["neural_voice_gender"] == "female"
+    assert any("ryan" in w and "male" in w for w in result["warnings"])
 
 
 async def test_speech_seed_and_variations(ctx):
@@ -342,7 +383,9 @@ async def test_speech_seed_and_variations(ctx):
     )
     assert both["indices"] == [2, 3]
     metas = [a["metadata"] for a in both["output_assets"]]
-    assert (metas[0]["pitch"], metas[0]["speed_wpm"]) != (metas[1]["pitch"], metas[1]["speed_wpm"])
+    assert metas[0]["seed"] != metas[1]["seed"] and metas[0]["speed"] != metas[1]["speed"]
+    files = [await asset_file(ctx, both, i) for i in (0, 1)]
+    assert sha256(files[0]) != sha256(files[1])
 
 
 async def test_clone_arguments_with_a_preset_voice_warn(ctx):
