@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -171,10 +170,9 @@ def _while_fuzzing(hook: Any) -> Iterator[None]:
 
 
 class Tally:
-    """Every response and broken call of a run (hooks may run on several threads)."""
+    """Every response and broken call of a run (one worker: the hooks run one at a time)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self.cases = 0
         self.server_errors: list[str] = []
         self.network_errors: list[str] = []
@@ -185,20 +183,18 @@ class Tally:
         """Register the hooks that count the calls made from `schema`."""
 
         def after_call(context: Any, case: Any, response: Any) -> None:
-            with self._lock:
-                self.cases += 1
-                self.tried.add(case.operation.label)
-                if response.status_code < 300:
-                    self.succeeded.add(case.operation.label)
-                if response.status_code >= 500:
-                    self.server_errors.append(
-                        f"{response.status_code} {response.text[:300]}\n{case.as_curl_command()}"
-                    )
+            self.cases += 1
+            self.tried.add(case.operation.label)
+            if response.status_code < 300:
+                self.succeeded.add(case.operation.label)
+            if response.status_code >= 500:
+                self.server_errors.append(
+                    f"{response.status_code} {response.text[:300]}\n{case.as_curl_command()}"
+                )
 
         def after_network_error(context: Any, case: Any, request: Any) -> None:
-            with self._lock:
-                self.cases += 1
-                self.network_errors.append(case.as_curl_command())
+            self.cases += 1
+            self.network_errors.append(case.as_curl_command())
 
         schema.hook("after_call")(after_call)
         schema.hook("after_network_error")(after_network_error)
