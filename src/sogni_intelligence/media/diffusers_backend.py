@@ -3,9 +3,10 @@
 torch and diffusers come with the optional `diffusers` extra and are imported only when the
 backend first runs, so the base install works without them. The pipeline is loaded once (no
 network: `local_files_only`); an image-to-image pipeline is derived from the same components
-for edits. Each image runs in a worker thread with its own seeded generator, so a seed always
-gives the same picture. Progress is reported after every denoising step, and cancelling the
-awaiting task stops the worker at the next step.
+for edits. A request's guidance and img2img strength override the configured ones. Each image
+runs in a worker thread with its own seeded generator, so a seed always gives the same picture.
+Progress is reported after every denoising step, and cancelling the awaiting task stops the
+worker at the next step.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sogni_intelligence.config import ImageBackendConfig
 from sogni_intelligence.tools.base import Progress, ToolError
 
 if TYPE_CHECKING:
-    from sogni_intelligence.media.remote_image import ImageRequest
+    from sogni_intelligence.media.remote_image import Feature, ImageRequest
 
 EDIT_STRENGTH = 0.6
 
@@ -43,6 +44,10 @@ def _multiple_of_8(value: int) -> int:
 
 class DiffusersImageBackend:
     """Runs a diffusers text-to-image pipeline (and its image-to-image twin) in-process."""
+
+    features: frozenset[Feature] = frozenset(
+        {"seed", "negative_prompt", "source", "strength", "guidance"}
+    )
 
     def __init__(self, config: ImageBackendConfig) -> None:
         assert config.model_path is not None
@@ -151,6 +156,11 @@ class DiffusersImageBackend:
             with Image.open(io.BytesIO(request.source_png)) as opened:
                 source = opened.convert("RGB")
         width, height = _multiple_of_8(request.width), _multiple_of_8(request.height)
+        guidance = self.guidance if request.guidance is None else request.guidance
+        # At least one denoising step must remain, or the pipeline refuses to run.
+        strength = max(
+            1 / self.steps, EDIT_STRENGTH if request.strength is None else request.strength
+        )
         if source is not None:
             source = source.resize((width, height), Image.Resampling.LANCZOS)
         images = []
@@ -178,18 +188,18 @@ class DiffusersImageBackend:
             kwargs: dict[str, Any] = {
                 "prompt": request.prompt,
                 "num_inference_steps": self.steps,
-                "guidance_scale": self.guidance,
+                "guidance_scale": guidance,
                 "generator": pipelines.torch.Generator("cpu").manual_seed(
                     (request.seed + i) % 2**64
                 ),
                 "callback_on_step_end": on_step,
             }
-            if request.negative_prompt and self.guidance > 1:
+            if request.negative_prompt and guidance > 1:
                 kwargs["negative_prompt"] = request.negative_prompt
             if source is None:
                 kwargs.update(width=width, height=height)
             else:
-                kwargs.update(image=source, strength=EDIT_STRENGTH)
+                kwargs.update(image=source, strength=strength)
             try:
                 picture = pipe(**kwargs).images[0]
             except _Stopped:

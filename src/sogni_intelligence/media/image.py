@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import colorsys
 import hashlib
+import math
 import re
 
 import numpy as np
@@ -101,10 +102,23 @@ def _palette(
     return colours
 
 
-def render_procedural(prompt: str, seed: int, width: int, height: int) -> Image.Image:
-    """An RGB image for (prompt, seed) at the requested size; same inputs, same pixels."""
+def render_procedural(
+    prompt: str,
+    seed: int,
+    width: int,
+    height: int,
+    *,
+    avoid: str | None = None,
+    transparent: bool = False,
+) -> Image.Image:
+    """An RGB image for (prompt, seed) at the requested size; same inputs, same pixels.
+
+    Words of `avoid` (a negative prompt) do not steer the palette or the layout. With
+    `transparent` the result is RGBA: the shapes alone, without the background gradient.
+    """
     rng = _rng(prompt, seed)
-    words = _words(prompt)
+    unwanted = set(_words(avoid or ""))
+    words = [word for word in _words(prompt) if word not in unwanted]
     palette = _palette(words, rng)
     top, bottom = np.array(palette[0], float), np.array(palette[1], float)
     if _NIGHT_WORDS & set(words):
@@ -155,8 +169,12 @@ def render_procedural(prompt: str, seed: int, width: int, height: int) -> Image.
             ]
             draw.polygon(points, fill=(*colour, alpha))
     layer = layer.filter(ImageFilter.GaussianBlur(radius=max(1.0, scale / 400)))
-    image = Image.alpha_composite(image.convert("RGBA"), layer).convert("RGB")
     grain = rng.normal(0, 6, (height, width, 1)).astype(np.float32)
+    if transparent:
+        rgba = np.asarray(layer, np.float32).copy()
+        rgba[..., :3] = np.clip(rgba[..., :3] + grain, 0, 255)
+        return Image.fromarray(rgba.astype(np.uint8), "RGBA")
+    image = Image.alpha_composite(image.convert("RGBA"), layer).convert("RGB")
     out = np.clip(np.asarray(image, np.float32) + grain, 0, 255).astype(np.uint8)
     return Image.fromarray(out, "RGB")
 
@@ -177,18 +195,34 @@ def restyle(source: Image.Image, prompt: str, seed: int, strength: float) -> Ima
     return Image.blend(source.convert("RGB"), toned, float(np.clip(strength, 0, 1)))
 
 
-def restore(source: Image.Image) -> Image.Image:
-    """Clean up a photo: denoise, stretch contrast, sharpen, lift colour."""
-    image = source.convert("RGB").filter(ImageFilter.MedianFilter(3))
-    image = ImageOps.autocontrast(image, cutoff=1)
-    image = image.filter(ImageFilter.UnsharpMask(radius=2, percent=80, threshold=2))
-    return ImageEnhance.Color(image).enhance(1.15)
+def restore(source: Image.Image, seed: int = 0, thorough: bool = False) -> Image.Image:
+    """Clean up a photo: denoise, stretch contrast, sharpen, lift colour.
+
+    The seed varies the sharpening, colour lift and exposure, so variations differ;
+    `thorough` denoises harder and sharpens twice (slower, for damaged photos).
+    """
+    rng = np.random.default_rng(seed)
+    image = source.convert("RGB").filter(ImageFilter.MedianFilter(5 if thorough else 3))
+    image = ImageOps.autocontrast(image, cutoff=2 if thorough else 1)
+    percent = int(rng.integers(60, 101))
+    for _ in range(2 if thorough else 1):
+        image = image.filter(ImageFilter.UnsharpMask(radius=2, percent=percent, threshold=2))
+    image = ImageEnhance.Color(image).enhance(float(rng.uniform(1.08, 1.22)))
+    return ImageEnhance.Brightness(image).enhance(float(rng.uniform(0.96, 1.04)))
 
 
-def change_angle(source: Image.Image, degrees: float, tilt: float) -> Image.Image:
-    """A new viewpoint by perspective warp: `degrees` turns left/right, `tilt` up/down."""
+def change_angle(
+    source: Image.Image, degrees: float, tilt: float, zoom: float = 1.0
+) -> Image.Image:
+    """A new viewpoint by perspective warp: `degrees` (-180..180) turns left/right, past 90 the
+    picture is seen from behind (mirrored); `tilt` (-1..1) looks up/down; `zoom` above 1 moves
+    closer (centre crop), below 1 farther away (the picture shrinks onto a blurred copy)."""
     image = source.convert("RGB")
     w, h = image.size
+    if abs(degrees) > 90:
+        image = ImageOps.mirror(image)
+        degrees = math.copysign(180 - abs(degrees), degrees)
+    image = _zoom(image, zoom)
     dx = w * 0.25 * float(np.clip(degrees / 90, -1, 1))
     dy = h * 0.25 * float(np.clip(tilt, -1, 1))
     # Corners of the source quad that map onto the output rectangle.
@@ -203,6 +237,38 @@ def change_angle(source: Image.Image, degrees: float, tilt: float) -> Image.Imag
         max(dy, 0) + (abs(dx) * 0.3 if dx > 0 else 0),
     )
     return image.transform((w, h), Image.Transform.QUAD, quad, Image.Resampling.BICUBIC)
+
+
+def _zoom(image: Image.Image, zoom: float) -> Image.Image:
+    w, h = image.size
+    if zoom > 1:
+        cw, ch = w / zoom, h / zoom
+        box = ((w - cw) / 2, (h - ch) / 2, (w + cw) / 2, (h + ch) / 2)
+        return image.resize((w, h), Image.Resampling.LANCZOS, box=box)
+    if zoom < 1:
+        backdrop = image.filter(ImageFilter.GaussianBlur(radius=max(w, h) / 40))
+        small = image.resize(
+            (max(1, round(w * zoom)), max(1, round(h * zoom))), Image.Resampling.LANCZOS
+        )
+        backdrop.paste(small, ((w - small.width) // 2, (h - small.height) // 2))
+        return backdrop
+    return image
+
+
+def reshape(image: Image.Image, width: int, height: int) -> Image.Image:
+    """The picture at a new size; a new aspect ratio crops it around the centre (no bars)."""
+    image = image.convert("RGB")
+    if image.size == (width, height):
+        return image
+    return ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS)
+
+
+def apply_mask(edited: Image.Image, source: Image.Image, mask: Image.Image) -> Image.Image:
+    """An edit limited by an alpha mask: where the mask is opaque the source stays, where it is
+    transparent the edit shows (partial alpha mixes them)."""
+    alpha = mask.getchannel("A").resize(edited.size, Image.Resampling.BILINEAR)
+    kept = reshape(source, *edited.size)
+    return Image.composite(kept, edited.convert("RGB"), alpha)
 
 
 def upscale(source: Image.Image, width: int, height: int) -> Image.Image:

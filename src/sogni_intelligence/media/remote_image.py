@@ -1,7 +1,9 @@
 """Remote image backends: any OpenAI-compatible image API, and ComfyUI.
 
 Both take the same request as the procedural renderer and return encoded image bytes, so the
-image tools do not care which one runs. Network failures become tool errors the LLM can read.
+image tools do not care which one runs. Each backend names the optional request features it
+honours (`features`); the tools warn about the rest. Network failures become tool errors the
+LLM can read.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import urlencode
 
 import httpx
@@ -21,6 +23,21 @@ import websockets
 from sogni_intelligence.config import ImageBackendConfig
 from sogni_intelligence.media.diffusers_backend import DiffusersImageBackend
 from sogni_intelligence.tools.base import Progress, ToolError
+
+#: Optional parts of a request a backend may or may not honour.
+Feature = Literal[
+    "seed",
+    "negative_prompt",
+    "source",
+    "strength",
+    "guidance",
+    "mask",
+    "gpt_quality",
+    "gpt_background",
+    "output_compression",
+    "loras",
+    "restore_quality",
+]
 
 
 @dataclass(frozen=True)
@@ -32,15 +49,29 @@ class ImageRequest:
     count: int = 1
     negative_prompt: str | None = None
     source_png: bytes | None = None
+    #: How far the result may move away from the source (0 keeps it, 1 ignores it).
+    strength: float | None = None
+    guidance: float | None = None
+    #: PNG whose transparent pixels mark where the source may change.
+    mask_png: bytes | None = None
+    gpt_quality: str | None = None
+    gpt_background: str | None = None
+    output_compression: int | None = None
+    output_format: str | None = None
 
 
 class RemoteImageBackend(Protocol):
     name: str
     aliases: list[str]
+    features: frozenset[Feature]
 
     async def generate(self, request: ImageRequest, progress: Progress) -> list[bytes]: ...
 
     async def close(self) -> None: ...
+
+
+# PNG is the API's default, so it is not sent (servers that predate the field accept the call).
+_API_FORMATS = {"jpg": "jpeg", "jpeg": "jpeg", "webp": "webp"}
 
 
 def _failure(name: str, exc: Exception) -> ToolError:
@@ -50,7 +81,13 @@ def _failure(name: str, exc: Exception) -> ToolError:
 
 
 class OpenAIImageBackend:
-    """`POST /images/generations` (or `/images/edits` with a source image), base64 results."""
+    """`POST /images/generations` (or `/images/edits` with a source image and optional mask),
+    base64 results. GPT Image options go along as the API's quality, background,
+    output_format and output_compression fields."""
+
+    features: frozenset[Feature] = frozenset(
+        {"source", "mask", "gpt_quality", "gpt_background", "output_compression"}
+    )
 
     def __init__(self, config: ImageBackendConfig) -> None:
         self.name = config.name
@@ -73,12 +110,21 @@ class OpenAIImageBackend:
         }
         if self.model:
             fields["model"] = self.model
+        optional = {
+            "quality": request.gpt_quality,
+            "background": request.gpt_background,
+            "output_compression": request.output_compression,
+            "output_format": _API_FORMATS.get(request.output_format or "png"),
+        }
+        fields.update({k: v for k, v in optional.items() if v is not None})
         try:
             if request.source_png is None:
                 response = await self._client.post("/images/generations", json=fields)
             else:
                 form = {k: str(v) for k, v in fields.items()}
                 files = {"image": ("source.png", request.source_png, "image/png")}
+                if request.mask_png is not None:
+                    files["mask"] = ("mask.png", request.mask_png, "image/png")
                 response = await self._client.post("/images/edits", data=form, files=files)
         except httpx.HTTPError as exc:
             raise _failure(self.name, exc) from exc
@@ -117,7 +163,8 @@ def fill_workflow(node: Any, values: dict[str, Any]) -> Any:
 
 class ComfyUIBackend:
     """Queue a workflow, follow its progress over the websocket, read the history, download
-    the outputs."""
+    the outputs. The workflow takes prompts, seed and size; a negative prompt only where it has
+    a `{{negative_prompt}}` placeholder."""
 
     def __init__(self, config: ImageBackendConfig) -> None:
         assert config.workflow is not None
@@ -125,7 +172,11 @@ class ComfyUIBackend:
         self.aliases = config.aliases
         self.base_url = str(config.base_url).rstrip("/")
         self.timeout_s = config.timeout_s
-        self.workflow = json.loads(Path(config.workflow).expanduser().read_text())
+        text = Path(config.workflow).expanduser().read_text()
+        self.workflow = json.loads(text)
+        self.features: frozenset[Feature] = frozenset(
+            {"seed", "negative_prompt"} if "{{negative_prompt}}" in text else {"seed"}
+        )
         self._client = httpx.AsyncClient(base_url=self.base_url, timeout=60)
 
     async def close(self) -> None:
