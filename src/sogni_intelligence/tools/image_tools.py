@@ -1,317 +1,361 @@
 """Image tools: generate, edit, restyle, restore, refine, change angle and upscale.
 
 All of them run on the procedural renderer by default (see `media/image.py`); the public
-model ids resolve to it through the alias table, and the artifacts say what really ran.
+model ids resolve to it through the alias table, and the artifacts say what really ran. A
+configured remote backend takes over the ids it lists (change_angle and upscale_image are
+geometric and always run here). Arguments a backend cannot honour are named in `warnings`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
-from typing import Literal
+import math
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 from PIL import Image
-from pydantic import Field
 
 from sogni_intelligence.media import image as render
-from sogni_intelligence.media.models import (
-    DEFAULT_IMAGE_MODEL,
-    IMAGE_MODELS,
-    PROCEDURAL_IMAGE,
-    resolve_model,
+from sogni_intelligence.media.models import IMAGE_MODELS, PROCEDURAL_IMAGE, resolve_model
+from sogni_intelligence.media.remote_image import Feature, ImageRequest, RemoteImageBackend
+from sogni_intelligence.media.store import image_bytes
+from sogni_intelligence.tools.base import Tool, ToolContext, ToolError, ToolOutput
+from sogni_intelligence.tools.camera_angles import parse_angle
+from sogni_intelligence.tools.dynamic_prompts import variation_prompts
+from sogni_intelligence.tools.image_args import (
+    DEFAULT_SIDE,
+    ChangeAngleArgs,
+    EditImageArgs,
+    GenerateImageArgs,
+    RestorePhotoArgs,
+    RestyleArgs,
+    SizeArgs,
+    UpscaleImageArgs,
+    fit,
+    reshaped,
 )
-from sogni_intelligence.media.remote_image import ImageRequest, RemoteImageBackend
-from sogni_intelligence.media.store import AssetRecord, image_bytes
-from sogni_intelligence.tools.base import (
-    Tool,
-    ToolArgs,
-    ToolContext,
-    ToolError,
-    ToolOutput,
+from sogni_intelligence.tools.image_backends import (
+    encode,
+    ignored,
+    reencoded,
+    remote_backend,
+    render_all,
+    request_warnings,
+    run_remote,
+    store_all,
 )
+from sogni_intelligence.tools.image_inputs import edit_context, load_mask, open_image, open_record
 
-OutputFormat = Literal["png", "jpg", "jpeg", "webp"]
-MAX_SIDE = 2048
-_RATIOS = {
-    "1:1": (1, 1),
-    "4:3": (4, 3),
-    "3:4": (3, 4),
-    "16:9": (16, 9),
-    "9:16": (9, 16),
-    "3:2": (3, 2),
-    "2:3": (2, 3),
-    "21:9": (21, 9),
-}
+# What the procedural renderer honours, per tool.
+_GENERATE: frozenset[Feature] = frozenset({"seed", "negative_prompt", "strength", "gpt_background"})
+_EDIT: frozenset[Feature] = frozenset({"seed", "negative_prompt", "strength", "mask"})
+_RESTYLE: frozenset[Feature] = frozenset({"seed", "strength"})
+_RESTORE: frozenset[Feature] = frozenset({"seed", "restore_quality"})
+RESTORE_PROMPT = (
+    "Restore this photo: remove noise, scratches and blur; balance contrast and colour."
+)
+MAX_UPSCALED_EDGE = 15360
 
 
-class _ImageArgs(ToolArgs):
-    prompt: str = Field(min_length=1, max_length=8000, description="What the picture shows.")
-    model: str = Field(DEFAULT_IMAGE_MODEL, description="Image model id; see the catalog.")
-    width: int | None = Field(None, ge=256, le=MAX_SIDE, description="Output width in px.")
-    height: int | None = Field(None, ge=256, le=MAX_SIDE, description="Output height in px.")
-    aspectRatio: str | None = Field(
-        None, description="e.g. 16:9; used when width/height are absent."
-    )
-    numberOfVariations: int = Field(1, ge=1, le=16, description="How many images to make.")
-    seed: int = Field(-1, ge=-1, le=2**32 - 1, description="-1 picks a random seed.")
-    negativePrompt: str | None = Field(None, description="What to keep out of the picture.")
-    outputFormat: OutputFormat = Field("png", description="File format of the results.")
-
-    def size(self, fallback: tuple[int, int] = (1024, 1024)) -> tuple[int, int]:
-        if self.width and self.height:
-            return _even8(self.width), _even8(self.height)
-        if self.aspectRatio in _RATIOS:
-            rw, rh = _RATIOS[self.aspectRatio]
-            long_side = max(self.width or 0, self.height or 0) or 1024
-            if rw >= rh:
-                return _even8(long_side), _even8(long_side * rh / rw)
-            return _even8(long_side * rw / rh), _even8(long_side)
-        if self.aspectRatio is not None:
-            raise ToolError("PARAMETER_INVALID", f"aspectRatio must be one of {', '.join(_RATIOS)}")
-        return self.width or fallback[0], self.height or fallback[1]
-
-    def seeds(self) -> list[int]:
-        base = self.seed if self.seed >= 0 else secrets.randbelow(2**31)
-        return [(base + i) % 2**32 for i in range(self.numberOfVariations)]
-
-
-def _even8(value: float) -> int:
-    return max(256, min(MAX_SIDE, round(value / 8) * 8))
-
-
-class GenerateImageArgs(_ImageArgs):
-    sourceImageIndex: int | None = Field(None, description="Start from this image (img2img).")
-    starting_image_strength: float = Field(
-        0.5, ge=0, le=1, description="How much of the source image to keep (img2img)."
-    )
-    guidance: float | None = Field(None, ge=0, le=30, description="Prompt adherence, if supported.")
+async def _run(
+    ctx: ToolContext,
+    args: Any,
+    *,
+    tool: str,
+    remote: RemoteImageBackend | None,
+    request: ImageRequest | None,
+    make: Callable[[int], Image.Image],
+    features: frozenset[Feature],
+    prompts: list[str],
+    seeds: list[int],
+    warnings: list[str],
+    compression: int | None = None,
+) -> ToolOutput:
+    """Render on the remote backend (with `request`) or procedurally (with `make(i)`), store the
+    results and name what was ignored."""
+    if remote is not None and request is not None:
+        warnings += ignored(args, remote.features, remote.name)
+        warnings += request_warnings(request, remote)
+        blobs = await run_remote(ctx, remote, request, prompts, seeds)
+        encoded_here = "output_compression" in remote.features
+        blobs = [
+            await asyncio.to_thread(reencoded, data, args.fmt, compression, encoded_here)
+            for data in blobs
+        ]
+        backend = remote.name
+    else:
+        warnings += ignored(args, features, PROCEDURAL_IMAGE)
+        blobs = await render_all(ctx, make, len(seeds), args.fmt, compression)
+        backend = PROCEDURAL_IMAGE
+    per_image = [{"seed": s, "prompt": p} for p, s in zip(prompts, seeds, strict=True)]
+    meta = {"requested_model": args.model}
+    assets = await store_all(ctx, blobs, tool=tool, backend=backend, meta=meta, per_image=per_image)
+    return ToolOutput(assets, model=args.model, backend=backend, warnings=warnings)
 
 
-class EditImageArgs(_ImageArgs):
-    sourceImageIndex: int | None = Field(None, description="The image to edit.")
-    referenceImageIndices: list[int] | None = Field(
-        None, max_length=16, description="Further reference images (blended in)."
-    )
-    strength: float = Field(0.6, ge=0, le=1, description="How strongly the edit applies.")
-
-
-class RestyleArgs(ToolArgs):
-    prompt: str = Field(min_length=1, max_length=8000, description="The style to apply.")
-    sourceImageIndex: int | None = Field(None, description="The image to restyle.")
-    model: str = Field(DEFAULT_IMAGE_MODEL, description="Image model id.")
-    strength: float = Field(0.65, ge=0, le=1, description="How strongly the style applies.")
-    seed: int = Field(-1, ge=-1, le=2**32 - 1)
-    outputFormat: OutputFormat = "png"
-
-
-class RestorePhotoArgs(ToolArgs):
-    prompt: str | None = Field(None, description="Optional notes on what to fix.")
-    sourceImageIndex: int | None = Field(None, description="The photo; default the first upload.")
-    model: str = Field(DEFAULT_IMAGE_MODEL, description="Image model id.")
-    outputFormat: OutputFormat = "png"
-
-
-class ChangeAngleArgs(ToolArgs):
-    prompt: str | None = Field(None, description="The wanted viewpoint, in words.")
-    sourceImageIndex: int | None = Field(None, description="The image to re-frame.")
-    horizontalAngle: float = Field(30, ge=-90, le=90, description="Degrees to turn; + is right.")
-    verticalAngle: float = Field(0, ge=-1, le=1, description="Tilt: -1 from below, +1 from above.")
-    model: str = Field(DEFAULT_IMAGE_MODEL, description="Image model id.")
-    outputFormat: OutputFormat = "png"
-
-
-class UpscaleImageArgs(ToolArgs):
-    sourceImageIndex: int | None = Field(None, description="The image to enlarge.")
-    scale: Literal[2, 3, 4] = Field(2, description="Enlargement factor.")
-    targetLongestEdge: int | None = Field(
-        None, ge=512, le=15360, description="Exact longest edge in px (wins over scale)."
-    )
-
-
-async def _store_images(
-    ctx: ToolContext, images: list[Image.Image], fmt: str, tool: str, meta: dict
-) -> list[AssetRecord]:
-    records = []
-    for i, image in enumerate(images):
-        data = await asyncio.to_thread(image_bytes, image, fmt)
-        records.append(
-            await ctx.store.put_bytes(
-                ctx.owner,
-                data,
-                tool=tool,
-                backend=PROCEDURAL_IMAGE,
-                meta={**meta, "renderer": render.RENDERER_NOTE, "variation": i},
-            )
-        )
-        ctx.progress((i + 1) / len(images), f"image {i + 1} of {len(images)}")
-    return records
-
-
-async def _open(ctx: ToolContext, index: int | None, argument: str) -> Image.Image:
-    return await _open_record(ctx, ctx.media.resolve("image", index, argument))
-
-
-async def _open_record(ctx: ToolContext, record: AssetRecord) -> Image.Image:
-    path = ctx.store.path_of(record)
-
-    def load() -> Image.Image:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-
-    return await asyncio.to_thread(load)
-
-
-def _image_backend(ctx: ToolContext, model: str) -> RemoteImageBackend | None:
-    """The configured remote backend behind `model`, or None for the built-in renderer."""
-    remotes: dict[str, RemoteImageBackend] = ctx.services.get("image_backends", {})
-    table: dict[str, str] = dict(IMAGE_MODELS)
-    for backend in remotes.values():
-        table.update(dict.fromkeys(backend.aliases, backend.name))
-    return remotes.get(resolve_model(table, model, "image"))
-
-
-async def _remote_images(
-    ctx: ToolContext, backend: RemoteImageBackend, request: ImageRequest, tool: str, meta: dict
-) -> list[AssetRecord]:
-    images = await backend.generate(request, ctx.progress)
-    return [
-        await ctx.store.put_bytes(
-            ctx.owner, data, tool=tool, backend=backend.name, meta={**meta, "variation": i}
-        )
-        for i, data in enumerate(images)
-    ]
+def _png(image: Image.Image) -> bytes:
+    return image_bytes(image, "png")
 
 
 async def generate_image(args: GenerateImageArgs, ctx: ToolContext) -> ToolOutput:
-    remote = _image_backend(ctx, args.model)
-    width, height = args.size()
+    remote = remote_backend(ctx, args.model)
     source = None
-    if args.sourceImageIndex is not None:
-        source = await _open(ctx, args.sourceImageIndex, "sourceImageIndex")
-    meta = {"prompt": args.prompt, "seeds": args.seeds(), "requested_model": args.model}
-    if args.negativePrompt:
-        meta["negative_prompt"] = args.negativePrompt
+    if args.img2img:
+        source = await open_image(ctx, args.sourceImageIndex, "sourceImageIndex")
+    base = (DEFAULT_SIDE, DEFAULT_SIDE)
+    if source is not None:  # keep the source's shape unless a size or shape is asked for
+        base = fit(*reshaped(base, source.width / source.height))
+    width, height = args.output_size(base)
+    seeds = args.seeds()
+    prompts = variation_prompts(args.prompt, len(seeds))
+    keep = 0.5 if args.starting_image_strength is None else args.starting_image_strength
+    warnings = args.size_warnings() + args.encoding_warnings()
+    features = _GENERATE if source is None else _GENERATE - {"gpt_background"}
+    transparent = args.transparent and source is None and args.fmt != "jpg"
+    request = None
     if remote is not None:
         request = ImageRequest(
             prompt=args.prompt,
             width=width,
             height=height,
-            seed=args.seeds()[0],
-            count=args.numberOfVariations,
+            seed=seeds[0],
             negative_prompt=args.negativePrompt,
-            source_png=None if source is None else image_bytes(source, "png"),
+            source_png=None if source is None else _png(source),
+            strength=None if args.starting_image_strength is None else round(1 - keep, 6),
+            guidance=args.guidance,
+            gpt_quality=args.gptImageQuality,
+            gpt_background=args.gptImageBackground,
+            output_compression=args.gptImageOutputCompression,
+            output_format=args.fmt,
         )
-        assets = await _remote_images(ctx, remote, request, "generate_image", meta)
-        return ToolOutput(assets, model=args.model, backend=remote.name)
-    images = []
-    for seed in args.seeds():
-        picture = await asyncio.to_thread(
-            render.render_procedural, args.prompt, seed, width, height
+
+    def make(i: int) -> Image.Image:
+        picture = render.render_procedural(
+            prompts[i], seeds[i], width, height, avoid=args.negativePrompt, transparent=transparent
         )
-        if source is not None:
-            picture = render.blend_with_source(source, picture, args.starting_image_strength)
-        images.append(picture)
-    assets = await _store_images(ctx, images, args.outputFormat, "generate_image", meta)
-    return ToolOutput(assets, model=args.model, backend=PROCEDURAL_IMAGE)
+        return picture if source is None else render.blend_with_source(source, picture, keep)
+
+    return await _run(
+        ctx,
+        args,
+        tool="generate_image",
+        remote=remote,
+        request=request,
+        make=make,
+        features=features,
+        prompts=prompts,
+        seeds=seeds,
+        warnings=warnings,
+        compression=args.gptImageOutputCompression,
+    )
 
 
 async def edit_image(args: EditImageArgs, ctx: ToolContext) -> ToolOutput:
-    remote = _image_backend(ctx, args.model)
-    source = await _open(ctx, args.sourceImageIndex, "sourceImageIndex")
+    remote = remote_backend(ctx, args.model)
+    source_record, reference_records, warnings = edit_context(
+        ctx, args.sourceImageIndex, args.referenceImageIndices, args.personaName
+    )
+    source = await open_record(ctx, source_record)
+    mask = None if args.mask_image_url is None else await load_mask(ctx, args.mask_image_url)
+    width, height = args.output_size(source.size)
+    seeds = args.seeds()
+    prompts = variation_prompts(args.prompt, len(seeds))
+    warnings += args.size_warnings() + args.encoding_warnings()
+    request = None
     if remote is not None:
-        width, height = args.size(fallback=source.size)
+        if reference_records:
+            named = "referenceImageIndices" if args.referenceImageIndices else "other uploads"
+            warnings.append(f"{named}: the {remote.name} backend takes only the source image")
         request = ImageRequest(
             prompt=args.prompt,
             width=width,
             height=height,
-            seed=args.seeds()[0],
-            count=args.numberOfVariations,
-            source_png=image_bytes(source, "png"),
+            seed=seeds[0],
+            negative_prompt=args.negativePrompt,
+            source_png=_png(source),
+            strength=args.strength,
+            mask_png=None if mask is None else _png(mask),
+            gpt_quality=args.gptImageQuality,
+            gpt_background=args.gptImageBackground,
+            output_compression=args.gptImageOutputCompression,
+            output_format=args.fmt,
         )
-        meta = {"prompt": args.prompt, "requested_model": args.model}
-        assets = await _remote_images(ctx, remote, request, "edit_image", meta)
-        return ToolOutput(assets, model=args.model, backend=remote.name)
-    references = [
-        await _open(ctx, index, "referenceImageIndices")
-        for index in args.referenceImageIndices or []
-    ]
-    width, height = args.size(fallback=source.size)
-    images = []
-    for seed in args.seeds():
-        base = render.restyle(source, args.prompt, seed, args.strength * 0.6)
-        base = base.resize((width, height), Image.Resampling.LANCZOS)
+    references = [await open_record(ctx, record) for record in reference_records]
+
+    def make(i: int) -> Image.Image:
+        edited = render.reshape(
+            render.restyle(source, prompts[i], seeds[i], args.strength * 0.6), width, height
+        )
         for reference in references:
-            base = render.blend_with_source(reference, base, 0.25)
-        overlay = await asyncio.to_thread(
-            render.render_procedural, args.prompt, seed, width, height
+            edited = render.blend_with_source(reference, edited, 0.25)
+        overlay = render.render_procedural(
+            prompts[i], seeds[i], width, height, avoid=args.negativePrompt
         )
-        images.append(Image.blend(base, overlay, args.strength * 0.35))
-    meta = {"prompt": args.prompt, "seeds": args.seeds(), "requested_model": args.model}
-    assets = await _store_images(ctx, images, args.outputFormat, "edit_image", meta)
-    return ToolOutput(assets, model=args.model, backend=PROCEDURAL_IMAGE)
+        edited = Image.blend(edited, overlay, args.strength * 0.35)
+        return edited if mask is None else render.apply_mask(edited, source, mask)
+
+    return await _run(
+        ctx,
+        args,
+        tool="edit_image",
+        remote=remote,
+        request=request,
+        make=make,
+        features=_EDIT,
+        prompts=prompts,
+        seeds=seeds,
+        warnings=warnings,
+        compression=args.gptImageOutputCompression,
+    )
 
 
-def _restyle_tool(name: str) -> ...:
+def _restyle_tool(name: str) -> Callable[[RestyleArgs, ToolContext], Any]:
     async def run(args: RestyleArgs, ctx: ToolContext) -> ToolOutput:
-        resolve_model(IMAGE_MODELS, args.model, "image")
-        source = await _open(ctx, args.sourceImageIndex, "sourceImageIndex")
-        seed = args.seed if args.seed >= 0 else secrets.randbelow(2**31)
-        image = await asyncio.to_thread(render.restyle, source, args.prompt, seed, args.strength)
-        meta = {"prompt": args.prompt, "seed": seed, "requested_model": args.model}
-        assets = await _store_images(ctx, [image], args.outputFormat, name, meta)
-        return ToolOutput(assets, model=args.model, backend=PROCEDURAL_IMAGE)
+        remote = remote_backend(ctx, args.model)
+        source = await open_image(ctx, args.sourceImageIndex, "sourceImageIndex")
+        (width, height), warnings = args.output_size(source.size)
+        seeds = args.seeds()
+        prompts = variation_prompts(args.prompt, len(seeds))
+        request = None
+        if remote is not None:
+            request = ImageRequest(
+                prompt=args.prompt,
+                width=width,
+                height=height,
+                seed=seeds[0],
+                source_png=_png(source),
+                strength=args.strength,
+                output_format=args.fmt,
+            )
+
+        def make(i: int) -> Image.Image:
+            styled = render.restyle(source, prompts[i], seeds[i], args.strength)
+            return render.reshape(styled, width, height)
+
+        return await _run(
+            ctx,
+            args,
+            tool=name,
+            remote=remote,
+            request=request,
+            make=make,
+            features=_RESTYLE,
+            prompts=prompts,
+            seeds=seeds,
+            warnings=warnings,
+        )
 
     return run
 
 
 async def restore_photo(args: RestorePhotoArgs, ctx: ToolContext) -> ToolOutput:
-    resolve_model(IMAGE_MODELS, args.model, "image")
+    remote = remote_backend(ctx, args.model)
     # Restoration works on the original upload unless told otherwise.
     if args.sourceImageIndex is None and ctx.media.uploads["image"]:
-        source = await _open_record(ctx, ctx.media.uploads["image"][0])
+        source = await open_record(ctx, ctx.media.uploads["image"][0])
     else:
-        source = await _open(ctx, args.sourceImageIndex, "sourceImageIndex")
-    image = await asyncio.to_thread(render.restore, source)
-    assets = await _store_images(
-        ctx, [image], args.outputFormat, "restore_photo", {"notes": args.prompt or ""}
+        source = await open_image(ctx, args.sourceImageIndex, "sourceImageIndex")
+    (width, height), warnings = args.output_size(source.size)
+    seeds = args.seeds()
+    prompts = variation_prompts(args.prompt or RESTORE_PROMPT, len(seeds))
+    request = None
+    if remote is not None:
+        request = ImageRequest(
+            prompt=prompts[0],
+            width=width,
+            height=height,
+            seed=seeds[0],
+            source_png=_png(source),
+            output_format=args.fmt,
+        )
+    thorough = args.quality == "hq"
+
+    def make(i: int) -> Image.Image:
+        return render.reshape(render.restore(source, seeds[i], thorough), width, height)
+
+    return await _run(
+        ctx,
+        args,
+        tool="restore_photo",
+        remote=remote,
+        request=request,
+        make=make,
+        features=_RESTORE,
+        prompts=prompts,
+        seeds=seeds,
+        warnings=warnings,
     )
-    return ToolOutput(assets, model=args.model, backend=PROCEDURAL_IMAGE)
 
 
 async def change_angle(args: ChangeAngleArgs, ctx: ToolContext) -> ToolOutput:
     resolve_model(IMAGE_MODELS, args.model, "image")
-    source = await _open(ctx, args.sourceImageIndex, "sourceImageIndex")
-    image = await asyncio.to_thread(
-        render.change_angle, source, args.horizontalAngle, args.verticalAngle
+    source = await open_image(ctx, args.sourceImageIndex, "sourceImageIndex")
+    angle = parse_angle(args.description or args.prompt)
+    if args.horizontalAngle is not None:
+        angle = replace(angle, degrees=args.horizontalAngle)
+    if args.verticalAngle is not None:
+        angle = replace(angle, tilt=args.verticalAngle)
+    warnings = []
+    if angle.unknown:
+        field = "description" if args.description else "prompt"
+        warnings.append(f"{field}: {angle.unknown!r} names no known camera angle, ignored")
+    move = angle.scaled(args.loraStrength)
+    width, height = source.size if args.aspectRatio is None else fit(*args.shaped(source.size))
+
+    def make(i: int) -> Image.Image:
+        turned = render.change_angle(source, move.degrees, move.tilt, move.zoom)
+        return render.reshape(turned, width, height)
+
+    blobs = await render_all(ctx, make, 1, args.fmt)
+    meta = {
+        "requested_model": args.model,
+        "horizontal_angle": move.degrees,
+        "vertical_angle": move.tilt,
+        "zoom": move.zoom,
+    }
+    assets = await store_all(
+        ctx, blobs, tool="change_angle", backend=PROCEDURAL_IMAGE, meta=meta, per_image=[{}]
     )
-    meta = {"horizontal_angle": args.horizontalAngle, "vertical_angle": args.verticalAngle}
-    assets = await _store_images(ctx, [image], args.outputFormat, "change_angle", meta)
-    return ToolOutput(assets, model=args.model, backend=PROCEDURAL_IMAGE)
+    return ToolOutput(assets, model=args.model, backend=PROCEDURAL_IMAGE, warnings=warnings)
 
 
 def upscaled_size(
     width: int, height: int, scale: int, target_longest: int | None
 ) -> tuple[int, int]:
-    """Output size with edges aligned to 8 px and at least 512 px."""
+    """Output size with edges aligned to 8 px; an edge under 512 px is refused with the
+    smallest longest edge that works (the picture is never stretched)."""
     factor = target_longest / max(width, height) if target_longest else float(scale)
-    new_w, new_h = width * factor, height * factor
-    shortest = min(new_w, new_h)
-    if shortest < 512:
-        new_w, new_h = new_w * 512 / shortest, new_h * 512 / shortest
-    return max(512, round(new_w / 8) * 8), max(512, round(new_h / 8) * 8)
+    new_w, new_h = round(width * factor / 8) * 8, round(height * factor / 8) * 8
+    if min(new_w, new_h) < 512:
+        needed = math.ceil(512 * max(width, height) / min(width, height) / 8) * 8
+        hint = (
+            f"use targetLongestEdge={needed} or more"
+            if needed <= MAX_UPSCALED_EDGE
+            else "the image is too narrow to upscale"
+        )
+        raise ToolError(
+            "PARAMETER_INVALID",
+            f"upscaling {width}x{height} that way gives {new_w}x{new_h}, under 512 px; {hint}",
+        )
+    if max(new_w, new_h) > MAX_UPSCALED_EDGE:
+        raise ToolError(
+            "PARAMETER_INVALID",
+            f"upscaling {width}x{height} that way gives {new_w}x{new_h}, over the "
+            f"{MAX_UPSCALED_EDGE} px limit; use targetLongestEdge",
+        )
+    return new_w, new_h
 
 
 async def upscale_image(args: UpscaleImageArgs, ctx: ToolContext) -> ToolOutput:
-    source = await _open(ctx, args.sourceImageIndex, "sourceImageIndex")
+    source = await open_image(ctx, args.sourceImageIndex, "sourceImageIndex")
     width, height = upscaled_size(*source.size, args.scale, args.targetLongestEdge)
-    if width * height > 15360 * 15360:
-        raise ToolError("PARAMETER_INVALID", "the upscaled image would be too large")
     image = await asyncio.to_thread(render.upscale, source, width, height)
     fmt = "jpg" if max(width, height) > 8192 else "png"
     meta = {"scale": round(width / source.width, 3), "resampler": "lanczos + unsharp mask"}
     record = await ctx.store.put_bytes(
         ctx.owner,
-        await asyncio.to_thread(image_bytes, image, fmt),
+        await asyncio.to_thread(encode, image, fmt, None),
         tool="upscale_image",
         backend="lanczos",
         meta=meta,
@@ -319,9 +363,14 @@ async def upscale_image(args: UpscaleImageArgs, ctx: ToolContext) -> ToolOutput:
     return ToolOutput([record], model="lanczos", backend="lanczos")
 
 
-def _image_cost(args: _ImageArgs) -> float:
-    width, height = args.size()
-    return round(args.numberOfVariations * max(1.0, width * height / 1024**2), 2)
+def _image_cost(args: SizeArgs) -> float:
+    width, height = args.output_size((DEFAULT_SIDE, DEFAULT_SIDE))
+    count = getattr(args, "numberOfVariations", 1)
+    return round(count * max(1.0, width * height / 1024**2), 2)
+
+
+def _per_variation(args: RestyleArgs | RestorePhotoArgs) -> float:
+    return float(args.numberOfVariations)
 
 
 TOOLS = [
@@ -335,7 +384,8 @@ TOOLS = [
     ),
     Tool(
         "edit_image",
-        "Change an image following a prompt, guided by up to 16 reference images.",
+        "Change an image following a prompt, guided by further context images "
+        "(the other uploads, or those named); a mask limits where it changes.",
         EditImageArgs,
         edit_image,
         cost=_image_cost,
@@ -345,25 +395,25 @@ TOOLS = [
         "Restyle a photo (palette, look) while keeping its composition.",
         RestyleArgs,
         _restyle_tool("apply_style"),
-        cost=lambda args: 1.0,
+        cost=_per_variation,
     ),
     Tool(
         "refine_result",
         "Make a follow-up adjustment to a generated image (default: the latest one).",
         RestyleArgs,
         _restyle_tool("refine_result"),
-        cost=lambda args: 1.0,
+        cost=_per_variation,
     ),
     Tool(
         "restore_photo",
         "Clean up and restore an uploaded photo: noise, contrast, sharpness, colour.",
         RestorePhotoArgs,
         restore_photo,
-        cost=lambda args: 1.0,
+        cost=_per_variation,
     ),
     Tool(
         "change_angle",
-        "Show an image from a different camera angle.",
+        "Show an image from a different camera angle (azimuth, elevation, distance).",
         ChangeAngleArgs,
         change_angle,
         cost=lambda args: 1.0,
