@@ -12,6 +12,7 @@ import jsonschema
 from sogni_intelligence.config import Settings
 from sogni_intelligence.llm.protocol import EngineError
 from sogni_intelligence.llm.registry import ModelRegistry
+from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.remote_image import build_image_backends
 from sogni_intelligence.tools.analysis_tools import VisionLLM
 from sogni_intelligence.tools.base import ToolError
@@ -84,6 +85,8 @@ def build_tool_services(settings: Settings, registry: ModelRegistry) -> dict[str
     services: dict[str, Any] = {
         "image_backends": build_image_backends(settings.image_backends),
         "text_llm": text_llm(registry),
+        # URLs inside tool arguments (an edit mask) are fetched under the operator's guard.
+        "fetch_policy": FetchPolicy.from_settings(settings),
     }
     vision = vision_llm(registry)
     if vision is not None:
