@@ -1,5 +1,6 @@
 """Video building blocks on top of ffmpeg: keyframe clips with camera motion, joins with
-transitions, splices, text/image overlays, burnt-in subtitles and rescales.
+transitions, splices and rescales (burnt-in overlays and subtitles build on these in
+`media/overlay.py` and `media/subtitles.py`).
 
 Nothing here knows about tools or indices; callers pass file paths and sizes. Every output is
 an MP4 with H.264 video (yuv420p, even dimensions, constant frame rate) and an AAC stereo track
@@ -11,21 +12,22 @@ from __future__ import annotations
 
 import math
 import random
-import re
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
-from PIL import Image, ImageColor
+from PIL import Image
 
 from sogni_intelligence.media.ffmpeg import MediaProcessError, ffmpeg, probe
 
+# Subtitle documents live in media/srt.py; workflow plans (runtime/plans.py) import them here.
+from sogni_intelligence.media.srt import Cue as Cue
+from sogni_intelligence.media.srt import parse_srt as parse_srt
+from sogni_intelligence.media.srt import write_srt as write_srt
+
 FPS = Fraction(24)
-FONT_FILE = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-FONT_NAME = "DejaVu Sans"
 SAMPLE_RATE = 48000
 
 VIDEO_CODEC = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p")
@@ -73,7 +75,7 @@ def escape(value: str) -> str:
     return "".join(out)
 
 
-def _num(value: float) -> str:
+def num(value: float) -> str:
     return f"{value:.6f}".rstrip("0").rstrip(".") or "0"
 
 
@@ -81,7 +83,7 @@ def _rate(fps: Fraction) -> str:
     return f"{fps.numerator}/{fps.denominator}"
 
 
-def _encode(out: Path, duration: float) -> list[str]:
+def encode_args(out: Path, duration: float) -> list[str]:
     return [
         "-map",
         "[v]",
@@ -90,13 +92,13 @@ def _encode(out: Path, duration: float) -> list[str]:
         *VIDEO_CODEC,
         *AUDIO_CODEC,
         "-t",
-        _num(duration),
+        num(duration),
         *CONTAINER,
         str(out),
     ]
 
 
-def _timeout(duration: float, width: int, height: int) -> float:
+def ffmpeg_timeout(duration: float, width: int, height: int) -> float:
     """A generous limit for one ffmpeg run that makes `duration` seconds at this size."""
     return 120 + duration * 8 * max(1.0, width * height / (1280 * 720))
 
@@ -152,7 +154,7 @@ async def extract_frame(source: Path, out: Path, *, last: bool = True, at: float
         # Decode the final stretch and keep overwriting the image: what remains is the last frame.
         args = ["-sseof", "-0.6", "-i", str(source), "-an", "-update", "1"]
     else:
-        args = ["-ss", _num(at), "-i", str(source), "-an", "-frames:v", "1"]
+        args = ["-ss", num(at), "-i", str(source), "-an", "-frames:v", "1"]
     await ffmpeg(*args, "-c:v", "png", "-f", "image2", str(out), timeout_s=120)
     if not out.exists() and last:
         await ffmpeg(
@@ -253,7 +255,7 @@ def _zoompan(motion: Motion, count: int, width: int, height: int, fps: Fraction)
     a, b = motion.start, motion.end
 
     def lerp(x: float, y: float) -> str:
-        return f"({_num(x)}+({_num(y - x)})*{ease})"
+        return f"({num(x)}+({num(y - x)})*{ease})"
 
     zoom = lerp(a.zoom, b.zoom)
     x = f"max(0,min(iw-iw/zoom,{lerp(a.cx, b.cx)}*iw-iw/zoom/2))"
@@ -285,15 +287,15 @@ class Soundtrack:
 def _tone(f: float) -> str:
     """A quiet chord (root, fifth, octave), each voice swelling slowly."""
     return (
-        f"0.05*sin(2*PI*{_num(f)}*t)*(0.6+0.4*sin(2*PI*0.13*t))"
-        f"+0.035*sin(2*PI*{_num(f * 1.5)}*t+0.7)*(0.6+0.4*sin(2*PI*0.07*t+1))"
-        f"+0.015*sin(2*PI*{_num(f * 2)}*t)"
+        f"0.05*sin(2*PI*{num(f)}*t)*(0.6+0.4*sin(2*PI*0.13*t))"
+        f"+0.035*sin(2*PI*{num(f * 1.5)}*t+0.7)*(0.6+0.4*sin(2*PI*0.07*t+1))"
+        f"+0.015*sin(2*PI*{num(f * 2)}*t)"
     )
 
 
 def _soundtrack(track: Soundtrack, input_index: int, duration: float) -> tuple[list[str], str]:
     """Extra inputs and a filter chain ending in [a] that lasts exactly `duration` seconds."""
-    end = _num(duration)
+    end = num(duration)
     if track.kind == "file":
         assert track.path is not None
         chain = f"[{input_index}:a]{AUDIO_FORMAT},asetpts=PTS-STARTPTS,apad,atrim=end={end}[a]"
@@ -303,7 +305,7 @@ def _soundtrack(track: Soundtrack, input_index: int, duration: float) -> tuple[l
         fade = min(0.6, duration / 4)
         chain = (
             f"aevalsrc=exprs='{left}|{right}':s={SAMPLE_RATE}:d={end},"
-            f"afade=t=in:d={_num(fade)},afade=t=out:st={_num(duration - fade)}:d={_num(fade)},"
+            f"afade=t=in:d={num(fade)},afade=t=out:st={num(duration - fade)}:d={num(fade)},"
             f"{AUDIO_FORMAT},atrim=end={end}[a]"
         )
         return [], chain
@@ -348,8 +350,8 @@ async def keyframe_clip(
         offset = seconds(elapsed - fade, fps)
         nxt = "v" if i == n - 1 else f"x{i}"
         parts.append(
-            f"[{label}][k{i}]xfade=transition=fade:duration={_num(seconds(fade, fps))}"
-            f":offset={_num(offset)}[{nxt}]"
+            f"[{label}][k{i}]xfade=transition=fade:duration={num(seconds(fade, fps))}"
+            f":offset={num(offset)}[{nxt}]"
         )
         label, elapsed = nxt, elapsed - fade + lengths[i]
     if n == 1:
@@ -365,25 +367,25 @@ async def keyframe_clip(
         *extra,
         "-filter_complex",
         graph,
-        *_encode(out, length),
-        timeout_s=_timeout(length, width, height),
+        *encode_args(out, length),
+        timeout_s=ffmpeg_timeout(length, width, height),
     )
     return length
 
 
-def _fit(width: int, height: int, fps: Fraction, count: int) -> str:
+def fit_chain(width: int, height: int, fps: Fraction, count: int, scaler: str = "lanczos") -> str:
     """Letterbox a video stream into width x height at `fps`, exactly `count` frames long."""
     return (
         f"setpts=PTS-STARTPTS,scale={width}:{height}:force_original_aspect_ratio=decrease"
-        f":flags=lanczos,pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,"
+        f":flags={scaler},pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,"
         f"fps={_rate(fps)},format=yuv420p,tpad=stop_mode=clone:stop={count},"
         f"trim=end_frame={count},setpts=PTS-STARTPTS"
     )
 
 
-def _audio_of(index: int, facts: VideoFacts, length: float, label: str) -> str:
+def audio_chain(index: int, facts: VideoFacts, length: float, label: str) -> str:
     """The audio of input `index` (or silence) padded/trimmed to `length` seconds."""
-    end = _num(length)
+    end = num(length)
     if facts.has_audio:
         return f"[{index}:a]{AUDIO_FORMAT},asetpts=PTS-STARTPTS,apad,atrim=end={end}[{label}]"
     return f"anullsrc=r={SAMPLE_RATE}:cl=stereo,atrim=end={end}[{label}]"
@@ -416,10 +418,10 @@ async def join(
         fade = max(1, min(round(transition_s * fps), min(counts) // 2))
     total = sum(counts) - (len(clips) - 1) * fade
     length = seconds(total, fps)
-    parts = [f"[{i}:v]{_fit(width, height, fps, c)}[v{i}]" for i, c in enumerate(counts)]
+    parts = [f"[{i}:v]{fit_chain(width, height, fps, c)}[v{i}]" for i, c in enumerate(counts)]
     if soundtrack is None:
         parts += [
-            _audio_of(i, f, seconds(c, fps), f"a{i}")
+            audio_chain(i, f, seconds(c, fps), f"a{i}")
             for i, (f, c) in enumerate(zip(facts, counts, strict=True))
         ]
     if transition:
@@ -429,13 +431,12 @@ async def join(
             vnext, anext = ("v", "a") if last else (f"vx{i}", f"ax{i}")
             parts.append(
                 f"[{vlabel}][v{i}]xfade=transition={transition}"
-                f":duration={_num(seconds(fade, fps))}"
-                f":offset={_num(seconds(elapsed - fade, fps))}[{vnext}]"
+                f":duration={num(seconds(fade, fps))}"
+                f":offset={num(seconds(elapsed - fade, fps))}[{vnext}]"
             )
             if soundtrack is None:
                 parts.append(
-                    f"[{alabel}][a{i}]acrossfade=d={_num(seconds(fade, fps))}:c1=tri:c2=tri"
-                    f"[{anext}]"
+                    f"[{alabel}][a{i}]acrossfade=d={num(seconds(fade, fps))}:c1=tri:c2=tri[{anext}]"
                 )
             vlabel, alabel, elapsed = vnext, anext, elapsed - fade + counts[i]
     elif soundtrack is None:
@@ -456,10 +457,36 @@ async def join(
         *extra,
         "-filter_complex",
         ";".join(parts),
-        *_encode(out, length),
-        timeout_s=_timeout(length, width, height),
+        *encode_args(out, length),
+        timeout_s=ffmpeg_timeout(length, width, height),
     )
     return length, seconds(fade, fps)
+
+
+def _audio_pieces(
+    index: int, facts: VideoFacts, pieces: Sequence[tuple[float, float, float, str]]
+) -> list[str]:
+    """Audio of input `index` cut into pieces (from, to, length, label): the stretch from..to,
+    padded with silence or cut to `length` seconds; silence for an empty stretch or when the
+    input has no audio."""
+    heard = [p for p in pieces if facts.has_audio and p[1] > p[0]]
+    parts = [
+        f"anullsrc=r={SAMPLE_RATE}:cl=stereo,atrim=end={num(piece[2])}[{piece[3]}]"
+        for piece in pieces
+        if piece not in heard
+    ]
+    if not heard:
+        return parts
+    feeds = [f"[in{index}_a{k}]" for k in range(len(heard))]
+    parts.append(
+        f"[{index}:a]{AUDIO_FORMAT},asetpts=PTS-STARTPTS,asplit={len(heard)}{''.join(feeds)}"
+    )
+    for feed, (begin, until, length, label) in zip(feeds, heard, strict=True):
+        parts.append(
+            f"{feed}atrim=start={num(begin)}:end={num(until)},asetpts=PTS-STARTPTS,"
+            f"apad,atrim=end={num(length)}[{label}]"
+        )
+    return parts
 
 
 async def splice(
@@ -472,28 +499,58 @@ async def splice(
     width: int,
     height: int,
     fps: Fraction = FPS,
+    insert_from: float = 0.0,
+    insert_to: float | None = None,
+    audio: Literal["source", "insert"] = "source",
 ) -> float:
-    """Replace the pictures of `source` between `start` and `end` seconds with `insert`.
+    """Play `source` up to `start`, then `insert` from `insert_from` to `insert_to` (its end
+    when None) at its own length, then `source` from `end` on; `start == end` inserts without
+    removing anything.
 
-    The total length and the source's audio stay as they were. Returns the duration."""
-    facts = await inspect(source)
+    Over the inserted piece, `audio="source"` keeps the source's own sound of start..end (cut
+    or padded with silence to the piece's length) and `audio="insert"` plays the piece's sound
+    (silence when it has none). Returns the duration."""
+    facts, added = await inspect(source), await inspect(insert)
     total = frames(facts.duration, fps)
-    first = min(max(0, round(start * fps)), total - 1)
-    stop = min(max(first + 1, round(end * fps)), total)
-    keep = [name for name, wanted in (("head", first > 0), ("tail", stop < total)) if wanted]
-    parts = [f"[0:v]{_fit(width, height, fps, total)}[base]"] if keep else []
-    if len(keep) == 2:
-        parts.append("[base]split=2[b0][b1]")
-    feeds = {name: ("[base]" if len(keep) == 1 else f"[b{i}]") for i, name in enumerate(keep)}
-    if "head" in feeds:
-        parts.append(f"{feeds['head']}trim=end_frame={first},setpts=PTS-STARTPTS[head]")
-    if "tail" in feeds:
-        parts.append(f"{feeds['tail']}trim=start_frame={stop},setpts=PTS-STARTPTS[tail]")
-    chain = [f"[{name}]" for name in ("head", "mid", "tail") if name == "mid" or name in feeds]
-    parts.append(f"[1:v]{_fit(width, height, fps, stop - first)}[mid]")
-    parts.append(f"{''.join(chain)}concat=n={len(chain)}:v=1:a=0[v]")
-    length = seconds(total, fps)
-    parts.append(_audio_of(0, facts, length, "a"))
+    first = min(max(0, round(start * fps)), total)
+    stop = min(max(first, round(end * fps)), total)
+    until = added.duration if insert_to is None else min(insert_to, added.duration)
+    if until - insert_from < 0.5 / float(fps):
+        raise ValueError("the inserted stretch is empty")
+    middle = frames(until - insert_from, fps)
+    # (name, first source frame, end source frame, output frames); "mid" covers the window.
+    spans = (
+        ("head", 0, first, first),
+        ("mid", first, stop, middle),
+        ("tail", stop, total, total - stop),
+    )
+    pieces = [span for span in spans if span[3] > 0]
+    kept = [name for name, *_ in pieces if name != "mid"]
+    parts = [f"[0:v]{fit_chain(width, height, fps, total)}[base]"] if kept else []
+    if len(kept) == 2:
+        parts.append("[base]split=2[head_v][tail_v]")
+    elif kept:
+        parts.append(f"[base]null[{kept[0]}_v]")
+    if first > 0:
+        parts.append(f"[head_v]trim=end_frame={first},setpts=PTS-STARTPTS[head]")
+    if stop < total:
+        parts.append(f"[tail_v]trim=start_frame={stop},setpts=PTS-STARTPTS[tail]")
+    cut = f"trim=start={num(insert_from)}," if insert_from > 0 else ""
+    parts.append(f"[1:v]{cut}{fit_chain(width, height, fps, middle)}[mid]")
+    parts += _audio_pieces(
+        0,
+        facts,
+        [
+            (seconds(a, fps), seconds(b, fps), seconds(count, fps), f"{name}_a")
+            for name, a, b, count in pieces
+            if name != "mid" or audio == "source"
+        ],
+    )
+    if audio == "insert":
+        parts += _audio_pieces(1, added, [(insert_from, until, seconds(middle, fps), "mid_a")])
+    streams = "".join(f"[{name}][{name}_a]" for name, *_ in pieces)
+    parts.append(f"{streams}concat=n={len(pieces)}:v=1:a=1[v][a]")
+    length = seconds(sum(count for *_, count in pieces), fps)
     await ffmpeg(
         "-i",
         str(source),
@@ -501,280 +558,40 @@ async def splice(
         str(insert),
         "-filter_complex",
         ";".join(parts),
-        *_encode(out, length),
-        timeout_s=_timeout(length, width, height),
+        *encode_args(out, length),
+        timeout_s=ffmpeg_timeout(length, width, height),
     )
     return length
 
 
-async def rescale(source: Path, out: Path, *, width: int, height: int) -> float:
-    """Re-encode `source` at width x height (Lanczos); the length stays. Returns it."""
-    facts = await inspect(source)
-    fps = pick_fps(facts.fps)
-    count = frames(facts.duration, fps)
-    length = seconds(count, fps)
-    graph = f"[0:v]{_fit(width, height, fps, count)}[v];{_audio_of(0, facts, length, 'a')}"
-    await ffmpeg(
-        "-i",
-        str(source),
-        "-filter_complex",
-        graph,
-        *_encode(out, length),
-        timeout_s=_timeout(length, width, height),
-    )
-    return length
-
-
-# ---------------------------------------------------------------------------------------------
-# Burnt-in text and images
-
-_PLACES: dict[str, tuple[str, str]] = {
-    "top-left": ("{m}", "{m}"),
-    "top": ("({W}-{w})/2", "{m}"),
-    "top-right": ("{W}-{w}-{m}", "{m}"),
-    "center": ("({W}-{w})/2", "({H}-{h})/2"),
-    "bottom-left": ("{m}", "{H}-{h}-{m}"),
-    "bottom": ("({W}-{w})/2", "{H}-{h}-{m}"),
-    "bottom-right": ("{W}-{w}-{m}", "{H}-{h}-{m}"),
-}
-
-
-def _place(position: str, margin: int, *, text: bool) -> tuple[str, str]:
-    names = (
-        {"W": "w", "H": "h", "w": "text_w", "h": "text_h"}
-        if text
-        else {"W": "main_w", "H": "main_h", "w": "overlay_w", "h": "overlay_h"}
-    )
-    x, y = _PLACES[position]
-    return x.format(m=margin, **names), y.format(m=margin, **names)
-
-
-def _enable(start: float | None, end: float | None) -> str:
-    if start is None and end is None:
-        return ""
-    if end is None:
-        return f":enable='gte(t,{_num(start or 0)})'"
-    return f":enable='between(t,{_num(start or 0)},{_num(end)})'"
-
-
-@dataclass(frozen=True)
-class TextLayer:
-    text: str
-    position: str = "bottom"
-    start: float | None = None
-    end: float | None = None
-    opacity: float = 1.0
-    font_px: int | None = None
-    color: str = "white"
-
-
-@dataclass(frozen=True)
-class ImageLayer:
-    path: Path
-    position: str = "top-right"
-    start: float | None = None
-    end: float | None = None
-    opacity: float = 1.0
-    width_fraction: float = 0.22
-
-
-def _hex(color: str) -> str:
-    r, g, b = ImageColor.getrgb(color)[:3]
-    return f"0x{r:02x}{g:02x}{b:02x}"
-
-
-def wrap_text(text: str, font_px: int, width: int) -> str:
-    """Break long lines so the text fits the frame (DejaVu Sans is about 0.55 em per char)."""
-    per_line = max(8, int(width * 0.9 / (font_px * 0.58)))
-    lines = []
-    for line in text.splitlines() or [""]:
-        lines += textwrap.wrap(line, per_line) or [""]
-    return "\n".join(lines)
-
-
-async def burn_layers(
-    source: Path, out: Path, layers: Sequence[TextLayer | ImageLayer], workdir: Path
-) -> tuple[float, int, int]:
-    """Draw text and images over `source`, each in a corner/edge/centre for a time window.
-
-    Size (made even) and length stay. Returns (duration, width, height)."""
-    facts = await inspect(source)
-    width, height = even(facts.width), even(facts.height)
-    fps = pick_fps(facts.fps)
-    count = frames(facts.duration, fps)
-    length = seconds(count, fps)
-    margin = max(4, round(min(width, height) * 0.04))
-    parts = [f"[0:v]{_fit(width, height, fps, count)}[l0]"]
-    inputs = ["-i", str(source)]
-    label = "l0"
-    for i, layer in enumerate(layers):
-        nxt = f"l{i + 1}"
-        if isinstance(layer, TextLayer):
-            font_px = layer.font_px or max(12, round(height / 16))
-            text_path = workdir / f"overlay-{i}.txt"
-            text_path.write_text(wrap_text(layer.text, font_px, width), encoding="utf-8")
-            x, y = _place(layer.position, margin, text=True)
-            alpha = _num(layer.opacity)
-            parts.append(
-                f"[{label}]drawtext=fontfile={escape(str(FONT_FILE))}"
-                f":textfile={escape(str(text_path))}:expansion=none:text_align=C"
-                f":fontsize={font_px}:fontcolor={_hex(layer.color)}@{alpha}"
-                f":borderw={max(1, font_px // 14)}:bordercolor=black@{_num(layer.opacity * 0.8)}"
-                f":box=1:boxcolor=black@{_num(layer.opacity * 0.35)}"
-                f":boxborderw={max(2, font_px // 4)}"
-                f":x='{x}':y='{y}'{_enable(layer.start, layer.end)}[{nxt}]"
-            )
-        else:
-            index = len(inputs) // 2
-            inputs += ["-i", str(layer.path)]
-            logo_w = even(width * layer.width_fraction, 2)
-            x, y = _place(layer.position, margin, text=False)
-            parts.append(
-                f"[{index}:v]scale={logo_w}:-2:flags=lanczos,format=rgba,"
-                f"colorchannelmixer=aa={_num(layer.opacity)}[o{i}]"
-            )
-            parts.append(
-                f"[{label}][o{i}]overlay=x='{x}':y='{y}':eof_action=repeat"
-                f"{_enable(layer.start, layer.end)},format=yuv420p[{nxt}]"
-            )
-        label = nxt
-    parts.append(f"[{label}]null[v]")
-    parts.append(_audio_of(0, facts, length, "a"))
-    await ffmpeg(
-        *inputs,
-        "-filter_complex",
-        ";".join(parts),
-        *_encode(out, length),
-        timeout_s=_timeout(length, width, height),
-    )
-    return length, width, height
-
-
-@dataclass(frozen=True)
-class Cue:
-    start: float
-    end: float
-    text: str
-
-
-_SRT_TIME = re.compile(
-    r"(\d+):(\d{1,2}):(\d{1,2})(?:[,.](\d{1,3}))?\s*-->\s*(\d+):(\d{1,2}):(\d{1,2})(?:[,.](\d{1,3}))?"
-)
-
-
-def parse_srt(text: str) -> list[Cue]:
-    """The cues of an SRT document; raises ValueError when it holds none."""
-    cues = []
-    blocks = re.split(r"\n\s*\n", text.replace("\r\n", "\n").replace("\r", "\n").strip())
-    for block in blocks:
-        lines = block.strip("\n").split("\n")
-        for i, line in enumerate(lines):
-            match = _SRT_TIME.search(line)
-            if match is None:
-                continue
-            g = match.groups()
-            start = (
-                int(g[0]) * 3600
-                + int(g[1]) * 60
-                + int(g[2])
-                + int((g[3] or "0").ljust(3, "0")) / 1000
-            )
-            end = (
-                int(g[4]) * 3600
-                + int(g[5]) * 60
-                + int(g[6])
-                + int((g[7] or "0").ljust(3, "0")) / 1000
-            )
-            body = "\n".join(lines[i + 1 :]).strip()
-            if body and end > start:
-                cues.append(Cue(start, end, body))
-            break
-    if not cues:
-        raise ValueError("the SRT text holds no cue (expected 'HH:MM:SS,mmm --> HH:MM:SS,mmm')")
-    return cues
-
-
-def _srt_time(value: float) -> str:
-    ms = round(value * 1000)
-    h, rest = divmod(ms, 3_600_000)
-    m, rest = divmod(rest, 60_000)
-    s, ms = divmod(rest, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d},{ms:03d}"
-
-
-def plain_cue_text(text: str) -> str:
-    """Cue text shown literally: neutralise the subtitle renderer's override codes."""
-    text = text.replace("\\", "\\\\").replace("{", "\\{").replace("}", "\\}")
-    return re.sub(r"\n\s*\n+", "\n", text.strip())
-
-
-def write_srt(cues: Sequence[Cue]) -> str:
-    blocks = [
-        f"{i}\n{_srt_time(c.start)} --> {_srt_time(c.end)}\n{c.text}\n"
-        for i, c in enumerate(sorted(cues, key=lambda c: c.start), start=1)
-    ]
-    return "\n".join(blocks)
-
-
-def _ass_colour(color: str) -> str:
-    r, g, b = ImageColor.getrgb(color)[:3]
-    return f"&H00{b:02X}{g:02X}{r:02X}"
-
-
-async def burn_subtitles(
+async def rescale(
     source: Path,
     out: Path,
-    cues: Sequence[Cue],
-    workdir: Path,
     *,
-    font_px: int | None = None,
-    color: str = "white",
-    position: Literal["bottom", "top"] = "bottom",
-) -> tuple[float, int, int]:
-    """Render cues (SRT-style text: <i>, <b> and {\\an8}-style codes work) into the pictures.
-
-    Returns (duration, width, height)."""
+    width: int,
+    height: int,
+    scaler: str = "lanczos",
+    sharpen: float = 0.0,
+) -> float:
+    """Re-encode `source` at width x height with an ffmpeg `scaler`, then an unsharp mask of
+    strength `sharpen` (0 is none); the length and the sound stay. Returns the length."""
     facts = await inspect(source)
-    width, height = even(facts.width), even(facts.height)
     fps = pick_fps(facts.fps)
     count = frames(facts.duration, fps)
     length = seconds(count, fps)
-    srt_path = workdir / "cues.srt"
-    if position == "top":
-        # A per-cue alignment tag: libass reads a forced Alignment in the legacy SSA numbering
-        # for converted SRT, but the tag always uses the keypad layout (8 = top centre).
-        cues = [Cue(c.start, c.end, "{\\an8}" + c.text) for c in cues]
-    srt_path.write_text(write_srt(cues), encoding="utf-8")
-    # SRT is laid out on a 288-line canvas that libass scales to the video height.
-    scale = 288 / height
-    size = (font_px or max(12, round(height / 18))) * scale
-    style = ",".join(
-        [
-            f"FontName={FONT_NAME}",
-            f"FontSize={_num(round(size, 2))}",
-            f"PrimaryColour={_ass_colour(color)}",
-            "OutlineColour=&H00000000",
-            "BackColour=&H80000000",
-            "BorderStyle=1",
-            f"Outline={_num(round(max(1.0, size / 12), 2))}",
-            "Shadow=0",
-            f"MarginV={round(height * 0.05 * scale)}",
-        ]
-    )
-    subtitles = (
-        f"subtitles=filename={escape(str(srt_path))}:fontsdir={escape(str(FONT_FILE.parent))}"
-        f":charenc=UTF-8:force_style={escape(style)}"
-    )
-    graph = (
-        f"[0:v]{_fit(width, height, fps, count)},{subtitles},format=yuv420p[v];"
-        f"{_audio_of(0, facts, length, 'a')}"
-    )
+    chain = fit_chain(width, height, fps, count, scaler)
+    if sharpen > 0:
+        # Edges grow as wide as the enlargement, so the mask's window grows with it (odd, 5-13).
+        factor = max(width / facts.width, height / facts.height)
+        size = min(13, max(5, 2 * round(factor * 0.75) + 1))
+        chain += f",unsharp={size}:{size}:{num(sharpen)}:{size}:{size}:0"
+    graph = f"[0:v]{chain}[v];{audio_chain(0, facts, length, 'a')}"
     await ffmpeg(
         "-i",
         str(source),
         "-filter_complex",
         graph,
-        *_encode(out, length),
-        timeout_s=_timeout(length, width, height),
+        *encode_args(out, length),
+        timeout_s=ffmpeg_timeout(length, width, height),
     )
-    return length, width, height
+    return length

@@ -12,7 +12,10 @@ from sogni_intelligence.tools import (
     analysis_tools,
     audio_tools,
     image_tools,
+    subtitle_tools,
     unavailable_tools,
+    video_edit_tools,
+    video_overlay_tools,
     video_tools,
 )
 
@@ -20,6 +23,9 @@ from sogni_intelligence.tools import (
 _FAMILY_QUEUES = (
     (image_tools, "image"),
     (video_tools, "video"),
+    (video_edit_tools, "video"),
+    (video_overlay_tools, "video"),
+    (subtitle_tools, "video"),
     (audio_tools, "audio"),
     (analysis_tools, "analysis"),
     (unavailable_tools, "analysis"),

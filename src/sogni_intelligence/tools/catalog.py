@@ -11,7 +11,10 @@ from sogni_intelligence.tools import (
     audio_tools,
     composition_tools,
     image_tools,
+    subtitle_tools,
     unavailable_tools,
+    video_edit_tools,
+    video_overlay_tools,
     video_tools,
 )
 from sogni_intelligence.tools.base import Tool
@@ -21,6 +24,9 @@ CATALOG: dict[str, Tool] = {
     for family in (
         image_tools,
         video_tools,
+        video_edit_tools,
+        video_overlay_tools,
+        subtitle_tools,
         audio_tools,
         analysis_tools,
         composition_tools,

@@ -14,84 +14,25 @@ import pytest
 from PIL import Image
 
 from sogni_intelligence.media.ffmpeg import ffmpeg_exe
-from sogni_intelligence.media.store import AssetRecord
-from sogni_intelligence.tools.base import ToolContext, execute
-from sogni_intelligence.tools.video_tools import TOOLS
-from tests.integration.tools.conftest import asset_file, ffprobe, upload_image
+from sogni_intelligence.tools import (
+    subtitle_tools,
+    video_edit_tools,
+    video_overlay_tools,
+    video_tools,
+)
+from sogni_intelligence.tools.base import ToolContext
+from sogni_intelligence.tools.catalog import CATALOG
+from tests.integration.tools.conftest import asset_file, upload_image
+from tests.integration.tools.video_helpers import (
+    audio_rms,
+    check_video,
+    frame_at,
+    run,
+    upload_file,
+    upload_video,
+)
 
-BY_NAME = {tool.name: tool for tool in TOOLS}
-
-
-async def run(ctx: ToolContext, name: str, **arguments: Any) -> dict:
-    return await execute(BY_NAME[name], arguments, ctx)
-
-
-def check_video(path: Path, width: int, height: int, duration: float) -> dict:
-    """The file decodes as H.264 (yuv420p) + AAC MP4 of this size and length (±0.1 s)."""
-    info = ffprobe(path)
-    streams = {s["codec_type"]: s for s in info["streams"]}
-    assert streams["video"]["codec_name"] == "h264"
-    assert streams["video"]["pix_fmt"] == "yuv420p"
-    assert (streams["video"]["width"], streams["video"]["height"]) == (width, height)
-    assert streams["audio"]["codec_name"] == "aac"
-    assert "mp4" in info["format"]["format_name"]
-    assert abs(float(info["format"]["duration"]) - duration) <= 0.1, info["format"]["duration"]
-    return info
-
-
-def audio_rms(path: Path) -> float:
-    raw = subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-f", "s16le", "-"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    samples = np.frombuffer(raw, np.int16).astype(np.float64)
-    return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
-
-
-def frame_at(path: Path, seconds: float, out: Path) -> np.ndarray:
-    subprocess.run(
-        [
-            ffmpeg_exe(),
-            "-v",
-            "error",
-            "-y",
-            "-ss",
-            str(seconds),
-            "-i",
-            str(path),
-            "-frames:v",
-            "1",
-            str(out),
-        ],
-        check=True,
-    )
-    with Image.open(out) as image:
-        return np.asarray(image.convert("RGB")).astype(np.float64)
-
-
-async def upload_file(ctx: ToolContext, path: Path) -> AssetRecord:
-    record = await ctx.store.put_file(ctx.owner, path)
-    ctx.media.add_upload(record)
-    return record
-
-
-async def upload_video(
-    ctx: ToolContext,
-    tmp_path: Path,
-    seconds: float,
-    size: tuple[int, int] = (256, 144),
-    audio: bool = True,
-) -> AssetRecord:
-    """A test-pattern clip (with a tone, or without any audio stream) as an upload."""
-    path = tmp_path / f"clip-{len(ctx.media.uploads['video'])}.mp4"
-    args = [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi"]
-    args += ["-i", f"testsrc2=s={size[0]}x{size[1]}:r=25:d={seconds}"]
-    if audio:
-        args += ["-f", "lavfi", "-i", f"sine=f=440:d={seconds}", "-c:a", "aac"]
-    args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)]
-    subprocess.run(args, check=True)
-    return await upload_file(ctx, path)
+FAMILIES = (video_tools, video_edit_tools, video_overlay_tools, subtitle_tools)
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,7 +54,8 @@ async def test_generate_video_output_and_indices(
     assert abs(asset["duration_seconds"] - 2.0) <= 0.1
     meta = asset["metadata"]
     assert "procedural keyframes" in meta["renderer"] and meta["prompt"] == "a lighthouse at sunset"
-    assert meta["audio"] == "silent"
+    # As on the hosted models, an omitted generateAudio means a soundtrack (an ambient tone).
+    assert "ambient" in meta["audio"] and audio_rms(await asset_file(ctx, result)) > 50
     assert len(progress_log) >= 3 and progress_log[-1][0] == 1.0
 
     second = await run(
@@ -152,7 +94,14 @@ async def test_generate_video_aspect_ratio_variations_and_audio(ctx: ToolContext
 
 
 async def test_generate_video_is_silent_without_audio_and_deterministic(ctx: ToolContext) -> None:
-    args = {"prompt": "green hills", "duration": 2, "width": 192, "height": 108, "seed": 42}
+    args = {
+        "prompt": "green hills",
+        "duration": 2,
+        "width": 192,
+        "height": 108,
+        "seed": 42,
+        "generateAudio": False,
+    }
     first = await run(ctx, "generate_video", **args)
     second = await run(ctx, "generate_video", **args)
     path = await asset_file(ctx, first)
@@ -213,14 +162,68 @@ async def test_generate_video_from_reference_images(ctx: ToolContext) -> None:
     assert np.abs(opening.mean(axis=(0, 1)) - expected.mean(axis=(0, 1))).max() < 12
 
 
+async def test_generate_video_manifest_options(ctx: ToolContext, tmp_path: Path) -> None:
+    args = {
+        "prompt": "a lighthouse at sunset over the sea",
+        "duration": 2,
+        "aspectRatio": "192x108",  # exact pixels
+        "seed": 9,
+        "generateAudio": False,
+        "referenceLinkUrl": "https://example.com/brief",
+        "skipPromptProcessing": True,
+    }
+    first = await run(ctx, "generate_video", **args)
+    assert first["ok"], first
+    assert first["warnings"] == [
+        "referenceFileUrl/referenceLinkUrl are not read by the keyframe backend"
+    ]
+    path = await asset_file(ctx, first)
+    check_video(path, 192, 108, 2.0)
+    assert audio_rms(path) == 0.0
+    frame = frame_at(path, 1.0, tmp_path / "first.png")
+    repeat = await run(ctx, "generate_video", **args)
+    assert (
+        np.abs(frame - frame_at(await asset_file(ctx, repeat), 1.0, tmp_path / "r.png")).mean() < 1
+    )
+    # negativePrompt keeps its words out of the drawn keyframes: the same seed draws otherwise.
+    avoided = await run(ctx, "generate_video", **args, negativePrompt="sunset sea")
+    assert avoided["output_assets"][0]["metadata"]["negative_prompt"] == "sunset sea"
+    other = frame_at(await asset_file(ctx, avoided), 1.0, tmp_path / "avoided.png")
+    assert np.abs(frame - other).mean() > 3
+
+    many = await run(
+        ctx, "generate_video", prompt="dots", duration=2, width=64, height=64, numberOfVariations=6
+    )
+    assert many["ok"] and len(many["indices"]) == 4, many
+    assert many["warnings"] == ["numberOfVariations was capped at 4 on the keyframe video backend"]
+
+
+async def test_animate_photo_audio_follows_the_model(ctx: ToolContext) -> None:
+    await upload_image(ctx, (128, 128), "orange")
+    for model, audible in (("minimax-h3-i2v-turbo", True), ("wan22", False)):
+        result = await run(
+            ctx,
+            "animate_photo",
+            prompt="drift",
+            videoModel=model,
+            duration=2,
+            width=128,
+            height=128,
+        )
+        assert result["ok"] and result["model"] == model, result
+        loudness = audio_rms(await asset_file(ctx, result))
+        assert (loudness > 50) if audible else (loudness == 0.0), (model, loudness)
+
+
 @pytest.mark.parametrize(
     ("arguments", "error_type"),
     [
         ({"videoModel": "no-such-model"}, "PARAMETER_INVALID"),
         ({"duration": 45}, "PARAMETER_INVALID"),
-        ({"numberOfVariations": 5}, "PARAMETER_INVALID"),
+        ({"numberOfVariations": 17}, "PARAMETER_INVALID"),
         ({"aspectRatio": "wide"}, "PARAMETER_INVALID"),
-        ({"width": 4000}, "PARAMETER_INVALID"),
+        ({"width": 9000}, "PARAMETER_INVALID"),
+        ({"referenceFileUrl": "not a url"}, "PARAMETER_INVALID"),
         ({"referenceImageIndices": [-1]}, "ASSET_NOT_FOUND"),
         ({"unknownOption": 1}, "PARAMETER_INVALID"),
     ],
@@ -364,7 +367,9 @@ async def test_stitch_with_each_transition(
 
 async def test_stitch_cuts_generated_and_uploaded_clips(ctx: ToolContext, tmp_path: Path) -> None:
     await upload_video(ctx, tmp_path, 1.0, (320, 180), audio=False)
-    made = await run(ctx, "generate_video", prompt="sea", duration=2, width=320, height=180)
+    made = await run(
+        ctx, "generate_video", prompt="sea", duration=2, width=320, height=180, generateAudio=False
+    )
     assert made["ok"]
     result = await run(ctx, "stitch_video", videoIndices=[0, -1, 0])
     assert result["ok"] and result["videoStartIndex"] == 1, result
@@ -496,7 +501,7 @@ async def test_overlay_text_and_image(ctx: ToolContext, tmp_path: Path) -> None:
     path = await asset_file(ctx, result)
     check_video(path, 320, 180, 2.0)
     meta = result["output_assets"][0]["metadata"]
-    assert meta["overlays"][1] == {"kind": "image", "image": logo.id}
+    assert meta["overlays"][1] == {"kind": "image", "image": logo.id, "window": [0.5, 1.5]}
     source = ctx.store.path_of(ctx.media.uploads["video"][0])
     plain = frame_at(source, 1.0, tmp_path / "p.png")
     marked = frame_at(path, 1.0, tmp_path / "m.png")
@@ -558,7 +563,7 @@ async def test_subtitles_errors(ctx: ToolContext, tmp_path: Path) -> None:
     both = await run(ctx, "add_subtitles", srt="x", cues=[{"start": 0, "end": 1, "text": "a"}])
     assert both["ok"] is False and both["error_type"] == "PARAMETER_INVALID"
     neither = await run(ctx, "add_subtitles")
-    assert neither["ok"] is False and neither["error_type"] == "PARAMETER_INVALID"
+    assert neither["ok"] is False and neither["error_type"] == "USER_INPUT_INCOMPLETE"
     backwards = await run(ctx, "add_subtitles", cues=[{"start": 1, "end": 0.5, "text": "a"}])
     assert backwards["ok"] is False and backwards["error_type"] == "PARAMETER_INVALID"
     colour = await run(
@@ -592,27 +597,28 @@ async def test_upscale_video(ctx: ToolContext, tmp_path: Path) -> None:
 
 
 def test_tool_definitions_and_costs() -> None:
-    names = [tool.name for tool in TOOLS]
-    assert names == [
+    tools = [tool for family in FAMILIES for tool in family.TOOLS]
+    assert [tool.name for tool in tools] == [
         "generate_video",
         "animate_photo",
         "stitch_video",
         "extend_video",
         "replace_video_segment",
+        "upscale_video",
         "overlay_video",
         "add_subtitles",
-        "upscale_video",
     ]
-    for tool in TOOLS:
+    for tool in tools:
+        assert CATALOG[tool.name] is tool
         schema = tool.definition()["function"]["parameters"]
         assert schema["type"] == "object" and "title" not in schema
-    generate = BY_NAME["generate_video"]
+    generate = CATALOG["generate_video"]
     short = generate.cost(generate.args.model_validate({"prompt": "p", "duration": 5}))
     long = generate.cost(
         generate.args.model_validate({"prompt": "p", "duration": 20, "numberOfVariations": 2})
     )
     assert 0 < short < long
-    stitch = BY_NAME["stitch_video"]
+    stitch = CATALOG["stitch_video"]
     assert stitch.cost(stitch.args.model_validate({"videoIndices": [0, 1]})) > 0
 
 

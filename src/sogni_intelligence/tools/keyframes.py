@@ -1,0 +1,245 @@
+"""What the video tools share on the keyframe backend: model selectors, output sizes, keyframes
+drawn from prompts or taken from images, seeds, soundtracks and storing the results.
+
+The keyframe backend is not a video diffusion model: still keyframes get Ken Burns camera moves
+and dissolve into each other (see `media/video.py`); every artifact's metadata says what ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps
+
+from sogni_intelligence.media import video
+from sogni_intelligence.media.image import render_procedural
+from sogni_intelligence.media.models import (
+    DEFAULT_VIDEO_MODEL,
+    KEYFRAME_VIDEO,
+    VIDEO_MODELS,
+    resolve_model,
+)
+from sogni_intelligence.media.store import AssetRecord
+from sogni_intelligence.tools.base import ToolContext
+
+FFMPEG = "ffmpeg"
+MAX_SIDE = 1920
+RENDERER = "procedural keyframes + ffmpeg (Ken Burns zoompan, xfade dissolves)"
+
+# Speed tiers and two-stage forms of the hosted MiniMax H3 models, named in the hosted tool
+# manifest's videoModel lists; like every video id they run on the keyframe backend here.
+_TIER_SELECTORS = (
+    "minimax-h3-t2v-turbo",
+    "minimax-h3-fasth3-t2v-turbo",
+    "minimax-h3-fasth3-t2v-turbo-2stage",
+    "minimax-h3-r2v-turbo",
+    "minimax-h3-r2v-2stage",
+    "minimax-h3-r2v-balanced-2stage",
+    "minimax-h3-fasth3-r2v-turbo",
+    "minimax-h3-fasth3-r2v-turbo-2stage",
+    "minimax-h3-turbo",
+    "minimax-h3-fasth3-turbo",
+    "minimax-h3-fasth3-turbo-2stage",
+    "minimax-h3-balanced",
+    "minimax-h3-t2v-balanced",
+    "minimax-h3-r2v-balanced",
+    "minimax-h3-i2v-turbo",
+    "minimax-h3-fasth3-i2v-turbo",
+    "minimax-h3-fasth3-i2v-turbo-2stage",
+    "minimax-h3-flf2v",
+    "minimax-h3-flf2v-turbo",
+    "minimax-h3-fasth3-flf2v-turbo",
+    "minimax-h3-fasth3-flf2v-turbo-2stage",
+    "minimax-h3-i2v-balanced",
+    "minimax-h3-flf2v-balanced",
+)
+SELECTORS: dict[str, str] = {
+    **VIDEO_MODELS,
+    **dict.fromkeys(_TIER_SELECTORS, KEYFRAME_VIDEO),
+}
+# Models without native sound (the hosted WAN 2.2 renders silent clips).
+SILENT_MODELS = frozenset({"wan22"})
+
+
+def video_backend(name: str) -> str:
+    """The backend behind a videoModel id; "auto" is the default model."""
+    if name == "auto":
+        name = DEFAULT_VIDEO_MODEL
+    return resolve_model(SELECTORS, name, "video")
+
+
+def pick_seed(seed: int) -> int:
+    """The seed to use: the caller's, or a random one for -1."""
+    return seed if seed >= 0 else secrets.randbelow(2**31)
+
+
+def plan_size(
+    width: int | None,
+    height: int | None,
+    ratio: float | None,
+    short: int | None,
+    fallback_ratio: float,
+    default_short: int = 720,
+) -> tuple[int, int, list[str]]:
+    """Output size: explicit sides win, then a ratio with a short side; capped and even."""
+    warnings: list[str] = []
+    if width and height:
+        w, h = float(width), float(height)
+    else:
+        r = ratio or fallback_ratio
+        if width:
+            w, h = float(width), width / r
+        elif height:
+            w, h = height * r, float(height)
+        else:
+            side = short or default_short
+            w, h = (side * r, float(side)) if r >= 1 else (float(side), side / r)
+    if max(w, h) > MAX_SIDE:
+        factor = MAX_SIDE / max(w, h)
+        w, h = w * factor, h * factor
+        warnings.append(f"the size was reduced to fit {MAX_SIDE} px on the long side")
+    return video.even(w, 32), video.even(h, 32), warnings
+
+
+def _work_size(width: int, height: int) -> tuple[int, int]:
+    """Keyframes are drawn larger than the video so the camera moves stay sharp."""
+    factor = min(2.0, 3840 / max(width, height))
+    return round(width * factor), round(height * factor)
+
+
+def stable_seed(*parts: Any) -> int:
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+_HINTS = (
+    (r"\b(zoom(ing)? in|push(es|ing)? in|dolly in|close[- ]?up)\b", "push in"),
+    (r"\b(zoom(ing)? out|pull(s|ing)? (out|back)|dolly out|reveal)\b", "pull out"),
+    (r"\b(pan(s|ning)? left|track(s|ing)? left)\b", "pan left"),
+    (r"\b(pan(s|ning)? right|track(s|ing)? right)\b", "pan right"),
+    (r"\b(tilt(s|ing)? up|pan(s|ning)? up|crane up|rising)\b", "pan up"),
+    (r"\b(tilt(s|ing)? down|pan(s|ning)? down|crane down)\b", "pan down"),
+)
+
+
+def camera_hint(prompt: str) -> str | None:
+    """A camera move the prompt asks for, if it names one."""
+    for pattern, move in _HINTS:
+        if re.search(pattern, prompt, re.IGNORECASE):
+            return move
+    return None
+
+
+def keyframe_count(duration: float) -> int:
+    """About one keyframe per four seconds, two to eight."""
+    return max(1, min(8, round(duration / 4 + 0.49)))
+
+
+@dataclass
+class Frame:
+    """A keyframe to prepare: drawn from a prompt, or taken from an image file."""
+
+    prompt: str | None = None
+    seed: int = 0
+    path: Path | None = None
+    blend_with: Path | None = None
+    avoid: str | None = None
+
+
+def _prepare_frame(frame: Frame, width: int, height: int, out: Path) -> None:
+    work = _work_size(width, height)
+    if frame.path is not None:
+        with Image.open(frame.path) as image:
+            picture = video.cover(ImageOps.exif_transpose(image), *work)
+    else:
+        assert frame.prompt is not None
+        scale = min(1.0, 1280 / max(width, height))
+        drawn = render_procedural(
+            frame.prompt,
+            frame.seed,
+            video.even(width * scale),
+            video.even(height * scale),
+            avoid=frame.avoid,
+        )
+        picture = drawn.convert("RGB").resize(work, Image.Resampling.BICUBIC)
+        if frame.blend_with is not None:
+            with Image.open(frame.blend_with) as base:
+                picture = Image.blend(video.cover(base, *work), picture, 0.5)
+    picture.save(out, "PNG", compress_level=1)
+
+
+async def prepare_frames(
+    frames: Sequence[Frame], width: int, height: int, workdir: Path, tag: str
+) -> list[Path]:
+    paths = [workdir / f"{tag}-key{i}.png" for i in range(len(frames))]
+    await asyncio.gather(
+        *(
+            asyncio.to_thread(_prepare_frame, frame, width, height, path)
+            for frame, path in zip(frames, paths, strict=True)
+        )
+    )
+    return paths
+
+
+def soundtrack(
+    ctx: ToolContext, generate: bool, seed: int, audio: AssetRecord | None
+) -> tuple[video.Soundtrack, str]:
+    if audio is not None:
+        return video.Soundtrack("file", ctx.store.path_of(audio)), f"audio asset {audio.id}"
+    if generate:
+        return video.Soundtrack.ambient_for(seed), "generated ambient tone (not a sound model)"
+    return video.Soundtrack(), "silent"
+
+
+async def store_video(
+    ctx: ToolContext, path: Path, tool: str, backend: str, meta: dict[str, Any]
+) -> AssetRecord:
+    return await ctx.store.put_file(ctx.owner, path, tool=tool, backend=backend, meta=meta)
+
+
+async def last_frames(
+    ctx: ToolContext, clips: Sequence[Path], tool: str, workdir: Path
+) -> list[AssetRecord]:
+    """The last frame of each finished clip, stored as a PNG image asset."""
+    records = []
+    for i, clip in enumerate(clips):
+        frame = await video.extract_frame(clip, workdir / f"last-frame-{i}.png")
+        records.append(
+            await ctx.store.put_file(
+                ctx.owner, frame, tool=tool, backend=FFMPEG, meta={"role": "last frame"}
+            )
+        )
+    return records
+
+
+def last_frame_extra(ctx: ToolContext, frames: Sequence[AssetRecord]) -> dict[str, Any]:
+    if not frames:
+        return {}
+    urls = [ctx.store.url(record) for record in frames]
+    return {"lastFrameUrl": urls[0], "lastFrameUrls": urls}
+
+
+def fraction(done: int, total: int, within: float) -> float:
+    return min(0.95, (done + within) / total)
+
+
+async def image_file(ctx: ToolContext, record: AssetRecord, out: Path) -> Path:
+    """A PNG copy of an image asset, upright (EXIF), with alpha kept."""
+
+    def convert() -> None:
+        with Image.open(ctx.store.path_of(record)) as image:
+            ImageOps.exif_transpose(image).convert("RGBA").save(out, "PNG", compress_level=1)
+
+    await asyncio.to_thread(convert)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Tools
