@@ -332,16 +332,16 @@ def test_bound_arguments_are_validated_with_stand_ins() -> None:
         }
     )
     assert plan.steps[2].arguments == {}
-    # One binding is not enough for a required two-element array.
+    # A bound argument stands in for its value; the rest of the arguments are still checked.
     error = _error(
         {
             "steps": [
-                _step("generate_video", "v1", prompt="p"),
-                _step("stitch_video", "s", [_bind("v1", "videoIndices", "video_index")]),
+                _step("generate_image", "a", prompt="p"),
+                _step("animate_photo", "b", [_bind("a", "sourceImageIndex", "image_index")]),
             ]
         }
     )
-    assert error.param == "input.steps[1].arguments.videoIndices"
+    assert error.param == "input.steps[1].arguments.prompt"
     # A URL into an index argument is a type mismatch.
     error = _error(
         {
