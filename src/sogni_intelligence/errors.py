@@ -1,6 +1,9 @@
-"""The one error type every layer raises for something a client should be told about."""
+"""The error types every layer raises: `ServiceError` for what a client of the HTTP API should
+be told, `ToolError` for a tool's failure that the model sees as an `ok: false` result."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 
 class ServiceError(Exception):
@@ -26,3 +29,30 @@ def invalid_request(
     message: str, param: str | None = None, code: str | None = None
 ) -> ServiceError:
     return ServiceError(message, 400, "invalid_request_error", code, param)
+
+
+ErrorType = Literal[
+    "PARAMETER_INVALID",
+    "USER_INPUT_INCOMPLETE",
+    "ASSET_NOT_FOUND",
+    "WORKFLOW_VALIDATION_FAILED",
+    "MODEL_UNAVAILABLE",
+    "PROVIDER_TIMEOUT",
+    "GPU_WORKER_FAILED",
+    "COST_LIMIT_EXCEEDED",
+    "SAFETY_REJECTED",
+    "PERMISSION_REQUIRED",
+    "USER_CANCELLED",
+    "UNKNOWN_ERROR",
+]
+
+
+class ToolError(Exception):
+    """A failure the model should see as an `ok: false` result. Raised by tools and by the media
+    backends they call."""
+
+    def __init__(self, error_type: ErrorType, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.retryable = retryable

@@ -16,13 +16,12 @@ import io
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sogni_intelligence.config import ImageBackendConfig
-from sogni_intelligence.tools.base import Progress, ToolError
-
-if TYPE_CHECKING:
-    from sogni_intelligence.media.remote_image import Feature, ImageRequest
+from sogni_intelligence.errors import ToolError
+from sogni_intelligence.media.image_request import Feature, ImageRequest
+from sogni_intelligence.media.progress import Progress
 
 EDIT_STRENGTH = 0.6
 

@@ -8,7 +8,7 @@ nothing and fail with MODEL_UNAVAILABLE; unknown ids fail with PARAMETER_INVALID
 
 from __future__ import annotations
 
-from sogni_intelligence.tools.base import ToolError
+from sogni_intelligence.errors import ToolError
 
 PROCEDURAL_IMAGE = "procedural-image"
 KEYFRAME_VIDEO = "keyframe-video"

@@ -12,63 +12,18 @@ import asyncio
 import base64
 import json
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import websockets
 
 from sogni_intelligence.config import ImageBackendConfig
+from sogni_intelligence.errors import ToolError
 from sogni_intelligence.media.diffusers_backend import DiffusersImageBackend
-from sogni_intelligence.tools.base import Progress, ToolError
-
-#: Optional parts of a request a backend may or may not honour.
-Feature = Literal[
-    "seed",
-    "negative_prompt",
-    "source",
-    "strength",
-    "guidance",
-    "mask",
-    "gpt_quality",
-    "gpt_background",
-    "output_compression",
-    "loras",
-    "restore_quality",
-]
-
-
-@dataclass(frozen=True)
-class ImageRequest:
-    prompt: str
-    width: int
-    height: int
-    seed: int
-    count: int = 1
-    negative_prompt: str | None = None
-    source_png: bytes | None = None
-    #: How far the result may move away from the source (0 keeps it, 1 ignores it).
-    strength: float | None = None
-    guidance: float | None = None
-    #: PNG whose transparent pixels mark where the source may change.
-    mask_png: bytes | None = None
-    gpt_quality: str | None = None
-    gpt_background: str | None = None
-    output_compression: int | None = None
-    output_format: str | None = None
-
-
-class RemoteImageBackend(Protocol):
-    name: str
-    aliases: list[str]
-    features: frozenset[Feature]
-
-    async def generate(self, request: ImageRequest, progress: Progress) -> list[bytes]: ...
-
-    async def close(self) -> None: ...
-
+from sogni_intelligence.media.image_request import Feature, ImageRequest, RemoteImageBackend
+from sogni_intelligence.media.progress import Progress
 
 # PNG is the API's default, so it is not sent (servers that predate the field accept the call).
 _API_FORMATS = {"jpg": "jpeg", "jpeg": "jpeg", "webp": "webp"}

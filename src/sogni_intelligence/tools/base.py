@@ -8,44 +8,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from sogni_intelligence.errors import ToolError
 from sogni_intelligence.media.ffmpeg import MediaProcessError
+from sogni_intelligence.media.progress import Progress
 from sogni_intelligence.media.store import AssetRecord, AssetStore
+from sogni_intelligence.tools.media_context import MediaContext
 
-if TYPE_CHECKING:
-    from sogni_intelligence.tools.media_context import MediaContext
-
-ErrorType = Literal[
-    "PARAMETER_INVALID",
-    "USER_INPUT_INCOMPLETE",
-    "ASSET_NOT_FOUND",
-    "WORKFLOW_VALIDATION_FAILED",
-    "MODEL_UNAVAILABLE",
-    "PROVIDER_TIMEOUT",
-    "GPU_WORKER_FAILED",
-    "COST_LIMIT_EXCEEDED",
-    "SAFETY_REJECTED",
-    "PERMISSION_REQUIRED",
-    "USER_CANCELLED",
-    "UNKNOWN_ERROR",
-]
 Surface = Literal["creative-tools", "creative-agent"]
 CREATIVE = frozenset({"creative-tools", "creative-agent"})
-
-Progress = Callable[[float, str | None], None]
-
-
-class ToolError(Exception):
-    """A failure the model should see as an `ok: false` result."""
-
-    def __init__(self, error_type: ErrorType, message: str, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
-        self.retryable = retryable
 
 
 class ToolArgs(BaseModel):

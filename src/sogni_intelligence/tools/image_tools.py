@@ -17,8 +17,8 @@ from typing import Any
 from PIL import Image
 
 from sogni_intelligence.media import image as render
+from sogni_intelligence.media.image_request import Feature, ImageRequest, RemoteImageBackend
 from sogni_intelligence.media.models import IMAGE_MODELS, PROCEDURAL_IMAGE, resolve_model
-from sogni_intelligence.media.remote_image import Feature, ImageRequest, RemoteImageBackend
 from sogni_intelligence.media.store import image_bytes
 from sogni_intelligence.tools.base import Tool, ToolContext, ToolError, ToolOutput
 from sogni_intelligence.tools.camera_angles import parse_angle

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sogni_intelligence.errors import ToolError
 from sogni_intelligence.media.sniff import MediaKind
 from sogni_intelligence.media.store import AssetRecord
-from sogni_intelligence.tools.base import ToolError
 
 KINDS: tuple[MediaKind, ...] = ("image", "video", "audio")
 

@@ -26,7 +26,8 @@ from pydantic import ValidationError
 
 from sogni_intelligence.config import ImageBackendConfig
 from sogni_intelligence.media.diffusers_backend import DiffusersImageBackend
-from sogni_intelligence.media.remote_image import ImageRequest, build_image_backends
+from sogni_intelligence.media.image_request import ImageRequest
+from sogni_intelligence.media.remote_image import build_image_backends
 from sogni_intelligence.tools.base import ToolContext, execute
 from sogni_intelligence.tools.image_tools import TOOLS
 from tests.integration.tools.conftest import asset_file, upload_image
