@@ -11,21 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from sogni_intelligence.media.ffmpeg import ffmpeg
 from sogni_intelligence.media.text_style import BOLD_FONT_FILE, FONT_FILE, ffmpeg_color, wrap_text
-from sogni_intelligence.media.video import (
-    audio_chain,
-    encode_args,
-    escape,
-    even,
-    ffmpeg_timeout,
-    fit_chain,
-    frames,
-    inspect,
-    num,
-    pick_fps,
-    seconds,
-)
+from sogni_intelligence.media.video import escape, num, reencoding
 
 Anchor = Literal[
     "top-left",
@@ -72,65 +59,68 @@ def _place(anchor: str, margin: int, dx: int, dy: int, *, text: bool) -> str:
     return f":x='{x}':y='{y}'"
 
 
-def _enable(start: float, end: float) -> str:
-    return f":enable='between(t,{num(start)},{num(end)})'"
+@dataclass(frozen=True)
+class Placement:
+    """Where, when and how opaque a layer shows (text and images are placed alike): at `anchor`,
+    `offset_x`/`offset_y` pixels inward, from `start` to `end` seconds."""
+
+    start: float
+    end: float
+    anchor: Anchor
+    offset_x: int = 0
+    offset_y: int = 0
+    opacity: float = 1.0
+
+    def options(self, margin: int, *, text: bool) -> str:
+        """The position and enable options of the layer's drawtext or overlay filter."""
+        position = _place(self.anchor, margin, self.offset_x, self.offset_y, text=text)
+        return f"{position}:enable='between(t,{num(self.start)},{num(self.end)})'"
 
 
 @dataclass(frozen=True)
 class TextLayer:
-    """Text shown from `start` to `end` seconds; `size` is the font height as a fraction of the
-    frame height unless `font_px` fixes it."""
+    """Text at `place`; `size` is the font height as a fraction of the frame height unless
+    `font_px` fixes it."""
 
     text: str
-    start: float
-    end: float
-    anchor: Anchor = "bottom-center"
-    offset_x: int = 0
-    offset_y: int = 0
+    place: Placement
     size: float = 0.06
     font_px: int | None = None
     color: str = "#FFFFFF"
     outline: str | None = "#000000"
     background: str | None = None
     bold: bool = False
-    opacity: float = 1.0
 
 
 @dataclass(frozen=True)
 class ImageLayer:
-    """An image shown from `start` to `end` seconds. `contain` scales it to `width_fraction` of
-    the frame width (kept whole, never taller than the frame); `cover` fills a box of that
-    fraction of both sides (the whole frame at 1.0), cropping what sticks out."""
+    """An image at `place`. `contain` scales it to `width_fraction` of the frame width (kept
+    whole, never taller than the frame); `cover` fills a box of that fraction of both sides
+    (the whole frame at 1.0), cropping what sticks out."""
 
     path: Path
-    start: float
-    end: float
-    anchor: Anchor = "top-right"
-    offset_x: int = 0
-    offset_y: int = 0
+    place: Placement
     width_fraction: float = 0.15
     fit: Fit = "contain"
-    opacity: float = 1.0
 
 
 def _text_filter(layer: TextLayer, text_path: Path, width: int, height: int, margin: int) -> str:
     font_px = layer.font_px or max(8, round(height * layer.size))
     text_path.write_text(wrap_text(layer.text, font_px, width), encoding="utf-8")
     font = BOLD_FONT_FILE if layer.bold else FONT_FILE
-    style = f":fontsize={font_px}:fontcolor={ffmpeg_color(layer.color, layer.opacity)}"
+    opacity = layer.place.opacity
+    style = f":fontsize={font_px}:fontcolor={ffmpeg_color(layer.color, opacity)}"
     if layer.outline:
-        outline = ffmpeg_color(layer.outline, layer.opacity)
+        outline = ffmpeg_color(layer.outline, opacity)
         style += f":borderw={max(1, round(font_px / 16))}:bordercolor={outline}"
     pad = 0
     if layer.background:
         pad = max(2, font_px // 4)
-        style += f":box=1:boxcolor={ffmpeg_color(layer.background, layer.opacity)}"
+        style += f":box=1:boxcolor={ffmpeg_color(layer.background, opacity)}"
         style += f":boxborderw={pad}"
     return (
         f"drawtext=fontfile={escape(str(font))}:textfile={escape(str(text_path))}"
-        f":expansion=none:text_align=C{style}"
-        f"{_place(layer.anchor, margin + pad, layer.offset_x, layer.offset_y, text=True)}"
-        f"{_enable(layer.start, layer.end)}"
+        f":expansion=none:text_align=C{style}{layer.place.options(margin + pad, text=True)}"
     )
 
 
@@ -144,7 +134,7 @@ def _image_chain(layer: ImageLayer, width: int, height: int) -> str:
         )
     else:
         size = f"scale={box_w}:{height}:force_original_aspect_ratio=decrease:flags=lanczos"
-    return f"{size},format=rgba,colorchannelmixer=aa={num(layer.opacity)}"
+    return f"{size},format=rgba,colorchannelmixer=aa={num(layer.place.opacity)}"
 
 
 async def burn_layers(
@@ -152,13 +142,10 @@ async def burn_layers(
 ) -> tuple[float, int, int]:
     """Draw the layers over `source` in order (later ones on top). Returns (duration, width,
     height) of the result."""
-    facts = await inspect(source)
-    width, height = even(facts.width), even(facts.height)
-    fps = pick_fps(facts.fps)
-    count = frames(facts.duration, fps)
-    length = seconds(count, fps)
+    kept = await reencoding(source)
+    width, height = kept.width, kept.height
     margin = max(4, round(min(width, height) * 0.04))
-    parts = [f"[0:v]{fit_chain(width, height, fps, count)}[l0]"]
+    parts = [f"[0:v]{kept.picture_chain()}[l0]"]
     inputs = ["-i", str(source)]
     for i, layer in enumerate(layers):
         if isinstance(layer, TextLayer):
@@ -169,18 +156,9 @@ async def burn_layers(
         inputs += ["-i", str(layer.path)]
         parts.append(f"[{index}:v]{_image_chain(layer, width, height)}[o{i}]")
         # Positions are kept inside the frame, so a full-frame cover sits flush despite margins.
-        place = _place(layer.anchor, margin, layer.offset_x, layer.offset_y, text=False)
-        parts.append(
-            f"[l{i}][o{i}]overlay=eof_action=repeat{place}{_enable(layer.start, layer.end)},"
-            f"format=yuv420p[l{i + 1}]"
-        )
+        place = layer.place.options(margin, text=False)
+        parts.append(f"[l{i}][o{i}]overlay=eof_action=repeat{place},format=yuv420p[l{i + 1}]")
     parts.append(f"[l{len(layers)}]null[v]")
-    parts.append(audio_chain(0, facts, length, "a"))
-    await ffmpeg(
-        *inputs,
-        "-filter_complex",
-        ";".join(parts),
-        *encode_args(out, length),
-        timeout_s=ffmpeg_timeout(length, width, height),
-    )
-    return length, width, height
+    parts.append(kept.sound_chain())
+    await kept.encode(inputs, ";".join(parts), out)
+    return kept.length, width, height

@@ -7,22 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from sogni_intelligence.media.ffmpeg import ffmpeg
 from sogni_intelligence.media.srt import Cue, write_srt
 from sogni_intelligence.media.text_style import FONT_DIR, FONT_NAME, ass_color
-from sogni_intelligence.media.video import (
-    audio_chain,
-    encode_args,
-    escape,
-    even,
-    ffmpeg_timeout,
-    fit_chain,
-    frames,
-    inspect,
-    num,
-    pick_fps,
-    seconds,
-)
+from sogni_intelligence.media.video import escape, num, reencoding
 
 SubtitlePosition = Literal["bottom", "top", "center"]
 
@@ -47,11 +34,8 @@ async def burn_subtitles(
     `size` is the font height as a fraction of the frame height unless `font_px` fixes it.
 
     Returns (duration, width, height)."""
-    facts = await inspect(source)
-    width, height = even(facts.width), even(facts.height)
-    fps = pick_fps(facts.fps)
-    count = frames(facts.duration, fps)
-    length = seconds(count, fps)
+    kept = await reencoding(source)
+    height = kept.height
     srt_path = workdir / "cues.srt"
     tag = _ALIGN[position]
     srt_path.write_text(write_srt([Cue(c.start, c.end, tag + c.text) for c in cues]), "utf-8")
@@ -74,16 +58,6 @@ async def burn_subtitles(
         f"subtitles=filename={escape(str(srt_path))}:fontsdir={escape(str(FONT_DIR))}"
         f":charenc=UTF-8:force_style={escape(style)}"
     )
-    graph = (
-        f"[0:v]{fit_chain(width, height, fps, count)},{subtitles},format=yuv420p[v];"
-        f"{audio_chain(0, facts, length, 'a')}"
-    )
-    await ffmpeg(
-        "-i",
-        str(source),
-        "-filter_complex",
-        graph,
-        *encode_args(out, length),
-        timeout_s=ffmpeg_timeout(length, width, height),
-    )
-    return length, width, height
+    graph = f"[0:v]{kept.picture_chain()},{subtitles},format=yuv420p[v];{kept.sound_chain()}"
+    await kept.encode(["-i", str(source)], graph, out)
+    return kept.length, kept.width, height

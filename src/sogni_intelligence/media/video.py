@@ -103,6 +103,20 @@ def ffmpeg_timeout(duration: float, width: int, height: int) -> float:
     return 120 + duration * 8 * max(1.0, width * height / (1280 * 720))
 
 
+async def encode_graph(
+    inputs: Sequence[str], graph: str, out: Path, length: float, width: int, height: int
+) -> None:
+    """Run a filter graph that ends in [v] and [a] into `out`: every output gets the same
+    codecs, the exact length and a time limit that grows with its length and size."""
+    await ffmpeg(
+        *inputs,
+        "-filter_complex",
+        graph,
+        *encode_args(out, length),
+        timeout_s=ffmpeg_timeout(length, width, height),
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Inspecting sources
 
@@ -146,6 +160,42 @@ async def inspect(path: Path) -> VideoFacts:
         fps = None
     has_audio = any(s.get("codec_type") == "audio" for s in streams)
     return VideoFacts(width, height, duration, fps, has_audio)
+
+
+@dataclass(frozen=True)
+class Reencoding:
+    """A source re-encoded whole, as overlays and subtitles do: its size made even, a constant
+    frame rate, and its length in whole frames, so that only the pictures change."""
+
+    facts: VideoFacts
+    width: int
+    height: int
+    fps: Fraction
+    count: int
+
+    @property
+    def length(self) -> float:
+        return seconds(self.count, self.fps)
+
+    def picture_chain(self) -> str:
+        """The source's pictures (input 0) at the kept size, rate and length."""
+        return fit_chain(self.width, self.height, self.fps, self.count)
+
+    def sound_chain(self) -> str:
+        """The source's sound (or silence) at the kept length, labelled [a]."""
+        return audio_chain(0, self.facts, self.length, "a")
+
+    async def encode(self, inputs: Sequence[str], graph: str, out: Path) -> None:
+        await encode_graph(inputs, graph, out, self.length, self.width, self.height)
+
+
+async def reencoding(source: Path) -> Reencoding:
+    """How `source` is re-encoded whole (see `Reencoding`)."""
+    facts = await inspect(source)
+    fps = pick_fps(facts.fps)
+    return Reencoding(
+        facts, even(facts.width), even(facts.height), fps, frames(facts.duration, fps)
+    )
 
 
 async def extract_frame(source: Path, out: Path, *, last: bool = True, at: float = 0.0) -> Path:
@@ -361,15 +411,7 @@ async def keyframe_clip(
     for path in keyframes:
         inputs += ["-i", str(path)]
     extra, audio = _soundtrack(soundtrack, n, length)
-    graph = ";".join([*parts, audio])
-    await ffmpeg(
-        *inputs,
-        *extra,
-        "-filter_complex",
-        graph,
-        *encode_args(out, length),
-        timeout_s=ffmpeg_timeout(length, width, height),
-    )
+    await encode_graph([*inputs, *extra], ";".join([*parts, audio]), out, length, width, height)
     return length
 
 
@@ -452,14 +494,7 @@ async def join(
     if soundtrack is not None:
         extra, audio = _soundtrack(soundtrack, len(clips), length)
         parts.append(audio)
-    await ffmpeg(
-        *inputs,
-        *extra,
-        "-filter_complex",
-        ";".join(parts),
-        *encode_args(out, length),
-        timeout_s=ffmpeg_timeout(length, width, height),
-    )
+    await encode_graph([*inputs, *extra], ";".join(parts), out, length, width, height)
     return length, seconds(fade, fps)
 
 
@@ -551,16 +586,8 @@ async def splice(
     streams = "".join(f"[{name}][{name}_a]" for name, *_ in pieces)
     parts.append(f"{streams}concat=n={len(pieces)}:v=1:a=1[v][a]")
     length = seconds(sum(count for *_, count in pieces), fps)
-    await ffmpeg(
-        "-i",
-        str(source),
-        "-i",
-        str(insert),
-        "-filter_complex",
-        ";".join(parts),
-        *encode_args(out, length),
-        timeout_s=ffmpeg_timeout(length, width, height),
-    )
+    inputs = ["-i", str(source), "-i", str(insert)]
+    await encode_graph(inputs, ";".join(parts), out, length, width, height)
     return length
 
 
@@ -586,12 +613,5 @@ async def rescale(
         size = min(13, max(5, 2 * round(factor * 0.75) + 1))
         chain += f",unsharp={size}:{size}:{num(sharpen)}:{size}:{size}:0"
     graph = f"[0:v]{chain}[v];{audio_chain(0, facts, length, 'a')}"
-    await ffmpeg(
-        "-i",
-        str(source),
-        "-filter_complex",
-        graph,
-        *encode_args(out, length),
-        timeout_s=ffmpeg_timeout(length, width, height),
-    )
+    await encode_graph(["-i", str(source)], graph, out, length, width, height)
     return length

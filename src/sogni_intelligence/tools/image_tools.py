@@ -58,40 +58,69 @@ RESTORE_PROMPT = (
 MAX_UPSCALED_EDGE = 15360
 
 
-async def _run(
-    ctx: ToolContext,
-    args: Any,
-    *,
-    tool: str,
-    remote: RemoteImageBackend | None,
-    request: ImageRequest | None,
-    make: Callable[[int], Image.Image],
-    features: frozenset[Feature],
-    prompts: list[str],
-    seeds: list[int],
-    warnings: list[str],
-    compression: int | None = None,
-) -> ToolOutput:
-    """Render on the remote backend (with `request`) or procedurally (with `make(i)`), store the
-    results and name what was ignored."""
-    if remote is not None and request is not None:
-        warnings += ignored(args, remote.features, remote.name)
-        warnings += request_warnings(request, remote)
-        blobs = await run_remote(ctx, remote, request, prompts, seeds)
-        encoded_here = "output_compression" in remote.features
-        blobs = [
-            await asyncio.to_thread(reencoded, data, args.fmt, compression, encoded_here)
-            for data in blobs
+class _Job:
+    """One call of an image tool: the backend it runs on, the output size, a prompt and a seed
+    per variation (dynamic prompts expand per variation) and the warnings gathered so far."""
+
+    def __init__(
+        self,
+        tool: str,
+        args: Any,
+        remote: RemoteImageBackend | None,
+        size: tuple[int, int],
+        prompt: str,
+        warnings: list[str],
+    ) -> None:
+        self.tool, self.args, self.remote, self.warnings = tool, args, remote, warnings
+        self.width, self.height = size
+        self.seeds: list[int] = args.seeds()
+        self.prompts = variation_prompts(prompt, len(self.seeds))
+
+    def request(self, **options: Any) -> ImageRequest:
+        """The remote backend's request: the first variation's prompt and seed (`run_remote`
+        sets each variation's own), the size and format, and the tool's `options`."""
+        return ImageRequest(
+            prompt=self.prompts[0],
+            width=self.width,
+            height=self.height,
+            seed=self.seeds[0],
+            output_format=self.args.fmt,
+            **options,
+        )
+
+    async def run(
+        self,
+        ctx: ToolContext,
+        request: ImageRequest | None,
+        make: Callable[[int], Image.Image],
+        features: frozenset[Feature],
+        compression: int | None = None,
+    ) -> ToolOutput:
+        """Render on the remote backend (with `request`) or procedurally (with `make(i)`),
+        store the results and name what was ignored."""
+        args, remote, warnings = self.args, self.remote, self.warnings
+        if remote is not None and request is not None:
+            warnings += ignored(args, remote.features, remote.name)
+            warnings += request_warnings(request, remote)
+            blobs = await run_remote(ctx, remote, request, self.prompts, self.seeds)
+            encoded_here = "output_compression" in remote.features
+            blobs = [
+                await asyncio.to_thread(reencoded, data, args.fmt, compression, encoded_here)
+                for data in blobs
+            ]
+            backend = remote.name
+        else:
+            warnings += ignored(args, features, PROCEDURAL_IMAGE)
+            blobs = await render_all(ctx, make, len(self.seeds), args.fmt, compression)
+            backend = PROCEDURAL_IMAGE
+        per_image = [
+            {"seed": s, "prompt": p} for p, s in zip(self.prompts, self.seeds, strict=True)
         ]
-        backend = remote.name
-    else:
-        warnings += ignored(args, features, PROCEDURAL_IMAGE)
-        blobs = await render_all(ctx, make, len(seeds), args.fmt, compression)
-        backend = PROCEDURAL_IMAGE
-    per_image = [{"seed": s, "prompt": p} for p, s in zip(prompts, seeds, strict=True)]
-    meta = {"requested_model": args.model}
-    assets = await store_all(ctx, blobs, tool=tool, backend=backend, meta=meta, per_image=per_image)
-    return ToolOutput(assets, model=args.model, backend=backend, warnings=warnings)
+        meta = {"requested_model": args.model}
+        assets = await store_all(
+            ctx, blobs, tool=self.tool, backend=backend, meta=meta, per_image=per_image
+        )
+        return ToolOutput(assets, model=args.model, backend=backend, warnings=warnings)
 
 
 def _png(image: Image.Image) -> bytes:
@@ -106,20 +135,14 @@ async def generate_image(args: GenerateImageArgs, ctx: ToolContext) -> ToolOutpu
     base = (DEFAULT_SIDE, DEFAULT_SIDE)
     if source is not None:  # keep the source's shape unless a size or shape is asked for
         base = fit(*reshaped(base, source.width / source.height))
-    width, height = args.output_size(base)
-    seeds = args.seeds()
-    prompts = variation_prompts(args.prompt, len(seeds))
     keep = 0.5 if args.starting_image_strength is None else args.starting_image_strength
     warnings = args.size_warnings() + args.encoding_warnings()
+    job = _Job("generate_image", args, remote, args.output_size(base), args.prompt, warnings)
     features = _GENERATE if source is None else _GENERATE - {"gpt_background"}
     transparent = args.transparent and source is None and args.fmt != "jpg"
     request = None
     if remote is not None:
-        request = ImageRequest(
-            prompt=args.prompt,
-            width=width,
-            height=height,
-            seed=seeds[0],
+        request = job.request(
             negative_prompt=args.negativePrompt,
             source_png=None if source is None else _png(source),
             strength=None if args.starting_image_strength is None else round(1 - keep, 6),
@@ -127,28 +150,20 @@ async def generate_image(args: GenerateImageArgs, ctx: ToolContext) -> ToolOutpu
             gpt_quality=args.gptImageQuality,
             gpt_background=args.gptImageBackground,
             output_compression=args.gptImageOutputCompression,
-            output_format=args.fmt,
         )
 
     def make(i: int) -> Image.Image:
         picture = render.render_procedural(
-            prompts[i], seeds[i], width, height, avoid=args.negativePrompt, transparent=transparent
+            job.prompts[i],
+            job.seeds[i],
+            job.width,
+            job.height,
+            avoid=args.negativePrompt,
+            transparent=transparent,
         )
         return picture if source is None else render.blend_with_source(source, picture, keep)
 
-    return await _run(
-        ctx,
-        args,
-        tool="generate_image",
-        remote=remote,
-        request=request,
-        make=make,
-        features=features,
-        prompts=prompts,
-        seeds=seeds,
-        warnings=warnings,
-        compression=args.gptImageOutputCompression,
-    )
+    return await job.run(ctx, request, make, features, args.gptImageOutputCompression)
 
 
 async def edit_image(args: EditImageArgs, ctx: ToolContext) -> ToolOutput:
@@ -158,20 +173,14 @@ async def edit_image(args: EditImageArgs, ctx: ToolContext) -> ToolOutput:
     )
     source = await open_record(ctx, source_record)
     mask = None if args.mask_image_url is None else await load_mask(ctx, args.mask_image_url)
-    width, height = args.output_size(source.size)
-    seeds = args.seeds()
-    prompts = variation_prompts(args.prompt, len(seeds))
     warnings += args.size_warnings() + args.encoding_warnings()
+    job = _Job("edit_image", args, remote, args.output_size(source.size), args.prompt, warnings)
     request = None
     if remote is not None:
         if reference_records:
             named = "referenceImageIndices" if args.referenceImageIndices else "other uploads"
             warnings.append(f"{named}: the {remote.name} backend takes only the source image")
-        request = ImageRequest(
-            prompt=args.prompt,
-            width=width,
-            height=height,
-            seed=seeds[0],
+        request = job.request(
             negative_prompt=args.negativePrompt,
             source_png=_png(source),
             strength=args.strength,
@@ -179,72 +188,39 @@ async def edit_image(args: EditImageArgs, ctx: ToolContext) -> ToolOutput:
             gpt_quality=args.gptImageQuality,
             gpt_background=args.gptImageBackground,
             output_compression=args.gptImageOutputCompression,
-            output_format=args.fmt,
         )
     references = [await open_record(ctx, record) for record in reference_records]
+    width, height = job.width, job.height
 
     def make(i: int) -> Image.Image:
+        prompt, seed = job.prompts[i], job.seeds[i]
         edited = render.reshape(
-            render.restyle(source, prompts[i], seeds[i], args.strength * 0.6), width, height
+            render.restyle(source, prompt, seed, args.strength * 0.6), width, height
         )
         for reference in references:
             edited = render.blend_with_source(reference, edited, 0.25)
-        overlay = render.render_procedural(
-            prompts[i], seeds[i], width, height, avoid=args.negativePrompt
-        )
+        overlay = render.render_procedural(prompt, seed, width, height, avoid=args.negativePrompt)
         edited = Image.blend(edited, overlay, args.strength * 0.35)
         return edited if mask is None else render.apply_mask(edited, source, mask)
 
-    return await _run(
-        ctx,
-        args,
-        tool="edit_image",
-        remote=remote,
-        request=request,
-        make=make,
-        features=_EDIT,
-        prompts=prompts,
-        seeds=seeds,
-        warnings=warnings,
-        compression=args.gptImageOutputCompression,
-    )
+    return await job.run(ctx, request, make, _EDIT, args.gptImageOutputCompression)
 
 
 def _restyle_tool(name: str) -> Callable[[RestyleArgs, ToolContext], Any]:
     async def run(args: RestyleArgs, ctx: ToolContext) -> ToolOutput:
         remote = remote_backend(ctx, args.model)
         source = await open_image(ctx, args.sourceImageIndex, "sourceImageIndex")
-        (width, height), warnings = args.output_size(source.size)
-        seeds = args.seeds()
-        prompts = variation_prompts(args.prompt, len(seeds))
+        size, warnings = args.output_size(source.size)
+        job = _Job(name, args, remote, size, args.prompt, warnings)
         request = None
         if remote is not None:
-            request = ImageRequest(
-                prompt=args.prompt,
-                width=width,
-                height=height,
-                seed=seeds[0],
-                source_png=_png(source),
-                strength=args.strength,
-                output_format=args.fmt,
-            )
+            request = job.request(source_png=_png(source), strength=args.strength)
 
         def make(i: int) -> Image.Image:
-            styled = render.restyle(source, prompts[i], seeds[i], args.strength)
-            return render.reshape(styled, width, height)
+            styled = render.restyle(source, job.prompts[i], job.seeds[i], args.strength)
+            return render.reshape(styled, job.width, job.height)
 
-        return await _run(
-            ctx,
-            args,
-            tool=name,
-            remote=remote,
-            request=request,
-            make=make,
-            features=_RESTYLE,
-            prompts=prompts,
-            seeds=seeds,
-            warnings=warnings,
-        )
+        return await job.run(ctx, request, make, _RESTYLE)
 
     return run
 
@@ -256,36 +232,18 @@ async def restore_photo(args: RestorePhotoArgs, ctx: ToolContext) -> ToolOutput:
         source = await open_record(ctx, ctx.media.uploads["image"][0])
     else:
         source = await open_image(ctx, args.sourceImageIndex, "sourceImageIndex")
-    (width, height), warnings = args.output_size(source.size)
-    seeds = args.seeds()
-    prompts = variation_prompts(args.prompt or RESTORE_PROMPT, len(seeds))
+    size, warnings = args.output_size(source.size)
+    job = _Job("restore_photo", args, remote, size, args.prompt or RESTORE_PROMPT, warnings)
     request = None
     if remote is not None:
-        request = ImageRequest(
-            prompt=prompts[0],
-            width=width,
-            height=height,
-            seed=seeds[0],
-            source_png=_png(source),
-            output_format=args.fmt,
-        )
+        request = job.request(source_png=_png(source))
     thorough = args.quality == "hq"
 
     def make(i: int) -> Image.Image:
-        return render.reshape(render.restore(source, seeds[i], thorough), width, height)
+        restored = render.restore(source, job.seeds[i], thorough)
+        return render.reshape(restored, job.width, job.height)
 
-    return await _run(
-        ctx,
-        args,
-        tool="restore_photo",
-        remote=remote,
-        request=request,
-        make=make,
-        features=_RESTORE,
-        prompts=prompts,
-        seeds=seeds,
-        warnings=warnings,
-    )
+    return await job.run(ctx, request, make, _RESTORE)
 
 
 async def change_angle(args: ChangeAngleArgs, ctx: ToolContext) -> ToolOutput:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +188,45 @@ async def prepare_frames(
         )
     )
     return paths
+
+
+async def animate(
+    keyframes: Sequence[Path],
+    out: Path,
+    *,
+    size: tuple[int, int],
+    duration: float,
+    prompt: str,
+    motion_seed: int,
+    opens: bool,
+    closes: bool = False,
+    fps: Fraction = video.FPS,
+    track: video.Soundtrack,
+) -> list[video.Motion]:
+    """Encode prepared keyframes as one clip, each with a camera move: the one the prompt names
+    when it names one, else drawn from `motion_seed` (the same seed gives the same moves). The
+    first keyframe starts on the whole picture when `opens`, the last ends on it when `closes`."""
+    rng = random.Random(motion_seed)
+    hint = camera_hint(prompt)
+    last = len(keyframes) - 1
+    motions = [
+        video.pick_motion(
+            rng, start_full=opens and k == 0, end_full=closes and k == last, prefer=hint
+        )
+        for k in range(len(keyframes))
+    ]
+    width, height = size
+    await video.keyframe_clip(
+        keyframes,
+        motions,
+        out,
+        width=width,
+        height=height,
+        duration=duration,
+        fps=fps,
+        soundtrack=track,
+    )
+    return motions
 
 
 def soundtrack(

@@ -7,7 +7,6 @@ of a regenerated window come from the keyframe backend (see `tools/keyframes.py`
 
 from __future__ import annotations
 
-import random
 import shutil
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +23,7 @@ from sogni_intelligence.tools.keyframes import (
     RENDERER,
     SILENT_MODELS,
     Frame,
-    camera_hint,
+    animate,
     keyframe_count,
     pick_seed,
     prepare_frames,
@@ -186,22 +185,17 @@ async def _render_segment(
         count = 1 if length < 3 else min(4, keyframe_count(length))
         plan = [Frame(prompt=prompt, seed=stable_seed(seed, k)) for k in range(count)]
     keyframes = await prepare_frames(plan, width, height, workdir, "new")
-    rng = random.Random(stable_seed(prompt, seed, "motion"))
-    hint = camera_hint(prompt)
-    motions = [
-        video.pick_motion(rng, start_full=opening is not None and k == 0, prefer=hint)
-        for k in range(len(keyframes))
-    ]
     track, sound = soundtrack(ctx, args.with_audio(), seed, None)
-    await video.keyframe_clip(
+    motions = await animate(
         keyframes,
-        motions,
         out,
-        width=width,
-        height=height,
+        size=(width, height),
         duration=length,
+        prompt=prompt,
+        motion_seed=stable_seed(prompt, seed, "motion"),
+        opens=opening is not None,
         fps=video.pick_fps(facts.fps),
-        soundtrack=track,
+        track=track,
     )
     return [m.name for m in motions], sound
 

@@ -123,25 +123,25 @@ async def overlay_video(args: OverlayVideoArgs, ctx: ToolContext) -> ToolOutput:
             if end - start <= 0:
                 warnings.append(f"overlays[{i}] falls outside the video and is not shown")
                 continue
-            where: dict[str, Any] = {
-                "anchor": item.anchor(),
-                "offset_x": round(item.offsetX),
-                "offset_y": round(item.offsetY),
-                "start": start,
-                "end": end,
-                "opacity": item.opacity,
-            }
+            place = overlay.Placement(
+                start=start,
+                end=end,
+                anchor=item.anchor(),
+                offset_x=round(item.offsetX),
+                offset_y=round(item.offsetY),
+                opacity=item.opacity,
+            )
             if item.kind == "text":
                 layers.append(
                     overlay.TextLayer(
                         text=item.text or "",
+                        place=place,
                         size=item.font_share(),
                         font_px=item.font_px(),
                         color=item.color or "#FFFFFF",
                         outline=item.outlineColor or "#000000",
                         background=item.backgroundColor,
                         bold=item.fontWeight == "bold",
-                        **where,
                     )
                 )
                 described.append({"kind": "text", "text": item.text, "window": [start, end]})
@@ -152,9 +152,9 @@ async def overlay_video(args: OverlayVideoArgs, ctx: ToolContext) -> ToolOutput:
                 layers.append(
                     overlay.ImageLayer(
                         path=png,
+                        place=place,
                         width_fraction=item.widthPct / 100,
                         fit=item.fit,
-                        **where,
                     )
                 )
                 described.append({"kind": "image", "image": image.id, "window": [start, end]})

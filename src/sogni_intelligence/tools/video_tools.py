@@ -9,7 +9,6 @@ H.264 + AAC MP4 files; see `media/video.py` and `tools/keyframes.py`.
 
 from __future__ import annotations
 
-import random
 import re
 import shutil
 from pathlib import Path
@@ -27,7 +26,7 @@ from sogni_intelligence.tools.keyframes import (
     RENDERER,
     SILENT_MODELS,
     Frame,
-    camera_hint,
+    animate,
     fraction,
     keyframe_count,
     last_frame_extra,
@@ -266,7 +265,6 @@ async def generate_video(args: GenerateVideoArgs, ctx: ToolContext) -> ToolOutpu
         for index in args.referenceVideoIndices:
             ctx.media.resolve("video", index, "referenceVideoIndices")
         warnings.append("reference videos are not used by the keyframe video backend")
-    hint = camera_hint(args.prompt)
     seeds = args.seeds()
     scratch = ctx.store.scratch_dir()
     try:
@@ -282,22 +280,18 @@ async def generate_video(args: GenerateVideoArgs, ctx: ToolContext) -> ToolOutpu
                     for k in range(keyframe_count(args.duration))
                 ]
             keyframes = await prepare_frames(plan, width, height, scratch, f"v{v}")
-            rng = random.Random(stable_seed(args.prompt, seed, "motion"))
-            motions = [
-                video.pick_motion(rng, start_full=bool(references) and k == 0, prefer=hint)
-                for k in range(len(keyframes))
-            ]
             track, sound_note = soundtrack(ctx, args.with_audio(), seed, audio)
             ctx.progress(fraction(v, len(seeds), 0.3), "animating and encoding")
             out = scratch / f"video-{v}.mp4"
-            await video.keyframe_clip(
+            motions = await animate(
                 keyframes,
-                motions,
                 out,
-                width=width,
-                height=height,
+                size=(width, height),
                 duration=args.duration,
-                soundtrack=track,
+                prompt=args.prompt,
+                motion_seed=stable_seed(args.prompt, seed, "motion"),
+                opens=bool(references),
+                track=track,
             )
             clips.append(out)
             meta: dict[str, Any] = {
@@ -392,31 +386,19 @@ async def animate_photo(args: AnimatePhotoArgs, ctx: ToolContext) -> ToolOutput:
                     records = [*records, source]
                 plan = [Frame(path=ctx.store.path_of(r)) for r in records]
                 keyframes = await prepare_frames(plan, width, height, scratch, f"v{v}c{i}")
-                rng = random.Random(stable_seed(prompt, seed, i, "motion"))
-                hint = camera_hint(prompt)
-                count = len(keyframes)
-                opens = role in ("start", "both")
-                closes = role in ("end", "both") or end is not None
-                motions = [
-                    video.pick_motion(
-                        rng,
-                        start_full=opens and k == 0,
-                        end_full=closes and k == count - 1,
-                        prefer=hint,
-                    )
-                    for k in range(count)
-                ]
                 track, sound_note = soundtrack(ctx, args.with_audio(), seed + i, None)
                 ctx.progress(fraction(done, jobs, 0.3), f"animating photo {i + 1}")
                 out = scratch / f"clip-{v}-{i}.mp4"
-                await video.keyframe_clip(
+                motions = await animate(
                     keyframes,
-                    motions,
                     out,
-                    width=width,
-                    height=height,
+                    size=(width, height),
                     duration=args.duration,
-                    soundtrack=track,
+                    prompt=prompt,
+                    motion_seed=stable_seed(prompt, seed, i, "motion"),
+                    opens=role in ("start", "both"),
+                    closes=role in ("end", "both") or end is not None,
+                    track=track,
                 )
                 meta = {
                     "renderer": ANIMATOR,

@@ -11,14 +11,16 @@ import numpy as np
 from sogni_intelligence.tools.base import ToolContext
 from tests.integration.tools.conftest import asset_file
 from tests.integration.tools.video_helpers import (
-    check_video,
+    GREY_SIZE,
     differs,
     frame_at,
+    grey_clip_output,
     run,
+    upload_grey_clip,
     upload_video,
 )
 
-W, H = 320, 180
+H = GREY_SIZE[1]
 
 
 def changed(a: np.ndarray, b: np.ndarray) -> int:
@@ -31,7 +33,7 @@ def coloured(frame: np.ndarray, rgb: tuple[int, int, int], tolerance: int = 70) 
 
 
 async def test_cues_in_their_windows_with_style(ctx: ToolContext, tmp_path: Path) -> None:
-    source = await upload_video(ctx, tmp_path, 3.0, (W, H), pattern="color=c=gray")
+    source = await upload_grey_clip(ctx, tmp_path, 3.0)
     result = await run(
         ctx,
         "add_subtitles",
@@ -49,8 +51,7 @@ async def test_cues_in_their_windows_with_style(ctx: ToolContext, tmp_path: Path
     )
     assert result["ok"] and result["cueCount"] == 2, result
     assert "warnings" not in result
-    path = await asset_file(ctx, result)
-    check_video(path, W, H, 3.0)
+    path = await grey_clip_output(ctx, result, 3.0)
     plain = frame_at(ctx.store.path_of(source), 1.0, tmp_path / "plain.png")
     middle, edges = slice(H // 4, 3 * H // 4), np.r_[0 : H // 4, 3 * H // 4 : H]
 
@@ -73,12 +74,11 @@ async def test_cues_in_their_windows_with_style(ctx: ToolContext, tmp_path: Path
 
 
 async def test_webvtt_bottom_lines_and_old_spellings(ctx: ToolContext, tmp_path: Path) -> None:
-    source = await upload_video(ctx, tmp_path, 2.0, (W, H), pattern="color=c=gray")
+    source = await upload_grey_clip(ctx, tmp_path, 2.0)
     vtt = "WEBVTT\n\n00:00.000 --> 00:01.000 line:90%\n<v Ana>First</v>\n"
     result = await run(ctx, "add_subtitles", srt=vtt)
     assert result["ok"] and result["cueCount"] == 1, result
-    path = await asset_file(ctx, result)
-    check_video(path, W, H, 2.0)
+    path = await grey_clip_output(ctx, result, 2.0)
     plain = frame_at(ctx.store.path_of(source), 0.5, tmp_path / "plain.png")
     shown = frame_at(path, 0.5, tmp_path / "shown.png")
     assert changed(plain[-50:], shown[-50:]) > 30  # default position: the bottom

@@ -11,16 +11,17 @@ import numpy as np
 from PIL import Image
 
 from sogni_intelligence.tools.base import ToolContext
-from tests.integration.tools.conftest import asset_file
 from tests.integration.tools.video_helpers import (
-    check_video,
+    GREY_SIZE,
     differs,
     frame_at,
+    grey_clip_output,
     run,
+    upload_grey_clip,
     upload_video,
 )
 
-W, H = 320, 180
+W, H = GREY_SIZE
 MARGIN = 7  # 4 % of the short side: the safe margin around every anchor
 
 
@@ -46,7 +47,7 @@ async def upload_png(ctx: ToolContext, image: Image.Image) -> None:
 
 
 async def test_text_and_logo_overlays(ctx: ToolContext, tmp_path: Path) -> None:
-    source = await upload_video(ctx, tmp_path, 3.0, (W, H), pattern="color=c=gray")
+    source = await upload_grey_clip(ctx, tmp_path, 3.0)
     await upload_png(ctx, Image.new("RGB", (64, 32), (0, 255, 0)))
     result = await run(
         ctx,
@@ -89,8 +90,7 @@ async def test_text_and_logo_overlays(ctx: ToolContext, tmp_path: Path) -> None:
     )
     assert result["ok"], result
     assert result["warnings"] == ["overlays[1]: widthPct ignored for a text"]
-    path = await asset_file(ctx, result)
-    check_video(path, W, H, 3.0)
+    path = await grey_clip_output(ctx, result, 3.0)
     plain = frame_at(ctx.store.path_of(source), 1.0, tmp_path / "plain.png")
 
     inside = frame_at(path, 1.0, tmp_path / "inside.png")
@@ -124,7 +124,7 @@ async def test_text_and_logo_overlays(ctx: ToolContext, tmp_path: Path) -> None:
 
 
 async def test_full_frame_cover_image_for_a_window(ctx: ToolContext, tmp_path: Path) -> None:
-    await upload_video(ctx, tmp_path, 3.0, (W, H), pattern="color=c=gray")
+    await upload_grey_clip(ctx, tmp_path, 3.0)
     still = Image.new("RGB", (100, 100), (255, 0, 0))
     still.paste((0, 0, 255), (50, 0, 100, 100))  # left half red, right half blue
     await upload_png(ctx, still)
@@ -144,8 +144,7 @@ async def test_full_frame_cover_image_for_a_window(ctx: ToolContext, tmp_path: P
         ],
     )
     assert result["ok"], result
-    path = await asset_file(ctx, result)
-    check_video(path, W, H, 3.0)
+    path = await grey_clip_output(ctx, result, 3.0)
     covered = frame_at(path, 1.5, tmp_path / "covered.png")
     red = mask(covered, (200, 255), (0, 60), (0, 60))
     blue = mask(covered, (0, 60), (0, 60), (200, 255))

@@ -14,7 +14,10 @@ from sogni_intelligence.media.ffmpeg import ffmpeg_exe
 from sogni_intelligence.media.store import AssetRecord
 from sogni_intelligence.tools.base import ToolContext, execute
 from sogni_intelligence.tools.catalog import CATALOG
-from tests.integration.tools.conftest import ffprobe
+from tests.integration.tools.conftest import asset_file, ffprobe
+
+# A flat grey clip: whatever a tool burns into it stands out clearly in the decoded frames.
+GREY_SIZE = (320, 180)
 
 
 async def run(ctx: ToolContext, name: str, **arguments: Any) -> dict:
@@ -99,3 +102,15 @@ async def upload_video(
     """A test clip (see `make_clip`) stored as the next video upload (-1, -2, ...)."""
     path = tmp_path / f"clip-{len(ctx.media.uploads['video'])}.mp4"
     return await upload_file(ctx, make_clip(path, seconds, size, audio, pattern, tone_hz))
+
+
+async def upload_grey_clip(ctx: ToolContext, tmp_path: Path, seconds: float) -> AssetRecord:
+    """A flat grey clip of GREY_SIZE stored as the next video upload (-1, -2, ...)."""
+    return await upload_video(ctx, tmp_path, seconds, GREY_SIZE, pattern="color=c=gray")
+
+
+async def grey_clip_output(ctx: ToolContext, result: dict[str, Any], seconds: float) -> Path:
+    """The video a tool made from a grey clip, checked to decode at its size and length."""
+    path = await asset_file(ctx, result)
+    check_video(path, *GREY_SIZE, seconds)
+    return path
