@@ -5,9 +5,10 @@ import pytest
 from sqlalchemy import delete
 
 from sogni_intelligence.errors import ServiceError
-from sogni_intelligence.runtime.templates import TemplateStore, compile_template
+from sogni_intelligence.runtime.template_store import TemplateStore
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.models import WorkflowTemplate as TemplateRow
+from sogni_intelligence.tools.templates import compile_template
 
 ALICE, BOB = "key_alice", "key_bob"
 

@@ -1,7 +1,8 @@
 import pytest
 
 from sogni_intelligence.errors import ServiceError
-from sogni_intelligence.runtime.plans import (
+from sogni_intelligence.tools.catalog import CATALOG
+from sogni_intelligence.tools.plans import (
     STAND_IN_URL,
     ArtifactRef,
     BindingError,
@@ -17,7 +18,6 @@ from sogni_intelligence.runtime.plans import (
     step_costs,
     step_tool_names,
 )
-from sogni_intelligence.tools.catalog import CATALOG
 
 SPEC_EXAMPLE = {
     "title": "Generated keyframe to video",
@@ -705,7 +705,7 @@ def test_url_and_index_transforms(tool, target, transform, artifact, expected, a
 
 def test_url_transforms_for_image_and_video() -> None:
     # No catalog tool takes an image or video URL yet; resolve on a hand-built step.
-    from sogni_intelligence.runtime.plans import Binding, PlanStep
+    from sogni_intelligence.tools.plans import Binding, PlanStep
 
     step = PlanStep(
         id="t",

@@ -3,7 +3,8 @@ from typing import Any
 import pytest
 
 from sogni_intelligence.errors import ServiceError
-from sogni_intelligence.runtime.templates import (
+from sogni_intelligence.tools.catalog import CATALOG
+from sogni_intelligence.tools.templates import (
     WorkflowTemplate,
     check_template,
     compile_template,
@@ -366,7 +367,7 @@ def checked(*stages: dict[str, Any], inputs: list[dict[str, Any]] | None = None)
     overrides: dict[str, Any] = {"stages": list(stages)}
     if inputs is not None:
         overrides["inputs"] = inputs
-    check_template(parse_template(template(**overrides)))
+    check_template(parse_template(template(**overrides)), CATALOG)
 
 
 def refused(*stages: dict[str, Any], inputs: list[dict[str, Any]] | None = None) -> ServiceError:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sogni_intelligence.agent.repetition import RepetitionGuard
 from sogni_intelligence.config import DEFAULT_AGENT_MAX_TOKENS_PER_ROUND, Settings
@@ -27,9 +27,6 @@ from sogni_intelligence.llm.protocol import (
     merge_tool_call,
 )
 from sogni_intelligence.media.store import AssetStore
-from sogni_intelligence.runtime.queues import queue_for
-from sogni_intelligence.runtime.records import Record
-from sogni_intelligence.runtime.workflows import WorkflowRuntime
 from sogni_intelligence.tools.agent_tools import LOOP_ENDING
 from sogni_intelligence.tools.base import (
     Tool,
@@ -41,10 +38,58 @@ from sogni_intelligence.tools.base import (
     failure,
 )
 from sogni_intelligence.tools.media_context import MediaContext
+from sogni_intelligence.tools.steps import queue_for
 
 WORKFLOW_PATH = "/v1/creative-agent/workflows"
 CHILD_ENDPOINT = "agent.tool_call"
 _ENDED = ("completed", "partial_failure", "failed", "cancelled")
+
+
+class WorkflowRecord(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+class WorkflowEvent(Protocol):
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def payload(self) -> dict[str, Any]: ...
+
+
+class WorkflowRecords(Protocol):
+    """A workflow's record and event log, as the loop reads them (runtime's `RecordStore`)."""
+
+    async def get(self, record_id: str) -> WorkflowRecord | None: ...
+
+    async def events(self, record_id: str) -> Sequence[WorkflowEvent]: ...
+
+    def follow(self, record_id: str) -> AsyncIterator[WorkflowEvent | None]: ...
+
+
+class MediaWorkflows(Protocol):
+    """What the loop needs of the durable layer to run a media tool as a one-step workflow:
+    runtime's `WorkflowRuntime`, passed in where the loop is built."""
+
+    @property
+    def records(self) -> WorkflowRecords: ...
+
+    async def start(
+        self,
+        owner: str,
+        raw_input: dict[str, Any],
+        media_references: list[dict[str, Any]] | None,
+        *,
+        options: dict[str, Any] | None = None,
+        media_context: dict[str, dict[str, list[str]]] | None = None,
+        idempotency: tuple[str, Any] | None = None,
+        confirm_cost: bool = False,
+        endpoint: str = ...,
+    ) -> tuple[WorkflowRecord, bool]: ...
 
 
 @dataclass
@@ -123,7 +168,7 @@ class LoopLimits:
 class AgentLoop:
     def __init__(
         self,
-        workflows: WorkflowRuntime,
+        workflows: MediaWorkflows,
         assets: AssetStore,
         services: dict[str, Any],
         public_base_url: str,
@@ -343,8 +388,8 @@ class AgentLoop:
         summary["status"] = final.status
         return await self._workflow_result(session, tool.name, final), summary
 
-    async def _wait(self, record_id: str) -> Record | None:
-        records = self.workflows.deps.records
+    async def _wait(self, record_id: str) -> WorkflowRecord | None:
+        records = self.workflows.records
         try:
             async with asyncio.timeout(self.limits.workflow_wait_s):
                 async for event in records.follow(record_id):
@@ -359,8 +404,10 @@ class AgentLoop:
             return None
         return await records.get(record_id)
 
-    async def _workflow_result(self, session: Session, tool: str, record: Record) -> dict[str, Any]:
-        events = await self.workflows.deps.records.events(record.id)
+    async def _workflow_result(
+        self, session: Session, tool: str, record: WorkflowRecord
+    ) -> dict[str, Any]:
+        events = await self.workflows.records.events(record.id)
         done = next((e for e in events if e.type == "step_completed"), None)
         if record.status not in _ENDED[:2] or done is None:
             failed = next((e for e in events if e.type == "step_failed"), None)

@@ -34,7 +34,7 @@ from sogni_intelligence.media.store import AssetStore
 from sogni_intelligence.runtime import durable, endings
 from sogni_intelligence.runtime.chat_runs import ChatRunDeps, ChatRunRuntime
 from sogni_intelligence.runtime.records import RecordStore
-from sogni_intelligence.runtime.templates import TemplateStore
+from sogni_intelligence.runtime.template_store import TemplateStore
 from sogni_intelligence.runtime.workflows import WorkflowDeps, WorkflowRuntime
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.keys import KeyStore

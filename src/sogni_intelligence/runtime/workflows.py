@@ -26,7 +26,11 @@ from sogni_intelligence.media.fetch import FetchPolicy, fetch_into_store, refuse
 from sogni_intelligence.media.store import AssetRecord, AssetStore
 from sogni_intelligence.runtime import endings
 from sogni_intelligence.runtime.endings import STOPPED, ends_record_on_error
-from sogni_intelligence.runtime.plans import (
+from sogni_intelligence.runtime.records import Announcement, Event, Record, RecordStore
+from sogni_intelligence.tools.base import ENVELOPE_KEYS, ToolContext, execute
+from sogni_intelligence.tools.catalog import CATALOG
+from sogni_intelligence.tools.media_context import MediaContext
+from sogni_intelligence.tools.plans import (
     BindingError,
     InputMediaRef,
     Plan,
@@ -37,11 +41,7 @@ from sogni_intelligence.runtime.plans import (
     resolve_arguments,
     step_costs,
 )
-from sogni_intelligence.runtime.queues import queue_for
-from sogni_intelligence.runtime.records import Announcement, Event, Record, RecordStore
-from sogni_intelligence.tools.base import ENVELOPE_KEYS, ToolContext, execute
-from sogni_intelligence.tools.catalog import CATALOG
-from sogni_intelligence.tools.media_context import MediaContext
+from sogni_intelligence.tools.steps import queue_for
 
 log = logging.getLogger(__name__)
 
@@ -501,6 +501,10 @@ class WorkflowRuntime:
     def __init__(self, deps: WorkflowDeps, approval_threshold: float = 25.0) -> None:
         self.deps = deps
         self.approval_threshold = approval_threshold
+
+    @property
+    def records(self) -> RecordStore:
+        return self.deps.records
 
     def launch(self) -> None:
         global _deps

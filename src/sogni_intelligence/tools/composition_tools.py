@@ -24,7 +24,6 @@ from sogni_intelligence.media.models import (
     VIDEO_MODELS,
     resolve_model,
 )
-from sogni_intelligence.runtime.templates import parse_template
 from sogni_intelligence.tools.base import (
     CREATIVE,
     Tool,
@@ -33,6 +32,8 @@ from sogni_intelligence.tools.base import (
     ToolError,
     ToolOutput,
 )
+from sogni_intelligence.tools.plans import MAX_STEPS, normalise_plan, step_costs
+from sogni_intelligence.tools.templates import parse_template
 
 # (messages, JSON schema, max_tokens) -> the parsed object, valid against the schema.
 TextLLM = Callable[[list[dict[str, Any]], dict[str, Any], int], Awaitable[Any]]
@@ -40,9 +41,7 @@ TextLLM = Callable[[list[dict[str, Any]], dict[str, Any], int], Awaitable[Any]]
 COST = 0.1
 AGENT_ONLY = frozenset({"creative-agent"})
 MAX_TEXT = 4000
-# runtime.plans.MAX_STEPS; not imported, since runtime.plans imports the catalog, which
-# imports this module.
-MAX_WORKFLOW_STEPS = 12
+MAX_WORKFLOW_STEPS = MAX_STEPS
 VIDEO_SHORT_SIDE = 720  # one capacity unit is about one second of 720p video
 CLIP_SECONDS = (2.0, 30.0)  # what animate_photo accepts per clip
 DEFAULT_SECONDS_PER_SCENE = 5.0
@@ -728,9 +727,6 @@ def _workflow_steps(
 def _priced(steps: list[dict[str, Any]], title: str) -> tuple[list[dict[str, Any]], float]:
     """The steps with `estimatedCapacityUnits` each, and their total, via the workflow planner
     (so the estimate is the one a start of this plan would get)."""
-    # Imported here: runtime.plans reads the tool catalog, which imports this module.
-    from sogni_intelligence.runtime.plans import normalise_plan, step_costs
-
     try:
         costs = step_costs(normalise_plan({"title": title, "steps": steps}))
     except ServiceError as exc:  # the plan is built here, so this is our bug: say what failed

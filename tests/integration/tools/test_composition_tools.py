@@ -16,15 +16,15 @@ import pytest_asyncio
 from sogni_intelligence.llm.registry import ModelRegistry
 from sogni_intelligence.media.signing import UrlSigner
 from sogni_intelligence.media.store import AssetStore
-from sogni_intelligence.runtime.plans import MAX_STEPS, normalise_plan, plan_cost
-from sogni_intelligence.runtime.templates import compile_template, parse_template
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.tools import composition_tools
 from sogni_intelligence.tools.audio_tools import GenerateMusicArgs
 from sogni_intelligence.tools.base import ToolContext, execute
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.media_context import MediaContext
+from sogni_intelligence.tools.plans import MAX_STEPS, normalise_plan, plan_cost
 from sogni_intelligence.tools.services import text_llm
+from sogni_intelligence.tools.templates import compile_template, parse_template
 from tests.conftest import embedded_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]

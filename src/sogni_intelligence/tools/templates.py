@@ -1,5 +1,5 @@
-"""Workflow templates (spec §2.5, §5.2, §5.3): the model, the per-key store, input validation and
-the compiler that turns a template plus caller inputs into an inline workflow plan.
+"""Workflow templates (spec §2.5, §5.2, §5.3): the model, input validation, the check against
+the catalog and the compiler that turns a template plus caller inputs into an inline workflow plan.
 
 Compile rules (§5.2 leaves the details open; these are ours):
 
@@ -33,9 +33,8 @@ from __future__ import annotations
 import json
 import math
 import re
-import secrets
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import jsonschema
@@ -50,17 +49,12 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
-from sqlalchemy import or_, select
 
 from sogni_intelligence.errors import ServiceError, invalid_request
-from sogni_intelligence.store.db import Database
-from sogni_intelligence.store.models import WorkflowTemplate as TemplateRow
-from sogni_intelligence.store.models import utcnow
+from sogni_intelligence.tools.plans import STAND_IN_URL, normalise_plan, step_tool_names
 
 MAX_INPUTS = 16
 MAX_STAGES = 32
-MAX_TEMPLATE_BYTES = 256 * 1024
-MAX_LIST_LIMIT = 200
 MEDIA_TYPES = ("image", "video", "audio")
 INPUT_MEDIA = "$input_media"
 
@@ -269,18 +263,6 @@ def parse_template(data: Any) -> WorkflowTemplate:
 
 def _is_union_tag(part: Any) -> bool:
     return part in ("fixed", "interactive", "batch")
-
-
-def _canonical_key(key: str) -> str | None:
-    """The stored (camelCase) name of a template field given in either spelling."""
-    for name, field in WorkflowTemplate.model_fields.items():
-        alias = field.serialization_alias or to_camel(name)
-        spellings = {name, alias, to_camel(name)}
-        if isinstance(field.validation_alias, AliasChoices):
-            spellings.update(str(choice) for choice in field.validation_alias.choices)
-        if key in spellings:
-            return alias
-    return None
 
 
 # --- inputs (§5.2) --------------------------------------------------------------------------
@@ -649,20 +631,19 @@ def _stage_param(plan_param: str, step: Mapping[str, Any], own: int) -> str:
     return f".dependsOn[{position - made}]{binding.group(2)}"
 
 
-def check_template(template: WorkflowTemplate) -> None:
+def check_template(template: WorkflowTemplate, catalog: Collection[str]) -> None:
     """Refuse (400 `invalid_template`, `param` at the stage, the message naming it) a template
     that could never run as written: a stage tool that is unknown or not a workflow step, stage
     arguments its tool refuses, a `dependsOn` naming no stage or a stage not before it, an
     unsupported condition; an interactive stage's `allowedTools` and a batch stage's
     `itemStage.tool` must name catalog tools too. The fixed stages are compiled with stand-in
     inputs and checked by the inline-plan validator, so templates and plans follow one set of
-    rules."""
-    # Imported here: the tool catalog imports this module (compose_workflow_template).
-    from sogni_intelligence.runtime.plans import STAND_IN_URL, normalise_plan, step_tool_names
-    from sogni_intelligence.tools.catalog import CATALOG
+    rules. `catalog` names every hosted tool (`tools.catalog.CATALOG`, which lists the
+    composition tools that use this module, so it is passed in): a stage naming a tool that is
+    not a step hears so, not that the tool is unknown."""
 
     def check_step_tool(stage: str, name: Any, param: str) -> None:
-        if not isinstance(name, str) or name not in CATALOG:
+        if not isinstance(name, str) or name not in catalog:
             raise _refusal(stage, f"no tool named {name!r} in the catalog.", param)
         if name not in step_tool_names():
             raise _refusal(
@@ -677,7 +658,7 @@ def check_template(template: WorkflowTemplate) -> None:
     for k, stage in enumerate(template.stages):
         if isinstance(stage, InteractiveStage):
             for j, name in enumerate(stage.allowed_tools):
-                if name not in CATALOG:
+                if name not in catalog:
                     raise _refusal(
                         stage.id,
                         f"allowedTools names {name!r}, no tool of the catalog.",
@@ -737,185 +718,3 @@ def check_template(template: WorkflowTemplate) -> None:
         k, stage = fixed[i]
         tail = _stage_param(match.group(2), steps[i], len(stage.depends_on or []))
         raise _refusal(stage.id, error.message, f"stages[{k}]{tail}") from error
-
-
-# --- the store (§2.5, §11 ownership) --------------------------------------------------------
-
-
-def _not_found(template_id: str) -> ServiceError:
-    return ServiceError(
-        f"No workflow template {template_id!r}.", 404, "not_found_error", "not_found"
-    )
-
-
-def _checked(template: WorkflowTemplate) -> dict[str, Any]:
-    check_template(template)
-    data = template.dump()
-    if len(json.dumps(data)) > MAX_TEMPLATE_BYTES:
-        raise invalid_request(
-            f"A workflow template may take at most {MAX_TEMPLATE_BYTES // 1024} KiB as JSON.",
-            "template",
-            "template_too_large",
-        )
-    return data
-
-
-_SERVER_FIELDS = ("id", "version", "author", "createdAt", "updatedAt")
-
-
-def _client_fields(data: Any) -> dict[str, Any]:
-    """The fields a client may set, in their stored spelling; nulls mean "unset"."""
-    if not isinstance(data, Mapping):
-        raise invalid_request("A workflow template must be a JSON object.", "template")
-    fields: dict[str, Any] = {}
-    for key, value in data.items():
-        canonical = _canonical_key(str(key))
-        if canonical is not None and canonical not in _SERVER_FIELDS:
-            fields[canonical] = value
-    return fields
-
-
-def _author(owner: str, given: Any) -> dict[str, Any]:
-    author: dict[str, Any] = {"userId": owner}
-    if isinstance(given, Mapping):
-        name = given.get("displayName", given.get("display_name"))
-        if isinstance(name, str) and name:
-            author["displayName"] = name[:200]
-    return author
-
-
-_last_moment = utcnow()
-
-
-def _moment() -> datetime:
-    """Now, strictly after the previous call in this process, so listings that sort by creation
-    time keep the order templates were made in even within one clock tick."""
-    global _last_moment
-    _last_moment = max(utcnow(), _last_moment + timedelta(microseconds=1))
-    return _last_moment
-
-
-class TemplateStore:
-    """Templates per API key. A key reads its own and every public template; only the owner
-    changes or deletes one. Stored whole as JSON, with the columns the listing filters on."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    async def _insert(self, owner: str, fields: dict[str, Any], author: Any) -> dict[str, Any]:
-        now = _moment()
-        template_id = "tpl_" + secrets.token_hex(12)
-        fields = {key: value for key, value in fields.items() if value is not None}
-        fields.update(
-            id=template_id,
-            version=1,
-            author=_author(owner, author),
-            createdAt=now.isoformat(),
-            updatedAt=now.isoformat(),
-        )
-        data = _checked(parse_template(fields))
-        row = TemplateRow(
-            id=template_id,
-            owner=owner,
-            visibility=data["visibility"],
-            name=data["name"][:200],
-            data=data,
-            created_at=now,
-            updated_at=now,
-        )
-        async with self._db.session() as session, session.begin():
-            session.add(row)
-        return data
-
-    async def create(self, owner: str, data: Any) -> dict[str, Any]:
-        """Save a new template for `owner`; the server sets id, version 1, author and times."""
-        author = data.get("author") if isinstance(data, Mapping) else None
-        return await self._insert(owner, _client_fields(data), author)
-
-    async def get(self, owner: str, template_id: str) -> dict[str, Any] | None:
-        """The template when `owner` owns it or it is public, else None."""
-        async with self._db.session() as session:
-            row = await session.get(TemplateRow, template_id)
-        if row is None or (row.owner != owner and row.visibility != "public"):
-            return None
-        return dict(row.data)
-
-    async def list(
-        self, owner: str, visibility: str = "all", offset: int = 0, limit: int = 50
-    ) -> tuple[list[dict[str, Any]], int | None]:
-        """One page, newest first: `own` (the key's, private or public), `public` (everyone's
-        public ones) or `all` (both). `limit` is clamped to 1..200; `next` is the offset of the
-        following page, or None after the last."""
-        if visibility == "own":
-            where = TemplateRow.owner == owner
-        elif visibility == "public":
-            where = TemplateRow.visibility == "public"
-        elif visibility == "all":
-            where = or_(TemplateRow.owner == owner, TemplateRow.visibility == "public")
-        else:
-            raise invalid_request(
-                "visibility must be one of own, public, all.", "visibility", "invalid_visibility"
-            )
-        offset = max(0, int(offset))
-        limit = min(MAX_LIST_LIMIT, max(1, int(limit)))
-        query = (
-            select(TemplateRow)
-            .where(where)
-            .order_by(TemplateRow.created_at.desc(), TemplateRow.id.desc())
-            .offset(offset)
-            .limit(limit + 1)
-        )
-        async with self._db.session() as session:
-            rows = list((await session.scalars(query)).all())
-        more = len(rows) > limit
-        page = [dict(row.data) for row in rows[:limit]]
-        return page, (offset + limit if more else None)
-
-    async def update(self, owner: str, template_id: str, partial: Any) -> dict[str, Any]:
-        """Merge `partial` (top-level fields; null unsets one) into the owner's template and
-        bump its version. 404 when the key does not own it."""
-        changes = _client_fields(partial)
-        async with self._db.session() as session, session.begin():
-            row = await session.get(TemplateRow, template_id, with_for_update=True)
-            if row is None or row.owner != owner:
-                raise _not_found(template_id)
-            merged = dict(row.data)
-            for key, value in changes.items():
-                if value is None:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
-            now = _moment()
-            merged["version"] = int(row.data.get("version", 1)) + 1
-            merged["updatedAt"] = now.isoformat()
-            data = _checked(parse_template(merged))
-            row.data = data
-            row.visibility = data["visibility"]
-            row.name = data["name"][:200]
-            row.updated_at = now
-        return data
-
-    async def delete(self, owner: str, template_id: str) -> bool:
-        async with self._db.session() as session, session.begin():
-            row = await session.get(TemplateRow, template_id)
-            if row is None or row.owner != owner:
-                return False
-            await session.delete(row)
-        return True
-
-    async def fork(
-        self, owner: str, template_id: str, new_name: str | None = None
-    ) -> dict[str, Any]:
-        """A private copy, owned by `owner`, of a template it can read (own or public). The copy
-        records its origin in `metadata.forkedFrom`. 404 when the source is not readable."""
-        source = await self.get(owner, template_id)
-        if source is None:
-            raise _not_found(template_id)
-        if new_name is not None and not isinstance(new_name, str):
-            raise invalid_request("newName must be a string.", "newName")
-        name = new_name if new_name and new_name.strip() else f"{source['name']} (fork)"[:200]
-        fields = _client_fields(source)
-        metadata = dict(fields.get("metadata") or {})
-        metadata["forkedFrom"] = {"id": source["id"], "version": source.get("version", 1)}
-        fields.update(name=name, visibility="private", metadata=metadata)
-        return await self._insert(owner, fields, None)

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sogni_intelligence.errors import ServiceError, invalid_request
 from sogni_intelligence.media.video import Cue, parse_srt, write_srt
 from sogni_intelligence.tools.base import Tool
-from sogni_intelligence.tools.catalog import CATALOG
+from sogni_intelligence.tools.steps import STEP_CANDIDATES
 
 MAX_STEPS = 12
 INPUT_MEDIA = "$input_media"
@@ -70,8 +70,8 @@ _TRANSFORM_KIND: dict[str, MediaType] = {
     "audio_index": "audio",
 }
 
-# Catalog tools that are never workflow steps: composition and prompt tools (they return text
-# for the LLM, not media) and the app-only tools.
+# Tools that are never workflow steps: composition and prompt tools (they return text for the
+# LLM, not media) and the app-only tools.
 _NOT_STEP_TOOLS = frozenset(
     {
         "enhance_prompt",
@@ -214,16 +214,19 @@ class BindingError(Exception):
 
 
 def step_tool_names() -> frozenset[str]:
-    """Catalog tools a durable step may call: every media, analysis, control and asset tool;
-    never a composition tool. Read from the catalog each time, so tools added later count."""
+    """Tools a durable step may call: every media, analysis, control and asset tool; never a
+    composition tool (they are not in `STEP_CANDIDATES` at all: they compose plans, so plans
+    cannot depend on them). Read each time, so tools added later count."""
     return frozenset(
-        name for name in CATALOG if name not in _NOT_STEP_TOOLS and not name.startswith("compose_")
+        name
+        for name in STEP_CANDIDATES
+        if name not in _NOT_STEP_TOOLS and not name.startswith("compose_")
     )
 
 
 @cache
 def _array_arguments(tool_name: str) -> frozenset[str]:
-    properties = CATALOG[tool_name].parameters().get("properties", {})
+    properties = STEP_CANDIDATES[tool_name].parameters().get("properties", {})
 
     def is_array(schema: dict[str, Any]) -> bool:
         if schema.get("type") == "array":
@@ -368,7 +371,7 @@ def _validate_arguments(
     """The step's typed arguments, or a 400 naming the first bad one. For `open_arguments` only
     the type counts: their value is known at run time, so a stand-in outside a range, length or
     choice is forgiven (and then there are no typed arguments to return)."""
-    tool = CATALOG[step.toolName]
+    tool = STEP_CANDIDATES[step.toolName]
     try:
         return tool.args.model_validate(arguments)
     except ValidationError as exc:
@@ -573,7 +576,7 @@ def _check_binding(
             f"{implied}, not {binding.mediaType}",
             f"{param}.mediaType",
         )
-    tool = CATALOG[step.toolName]
+    tool = STEP_CANDIDATES[step.toolName]
     if binding.targetArgument not in tool.args.model_fields:
         raise _fail(
             f"Workflow step '{step.id}': {step.toolName} has no argument "
@@ -781,7 +784,7 @@ def resolve_arguments(
 
 
 def _tool(step: PlanStep) -> Tool:
-    return CATALOG[step.toolName]
+    return STEP_CANDIDATES[step.toolName]
 
 
 def step_costs(plan: Plan) -> dict[str, float]:
