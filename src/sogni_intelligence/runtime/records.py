@@ -431,10 +431,12 @@ class RecordStore:
         payload: dict[str, Any],
         *,
         dedupe_key: str | None = None,
-    ) -> Event:
+    ) -> Event | None:
         """Append the next event. With `dedupe_key`, a second append (a step repeated after a
         crash) returns the first event instead of writing another. Published only after the
-        commit, so what a subscriber sees is always already persisted."""
+        commit, so what a subscriber sees is always already persisted. A record that has ended
+        takes no more events (None): its terminal event stays the last one, even when a step
+        that was running at a cancel reports afterwards."""
         for _ in range(_APPEND_ATTEMPTS):
             if dedupe_key is not None:
                 existing = await self._by_dedupe_key(record_id, dedupe_key)
@@ -442,6 +444,13 @@ class RecordStore:
                     return existing
             try:
                 async with self._db.session() as session, session.begin():
+                    status = await session.scalar(  # locked: a cancel cannot slip in between
+                        select(DurableRecord.status)
+                        .where(DurableRecord.id == record_id)
+                        .with_for_update()
+                    )
+                    if status in TERMINAL:
+                        return None
                     row = await self._event_row(
                         session, record_id, Announcement(type, payload, dedupe_key)
                     )
