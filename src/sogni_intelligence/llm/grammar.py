@@ -13,6 +13,8 @@ from jsonschema.validators import validator_for
 
 from sogni_intelligence.llm.protocol import EngineError
 
+#: The schema keyword by which a tool marks a property call grammars leave out.
+GRAMMAR_SKIP = "x-grammar-skip"
 _SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SUBSCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
 _SUBSCHEMA_SINGLE = ("items", "additionalItems", "not", "if", "then", "else", "contains")
@@ -70,6 +72,7 @@ def tool_call_schema(tools: list[dict[str, Any]], max_calls: int) -> dict[str, A
         parameters = copy.deepcopy(
             function.get("parameters") or {"type": "object", "properties": {}}
         )
+        _drop_skipped(parameters)
         prefix = f"{function['name']}__"
         for key in ("$defs", "definitions"):
             for name, schema in (parameters.pop(key, None) or {}).items():
@@ -89,6 +92,16 @@ def tool_call_schema(tools: list[dict[str, Any]], max_calls: int) -> dict[str, A
     if definitions:
         schema["$defs"] = definitions
     return schema
+
+
+def _drop_skipped(parameters: dict[str, Any]) -> None:
+    """Leave out the top-level properties a tool marks as not for models to write unasked
+    (`x-grammar-skip`); the tool still accepts them from clients."""
+    properties = parameters.get("properties") or {}
+    for name in [n for n, schema in properties.items() if schema.get(GRAMMAR_SKIP)]:
+        del properties[name]
+        if name in parameters.get("required", []):
+            parameters["required"].remove(name)
 
 
 def _rebase_refs(node: Any, prefix: str) -> None:

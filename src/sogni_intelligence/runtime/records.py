@@ -32,7 +32,7 @@ T = TypeVar("T")
 CANCEL_POLL_S = 1.0
 RecordKind = Literal["workflow", "chat_run"]
 _PREFIX = {"workflow": "wf_", "chat_run": "run_"}
-_APPEND_ATTEMPTS = 8
+_APPEND_ATTEMPTS = 16
 #: The cursor before a log's first event (sequences start at 0; cursors are exclusive).
 BEFORE_FIRST = -1
 
@@ -135,6 +135,10 @@ class _Subscribers:
             queues.discard(queue)
             if not queues:
                 del self._queues[record_id]
+
+
+class _RecordEnded(Exception):
+    """Rolls back an event that lost the race with its record's terminal transition."""
 
 
 class RecordStore:
@@ -437,32 +441,42 @@ class RecordStore:
         commit, so what a subscriber sees is always already persisted. A record that has ended
         takes no more events (None): its terminal event stays the last one, even when a step
         that was running at a cancel reports afterwards."""
-        for _ in range(_APPEND_ATTEMPTS):
+        for attempt in range(_APPEND_ATTEMPTS):
             if dedupe_key is not None:
                 existing = await self._by_dedupe_key(record_id, dedupe_key)
                 if existing is not None:
                     return existing
             try:
                 async with self._db.session() as session, session.begin():
-                    status = await session.scalar(  # locked: a cancel cannot slip in between
-                        select(DurableRecord.status)
-                        .where(DurableRecord.id == record_id)
-                        .with_for_update()
-                    )
-                    if status in TERMINAL:
+                    if await self._ended(session, record_id):
                         return None
                     row = await self._event_row(
                         session, record_id, Announcement(type, payload, dedupe_key)
                     )
+                    # SQLite reads outside a transaction until the first write, so a cancel
+                    # may have committed since the look above; now that this transaction
+                    # writes, no other can commit, and a second look is final.
+                    if await self._ended(session, record_id):
+                        raise _RecordEnded
+            except _RecordEnded:
+                return None
             except (IntegrityError, OperationalError):
                 # Another writer took this sequence or dedupe key, or held SQLite's write lock:
-                # look again.
-                await asyncio.sleep(0.005 * secrets.randbelow(4))
+                # look again, backing off so that a crowd of writers spreads out.
+                await asyncio.sleep(0.001 * secrets.randbelow(2 ** min(attempt + 2, 8)))
                 continue
             event = _event(row)
             self._subscribers.publish(event)
             return event
         raise ServiceError("could not append an event: too much contention", 503)
+
+    @staticmethod
+    async def _ended(session: Any, record_id: str) -> bool:
+        """Whether the record is in a terminal status (locked on PostgreSQL until commit)."""
+        status = await session.scalar(
+            select(DurableRecord.status).where(DurableRecord.id == record_id).with_for_update()
+        )
+        return status in TERMINAL
 
     async def _by_dedupe_key(self, record_id: str, dedupe_key: str) -> Event | None:
         async with self._db.session() as session:

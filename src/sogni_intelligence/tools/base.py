@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sogni_intelligence.errors import ToolError
+from sogni_intelligence.llm.grammar import GRAMMAR_SKIP
 from sogni_intelligence.media.ffmpeg import MediaProcessError
 from sogni_intelligence.media.progress import Progress
 from sogni_intelligence.media.store import AssetRecord, AssetStore
@@ -23,9 +24,14 @@ CREATIVE = frozenset({"creative-tools", "creative-agent"})
 
 
 class ToolArgs(BaseModel):
-    """Base of every tool's arguments: unknown arguments are refused, not ignored."""
+    """Base of every tool's arguments: unknown arguments are refused, not ignored.
+
+    `rarely_needed` names arguments a client may send but a model should not write unasked
+    (compatibility switches, LoRAs, provider options): the call grammar of an embedded model
+    leaves them out, while the schema still lists and accepts them."""
 
     model_config = ConfigDict(extra="forbid")
+    rarely_needed: ClassVar[frozenset[str]] = frozenset()
 
 
 @dataclass
@@ -68,12 +74,17 @@ class Tool:
 
     @cached_property
     def _definition(self) -> dict[str, Any]:
+        parameters = clean_schema(self.args.model_json_schema())
+        rare = frozenset().union(*(getattr(c, "rarely_needed", ()) for c in self.args.__mro__))
+        for name, schema in parameters.get("properties", {}).items():
+            if name in rare:
+                schema[GRAMMAR_SKIP] = True
         return {
             "type": "function",
             "function": {
                 "name": self.name,
                 "description": self.description,
-                "parameters": clean_schema(self.args.model_json_schema()),
+                "parameters": parameters,
             },
         }
 

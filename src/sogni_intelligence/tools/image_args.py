@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from sogni_intelligence.media.models import DEFAULT_IMAGE_MODEL
+from sogni_intelligence.media.models import DEFAULT_IMAGE_MODEL, IMAGE_MODELS
 from sogni_intelligence.tools.base import ToolArgs
 
 MIN_SIDE, MAX_SIDE = 256, 4096
@@ -195,6 +195,9 @@ class OutputArgs(ImageToolArgs):
 
 
 class GptImageArgs(OutputArgs):
+    rarely_needed = frozenset(
+        {"gptImageQuality", "gptImageBackground", "gptImageOutputCompression"}
+    )
     gptImageQuality: Literal["low", "medium", "high", "xhigh", "max"] | None = Field(
         None, description="GPT Image rendering effort, only when asked for."
     )
@@ -219,6 +222,7 @@ class GptImageArgs(OutputArgs):
 
 
 class LoraArgs(ImageToolArgs):
+    rarely_needed = frozenset({"loras", "loraStrengths"})
     loras: list[Annotated[str, Field(min_length=1)]] | None = Field(
         None,
         min_length=1,
@@ -246,8 +250,10 @@ class LoraArgs(ImageToolArgs):
 class ImageModelArgs(ImageToolArgs):
     model: str = Field(
         DEFAULT_IMAGE_MODEL,
-        description="Image model id (z-turbo, gpt-image-2, flux-3-klein, qwen, ...); an id "
-        "this server does not know is refused with the list of those it has.",
+        description="Image model id; leave it out unless the user names a model. An id this "
+        "server does not know is refused with the list of those it has.",
+        # Listed for clients and call grammars; configured backends may add aliases.
+        json_schema_extra={"enum": sorted(IMAGE_MODELS)},
     )
 
 

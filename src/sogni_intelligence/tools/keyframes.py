@@ -66,6 +66,8 @@ SELECTORS: dict[str, str] = {
     **VIDEO_MODELS,
     **dict.fromkeys(_TIER_SELECTORS, KEYFRAME_VIDEO),
 }
+#: Every videoModel value the keyframe tools take, for their schemas (and call grammars).
+VIDEO_MODEL_IDS = sorted({*SELECTORS, "auto"})
 # Models without native sound (the hosted WAN 2.2 renders silent clips).
 SILENT_MODELS = frozenset({"wan22"})
 

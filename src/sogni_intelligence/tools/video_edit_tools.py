@@ -22,6 +22,7 @@ from sogni_intelligence.tools.keyframes import (
     FFMPEG,
     RENDERER,
     SILENT_MODELS,
+    VIDEO_MODEL_IDS,
     Frame,
     animate,
     keyframe_count,
@@ -65,7 +66,9 @@ class _NewPictures(ToolArgs):
     """How the keyframe backend draws the pictures it adds to a video."""
 
     videoModel: str = Field(
-        DEFAULT_VIDEO_MODEL, description="Video model id, or auto; all run the keyframe backend."
+        DEFAULT_VIDEO_MODEL,
+        description="Video model id, or auto; all run the keyframe backend.",
+        json_schema_extra={"enum": VIDEO_MODEL_IDS},
     )
     seed: int = Field(
         -1, ge=-1, le=2**32 - 1, description="Same seed, same new pictures; -1 is random."

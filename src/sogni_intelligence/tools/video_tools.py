@@ -25,6 +25,7 @@ from sogni_intelligence.tools.keyframes import (
     MAX_SIDE,
     RENDERER,
     SILENT_MODELS,
+    VIDEO_MODEL_IDS,
     Frame,
     animate,
     fraction,
@@ -82,6 +83,18 @@ class KeyframeRef(ToolArgs):
 class _CompatArgs(ToolArgs):
     """Options of the hosted models that this backend accepts and ignores (with a warning)."""
 
+    rarely_needed = frozenset(
+        {
+            "expandPrompt",
+            "skipPromptProcessing",
+            "loras",
+            "loraStrengths",
+            "voicePersonaName",
+            "watermark",
+            "returnLastFrame",
+        }
+    )
+
     expandPrompt: bool | None = Field(None, description="Accepted; prompts are used as given.")
     skipPromptProcessing: bool | None = Field(
         None, description="Prompts are always used exactly as given here."
@@ -109,7 +122,9 @@ class _CompatArgs(ToolArgs):
 class _MakeArgs(_CompatArgs):
     prompt: str = Field(min_length=1, max_length=8000, description="What the video shows.")
     videoModel: str = Field(
-        DEFAULT_VIDEO_MODEL, description="Video model id (e.g. ltx25, wan22); see the catalog."
+        DEFAULT_VIDEO_MODEL,
+        description="Video model id; leave it out unless the user names a model.",
+        json_schema_extra={"enum": VIDEO_MODEL_IDS},
     )
     duration: float = Field(5, ge=2, le=30, description="Length in seconds.")
     width: int | None = Field(
@@ -179,6 +194,7 @@ WebUrl = Annotated[str, Field(pattern=r"^https?://\S+$", max_length=4096)]
 
 
 class GenerateVideoArgs(_MakeArgs):
+    rarely_needed = frozenset({"referenceFileUrl", "referenceLinkUrl", "keyframes"})
     referenceImageIndices: list[int] | None = Field(
         None, max_length=30, description="Images to use as keyframes, in order (8 at most)."
     )
@@ -206,6 +222,9 @@ class GenerateVideoArgs(_MakeArgs):
 
 
 class AnimatePhotoArgs(_MakeArgs):
+    rarely_needed = frozenset(
+        {"sourceImageIndices", "prompts", "frameRole", "endImageIndices", "keyframes", "stitch"}
+    )
     sourceImageIndex: int | None = Field(None, description="The photo (index convention).")
     sourceImageIndices: list[int] | None = Field(
         None, min_length=1, max_length=16, description="Fan-out: one clip per photo."
