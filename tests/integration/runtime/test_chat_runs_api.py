@@ -178,7 +178,7 @@ class Client:
 def run_settings(data_dir: Path, database_url: str) -> Settings:
     """The default model on one thread (two cores shared with other test processes make
     llama.cpp's spinning threads crawl) and two LLM rounds per run."""
-    return embedded_settings(data_dir, threads=1).model_copy(
+    return embedded_settings(data_dir, threads=1, n_ctx=8192).model_copy(
         update={"database_url": database_url, "agent_max_rounds": 2}
     )
 
