@@ -70,7 +70,7 @@ def upscaled(
 ) -> tuple[dict[str, Any], subprocess.CompletedProcess, Path]:
     """One workflow from a plan file, with a local PNG as `--ref`, watched and downloaded."""
     work = tmp_path_factory.mktemp("agent")
-    Image.new("RGB", (64, 48), (200, 30, 30)).save(work / "small.png")
+    Image.new("RGB", (320, 256), (200, 30, 30)).save(work / "small.png")
     (work / "plan.json").write_text(json.dumps(UPSCALE_PLAN))
     result = agent(
         server,
@@ -134,7 +134,7 @@ def test_workflow_from_file_with_uploaded_ref_is_watched_and_downloaded(
     [artifact] = workflow["artifacts"]
     [saved] = list(out.iterdir())
     with Image.open(saved) as image:
-        assert image.size == (artifact["width"], artifact["height"]) and image.size[0] > 64
+        assert image.size == (artifact["width"], artifact["height"]) and image.size[0] > 320
     assert "step big (upscale_image) started" in result.stderr
     assert f"workflow {workflow['workflowId']} completed" in result.stderr
 
