@@ -3,6 +3,7 @@
 import pytest
 from jsonschema.validators import validator_for
 
+from sogni_intelligence.config import QUEUE_NAMES
 from sogni_intelligence.tools import composition_tools
 from sogni_intelligence.tools.catalog import CATALOG, definitions, surface
 from sogni_intelligence.tools.steps import STEP_CANDIDATES
@@ -98,3 +99,19 @@ def test_the_step_tools_are_the_catalog_but_the_composition_tools() -> None:
     composition = {tool.name for tool in composition_tools.TOOLS}
     assert set(STEP_CANDIDATES) == set(CATALOG) - composition
     assert all(STEP_CANDIDATES[name] is CATALOG[name] for name in STEP_CANDIDATES)
+
+
+def test_each_tool_declares_its_kind_and_queue() -> None:
+    """The kinds decide how the loop runs a call and what a plan may name: media tools are
+    queued jobs on the queue of their media, agent tools answer at once, composition tools
+    never become steps."""
+    kinds = {name: tool.kind for name, tool in CATALOG.items()}
+    assert {name for name, kind in kinds.items() if kind == "composition"} == {
+        tool.name for tool in composition_tools.TOOLS
+    }
+    assert kinds["inspect_asset"] == "agent" and kinds["finalize_response"] == "agent"
+    assert CATALOG["generate_image"].queue == "image"
+    assert CATALOG["stitch_video"].queue == "video"
+    assert CATALOG["generate_music"].queue == "audio"
+    assert CATALOG["analyze_image"].queue == "analysis"
+    assert all(tool.queue in QUEUE_NAMES for tool in CATALOG.values())

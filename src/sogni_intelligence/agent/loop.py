@@ -38,7 +38,6 @@ from sogni_intelligence.tools.base import (
     failure,
 )
 from sogni_intelligence.tools.media_context import MediaContext
-from sogni_intelligence.tools.steps import queue_for
 
 WORKFLOW_PATH = "/v1/creative-agent/workflows"
 CHILD_ENDPOINT = "agent.tool_call"
@@ -319,7 +318,7 @@ class AgentLoop:
             elif over_budget:
                 message = "this call would take the turn above its capacity-unit ceiling"
                 result = failure(name, ToolError("COST_LIMIT_EXCEEDED", message))
-            elif is_media_tool(name):
+            elif tool.kind == "media":
                 result, workflow = await self._as_workflow(session, tool, arguments, call["id"])
             else:
                 ctx = ToolContext(session.owner, session.media, self.assets, services=self.services)
@@ -511,14 +510,6 @@ def _over_budget(session: Session, tool: Tool, arguments: dict[str, Any]) -> boo
         return True
     session.spent += cost
     return False
-
-
-def is_media_tool(name: str) -> bool:
-    try:
-        queue_for(name)
-    except KeyError:
-        return False
-    return True
 
 
 def _add_usage(total: dict[str, int], usage: dict[str, Any] | None) -> None:

@@ -25,7 +25,6 @@ from sogni_intelligence.agent.loop import (
     Content,
     RoundOutput,
     Session,
-    is_media_tool,
     outcome,
     split_calls,
     turn_messages,
@@ -581,7 +580,7 @@ def _needs_approval(record: Record, call: dict[str, Any]) -> float | None:
         return None
     name = call["function"]["name"]
     tool = tools_named([name]).get(name)
-    if tool is None or not is_media_tool(name):
+    if tool is None or tool.kind != "media":
         return None  # only media jobs cost capacity
     try:
         units = tool.cost(tool.args.model_validate(json.loads(call["function"]["arguments"])))

@@ -1,6 +1,6 @@
 """The DBOS queues workflow steps run on: one per kind of media work, so a GPU machine can run
 `sogni-intelligence worker --queues image,video` while API processes only enqueue. Which queue
-each tool runs on is `tools.steps.queue_for`."""
+each tool runs on is the tool's own `queue`."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ from sogni_intelligence.tools.plans import (
     resolve_arguments,
     step_costs,
 )
-from sogni_intelligence.tools.steps import queue_for
+from sogni_intelligence.tools.steps import STEP_CANDIDATES
 
 log = logging.getLogger(__name__)
 
@@ -460,7 +460,7 @@ async def creative_workflow(record_id: str) -> str:
         # Each step is a job on its media queue, taken by whichever worker serves that queue.
         jobs = [
             await DBOS.enqueue_workflow_async(
-                queue_for(plan.step(sid).toolName),
+                STEP_CANDIDATES[plan.step(sid).toolName].queue,
                 tool_job,
                 record_id,
                 sid,

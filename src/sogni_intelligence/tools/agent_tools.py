@@ -9,7 +9,14 @@ from typing import Literal
 
 from pydantic import Field
 
-from sogni_intelligence.tools.base import Tool, ToolArgs, ToolContext, ToolError, ToolOutput
+from sogni_intelligence.tools.base import (
+    Tool,
+    ToolArgs,
+    ToolContext,
+    ToolError,
+    ToolOutput,
+    tool_family,
+)
 
 AGENT_SURFACE = frozenset({"creative-agent"})
 #: Tools whose call ends the loop: the turn goes back to the user.
@@ -196,63 +203,67 @@ def _free(args: object) -> float:
     return 0.0
 
 
-TOOLS = [
-    Tool(
-        "ask_clarifying_question",
-        "Stop and ask the user one question when the request cannot be done well without "
-        "their answer. Ends this turn.",
-        AskClarifyingQuestionArgs,
-        _ask,
-        AGENT_SURFACE,
-        _free,
-    ),
-    Tool(
-        "finalize_response",
-        "Finish the turn with a summary of what was made (and the outcome). Ends this turn.",
-        FinalizeResponseArgs,
-        _finalize,
-        AGENT_SURFACE,
-        _free,
-    ),
-    Tool(
-        "create_asset_manifest",
-        "List every image, video and audio of this session with its asset_id, index and label.",
-        CreateAssetManifestArgs,
-        _manifest,
-        AGENT_SURFACE,
-        _free,
-    ),
-    Tool(
-        "inspect_asset",
-        "Technical facts of one asset of this session (type, size, duration, index, label).",
-        InspectAssetArgs,
-        _inspect,
-        AGENT_SURFACE,
-        _free,
-    ),
-    Tool(
-        "label_asset",
-        "Give an asset of this session a short name to refer to it by later.",
-        LabelAssetArgs,
-        _label,
-        AGENT_SURFACE,
-        _free,
-    ),
-    Tool(
-        "map_assets_for_model",
-        "The reference token a model's prompt uses for each asset passed to it "
-        "(for example @Image1 for Seedance, <Video 1> for MiniMax).",
-        MapAssetsForModelArgs,
-        _map,
-        AGENT_SURFACE,
-        _free,
-    ),
-    Tool(
-        "validate_asset_references",
-        "Check that the reference tokens in a prompt match the assets the call will pass.",
-        ValidateAssetReferencesArgs,
-        _validate,
-        AGENT_SURFACE,
-        _free,
-    ),
-]
+TOOLS = tool_family(
+    "agent",
+    "analysis",
+    [
+        Tool(
+            "ask_clarifying_question",
+            "Stop and ask the user one question when the request cannot be done well without "
+            "their answer. Ends this turn.",
+            AskClarifyingQuestionArgs,
+            _ask,
+            AGENT_SURFACE,
+            _free,
+        ),
+        Tool(
+            "finalize_response",
+            "Finish the turn with a summary of what was made (and the outcome). Ends this turn.",
+            FinalizeResponseArgs,
+            _finalize,
+            AGENT_SURFACE,
+            _free,
+        ),
+        Tool(
+            "create_asset_manifest",
+            "List every image, video and audio of this session with its asset_id, index and label.",
+            CreateAssetManifestArgs,
+            _manifest,
+            AGENT_SURFACE,
+            _free,
+        ),
+        Tool(
+            "inspect_asset",
+            "Technical facts of one asset of this session (type, size, duration, index, label).",
+            InspectAssetArgs,
+            _inspect,
+            AGENT_SURFACE,
+            _free,
+        ),
+        Tool(
+            "label_asset",
+            "Give an asset of this session a short name to refer to it by later.",
+            LabelAssetArgs,
+            _label,
+            AGENT_SURFACE,
+            _free,
+        ),
+        Tool(
+            "map_assets_for_model",
+            "The reference token a model's prompt uses for each asset passed to it "
+            "(for example @Image1 for Seedance, <Video 1> for MiniMax).",
+            MapAssetsForModelArgs,
+            _map,
+            AGENT_SURFACE,
+            _free,
+        ),
+        Tool(
+            "validate_asset_references",
+            "Check that the reference tokens in a prompt match the assets the call will pass.",
+            ValidateAssetReferencesArgs,
+            _validate,
+            AGENT_SURFACE,
+            _free,
+        ),
+    ],
+)

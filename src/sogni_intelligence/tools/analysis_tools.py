@@ -19,7 +19,14 @@ from sogni_intelligence.media import analysis
 from sogni_intelligence.media.ffmpeg import MediaProcessError
 from sogni_intelligence.media.sniff import MediaKind
 from sogni_intelligence.media.store import AssetRecord
-from sogni_intelligence.tools.base import Tool, ToolArgs, ToolContext, ToolError, ToolOutput
+from sogni_intelligence.tools.base import (
+    Tool,
+    ToolArgs,
+    ToolContext,
+    ToolError,
+    ToolOutput,
+    tool_family,
+)
 
 log = logging.getLogger(__name__)
 
@@ -341,38 +348,42 @@ def _image_cost(args: AnalyzeImageArgs) -> float:
     return 0.4 if args.analysisType == "compare" or args.compareImageIndex is not None else 0.2
 
 
-TOOLS: list[Tool] = [
-    Tool(
-        name="extract_metadata",
-        description=(
-            "Report the technical metadata of an image, video or audio: format, dimensions, "
-            "EXIF for images; duration, frame rate, codecs, sample rate, channels and bit rate "
-            "for video and audio."
+TOOLS = tool_family(
+    "media",
+    "analysis",
+    [
+        Tool(
+            name="extract_metadata",
+            description=(
+                "Report the technical metadata of an image, video or audio: format, dimensions, "
+                "EXIF for images; duration, frame rate, codecs, sample rate, channels and bit rate "
+                "for video and audio."
+            ),
+            args=ExtractMetadataArgs,
+            run=extract_metadata,
+            cost=lambda args: 0.05,
         ),
-        args=ExtractMetadataArgs,
-        run=extract_metadata,
-        cost=lambda args: 0.05,
-    ),
-    Tool(
-        name="analyze_image",
-        description=(
-            "Answer a question about an image, describe it, read it or compare it with a second "
-            "image. Without a vision model the answer is computed from the pixels (size, "
-            "colours, brightness, contrast, sharpness, differences) and says so."
+        Tool(
+            name="analyze_image",
+            description=(
+                "Answer a question about an image, describe it, read it or compare it with a second "
+                "image. Without a vision model the answer is computed from the pixels (size, "
+                "colours, brightness, contrast, sharpness, differences) and says so."
+            ),
+            args=AnalyzeImageArgs,
+            run=analyze_image,
+            cost=_image_cost,
         ),
-        args=AnalyzeImageArgs,
-        run=analyze_image,
-        cost=_image_cost,
-    ),
-    Tool(
-        name="analyze_video",
-        description=(
-            "Answer a question about a video from frames sampled across it: summary, timeline, "
-            "scenes or actions. Without a vision model it reports measured facts: duration, "
-            "frame rate, size, scene cuts with their times and colours, motion."
+        Tool(
+            name="analyze_video",
+            description=(
+                "Answer a question about a video from frames sampled across it: summary, timeline, "
+                "scenes or actions. Without a vision model it reports measured facts: duration, "
+                "frame rate, size, scene cuts with their times and colours, motion."
+            ),
+            args=AnalyzeVideoArgs,
+            run=analyze_video,
+            cost=lambda args: 0.5,
         ),
-        args=AnalyzeVideoArgs,
-        run=analyze_video,
-        cost=lambda args: 0.5,
-    ),
-]
+    ],
+)

@@ -22,7 +22,14 @@ from sogni_intelligence.media.models import (
     resolve_model,
 )
 from sogni_intelligence.media.store import AssetRecord
-from sogni_intelligence.tools.base import Tool, ToolArgs, ToolContext, ToolError, ToolOutput
+from sogni_intelligence.tools.base import (
+    Tool,
+    ToolArgs,
+    ToolContext,
+    ToolError,
+    ToolOutput,
+    tool_family,
+)
 
 AudioFormat = Literal["wav", "mp3", "flac"]
 SEED_LIMIT = 2**32
@@ -301,29 +308,33 @@ async def generate_speech(args: GenerateSpeechArgs, ctx: ToolContext) -> ToolOut
     )
 
 
-TOOLS: list[Tool] = [
-    Tool(
-        name="generate_music",
-        description=(
-            "Compose and render an instrumental piece from a text description (genre, mood, "
-            "instruments, tempo). Optional bpm, key (keyscale), beats per bar (timesig) and "
-            "seed make it precise and repeatable. Lyrics are accepted but not sung. Returns "
-            "audio assets at the next audio indices."
+TOOLS = tool_family(
+    "media",
+    "audio",
+    [
+        Tool(
+            name="generate_music",
+            description=(
+                "Compose and render an instrumental piece from a text description (genre, mood, "
+                "instruments, tempo). Optional bpm, key (keyscale), beats per bar (timesig) and "
+                "seed make it precise and repeatable. Lyrics are accepted but not sung. Returns "
+                "audio assets at the next audio indices."
+            ),
+            args=GenerateMusicArgs,
+            run=generate_music,
+            cost=_music_cost,
         ),
-        args=GenerateMusicArgs,
-        run=generate_music,
-        cost=_music_cost,
-    ),
-    Tool(
-        name="generate_speech",
-        description=(
-            "Turn text into spoken audio with a preset voice (model 'voice'): a neural voice "
-            "for English, a formant synthesizer for other languages. The text is read word for "
-            "word; pick a voice and language or let the language be detected. Voice cloning "
-            "and voice design are not available on this server."
+        Tool(
+            name="generate_speech",
+            description=(
+                "Turn text into spoken audio with a preset voice (model 'voice'): a neural voice "
+                "for English, a formant synthesizer for other languages. The text is read word for "
+                "word; pick a voice and language or let the language be detected. Voice cloning "
+                "and voice design are not available on this server."
+            ),
+            args=GenerateSpeechArgs,
+            run=generate_speech,
+            cost=_speech_cost,
         ),
-        args=GenerateSpeechArgs,
-        run=generate_speech,
-        cost=_speech_cost,
-    ),
-]
+    ],
+)

@@ -5,13 +5,14 @@ Tools do not know HTTP: they get validated arguments and a context, and return a
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from sogni_intelligence.config import QueueName
 from sogni_intelligence.errors import ToolError
 from sogni_intelligence.llm.grammar import GRAMMAR_SKIP
 from sogni_intelligence.media.ffmpeg import MediaProcessError
@@ -21,6 +22,11 @@ from sogni_intelligence.tools.media_context import MediaContext
 
 Surface = Literal["creative-tools", "creative-agent"]
 CREATIVE = frozenset({"creative-tools", "creative-agent"})
+
+ToolKind = Literal["media", "agent", "composition"]
+"""How a tool runs. `media`: makes or reads media, as a durable job on its queue. `agent`: answers
+at once from the session's assets (a workflow step may still call it). `composition`: writes
+text and plans for the LLM; never a workflow step."""
 
 
 class ToolArgs(BaseModel):
@@ -63,6 +69,8 @@ class Tool:
     run: Executor
     surfaces: frozenset[str] = CREATIVE
     cost: Callable[[Any], float] = lambda args: 1.0
+    kind: ToolKind = "media"
+    queue: QueueName = "analysis"
 
     def parameters(self) -> dict[str, Any]:
         return self._definition["function"]["parameters"]
@@ -87,6 +95,11 @@ class Tool:
                 "parameters": parameters,
             },
         }
+
+
+def tool_family(kind: ToolKind, queue: QueueName, tools: Iterable[Tool]) -> list[Tool]:
+    """A tool family's tools, each declaring the family's kind and the queue its jobs run on."""
+    return [replace(tool, kind=kind, queue=queue) for tool in tools]
 
 
 def clean_schema(schema: dict[str, Any]) -> dict[str, Any]:

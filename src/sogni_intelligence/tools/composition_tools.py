@@ -31,6 +31,7 @@ from sogni_intelligence.tools.base import (
     ToolContext,
     ToolError,
     ToolOutput,
+    tool_family,
 )
 from sogni_intelligence.tools.plans import MAX_STEPS, normalise_plan, step_costs
 from sogni_intelligence.tools.templates import parse_template
@@ -951,59 +952,63 @@ async def compose_workflow_template(
     return ToolOutput(assets=[], warnings=warnings, extra=result)
 
 
-TOOLS = (
-    Tool(
-        "enhance_prompt",
-        "Rewrite a rough idea into a prompt suited to one exact destination model (image, "
-        "video, edit or any model id), or shorten, keep or check it. Returns the prompt.",
-        EnhancePromptArgs,
-        enhance_prompt,
-        CREATIVE,
-        cost=lambda args: COST,
-    ),
-    Tool(
-        "compose_script",
-        "Write a script, storyboard or ad copy from a brief; with scene_count it is split into "
-        "timed scenes (visual + narration). Returns the script text and the scenes.",
-        ComposeScriptArgs,
-        compose_script,
-        CREATIVE,
-        cost=lambda args: COST,
-    ),
-    Tool(
-        "compose_lyrics",
-        "Write song lyrics in verse/chorus sections for a theme, with suggested music "
-        "parameters (duration, bpm, key, beats per bar, music prompt) for generate_music.",
-        ComposeLyricsArgs,
-        compose_lyrics,
-        CREATIVE,
-        cost=lambda args: COST,
-    ),
-    Tool(
-        "compose_instrumental",
-        "Plan an instrumental piece: timed sections with what happens in each, plus suggested "
-        "music parameters (duration, bpm, key, beats per bar, music prompt) for generate_music.",
-        ComposeInstrumentalArgs,
-        compose_instrumental,
-        CREATIVE,
-        cost=lambda args: COST,
-    ),
-    Tool(
-        "compose_workflow",
-        "Turn a brief into a ready-to-run workflow: one picture per scene, animated into clips, "
-        "joined (optionally with music), with a capacity estimate that respects a budget.",
-        ComposeWorkflowArgs,
-        compose_workflow,
-        AGENT_ONLY,
-        cost=lambda args: COST,
-    ),
-    Tool(
-        "compose_workflow_template",
-        "Like compose_workflow, but returns a reusable template draft (to save as a workflow "
-        "template) plus the concrete plan; can revise an existing template.",
-        ComposeWorkflowTemplateArgs,
-        compose_workflow_template,
-        AGENT_ONLY,
-        cost=lambda args: COST,
-    ),
+TOOLS = tool_family(
+    "composition",
+    "analysis",
+    [
+        Tool(
+            "enhance_prompt",
+            "Rewrite a rough idea into a prompt suited to one exact destination model (image, "
+            "video, edit or any model id), or shorten, keep or check it. Returns the prompt.",
+            EnhancePromptArgs,
+            enhance_prompt,
+            CREATIVE,
+            cost=lambda args: COST,
+        ),
+        Tool(
+            "compose_script",
+            "Write a script, storyboard or ad copy from a brief; with scene_count it is split into "
+            "timed scenes (visual + narration). Returns the script text and the scenes.",
+            ComposeScriptArgs,
+            compose_script,
+            CREATIVE,
+            cost=lambda args: COST,
+        ),
+        Tool(
+            "compose_lyrics",
+            "Write song lyrics in verse/chorus sections for a theme, with suggested music "
+            "parameters (duration, bpm, key, beats per bar, music prompt) for generate_music.",
+            ComposeLyricsArgs,
+            compose_lyrics,
+            CREATIVE,
+            cost=lambda args: COST,
+        ),
+        Tool(
+            "compose_instrumental",
+            "Plan an instrumental piece: timed sections with what happens in each, plus suggested "
+            "music parameters (duration, bpm, key, beats per bar, music prompt) for generate_music.",
+            ComposeInstrumentalArgs,
+            compose_instrumental,
+            CREATIVE,
+            cost=lambda args: COST,
+        ),
+        Tool(
+            "compose_workflow",
+            "Turn a brief into a ready-to-run workflow: one picture per scene, animated into clips, "
+            "joined (optionally with music), with a capacity estimate that respects a budget.",
+            ComposeWorkflowArgs,
+            compose_workflow,
+            AGENT_ONLY,
+            cost=lambda args: COST,
+        ),
+        Tool(
+            "compose_workflow_template",
+            "Like compose_workflow, but returns a reusable template draft (to save as a workflow "
+            "template) plus the concrete plan; can revise an existing template.",
+            ComposeWorkflowTemplateArgs,
+            compose_workflow_template,
+            AGENT_ONLY,
+            cost=lambda args: COST,
+        ),
+    ],
 )

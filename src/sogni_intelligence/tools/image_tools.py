@@ -20,7 +20,7 @@ from sogni_intelligence.media import image as render
 from sogni_intelligence.media.image_request import Feature, ImageRequest, RemoteImageBackend
 from sogni_intelligence.media.models import IMAGE_MODELS, PROCEDURAL_IMAGE, resolve_model
 from sogni_intelligence.media.store import image_bytes
-from sogni_intelligence.tools.base import Tool, ToolContext, ToolError, ToolOutput
+from sogni_intelligence.tools.base import Tool, ToolContext, ToolError, ToolOutput, tool_family
 from sogni_intelligence.tools.camera_angles import parse_angle
 from sogni_intelligence.tools.dynamic_prompts import variation_prompts
 from sogni_intelligence.tools.image_args import (
@@ -331,57 +331,61 @@ def _per_variation(args: RestyleArgs | RestorePhotoArgs) -> float:
     return float(args.numberOfVariations)
 
 
-TOOLS = [
-    Tool(
-        "generate_image",
-        "Create images from a text prompt; optionally start from an existing "
-        "image (img2img). Results are added to the image list.",
-        GenerateImageArgs,
-        generate_image,
-        cost=_image_cost,
-    ),
-    Tool(
-        "edit_image",
-        "Change an image following a prompt, guided by further context images "
-        "(the other uploads, or those named); a mask limits where it changes.",
-        EditImageArgs,
-        edit_image,
-        cost=_image_cost,
-    ),
-    Tool(
-        "apply_style",
-        "Restyle a photo (palette, look) while keeping its composition.",
-        RestyleArgs,
-        _restyle_tool("apply_style"),
-        cost=_per_variation,
-    ),
-    Tool(
-        "refine_result",
-        "Make a follow-up adjustment to a generated image (default: the latest one).",
-        RestyleArgs,
-        _restyle_tool("refine_result"),
-        cost=_per_variation,
-    ),
-    Tool(
-        "restore_photo",
-        "Clean up and restore an uploaded photo: noise, contrast, sharpness, colour.",
-        RestorePhotoArgs,
-        restore_photo,
-        cost=_per_variation,
-    ),
-    Tool(
-        "change_angle",
-        "Show an image from a different camera angle (azimuth, elevation, distance).",
-        ChangeAngleArgs,
-        change_angle,
-        cost=lambda args: 1.0,
-    ),
-    Tool(
-        "upscale_image",
-        "Enlarge an image without a prompt (by a factor or to a longest edge; "
-        "edges aligned to 8 px).",
-        UpscaleImageArgs,
-        upscale_image,
-        cost=lambda args: 0.5,
-    ),
-]
+TOOLS = tool_family(
+    "media",
+    "image",
+    [
+        Tool(
+            "generate_image",
+            "Create images from a text prompt; optionally start from an existing "
+            "image (img2img). Results are added to the image list.",
+            GenerateImageArgs,
+            generate_image,
+            cost=_image_cost,
+        ),
+        Tool(
+            "edit_image",
+            "Change an image following a prompt, guided by further context images "
+            "(the other uploads, or those named); a mask limits where it changes.",
+            EditImageArgs,
+            edit_image,
+            cost=_image_cost,
+        ),
+        Tool(
+            "apply_style",
+            "Restyle a photo (palette, look) while keeping its composition.",
+            RestyleArgs,
+            _restyle_tool("apply_style"),
+            cost=_per_variation,
+        ),
+        Tool(
+            "refine_result",
+            "Make a follow-up adjustment to a generated image (default: the latest one).",
+            RestyleArgs,
+            _restyle_tool("refine_result"),
+            cost=_per_variation,
+        ),
+        Tool(
+            "restore_photo",
+            "Clean up and restore an uploaded photo: noise, contrast, sharpness, colour.",
+            RestorePhotoArgs,
+            restore_photo,
+            cost=_per_variation,
+        ),
+        Tool(
+            "change_angle",
+            "Show an image from a different camera angle (azimuth, elevation, distance).",
+            ChangeAngleArgs,
+            change_angle,
+            cost=lambda args: 1.0,
+        ),
+        Tool(
+            "upscale_image",
+            "Enlarge an image without a prompt (by a factor or to a longest edge; "
+            "edges aligned to 8 px).",
+            UpscaleImageArgs,
+            upscale_image,
+            cost=lambda args: 0.5,
+        ),
+    ],
+)

@@ -70,22 +70,6 @@ _TRANSFORM_KIND: dict[str, MediaType] = {
     "audio_index": "audio",
 }
 
-# Tools that are never workflow steps: composition and prompt tools (they return text for the
-# LLM, not media) and the app-only tools.
-_NOT_STEP_TOOLS = frozenset(
-    {
-        "enhance_prompt",
-        "compose_script",
-        "compose_lyrics",
-        "compose_instrumental",
-        "compose_workflow",
-        "compose_workflow_template",
-        "manage_memory",
-        "resolve_personas",
-        "set_content_filter",
-    }
-)
-
 # Arguments documented as 0-based positions in the uploads, not the index convention.
 UPLOAD_POSITION_ARGUMENTS: frozenset[tuple[str, str]] = frozenset(
     {
@@ -215,13 +199,8 @@ class BindingError(Exception):
 
 def step_tool_names() -> frozenset[str]:
     """Tools a durable step may call: every media, analysis, control and asset tool; never a
-    composition tool (they are not in `STEP_CANDIDATES` at all: they compose plans, so plans
-    cannot depend on them). Read each time, so tools added later count."""
-    return frozenset(
-        name
-        for name in STEP_CANDIDATES
-        if name not in _NOT_STEP_TOOLS and not name.startswith("compose_")
-    )
+    composition tool (they compose plans, so plans cannot depend on them)."""
+    return frozenset(STEP_CANDIDATES)
 
 
 @cache

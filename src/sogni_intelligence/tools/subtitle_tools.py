@@ -14,7 +14,14 @@ from pydantic import AliasChoices, Field, model_validator
 
 from sogni_intelligence.media import subtitles, video
 from sogni_intelligence.media.srt import Cue, parse_srt, plain_cue_text
-from sogni_intelligence.tools.base import Tool, ToolArgs, ToolContext, ToolError, ToolOutput
+from sogni_intelligence.tools.base import (
+    Tool,
+    ToolArgs,
+    ToolContext,
+    ToolError,
+    ToolOutput,
+    tool_family,
+)
 from sogni_intelligence.tools.keyframes import FFMPEG, store_video
 from sogni_intelligence.tools.styling import TextLook
 
@@ -125,14 +132,18 @@ async def add_subtitles(args: AddSubtitlesArgs, ctx: ToolContext) -> ToolOutput:
     )
 
 
-TOOLS = [
-    Tool(
-        "add_subtitles",
-        "Burn subtitles into a video from cues ({startSeconds, endSeconds, text}) or SRT/WebVTT "
-        "text, each line shown only in its window; font size (% of the height), colours and "
-        "bottom/top/center position. No speech-to-text here.",
-        AddSubtitlesArgs,
-        add_subtitles,
-        cost=lambda args: 1.0,
-    ),
-]
+TOOLS = tool_family(
+    "media",
+    "video",
+    [
+        Tool(
+            "add_subtitles",
+            "Burn subtitles into a video from cues ({startSeconds, endSeconds, text}) or SRT/WebVTT "
+            "text, each line shown only in its window; font size (% of the height), colours and "
+            "bottom/top/center position. No speech-to-text here.",
+            AddSubtitlesArgs,
+            add_subtitles,
+            cost=lambda args: 1.0,
+        ),
+    ],
+)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sogni_intelligence.tools.base import Tool, ToolContext, ToolError, ToolOutput
+from sogni_intelligence.tools.base import Tool, ToolContext, ToolError, ToolOutput, tool_family
 from sogni_intelligence.tools.unavailable_args import UnavailableArgs
 from sogni_intelligence.tools.unavailable_image_args import (
     ImageTo3dArgs,
@@ -113,4 +113,4 @@ _SPECS = [
     ),
 ]
 
-TOOLS = [spec.tool() for spec in _SPECS]
+TOOLS = tool_family("media", "analysis", [spec.tool() for spec in _SPECS])

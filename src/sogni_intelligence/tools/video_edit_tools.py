@@ -17,7 +17,14 @@ from sogni_intelligence.media import video
 from sogni_intelligence.media.image import RENDERER_NOTE
 from sogni_intelligence.media.models import DEFAULT_VIDEO_MODEL
 from sogni_intelligence.media.store import AssetRecord
-from sogni_intelligence.tools.base import Tool, ToolArgs, ToolContext, ToolError, ToolOutput
+from sogni_intelligence.tools.base import (
+    Tool,
+    ToolArgs,
+    ToolContext,
+    ToolError,
+    ToolOutput,
+    tool_family,
+)
 from sogni_intelligence.tools.keyframes import (
     FFMPEG,
     RENDERER,
@@ -483,40 +490,44 @@ def _replace_cost(args: ReplaceSegmentArgs) -> float:
     return round(max(window, MIN_WINDOW_S) + 1, 2)
 
 
-TOOLS = [
-    Tool(
-        "stitch_video",
-        "Join two or more videos into one, with hard cuts or a transition (fade, dissolve, "
-        "wipes, slides), optionally under one soundtrack. Clips are fitted to the first "
-        "clip's size.",
-        StitchVideoArgs,
-        stitch_video,
-        cost=lambda args: round(1 + 0.25 * len(args.videoIndices), 2),
-    ),
-    Tool(
-        "extend_video",
-        "Add seconds to the end of a video, continuing from its last frame with a camera move "
-        "(and drifting toward the prompt when one is given). The added part alone is in "
-        "segmentUrl.",
-        ExtendVideoArgs,
-        extend_video,
-        cost=lambda args: round(args.duration + 1, 2),
-    ),
-    Tool(
-        "replace_video_segment",
-        "Replace the window startSeconds..endSeconds of a video: regenerated from a prompt, or "
-        "a stretch of another video (replacementVideoIndex). The new part's sound plays there "
-        "unless keepOriginalAudio.",
-        ReplaceSegmentArgs,
-        replace_video_segment,
-        cost=_replace_cost,
-    ),
-    Tool(
-        "upscale_video",
-        "Enlarge a video to 1080 or 1440 px on its short side by resampling (no prompt); the "
-        "length, frame rate and sound stay.",
-        UpscaleVideoArgs,
-        upscale_video,
-        cost=lambda args: 2.0 if args.targetResolution == 1080 else 3.0,
-    ),
-]
+TOOLS = tool_family(
+    "media",
+    "video",
+    [
+        Tool(
+            "stitch_video",
+            "Join two or more videos into one, with hard cuts or a transition (fade, dissolve, "
+            "wipes, slides), optionally under one soundtrack. Clips are fitted to the first "
+            "clip's size.",
+            StitchVideoArgs,
+            stitch_video,
+            cost=lambda args: round(1 + 0.25 * len(args.videoIndices), 2),
+        ),
+        Tool(
+            "extend_video",
+            "Add seconds to the end of a video, continuing from its last frame with a camera move "
+            "(and drifting toward the prompt when one is given). The added part alone is in "
+            "segmentUrl.",
+            ExtendVideoArgs,
+            extend_video,
+            cost=lambda args: round(args.duration + 1, 2),
+        ),
+        Tool(
+            "replace_video_segment",
+            "Replace the window startSeconds..endSeconds of a video: regenerated from a prompt, or "
+            "a stretch of another video (replacementVideoIndex). The new part's sound plays there "
+            "unless keepOriginalAudio.",
+            ReplaceSegmentArgs,
+            replace_video_segment,
+            cost=_replace_cost,
+        ),
+        Tool(
+            "upscale_video",
+            "Enlarge a video to 1080 or 1440 px on its short side by resampling (no prompt); the "
+            "length, frame rate and sound stay.",
+            UpscaleVideoArgs,
+            upscale_video,
+            cost=lambda args: 2.0 if args.targetResolution == 1080 else 3.0,
+        ),
+    ],
+)

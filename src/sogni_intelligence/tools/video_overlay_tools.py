@@ -10,7 +10,14 @@ from pydantic import AliasChoices, Field, model_validator
 
 from sogni_intelligence.media import overlay, video
 from sogni_intelligence.media.store import AssetRecord
-from sogni_intelligence.tools.base import Tool, ToolArgs, ToolContext, ToolError, ToolOutput
+from sogni_intelligence.tools.base import (
+    Tool,
+    ToolArgs,
+    ToolContext,
+    ToolError,
+    ToolOutput,
+    tool_family,
+)
 from sogni_intelligence.tools.keyframes import FFMPEG, image_file, store_video
 from sogni_intelligence.tools.styling import Color, TextLook
 
@@ -169,14 +176,18 @@ async def overlay_video(args: OverlayVideoArgs, ctx: ToolContext) -> ToolOutput:
     return ToolOutput([record], model=FFMPEG, backend=FFMPEG, warnings=warnings)
 
 
-TOOLS = [
-    Tool(
-        "overlay_video",
-        "Burn text (size, colours, outline, box, weight) and images (logos, or full-frame "
-        "stills with fit=cover) into a video at an anchor with pixel offsets, each for an "
-        "optional window (negative seconds count from the end). The length stays the same.",
-        OverlayVideoArgs,
-        overlay_video,
-        cost=lambda args: 1.0,
-    ),
-]
+TOOLS = tool_family(
+    "media",
+    "video",
+    [
+        Tool(
+            "overlay_video",
+            "Burn text (size, colours, outline, box, weight) and images (logos, or full-frame "
+            "stills with fit=cover) into a video at an anchor with pixel offsets, each for an "
+            "optional window (negative seconds count from the end). The length stays the same.",
+            OverlayVideoArgs,
+            overlay_video,
+            cost=lambda args: 1.0,
+        ),
+    ],
+)

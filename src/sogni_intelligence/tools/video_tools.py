@@ -20,7 +20,14 @@ from sogni_intelligence.media import video
 from sogni_intelligence.media.image import RENDERER_NOTE
 from sogni_intelligence.media.models import DEFAULT_VIDEO_MODEL
 from sogni_intelligence.media.store import AssetRecord
-from sogni_intelligence.tools.base import Tool, ToolArgs, ToolContext, ToolError, ToolOutput
+from sogni_intelligence.tools.base import (
+    Tool,
+    ToolArgs,
+    ToolContext,
+    ToolError,
+    ToolOutput,
+    tool_family,
+)
 from sogni_intelligence.tools.keyframes import (
     MAX_SIDE,
     RENDERER,
@@ -494,24 +501,28 @@ def _make_cost(args: _MakeArgs) -> float:
     return round(args.duration * videos * clips * factor, 2)
 
 
-TOOLS = [
-    Tool(
-        "generate_video",
-        "Make a video from a text prompt (2-30 s). Keyframes are drawn from the prompt (or taken "
-        "from referenceImageIndices) and animated with camera moves and dissolves. Up to 4 "
-        "variations; set returnLastFrame to also get each video's final frame as an image. "
-        "Results are added to the video list.",
-        GenerateVideoArgs,
-        generate_video,
-        cost=_make_cost,
-    ),
-    Tool(
-        "animate_photo",
-        "Bring a photo to life with a camera move (zoom/pan), optionally ending on another "
-        "image. Give sourceImageIndices for one clip per photo, joined into one video by "
-        "default (clip URLs in clipUrls). Seedance models are not accepted here.",
-        AnimatePhotoArgs,
-        animate_photo,
-        cost=_make_cost,
-    ),
-]
+TOOLS = tool_family(
+    "media",
+    "video",
+    [
+        Tool(
+            "generate_video",
+            "Make a video from a text prompt (2-30 s). Keyframes are drawn from the prompt (or taken "
+            "from referenceImageIndices) and animated with camera moves and dissolves. Up to 4 "
+            "variations; set returnLastFrame to also get each video's final frame as an image. "
+            "Results are added to the video list.",
+            GenerateVideoArgs,
+            generate_video,
+            cost=_make_cost,
+        ),
+        Tool(
+            "animate_photo",
+            "Bring a photo to life with a camera move (zoom/pan), optionally ending on another "
+            "image. Give sourceImageIndices for one clip per photo, joined into one video by "
+            "default (clip URLs in clipUrls). Seedance models are not accepted here.",
+            AnimatePhotoArgs,
+            animate_photo,
+            cost=_make_cost,
+        ),
+    ],
+)

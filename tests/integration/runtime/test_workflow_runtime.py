@@ -261,3 +261,21 @@ async def test_unanswered_cost_approval_ends_the_workflow(
     assert (
         final is not None and final.status == "cancelled" and not final.data["awaitingCostApproval"]
     )
+
+
+async def test_an_agent_tool_runs_as_a_step_on_its_queue(runtime: WorkflowRuntime) -> None:
+    """Agent tools are step tools too: a plan may end with an asset manifest."""
+    plan = {
+        "steps": [
+            {
+                "id": "look",
+                "toolName": "create_asset_manifest",
+                "arguments": {"media_type": "image"},
+            }
+        ]
+    }
+    record, _ = await runtime.start("key_manifest", plan, [])
+    events = await wait_terminal(runtime, record.id)
+    assert events[-1].type == "workflow_completed", [e.type for e in events]
+    final = await runtime.deps.records.get(record.id)
+    assert final is not None and final.status == "completed"

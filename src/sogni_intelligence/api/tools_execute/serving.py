@@ -16,14 +16,7 @@ from sogni_intelligence.tools.base import ToolContext, execute
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.media_context import MediaContext
 
-COMPOSITION_TOOLS = (
-    "enhance_prompt",
-    "compose_script",
-    "compose_lyrics",
-    "compose_instrumental",
-    "compose_workflow",
-    "compose_workflow_template",
-)
+COMPOSITION_TOOLS = tuple(name for name, tool in CATALOG.items() if tool.kind == "composition")
 
 # error_type of a failed tool -> (HTTP status, OpenAI error type); anything else is a 500.
 _STATUS: dict[str, tuple[int, str]] = {
