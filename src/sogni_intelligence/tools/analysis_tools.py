@@ -366,9 +366,9 @@ TOOLS = tool_family(
         Tool(
             name="analyze_image",
             description=(
-                "Answer a question about an image, describe it, read it or compare it with a second "
-                "image. Without a vision model the answer is computed from the pixels (size, "
-                "colours, brightness, contrast, sharpness, differences) and says so."
+                "Answer a question about an image, describe it, read it or compare it with a "
+                "second image. Without a vision model the answer is computed from the pixels "
+                "(size, colours, brightness, contrast, sharpness, differences) and says so."
             ),
             args=AnalyzeImageArgs,
             run=analyze_image,

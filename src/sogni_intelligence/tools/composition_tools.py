@@ -986,7 +986,8 @@ TOOLS = tool_family(
         Tool(
             "compose_instrumental",
             "Plan an instrumental piece: timed sections with what happens in each, plus suggested "
-            "music parameters (duration, bpm, key, beats per bar, music prompt) for generate_music.",
+            "music parameters (duration, bpm, key, beats per bar, music prompt) for "
+            "generate_music.",
             ComposeInstrumentalArgs,
             compose_instrumental,
             CREATIVE,
@@ -994,8 +995,9 @@ TOOLS = tool_family(
         ),
         Tool(
             "compose_workflow",
-            "Turn a brief into a ready-to-run workflow: one picture per scene, animated into clips, "
-            "joined (optionally with music), with a capacity estimate that respects a budget.",
+            "Turn a brief into a ready-to-run workflow: one picture per scene, animated into "
+            "clips, joined (optionally with music), with a capacity estimate that respects a "
+            "budget.",
             ComposeWorkflowArgs,
             compose_workflow,
             AGENT_ONLY,

@@ -138,9 +138,9 @@ TOOLS = tool_family(
     [
         Tool(
             "add_subtitles",
-            "Burn subtitles into a video from cues ({startSeconds, endSeconds, text}) or SRT/WebVTT "
-            "text, each line shown only in its window; font size (% of the height), colours and "
-            "bottom/top/center position. No speech-to-text here.",
+            "Burn subtitles into a video from cues ({startSeconds, endSeconds, text}) or "
+            "SRT/WebVTT text, each line shown only in its window; font size (% of the height), "
+            "colours and bottom/top/center position. No speech-to-text here.",
             AddSubtitlesArgs,
             add_subtitles,
             cost=lambda args: 1.0,

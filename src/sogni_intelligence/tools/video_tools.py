@@ -507,10 +507,10 @@ TOOLS = tool_family(
     [
         Tool(
             "generate_video",
-            "Make a video from a text prompt (2-30 s). Keyframes are drawn from the prompt (or taken "
-            "from referenceImageIndices) and animated with camera moves and dissolves. Up to 4 "
-            "variations; set returnLastFrame to also get each video's final frame as an image. "
-            "Results are added to the video list.",
+            "Make a video from a text prompt (2-30 s). Keyframes are drawn from the prompt (or "
+            "taken from referenceImageIndices) and animated with camera moves and dissolves. Up "
+            "to 4 variations; set returnLastFrame to also get each video's final frame as an "
+            "image. Results are added to the video list.",
             GenerateVideoArgs,
             generate_video,
             cost=_make_cost,
