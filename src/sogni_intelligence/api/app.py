@@ -97,7 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings.resolved_public_base_url,
             LoopLimits.from_settings(settings),
         )
-        chat_runs = ChatRunRuntime(ChatRunDeps(records, agent, registry, fetch_policy), workflows)
+        chat_runs = ChatRunRuntime(ChatRunDeps(records, agent, registry, fetch_policy, workflows))
         workflows.launch()
         chat_runs.launch()
         await chat_runs.recover()

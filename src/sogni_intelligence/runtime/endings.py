@@ -25,6 +25,7 @@ from typing import Any, ParamSpec, TypeVar
 from dbos import DBOS
 
 from sogni_intelligence.errors import ServiceError
+from sogni_intelligence.runtime.launched import RECORDS
 from sogni_intelligence.runtime.records import Announcement, Record, RecordStore
 
 log = logging.getLogger(__name__)
@@ -37,20 +38,6 @@ STOPPED = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
 #: Record statuses a failure may end (a terminal status always stands).
 OPEN = frozenset({"queued", "running", "waiting_for_user"})
 MAX_REASON_CHARS = 2000
-
-_records: RecordStore | None = None
-
-
-def bind(records: RecordStore) -> None:
-    """The store the ending step writes to; set once per process by the runtimes' launch."""
-    global _records
-    _records = records
-
-
-def _store() -> RecordStore:
-    if _records is None:
-        raise RuntimeError("the durable runtime is not launched")
-    return _records
 
 
 def describe(exc: BaseException) -> str:
@@ -125,7 +112,7 @@ async def end_failed(records: RecordStore, record_id: str, reason: str) -> str |
 
 @DBOS.step(retries_allowed=True, max_attempts=4, interval_seconds=0.5, backoff_rate=2.0)
 async def end_failed_step(record_id: str, reason: str) -> str | None:
-    return await end_failed(_store(), record_id, reason)
+    return await end_failed(RECORDS(), record_id, reason)
 
 
 # --- the wrapper ----------------------------------------------------------------------------------

@@ -24,8 +24,9 @@ from dbos import DBOS, SetWorkflowID
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.media.fetch import FetchPolicy, fetch_into_store, refuse_early
 from sogni_intelligence.media.store import AssetRecord, AssetStore
-from sogni_intelligence.runtime import endings
+from sogni_intelligence.runtime import cost_approval
 from sogni_intelligence.runtime.endings import STOPPED, ends_record_on_error
+from sogni_intelligence.runtime.launched import RECORDS, Launched
 from sogni_intelligence.runtime.records import Announcement, Event, Record, RecordStore
 from sogni_intelligence.tools.base import ENVELOPE_KEYS, ToolContext, execute
 from sogni_intelligence.tools.catalog import CATALOG
@@ -54,8 +55,6 @@ JOB_POLL_S = 0.01
 JOB_CHECK_S = 2.0
 START_ENDPOINT = "workflows.start"
 RESEED_ENDPOINT = "workflows.reseed"
-APPROVAL_TOPIC = "cost_approval"
-APPROVAL_WAIT_S = 7 * 24 * 3600
 
 
 @dataclass
@@ -68,13 +67,7 @@ class WorkflowDeps:
     services: dict[str, Any]
 
 
-_deps: WorkflowDeps | None = None
-
-
-def _d() -> WorkflowDeps:
-    if _deps is None:
-        raise RuntimeError("the workflow runtime is not launched")
-    return _deps
+DEPS: Launched[WorkflowDeps] = Launched("the workflow runtime")
 
 
 def _now() -> str:
@@ -87,7 +80,7 @@ def _now() -> str:
 
 @DBOS.step()
 async def _mark_running(record_id: str) -> bool:
-    deps = _d()
+    deps = DEPS()
     await deps.records.transition(
         record_id,
         "running",
@@ -99,83 +92,9 @@ async def _mark_running(record_id: str) -> bool:
 
 
 @DBOS.step()
-async def _ask_cost_approval(record_id: str) -> bool:
-    """Pause in `waiting_for_user` with a cost preview; False if the workflow is not running."""
-    records = _d().records
-    record = await records.get(record_id)
-    assert record is not None
-    preview = {
-        "estimatedCapacityUnits": record.data["estimatedCapacityUnits"],
-        "steps": [
-            {
-                "stepId": s["id"],
-                "toolName": s["toolName"],
-                "estimatedCapacityUnits": s["estimatedCapacityUnits"],
-            }
-            for s in record.data["steps"]
-        ],
-    }
-    moved = await records.transition(
-        record_id,
-        "waiting_for_user",
-        allowed_from={"running"},
-        patch={
-            "waitingReason": "cost_approval_required",
-            "awaitingCostApproval": True,
-            "billingPreview": preview,
-        },
-        event=Announcement(
-            "workflow_waiting_for_user",
-            {"status": "waiting_for_user", "reason": "cost_approval_required", "preview": preview},
-            "waiting:cost",
-        ),
-    )
-    if moved is None:  # repeated after a crash: the pause may be in place, or even answered
-        current = await records.get(record_id)
-        return current is not None and current.status in ("waiting_for_user", "running")
-    return True
-
-
-@DBOS.step()
-async def _approval_resolved(record_id: str, decision: str) -> bool:
-    """Back to `running` after a confirmation; True when the workflow should go on."""
-    records = _d().records
-    if decision != "confirm":
-        # No approval came (it timed out): the workflow ends here, visibly.
-        reason = "cost approval not given"
-        await records.transition(
-            record_id,
-            "cancelled",
-            allowed_from={"waiting_for_user"},
-            patch={
-                "cancellationReason": reason,
-                "completedAt": _now(),
-                "awaitingCostApproval": False,
-            },
-            event=Announcement(
-                "workflow_cancelled", {"status": "cancelled", "reason": reason}, "terminal"
-            ),
-        )
-        return False
-    moved = await records.transition(
-        record_id,
-        "running",
-        allowed_from={"waiting_for_user"},
-        patch={"waitingReason": None, "awaitingCostApproval": False},
-        event=Announcement(
-            "workflow_progress", {"status": "running", "costApproved": True}, "cost:approved"
-        ),
-    )
-    if moved is None:  # repeated after a crash, the workflow may already run again
-        current = await records.get(record_id)
-        return current is not None and current.status == "running"
-    return True
-
-
-@DBOS.step()
 async def _ingest_media(record_id: str) -> list[dict[str, Any]]:
     """Fetch the request's media references into the asset store (http(s) only, guarded)."""
-    deps = _d()
+    deps = DEPS()
     record = await deps.records.get(record_id)
     assert record is not None
     counts: dict[str, int] = {}
@@ -211,7 +130,7 @@ async def _media_context(
 ) -> MediaContext:
     """The step's media: what the caller's session already had (`seed`, e.g. a chat's earlier
     rounds, so its indices stay valid), the request media, then this workflow's results."""
-    assets = _d().assets
+    assets = DEPS().assets
     media = MediaContext()
     for kind, ids in seed.get("uploads", {}).items():
         for asset_id in ids:
@@ -238,7 +157,7 @@ async def _run_step(
     input_media: list[dict[str, Any]],
     generated: dict[str, list[str]],
 ) -> dict[str, Any]:
-    deps = _d()
+    deps = DEPS()
     record = await deps.records.get(record_id)
     assert record is not None
     if record.status == "cancelled":
@@ -291,7 +210,7 @@ async def _step_failed(
     record_id: str, step_id: str, message: str, result: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     error = {"message": message, "errorType": (result or {}).get("error_type", "UNKNOWN_ERROR")}
-    await _d().records.append(
+    await DEPS().records.append(
         record_id,
         "step_failed",
         {"stepId": step_id, "error": error},
@@ -305,7 +224,7 @@ async def _record_wave(
     record_id: str, results: dict[str, dict[str, Any]], artifacts: list[dict[str, Any]]
 ) -> None:
     """Persist the wave's step states and artifacts, and announce the new artifacts."""
-    records = _d().records
+    records = DEPS().records
     record = await records.get(record_id)
     assert record is not None
     steps = [
@@ -342,7 +261,7 @@ async def _record_wave(
 
 @DBOS.step()
 async def _finish(record_id: str, statuses: dict[str, str]) -> str:
-    records = _d().records
+    records = DEPS().records
     completed = sum(1 for s in statuses.values() if s == "completed")
     if completed == len(statuses):
         status, event = "completed", "workflow_completed"
@@ -414,7 +333,7 @@ async def _steps_settled(record_id: str, step_ids: list[str], job_ids: list[str]
     stopped without its event (its failure could not even be recorded) is noticed by a slow
     check of the jobs' DBOS status; reading its result then raises, which ends the workflow."""
     pending = set(step_ids)
-    async for event in _d().records.follow(record_id, idle_s=JOB_CHECK_S):
+    async for event in DEPS().records.follow(record_id, idle_s=JOB_CHECK_S):
         if event is None:
             if await _jobs_stopped(job_ids):
                 return
@@ -443,13 +362,15 @@ async def _jobs_stopped(job_ids: list[str]) -> bool:
 async def creative_workflow(record_id: str) -> str:
     if not await _mark_running(record_id):
         return "cancelled"
-    record = await _d().records.get(record_id)
+    record = await DEPS().records.get(record_id)
     assert record is not None
     if record.data.get("needsCostApproval"):
-        if not await _ask_cost_approval(record_id):
+        if not await cost_approval.ask_plan_approval(record_id):
             return "cancelled"
-        decision = await DBOS.recv_async(APPROVAL_TOPIC, timeout_seconds=APPROVAL_WAIT_S)
-        if not await _approval_resolved(record_id, decision or "timeout"):
+        decision = await DBOS.recv_async(
+            cost_approval.PLAN_APPROVAL_TOPIC, timeout_seconds=cost_approval.APPROVAL_WAIT_S
+        )
+        if not await cost_approval.plan_approval_resolved(record_id, decision or "timeout"):
             return "cancelled"
     input_media = await _ingest_media(record_id)
     plan = Plan.model_validate(record.data["plan"])  # the plan never changes after the start
@@ -481,7 +402,7 @@ async def creative_workflow(record_id: str) -> str:
             statuses[step_id] = result["status"]
             refs = []
             for asset_id in result["assets"]:
-                asset = await _d().assets.get(asset_id)
+                asset = await DEPS().assets.get(asset_id)
                 if asset is None:
                     continue
                 generated[asset.kind].append(asset.id)
@@ -507,9 +428,8 @@ class WorkflowRuntime:
         return self.deps.records
 
     def launch(self) -> None:
-        global _deps
-        _deps = self.deps
-        endings.bind(self.deps.records)
+        DEPS.bind(self.deps)
+        RECORDS.bind(self.deps.records)
 
     async def start(
         self,
@@ -600,6 +520,13 @@ class WorkflowRuntime:
             log.debug("DBOS cancel of %s failed", record.id, exc_info=True)
         return moved, True
 
+    async def cancel_all(self, workflow_ids: list[str], reason: str) -> None:
+        """Cancel each of these workflows that exists (a chat run's children)."""
+        for workflow_id in workflow_ids:
+            child = await self.deps.records.get(workflow_id)
+            if child is not None:
+                await self.cancel(child, reason)
+
     async def confirm_cost(self, record: Record, decision: str = "confirm") -> tuple[Record, bool]:
         """Answer a cost approval: `confirm` goes on, `cancel` cancels. False when the record
         was not waiting for one (a retry is then a no-op)."""
@@ -608,13 +535,10 @@ class WorkflowRuntime:
         if decision == "cancel":
             cancelled, _ = await self.cancel(record, "cost not approved")
             return cancelled, True
-        await DBOS.send_async(record.id, "confirm", topic=APPROVAL_TOPIC)
-        for _ in range(100):  # the workflow flips the status as soon as it reads the message
-            current = await self.deps.records.get(record.id)
-            if current is not None and current.status != "waiting_for_user":
-                return current, True
-            await asyncio.sleep(0.02)
-        return await self.deps.records.get(record.id) or record, True
+        current = await cost_approval.deliver_decision(
+            self.deps.records, record, "confirm", cost_approval.PLAN_APPROVAL_TOPIC
+        )
+        return current, True
 
     async def resume(self, record: Record) -> tuple[Record, bool]:
         """Release a cost wait, or restart an interrupted run from its persisted steps."""

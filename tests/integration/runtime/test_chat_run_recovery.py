@@ -360,12 +360,10 @@ def test_killed_while_waiting_for_a_cost_confirmation(
     def waiting(run_id: str, events: Events) -> bool:
         if not any(e["type"] == "run_waiting_for_user" for e in events):
             return False
-        return not pause_recorded or "_run_ask_cost_approval" in _dbos_steps(
-            tmp_path, database, run_id
-        )
+        return not pause_recorded or "ask_call_approval" in _dbos_steps(tmp_path, database, run_id)
 
     def forget_pause(run_id: str) -> None:
-        _forget_step(tmp_path, database, run_id, "_run_ask_cost_approval")
+        _forget_step(tmp_path, database, run_id, "ask_call_approval")
 
     run_id, at_kill, summary = _crash_and_recover(
         tmp_path,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sogni_intelligence.errors import ServiceError
+from sogni_intelligence.runtime import cost_approval
 from sogni_intelligence.runtime.workflows import WorkflowRuntime
 
 pytestmark = pytest.mark.slow
@@ -250,9 +251,7 @@ async def test_resume_of_a_finished_workflow_does_nothing(runtime: WorkflowRunti
 async def test_unanswered_cost_approval_ends_the_workflow(
     runtime: WorkflowRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sogni_intelligence.runtime import workflows
-
-    monkeypatch.setattr(workflows, "APPROVAL_WAIT_S", 1)
+    monkeypatch.setattr(cost_approval, "APPROVAL_WAIT_S", 1)
     runtime.approval_threshold = 0.5
     record, _ = await runtime.start("key_a", KEYFRAME_TO_VIDEO, [])
     events = await wait_terminal(runtime, record.id, timeout=20)

@@ -18,8 +18,8 @@ from sogni_intelligence.api.chat_completions.serving import ChatCompletionsServi
 from sogni_intelligence.api.chat_runs.protocol import StartRunBody
 from sogni_intelligence.api.sse import is_latest, record_events
 from sogni_intelligence.errors import ServiceError
+from sogni_intelligence.runtime.chat_run_steps import MEDIA_CONTEXT_FIELDS
 from sogni_intelligence.runtime.chat_runs import (
-    MEDIA_CONTEXT_FIELDS,
     STREAM_CLOSES_AFTER,
     TERMINAL_EVENTS,
     ChatRunRuntime,
