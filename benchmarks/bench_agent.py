@@ -95,7 +95,7 @@ class Bench:
 
     async def direct(self, body: dict[str, Any]) -> dict[str, Any]:
         """The loop's engine requests, built the way it builds them, and the tool call."""
-        service = self.app.state.chat
+        service = self.app.state.server.chat
         prepared = await service.prepare(ChatCompletionRequest.model_validate(body))
         base = prepared.engine_request
         tools = [tool.definition() for tool in prepared.hosted.values()]
@@ -107,7 +107,10 @@ class Bench:
         llm = time.perf_counter() - started
         tool_started = time.perf_counter()
         ctx = ToolContext(
-            self.owner, MediaContext(), self.app.state.assets, services=self.app.state.tool_services
+            self.owner,
+            MediaContext(),
+            self.app.state.server.assets,
+            services=self.app.state.server.tool_services,
         )
         result = await execute(CATALOG[self.tool], json.loads(call["function"]["arguments"]), ctx)
         tool_s = time.perf_counter() - tool_started
@@ -134,9 +137,9 @@ class Bench:
 
     async def tool_path(self, arguments: str, number: int) -> dict[str, float]:
         """The same call without the LLM: through the loop's tool path, then directly."""
-        agent = self.app.state.chat.agent
+        agent = self.app.state.server.chat.agent
         surface = hosted_tools(SURFACE[self.tool], set())
-        engine = self.app.state.chat.registry.resolve(None).engine  # not used: no round
+        engine = self.app.state.server.chat.registry.resolve(None).engine  # not used: no round
         session = Session(self.owner, engine, {"messages": []}, [], surface, "auto", MediaContext())
         call = {
             "id": f"call_bench{number}",
@@ -144,7 +147,10 @@ class Bench:
             "function": {"name": self.tool, "arguments": arguments},
         }
         ctx = ToolContext(
-            self.owner, MediaContext(), self.app.state.assets, services=self.app.state.tool_services
+            self.owner,
+            MediaContext(),
+            self.app.state.server.assets,
+            services=self.app.state.server.tool_services,
         )
         timed: dict[str, float] = {}
         sides = [("loop_s", agent.run_calls(session, [call], 0))]

@@ -92,8 +92,8 @@ async def _subscriber(
 
 
 async def bench_delivery(app: Any, url: str, key: str, subscribers: int, events: int) -> dict:
-    records = app.state.chat_runs.deps.records
-    info = await app.state.keys.check(key)
+    records = app.state.server.chat_runs.deps.records
+    info = await app.state.server.keys.check(key)
     assert info is not None
     owner = info.id
     record, _ = await records.create("chat_run", owner, {"request": {}, "engine": {}})

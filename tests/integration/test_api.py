@@ -36,7 +36,7 @@ async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
     data: Path = tmp_path_factory.mktemp("api")
     settings = embedded_settings(data).model_copy(update={"max_body_bytes": 256 * 1024})
     async with in_process_app(settings) as running:
-        yield Api(running.http, running.key, running.app.state.keys)
+        yield Api(running.http, running.key, running.app.state.server.keys)
 
 
 def _assert_openai_error(response: httpx.Response, status: int, param: str | None = None) -> dict:

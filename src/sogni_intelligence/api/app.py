@@ -24,21 +24,16 @@ from sogni_intelligence.api.chat_runs.api_router import router as chat_runs_rout
 from sogni_intelligence.api.limits import BodySizeLimit
 from sogni_intelligence.api.media.api_router import router as media_router
 from sogni_intelligence.api.models.api_router import router as models_router
+from sogni_intelligence.api.state import Server
 from sogni_intelligence.api.tools_execute.api_router import router as tools_execute_router
 from sogni_intelligence.api.workflows.api_router import router as workflows_router
 from sogni_intelligence.config import Settings
 from sogni_intelligence.errors import ServiceError
-from sogni_intelligence.llm.registry import ModelRegistry
-from sogni_intelligence.media.fetch import FetchPolicy
-from sogni_intelligence.media.store import AssetStore
 from sogni_intelligence.runtime import durable, endings
 from sogni_intelligence.runtime.chat_runs import ChatRunDeps, ChatRunRuntime
-from sogni_intelligence.runtime.records import RecordStore
 from sogni_intelligence.runtime.template_store import TemplateStore
-from sogni_intelligence.runtime.workflows import WorkflowDeps, WorkflowRuntime
-from sogni_intelligence.store.db import Database
+from sogni_intelligence.runtime.wiring import open_core
 from sogni_intelligence.store.keys import KeyStore
-from sogni_intelligence.tools.services import build_tool_services
 
 log = logging.getLogger(__name__)
 
@@ -67,54 +62,41 @@ async def ensure_first_key(keys: KeyStore) -> None:
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.ensure_data_dir()
-        db = Database(settings.resolved_database_url)
-        await db.create_all()
-        keys = KeyStore(db, settings.key_cache_seconds)
+        core = await open_core(settings)
+        keys = KeyStore(core.db, settings.key_cache_seconds)
         await ensure_first_key(keys)
-        registry = ModelRegistry(settings)
-        started = time.monotonic()
-        await registry.start()
-        log.info("models loaded in %.2f s", time.monotonic() - started)
-        app.state.settings = settings
-        app.state.db = db
-        app.state.keys = keys
-        app.state.registry = registry
-        app.state.assets = AssetStore.from_settings(db, settings)
-        # What hosted tools run with (remote image backends, a vision LLM when one exists).
-        app.state.tool_services = build_tool_services(settings, registry)
-        app.state.templates = TemplateStore(db)
-        fetch_policy = FetchPolicy.from_settings(settings)
-        records = RecordStore(db)  # one store, so events reach followers in memory
-        workflows = WorkflowRuntime(
-            WorkflowDeps(records, app.state.assets, fetch_policy, app.state.tool_services),
-            approval_threshold=settings.workflow_cost_confirmation_units,
-        )
         agent = AgentLoop(
-            workflows,
-            app.state.assets,
-            app.state.tool_services,
+            core.workflows,
+            core.assets,
+            core.tool_services,
             settings.resolved_public_base_url,
             LoopLimits.from_settings(settings),
         )
-        chat_runs = ChatRunRuntime(ChatRunDeps(records, agent, registry, fetch_policy, workflows))
-        workflows.launch()
+        chat_runs = ChatRunRuntime(
+            ChatRunDeps(core.records, agent, core.registry, core.fetch_policy, core.workflows)
+        )
+        core.workflows.launch()
         chat_runs.launch()
         await chat_runs.recover()
         # DBOS recovers the workflows and runs this process left unfinished as it launches.
         await durable.launch(settings)
-        await workflows.resume_pending()
+        await core.workflows.resume_pending()
         await chat_runs.launch_pending()
-        sweeper = asyncio.create_task(endings.sweep_forever(records, settings.record_sweep_s))
-        app.state.workflows = workflows
-        app.state.chat_runs = chat_runs
-        app.state.started_at = int(time.time())
-        app.state.chat = ChatCompletionsService(
-            registry,
+        sweeper = asyncio.create_task(endings.sweep_forever(core.records, settings.record_sweep_s))
+        chat = ChatCompletionsService(
+            core.registry,
             ImageLimits(settings.max_image_bytes, settings.max_image_side),
             settings.max_images,
             agent,
-            fetch_policy,
+            core.fetch_policy,
+        )
+        app.state.server = Server.on(
+            core,
+            keys=keys,
+            templates=TemplateStore(core.db),
+            chat_runs=chat_runs,
+            chat=chat,
+            started_at=int(time.time()),
         )
         try:
             yield
@@ -123,10 +105,7 @@ def create_app(settings: Settings) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper  # before the database and DBOS go away under it
             durable.shutdown()
-            for backend in app.state.tool_services["image_backends"].values():
-                await backend.close()
-            await registry.close()
-            await db.close()
+            await core.close()
 
     app = FastAPI(title="Sogni Intelligence (self-hosted)", version=__version__, lifespan=lifespan)
     errors.install(app)

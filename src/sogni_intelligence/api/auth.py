@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from sogni_intelligence.api.state import server_of
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.store.keys import KeyInfo, KeyStore
 
@@ -28,7 +29,7 @@ async def require_key(request: Request) -> KeyInfo:
             "authentication_error",
             "missing_api_key",
         )
-    store: KeyStore = request.app.state.keys
+    store: KeyStore = server_of(request).keys
     info = await store.check(key)
     if info is None:
         raise ServiceError("Invalid API key.", 401, "authentication_error", "invalid_api_key")

@@ -10,14 +10,8 @@ import sys
 from collections.abc import Sequence
 
 from sogni_intelligence.config import Settings
-from sogni_intelligence.llm.registry import ModelRegistry
-from sogni_intelligence.media.fetch import FetchPolicy
-from sogni_intelligence.media.store import AssetStore
 from sogni_intelligence.runtime import durable
-from sogni_intelligence.runtime.records import RecordStore
-from sogni_intelligence.runtime.workflows import WorkflowDeps, WorkflowRuntime
-from sogni_intelligence.store.db import Database
-from sogni_intelligence.tools.services import build_tool_services
+from sogni_intelligence.runtime.wiring import open_core
 
 
 def default_executor_id(queues: Sequence[str]) -> str:
@@ -35,25 +29,13 @@ async def run_worker(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    settings.ensure_data_dir()
-    db = Database(settings.resolved_database_url)
-    await db.create_all()
-    registry = ModelRegistry(settings)
     # Only the analysis tools ask an LLM (about images); other workers load no model.
-    if "analysis" in queues:
-        await registry.start()
-    services = build_tool_services(settings, registry)
-    assets = AssetStore.from_settings(db, settings)
-    WorkflowRuntime(
-        WorkflowDeps(RecordStore(db), assets, FetchPolicy.from_settings(settings), services)
-    ).launch()
+    core = await open_core(settings, load_models="analysis" in queues)
+    core.workflows.launch()
     await durable.launch(settings, executor_id, listen=queues)
     print(f"worker {executor_id} serving {', '.join(queues)}", file=sys.stderr, flush=True)
     try:
         await stop.wait()
     finally:
         durable.shutdown()
-        for backend in services["image_backends"].values():
-            await backend.close()
-        await registry.close()
-        await db.close()
+        await core.close()

@@ -33,8 +33,10 @@ async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[InP
 
 def with_bound(running: InProcessApp, tokens: int) -> AgentLoop:
     """The app's loop, with the per-round bound a server configured with `tokens` has."""
-    agent: AgentLoop = running.app.state.chat.agent
-    settings = running.app.state.settings.model_copy(update={"agent_max_tokens_per_round": tokens})
+    agent: AgentLoop = running.app.state.server.chat.agent
+    settings = running.app.state.server.settings.model_copy(
+        update={"agent_max_tokens_per_round": tokens}
+    )
     return AgentLoop(
         agent.workflows,
         agent.assets,
@@ -54,7 +56,7 @@ async def test_a_round_generates_at_most_the_bound(
         request["max_tokens"] = asked
     session = Session(
         owner=running.owner,
-        engine=running.app.state.chat.registry.resolve(None).engine,
+        engine=running.app.state.server.chat.registry.resolve(None).engine,
         request=request,
         client_tools=[],
         hosted={},

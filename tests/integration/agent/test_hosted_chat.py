@@ -99,7 +99,7 @@ class Api:
 
     @property
     def records(self) -> RecordStore:
-        return self.app.state.workflows.deps.records
+        return self.app.state.server.workflows.deps.records
 
     async def chat(self, text: str | list[dict[str, Any]], **body: Any) -> httpx.Response:
         headers = body.pop("headers", self.auth)
@@ -113,7 +113,7 @@ class Api:
 
     async def other_key(self) -> dict[str, str]:
         """Headers of a fresh key, whose workflow list starts empty."""
-        key, _ = await self.app.state.keys.create("hosted-chat-other")
+        key, _ = await self.app.state.server.keys.create("hosted-chat-other")
         return {"Authorization": f"Bearer {key}"}
 
     async def workflows_of(self, headers: dict[str, str]) -> list[dict[str, Any]]:
@@ -253,8 +253,8 @@ async def test_indices_chain_across_calls_of_one_turn(api: Api) -> None:
     """The loop's tool path (`AgentLoop.run_calls`) with fixed calls, no model choice involved:
     two images in one round, then a clip from image 0 in the next round, which is not the
     latest image an omitted index would take."""
-    agent: AgentLoop = api.app.state.chat.agent
-    entry = api.app.state.chat.registry.resolve(None)
+    agent: AgentLoop = api.app.state.server.chat.agent
+    entry = api.app.state.server.chat.registry.resolve(None)
     session = Session(
         owner=api.owner,
         engine=entry.engine,
@@ -301,9 +301,9 @@ async def test_indices_chain_across_calls_of_one_turn(api: Api) -> None:
     assert record.data["mediaContext"]["generated"]["image"] == [first_id, second_id]
     assert [r["round"] for r in session.tool_results] == [0, 0, 1]
     assert [w["status"] for w in session.workflows] == ["completed"] * 3
-    stored = await api.app.state.assets.get(video["output_assets"][0]["asset_id"], api.owner)
+    stored = await api.app.state.server.assets.get(video["output_assets"][0]["asset_id"], api.owner)
     assert stored is not None
-    report = ffprobe(api.app.state.assets.path_of(stored))
+    report = ffprobe(api.app.state.server.assets.path_of(stored))
     stream = next(s for s in report["streams"] if s["codec_type"] == "video")
     assert (stream["width"], stream["height"]) == (256, 256)
     assert 1.8 <= float(report["format"]["duration"]) <= 2.3
@@ -362,7 +362,7 @@ async def test_the_model_is_told_which_upload_index_is_which(api: Api) -> None:
             "media_references": [{"kind": "image", "data": data_uri(png((32, 32), "blue"))}],
         }
     )
-    service = api.app.state.chat
+    service = api.app.state.server.chat
     turn = AgentTurn(service, await service.prepare(body))
     session = await turn.session(api.owner, body.media_references or [])
     system, user = session.request["messages"]

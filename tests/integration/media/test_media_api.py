@@ -74,8 +74,8 @@ async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
         async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
             yield Api(
                 client,
-                app.state.assets,
-                app.state.db,
+                app.state.server.assets,
+                app.state.server.db,
                 data,
                 {"Authorization": f"Bearer {key_a}"},
                 {"api-key": key_b},

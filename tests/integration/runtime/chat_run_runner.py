@@ -178,7 +178,7 @@ async def recover(
             async with asyncio.timeout(timeout_s):
                 if confirm:
                     await _confirm(http, run_id)
-                records = app.state.chat_runs.deps.records
+                records = app.state.server.chat_runs.deps.records
                 async for event in records.follow(run_id):
                     if event is not None and event.type in TERMINAL_EVENTS:
                         break

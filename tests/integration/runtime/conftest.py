@@ -79,5 +79,5 @@ async def app_with_two_keys(
     """The whole app in process and two keys (the second one checks that records stay
     invisible to other keys)."""
     async with in_process_app(settings, timeout_s) as running:
-        other, _ = await running.app.state.keys.create("other")
+        other, _ = await running.app.state.server.keys.create("other")
         yield running.app, running.http, running.key, other

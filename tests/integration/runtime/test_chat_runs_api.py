@@ -465,7 +465,7 @@ async def test_inline_media_is_refused_and_own_media_urls_are_fetched(client: Cl
     assert len(run["mediaContext"]["uploadedImages"]) == 3
     fetched = await client.download(run["mediaContext"]["uploadedImages"][0])
     assert fetched.status_code == 200 and fetched.content == png
-    record = await client.app.state.chat_runs.deps.records.get(run_id)
+    record = await client.app.state.server.chat_runs.deps.records.get(run_id)
     system, user = record.data["state"]["messages"][:2]
     assert system["role"] == "system" and system["content"].endswith(
         "by the index tools take: image -1 = media_context.uploadedImages[0]; "

@@ -132,7 +132,10 @@ async def api(tmp_path: Path, runtime_database_url: str) -> AsyncIterator[Api]:
     )
     async with in_process_app(settings, 120) as running:
         yield Api(
-            running.http, running.key, running.owner, running.app.state.workflows.deps.records
+            running.http,
+            running.key,
+            running.owner,
+            running.app.state.server.workflows.deps.records,
         )
 
 

@@ -200,7 +200,7 @@ async def test_concurrent_starts_with_one_key_make_one_workflow(client: Client) 
 
 
 async def test_cost_confirmation_with_idempotent_retries(client: Client) -> None:
-    client.app.state.workflows.approval_threshold = 0.5
+    client.app.state.server.workflows.approval_threshold = 0.5
     workflow_id = (await client.start({"input": PLAN})).json()["data"]["workflow"]["workflowId"]
     frames = await client.stream(workflow_id)  # the stream closes while it waits for the user
     assert frames[-1]["event"] == "workflow_waiting_for_user"

@@ -14,6 +14,7 @@ from sogni_intelligence.api.chat_completions.protocol import ChatCompletionReque
 from sogni_intelligence.api.chat_completions.serving import AgentTurn, ChatCompletionsService
 from sogni_intelligence.api.errors import error_body
 from sogni_intelligence.api.sse import DONE, SSE_HEADERS, data_frame
+from sogni_intelligence.api.state import server_of
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.llm.protocol import Chunk
 
@@ -25,7 +26,7 @@ T = TypeVar("T")
 async def create_chat_completion(
     body: ChatCompletionRequest, request: Request, key: CurrentKey
 ) -> Response:
-    service: ChatCompletionsService = request.app.state.chat
+    service: ChatCompletionsService = server_of(request).chat
     prepared = await service.prepare(body)
     if prepared.loop:
         turn = AgentTurn(service, prepared)

@@ -16,6 +16,7 @@ from sogni_intelligence.api.chat_runs.protocol import (
 )
 from sogni_intelligence.api.errors import SogniRoute
 from sogni_intelligence.api.sse import SSE_HEADERS, After, cursor
+from sogni_intelligence.api.state import server_of
 from sogni_intelligence.runtime.chat_runs import CONFIRM_ENDPOINT
 
 router = APIRouter(route_class=SogniRoute, tags=["chat runs"])
@@ -35,7 +36,7 @@ async def start_run(
 ) -> JSONResponse:
     serving.reject_inline_media(body)
     runs = serving.runs_of(request)
-    echo, engine, media = await serving.prepare_run(request.app.state.chat, body)
+    echo, engine, media = await serving.prepare_run(server_of(request).chat, body)
     record, replayed = await runs.start(
         key.id,
         {**echo, "idempotencyKey": idempotency_key},

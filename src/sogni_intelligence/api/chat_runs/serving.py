@@ -17,6 +17,7 @@ from sogni_intelligence.api.chat_completions.protocol import (
 from sogni_intelligence.api.chat_completions.serving import ChatCompletionsService
 from sogni_intelligence.api.chat_runs.protocol import StartRunBody
 from sogni_intelligence.api.sse import is_latest, record_events
+from sogni_intelligence.api.state import server_of
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.runtime.chat_run_steps import MEDIA_CONTEXT_FIELDS
 from sogni_intelligence.runtime.chat_runs import (
@@ -33,7 +34,7 @@ INLINE_MEDIA_MESSAGE = (
 
 
 def runs_of(request: Request) -> ChatRunRuntime:
-    return request.app.state.chat_runs
+    return server_of(request).chat_runs
 
 
 async def owned_run(request: Request, owner: str, run_id: str) -> Record:

@@ -35,6 +35,7 @@ from sogni_intelligence.api.media.protocol import (
     UploadUrlData,
     UploadUrlResponse,
 )
+from sogni_intelligence.api.state import server_of
 from sogni_intelligence.config import Settings
 from sogni_intelligence.errors import ServiceError, invalid_request
 from sogni_intelligence.media.sniff import EXTENSIONS, sniff
@@ -91,15 +92,15 @@ def parse_query(model: type[SlotQuery], request: Request) -> Any:
 
 
 def _store(request: Request) -> AssetStore:
-    return request.app.state.assets
+    return server_of(request).assets
 
 
 def _settings(request: Request) -> Settings:
-    return request.app.state.settings
+    return server_of(request).settings
 
 
 def _db(request: Request) -> Database:
-    return request.app.state.db
+    return server_of(request).db
 
 
 # --- GET /v1/media/{asset_id} -----------------------------------------------------------------

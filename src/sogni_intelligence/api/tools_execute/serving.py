@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import Request
 from pydantic import ValidationError
 
+from sogni_intelligence.api.state import server_of
 from sogni_intelligence.api.tools_execute.protocol import ExecuteToolBody
 from sogni_intelligence.errors import ServiceError, invalid_request
 from sogni_intelligence.tools.base import ToolContext, execute
@@ -50,8 +51,8 @@ async def execute_tool(request: Request, owner: str, body: ExecuteToolBody) -> d
     ctx = ToolContext(
         owner=owner,
         media=MediaContext(),
-        store=request.app.state.assets,
-        services=request.app.state.tool_services,
+        store=server_of(request).assets,
+        services=server_of(request).tool_services,
     )
     result = await execute(tool, arguments, ctx)
     if not result["ok"]:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import Request
 
 from sogni_intelligence.api.sse import is_latest, record_events
+from sogni_intelligence.api.state import server_of
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.runtime.records import Event, Record
 from sogni_intelligence.runtime.template_store import TemplateStore
@@ -20,11 +21,11 @@ STREAM_CLOSES_AT = frozenset(
 
 
 def runtime_of(request: Request) -> WorkflowRuntime:
-    return request.app.state.workflows
+    return server_of(request).workflows
 
 
 def templates_of(request: Request) -> TemplateStore:
-    return request.app.state.templates
+    return server_of(request).templates
 
 
 def not_found(what: str = "workflow") -> ServiceError:
