@@ -66,18 +66,7 @@ def now() -> datetime:
 
 async def _session(record: Record, state: dict[str, Any]) -> Session:
     deps = DEPS()
-    assets = deps.agent.assets
-    media = MediaContext()
-    for part in ("uploads", "generated"):
-        for kind in KINDS:
-            for asset_id in state["media"][part].get(kind, []):
-                asset = await assets.get(asset_id, record.owner)
-                if asset is None:
-                    continue
-                if part == "uploads":
-                    media.add_upload(asset)
-                else:
-                    media.add_generated([asset])
+    media = await MediaContext.load(deps.agent.assets, record.owner, state["media"])
     engine = record.data["engine"]
 
     async def on_workflow(call_id: str, tool: str, summary: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ from sogni_intelligence.runtime.launched import RECORDS, Launched
 from sogni_intelligence.runtime.records import Announcement, Event, Record, RecordStore
 from sogni_intelligence.tools.base import ENVELOPE_KEYS, ToolContext, execute
 from sogni_intelligence.tools.catalog import CATALOG
-from sogni_intelligence.tools.media_context import MediaContext
+from sogni_intelligence.tools.media_context import KINDS, MediaContext, MediaIds
 from sogni_intelligence.tools.plans import (
     BindingError,
     InputMediaRef,
@@ -124,29 +124,19 @@ async def _ingest_media(record_id: str) -> list[dict[str, Any]]:
 
 async def _media_context(
     owner: str,
-    seed: dict[str, dict[str, list[str]]],
+    seed: MediaIds,
     input_media: list[dict[str, Any]],
     generated: dict[str, list[str]],
 ) -> MediaContext:
     """The step's media: what the caller's session already had (`seed`, e.g. a chat's earlier
     rounds, so its indices stay valid), the request media, then this workflow's results."""
-    assets = DEPS().assets
-    media = MediaContext()
-    for kind, ids in seed.get("uploads", {}).items():
-        for asset_id in ids:
-            record = await assets.get(asset_id, owner)
-            if record is not None and record.kind == kind:
-                media.add_upload(record)
-    for ids in seed.get("generated", {}).values():
-        media.add_generated([r for r in [await assets.get(i, owner) for i in ids] if r])
-    for reference in input_media:
-        record = await assets.get(reference["assetId"], owner)
-        if record is not None:
-            media.add_upload(record)
-    for kind in ("image", "video", "audio"):
-        records = [await assets.get(asset_id, owner) for asset_id in generated.get(kind, [])]
-        media.add_generated([r for r in records if r is not None])
-    return media
+    uploads, earlier = seed.get("uploads", {}), seed.get("generated", {})
+    requested = {kind: [r["assetId"] for r in input_media if r["kind"] == kind] for kind in KINDS}
+    ids = {
+        "uploads": {kind: [*uploads.get(kind, []), *requested[kind]] for kind in KINDS},
+        "generated": {kind: [*earlier.get(kind, []), *generated.get(kind, [])] for kind in KINDS},
+    }
+    return await MediaContext.load(DEPS().assets, owner, ids)
 
 
 @DBOS.step()

@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 
 from sogni_intelligence.errors import ToolError
 from sogni_intelligence.media.sniff import MediaKind
-from sogni_intelligence.media.store import AssetRecord
+from sogni_intelligence.media.store import AssetRecord, AssetStore
 
 KINDS: tuple[MediaKind, ...] = ("image", "video", "audio")
+#: A context as asset ids, part ("uploads", "generated") -> kind -> ids in index order: what a
+#: durable record keeps, since the assets themselves live in the store.
+MediaIds = dict[str, dict[str, list[str]]]
 
 
 @dataclass
@@ -22,7 +25,24 @@ class MediaContext:
     generated: dict[str, list[AssetRecord]] = field(default_factory=lambda: {k: [] for k in KINDS})
     labels: dict[str, str] = field(default_factory=dict)
 
-    def asset_ids(self) -> dict[str, dict[str, list[str]]]:
+    @classmethod
+    async def load(cls, assets: AssetStore, owner: str, ids: MediaIds) -> MediaContext:
+        """The context `ids` describe (see `asset_ids`), read from the store; an asset that is
+        gone, or not of its list's kind, is left out."""
+        media = cls()
+        for part in ("uploads", "generated"):
+            for kind in KINDS:
+                for asset_id in ids.get(part, {}).get(kind, []):
+                    record = await assets.get(asset_id, owner)
+                    if record is None or record.kind != kind:
+                        continue
+                    if part == "uploads":
+                        media.add_upload(record)
+                    else:
+                        media.add_generated([record])
+        return media
+
+    def asset_ids(self) -> MediaIds:
         """The ids behind every index, so a workflow can rebuild the same context."""
         return {
             "uploads": {k: [r.id for r in v] for k, v in self.uploads.items()},
