@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import email.message
 import re
-import secrets
 import shutil
 import time
 from pathlib import Path
@@ -18,8 +17,6 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import FileResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
 
 from sogni_intelligence.api.auth import presented_key, require_key
 from sogni_intelligence.api.media.protocol import (
@@ -40,9 +37,8 @@ from sogni_intelligence.config import Settings
 from sogni_intelligence.errors import ServiceError, invalid_request
 from sogni_intelligence.media.sniff import EXTENSIONS, sniff
 from sogni_intelligence.media.store import ASSET_ID, AssetRecord, AssetStore
-from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.keys import KeyInfo
-from sogni_intelligence.store.models import UploadSlot
+from sogni_intelligence.store.upload_slots import SlotKey, UploadSlotStore
 
 SLOT_ID = re.compile(r"^upl_(image|video|audio)_[0-9a-f]{24}$")
 #: Room for multipart framing and part headers on top of the file size limit.
@@ -99,8 +95,8 @@ def _settings(request: Request) -> Settings:
     return server_of(request).settings
 
 
-def _db(request: Request) -> Database:
-    return server_of(request).db
+def _slots(request: Request) -> UploadSlotStore:
+    return UploadSlotStore(server_of(request).db)
 
 
 # --- GET /v1/media/{asset_id} -----------------------------------------------------------------
@@ -312,31 +308,8 @@ async def create_upload_url(
 ) -> UploadUrlResponse:
     """Make (or replace) the slot for (key, job, type, image id) and sign a PUT URL for it."""
     kind = slot_family(query, query.content_type, family)
-    db = _db(request)
-    match = (
-        (UploadSlot.owner == key.id)
-        & (UploadSlot.job_id == query.job_id)
-        & (UploadSlot.slot_type == query.type)
-        & (UploadSlot.image_id == query.image_id)
-    )
-    slot_id = f"upl_{kind}_{secrets.token_hex(12)}"
-    for attempt in range(3):
-        try:
-            async with db.session() as session, session.begin():
-                await session.execute(delete(UploadSlot).where(match))
-                session.add(
-                    UploadSlot(
-                        id=slot_id,
-                        owner=key.id,
-                        job_id=query.job_id,
-                        slot_type=query.type,
-                        image_id=query.image_id,
-                    )
-                )
-            break
-        except IntegrityError:  # a concurrent request for the same slot won the race
-            if attempt == 2:
-                raise
+    slot_key = SlotKey(key.id, query.job_id, query.type, query.image_id)
+    slot_id = await _slots(request).replace(slot_key, kind)
     url = _store(request).signer.url(f"/v1/uploads/{slot_id}", method="PUT")
     return UploadUrlResponse(data=UploadUrlData(uploadUrl=url))
 
@@ -351,9 +324,8 @@ async def put_upload(request: Request, slot_id: str) -> UploadedResponse:
     matched = SLOT_ID.match(slot_id)
     if matched is None:
         raise _not_found("upload slot")
-    db = _db(request)
-    async with db.session() as session:
-        slot = await session.get(UploadSlot, slot_id)
+    slots = _slots(request)
+    slot = await slots.get(slot_id)
     if slot is None:
         raise _not_found("upload slot (it was replaced by a newer upload URL)")
     family: MediaFamily = matched.group(1)  # type: ignore[assignment]
@@ -364,30 +336,13 @@ async def put_upload(request: Request, slot_id: str) -> UploadedResponse:
         family=family,
         meta={"job_id": slot.job_id, "slot_type": slot.slot_type},
     )
-    async with db.session() as session, session.begin():
-        await session.execute(
-            update(UploadSlot).where(UploadSlot.id == slot_id).values(asset_id=record.id)
-        )
+    await slots.attach(slot_id, record.id)
     return UploadedResponse(data=UploadedData(assetId=record.id))
 
 
 async def create_download_url(request: Request, key: KeyInfo, query: Any) -> DownloadUrlResponse:
     """A signed URL of what was uploaded to the key's slot; 404 when nothing was."""
-    condition = (
-        (UploadSlot.owner == key.id)
-        & (UploadSlot.job_id == query.job_id)
-        & (UploadSlot.slot_type == query.type)
-        & UploadSlot.asset_id.is_not(None)
-    )
-    if query.image_id:
-        condition = condition & (UploadSlot.image_id == query.image_id)
-    async with _db(request).session() as session:
-        asset_id = await session.scalar(
-            select(UploadSlot.asset_id)
-            .where(condition)
-            .order_by(UploadSlot.created_at.desc())
-            .limit(1)
-        )
+    asset_id = await _slots(request).latest_upload(key.id, query.job_id, query.type, query.image_id)
     store = _store(request)
     record = await store.get(asset_id, owner=key.id) if asset_id else None
     if record is None:
