@@ -41,8 +41,8 @@ sys.path.insert(0, str(RUNNER.parent))
 from crash_runner import open_runtime, settings_for  # noqa: E402
 
 from sogni_intelligence.runtime import durable  # noqa: E402
-from sogni_intelligence.runtime.records import RecordStore  # noqa: E402
 from sogni_intelligence.runtime.workflows import WorkflowRuntime  # noqa: E402
+from sogni_intelligence.store.records import RecordStore  # noqa: E402
 from sogni_intelligence.tools.base import ToolContext, execute  # noqa: E402
 from sogni_intelligence.tools.catalog import CATALOG  # noqa: E402
 from sogni_intelligence.tools.media_context import MediaContext  # noqa: E402

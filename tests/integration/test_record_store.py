@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import delete
 
 from sogni_intelligence.errors import ServiceError
-from sogni_intelligence.runtime.records import BEFORE_FIRST, Announcement, RecordStore
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.models import DurableRecord, IdempotencyKey, RecordEvent
+from sogni_intelligence.store.records import BEFORE_FIRST, Announcement, RecordStore
 
 
 @pytest.fixture

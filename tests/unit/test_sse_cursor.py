@@ -6,7 +6,7 @@ import pytest
 
 from sogni_intelligence.api.sse import cursor
 from sogni_intelligence.api.wire import MAX_DB_INT
-from sogni_intelligence.runtime.records import BEFORE_FIRST
+from sogni_intelligence.store.records import BEFORE_FIRST
 
 
 @pytest.mark.parametrize(

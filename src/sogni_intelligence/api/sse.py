@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import Query
 
 from sogni_intelligence.api.wire import MAX_DB_INT
-from sogni_intelligence.runtime.records import BEFORE_FIRST, Event, RecordStore
+from sogni_intelligence.store.records import BEFORE_FIRST, Event, RecordStore
 
 DONE = "data: [DONE]\n\n"
 

@@ -29,8 +29,8 @@ from sogni_intelligence.agent.surfaces import tools_named
 from sogni_intelligence.llm.registry import ModelRegistry
 from sogni_intelligence.media.fetch import FetchPolicy, fetch_into_store
 from sogni_intelligence.runtime.launched import Launched
-from sogni_intelligence.runtime.records import Announcement, Record, RecordStore
 from sogni_intelligence.runtime.workflows import WorkflowRuntime
+from sogni_intelligence.store.records import Announcement, Record, RecordStore
 from sogni_intelligence.tools.media_context import KINDS, MediaContext
 
 DELTA_FLUSH_S = 0.25

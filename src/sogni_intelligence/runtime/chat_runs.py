@@ -20,8 +20,8 @@ from sogni_intelligence.runtime import cost_approval
 from sogni_intelligence.runtime.chat_run_steps import DEPS, ChatRunDeps, now, round_output
 from sogni_intelligence.runtime.endings import end_failed_step, ends_record_on_error
 from sogni_intelligence.runtime.launched import RECORDS
-from sogni_intelligence.runtime.records import Announcement, Event, Record
 from sogni_intelligence.runtime.workflows import BACKBONE
+from sogni_intelligence.store.records import Announcement, Event, Record
 from sogni_intelligence.tools.base import ToolError, failure
 
 log = logging.getLogger(__name__)

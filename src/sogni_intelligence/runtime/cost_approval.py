@@ -19,7 +19,7 @@ from dbos import DBOS
 from sogni_intelligence.agent.surfaces import tools_named
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.runtime.launched import RECORDS
-from sogni_intelligence.runtime.records import Announcement, Record, RecordStore
+from sogni_intelligence.store.records import Announcement, Record, RecordStore
 
 #: How long a paused run or workflow waits for an answer.
 APPROVAL_WAIT_S = 7 * 24 * 3600

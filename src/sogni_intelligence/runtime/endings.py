@@ -26,7 +26,7 @@ from dbos import DBOS
 
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.runtime.launched import RECORDS
-from sogni_intelligence.runtime.records import Announcement, Record, RecordStore
+from sogni_intelligence.store.records import Announcement, Record, RecordStore
 
 log = logging.getLogger(__name__)
 

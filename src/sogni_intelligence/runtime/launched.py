@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from sogni_intelligence.runtime.records import RecordStore
+from sogni_intelligence.store.records import RecordStore
 
 T = TypeVar("T")
 

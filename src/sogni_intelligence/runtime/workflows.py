@@ -27,7 +27,7 @@ from sogni_intelligence.media.store import AssetRecord, AssetStore
 from sogni_intelligence.runtime import cost_approval
 from sogni_intelligence.runtime.endings import STOPPED, ends_record_on_error
 from sogni_intelligence.runtime.launched import RECORDS, Launched
-from sogni_intelligence.runtime.records import Announcement, Event, Record, RecordStore
+from sogni_intelligence.store.records import Announcement, Event, Record, RecordStore
 from sogni_intelligence.tools.base import ENVELOPE_KEYS, ToolContext, execute
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.media_context import KINDS, MediaContext, MediaIds

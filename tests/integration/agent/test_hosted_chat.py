@@ -26,7 +26,7 @@ from sogni_intelligence.agent.surfaces import hosted_tools
 from sogni_intelligence.api.chat_completions.protocol import ChatCompletionRequest
 from sogni_intelligence.api.chat_completions.serving import AgentTurn
 from sogni_intelligence.errors import ErrorType
-from sogni_intelligence.runtime.records import RecordStore
+from sogni_intelligence.store.records import RecordStore
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.media_context import MediaContext
 from tests.conftest import embedded_settings, in_process_app

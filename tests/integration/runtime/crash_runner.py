@@ -27,9 +27,9 @@ from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.signing import UrlSigner
 from sogni_intelligence.media.store import AssetStore
 from sogni_intelligence.runtime import durable, workflows
-from sogni_intelligence.runtime.records import BEFORE_FIRST, TERMINAL, RecordStore
 from sogni_intelligence.runtime.workflows import WorkflowDeps, WorkflowRuntime
 from sogni_intelligence.store.db import Database
+from sogni_intelligence.store.records import BEFORE_FIRST, TERMINAL, RecordStore
 
 OWNER = "crashtest"
 TERMINAL_EVENTS = ("workflow_completed", "workflow_failed", "workflow_cancelled")

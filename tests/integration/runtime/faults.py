@@ -20,7 +20,7 @@ import pytest
 
 from sogni_intelligence.llm.embedded import EmbeddedEngine
 from sogni_intelligence.runtime import chat_run_steps, workflows
-from sogni_intelligence.runtime.records import RecordStore
+from sogni_intelligence.store.records import RecordStore
 
 Fault = Literal["ingest", "tool", "engine", "records"]
 FAULTS: tuple[Fault, ...] = ("ingest", "tool", "engine", "records")

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from sogni_intelligence.runtime.records import RecordStore
+from sogni_intelligence.store.records import RecordStore
 from tests.conftest import embedded_settings, in_process_app
 from tests.integration.runtime.faults import Fault, inject
 

@@ -25,7 +25,7 @@ from sogni_intelligence.runtime.chat_runs import (
     TERMINAL_EVENTS,
     ChatRunRuntime,
 )
-from sogni_intelligence.runtime.records import Event, Record
+from sogni_intelligence.store.records import Event, Record
 
 INLINE_MEDIA_MESSAGE = (
     "Durable chat runs do not support inline base64/data URI media. Upload media first and "

@@ -25,7 +25,7 @@ from sogni_intelligence.api.workflows.protocol import (
     TemplateBody,
     TemplatePatchBody,
 )
-from sogni_intelligence.runtime.records import Record
+from sogni_intelligence.store.records import Record
 
 router = APIRouter(route_class=SogniRoute, tags=["workflows"])
 BASE = "/v1/creative-agent/workflows"

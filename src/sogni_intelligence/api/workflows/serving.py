@@ -10,9 +10,9 @@ from fastapi import Request
 from sogni_intelligence.api.sse import is_latest, record_events
 from sogni_intelligence.api.state import server_of
 from sogni_intelligence.errors import ServiceError
-from sogni_intelligence.runtime.records import Event, Record
 from sogni_intelligence.runtime.template_store import TemplateStore
 from sogni_intelligence.runtime.workflows import WorkflowRuntime
+from sogni_intelligence.store.records import Event, Record
 from sogni_intelligence.tools.templates import compile_template
 
 STREAM_CLOSES_AT = frozenset(
