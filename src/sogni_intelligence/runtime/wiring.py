@@ -13,7 +13,8 @@ from sogni_intelligence.config import Settings
 from sogni_intelligence.llm.registry import ModelRegistry
 from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.store import AssetStore
-from sogni_intelligence.runtime.workflows import WorkflowDeps, WorkflowRuntime
+from sogni_intelligence.runtime.workflow_steps import WorkflowDeps
+from sogni_intelligence.runtime.workflows import WorkflowRuntime
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.records import RecordStore
 from sogni_intelligence.tools.services import build_tool_services

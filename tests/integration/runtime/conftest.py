@@ -18,7 +18,8 @@ from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.signing import UrlSigner
 from sogni_intelligence.media.store import AssetStore
 from sogni_intelligence.runtime import durable
-from sogni_intelligence.runtime.workflows import WorkflowDeps, WorkflowRuntime
+from sogni_intelligence.runtime.workflow_steps import WorkflowDeps
+from sogni_intelligence.runtime.workflows import WorkflowRuntime
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.records import RecordStore
 from tests.conftest import fresh_postgres_database, in_process_app

@@ -26,8 +26,9 @@ from sogni_intelligence.config import Settings
 from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.signing import UrlSigner
 from sogni_intelligence.media.store import AssetStore
-from sogni_intelligence.runtime import durable, workflows
-from sogni_intelligence.runtime.workflows import WorkflowDeps, WorkflowRuntime
+from sogni_intelligence.runtime import durable, workflow_steps
+from sogni_intelligence.runtime.workflow_steps import WorkflowDeps
+from sogni_intelligence.runtime.workflows import WorkflowRuntime
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.records import BEFORE_FIRST, TERMINAL, RecordStore
 
@@ -161,7 +162,7 @@ async def recover(data_dir: Path, timeout_s: float) -> int:
     # When the first tool runs again (the recovered workflow is executing) and how long that
     # call took, seen from here.
     first_tool_call: list[float] = []
-    execute = workflows.execute
+    execute = workflow_steps.execute
 
     async def timed_execute(*args: Any, **kwargs: Any) -> Any:
         first = not first_tool_call
@@ -173,7 +174,7 @@ async def recover(data_dir: Path, timeout_s: float) -> int:
             if first:
                 first_tool_call.append(time.perf_counter())
 
-    workflows.execute = timed_execute  # type: ignore[assignment]
+    workflow_steps.execute = timed_execute  # type: ignore[assignment]
 
     began = time.perf_counter()
     await durable.launch(settings_for(data_dir))

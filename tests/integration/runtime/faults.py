@@ -19,7 +19,7 @@ from typing import Any, Literal
 import pytest
 
 from sogni_intelligence.llm.embedded import EmbeddedEngine
-from sogni_intelligence.runtime import chat_run_steps, workflows
+from sogni_intelligence.runtime import chat_run_steps, workflow_steps
 from sogni_intelligence.store.records import RecordStore
 
 Fault = Literal["ingest", "tool", "engine", "records"]
@@ -48,10 +48,10 @@ def _failing_stream(*_: Any, **__: Any) -> Any:
 def inject(monkeypatch: pytest.MonkeyPatch, fault: Fault) -> None:
     """Make `fault`'s seam raise for the rest of the test."""
     if fault == "ingest":
-        monkeypatch.setattr(workflows, "fetch_into_store", _raiser(fault))
+        monkeypatch.setattr(workflow_steps, "fetch_into_store", _raiser(fault))
         monkeypatch.setattr(chat_run_steps, "fetch_into_store", _raiser(fault))
     elif fault == "tool":
-        monkeypatch.setattr(workflows, "execute", _raiser(fault))
+        monkeypatch.setattr(workflow_steps, "execute", _raiser(fault))
     elif fault == "engine":
         monkeypatch.setattr(EmbeddedEngine, "stream", _failing_stream)
     else:

@@ -1,0 +1,392 @@
+"""The durable side of a creative workflow: its DBOS workflow and steps.
+
+A workflow record is created in our own tables; its execution is one DBOS workflow whose steps
+are: mark running, bring the request media into the asset store, run each wave of plan steps
+(independent steps concurrently, each a job on its tool's queue), record each wave's results,
+finish. DBOS memoises every finished step, so after a crash the restarted process resumes from
+the last one and repeats no finished tool call; events carry dedupe keys, so a repeated step
+cannot write its events twice. Cancellation is a compare-and-set on the record plus a watchdog
+that kills the tool running for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from dbos import DBOS
+
+from sogni_intelligence.media.fetch import FetchPolicy, fetch_into_store
+from sogni_intelligence.media.store import AssetStore
+from sogni_intelligence.runtime import cost_approval
+from sogni_intelligence.runtime.endings import STOPPED, ends_record_on_error
+from sogni_intelligence.runtime.launched import Launched
+from sogni_intelligence.store.records import Announcement, RecordStore
+from sogni_intelligence.tools.base import ENVELOPE_KEYS, ToolContext, execute
+from sogni_intelligence.tools.catalog import CATALOG
+from sogni_intelligence.tools.media_context import KINDS, MediaContext, MediaIds
+from sogni_intelligence.tools.plans import (
+    BindingError,
+    InputMediaRef,
+    Plan,
+    StepOutput,
+    execution_order,
+    resolve_arguments,
+)
+from sogni_intelligence.tools.steps import STEP_CANDIDATES
+
+log = logging.getLogger(__name__)
+
+JOB_POLL_S = 0.01
+JOB_CHECK_S = 2.0
+
+
+@dataclass
+class WorkflowDeps:
+    """What the durable functions need; set once per process by `WorkflowRuntime.launch`."""
+
+    records: RecordStore
+    assets: AssetStore
+    fetch_policy: FetchPolicy
+    services: dict[str, Any]
+
+
+DEPS: Launched[WorkflowDeps] = Launched("the workflow runtime")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+# --------------------------------------------------------------------------------------------
+# Durable steps
+
+
+@DBOS.step()
+async def _mark_running(record_id: str) -> bool:
+    deps = DEPS()
+    await deps.records.transition(
+        record_id,
+        "running",
+        allowed_from={"queued"},
+        event=Announcement("workflow_started", {"status": "running"}, "workflow_started"),
+    )
+    record = await deps.records.get(record_id)
+    return record is not None and record.status == "running"
+
+
+@DBOS.step()
+async def _ingest_media(record_id: str) -> list[dict[str, Any]]:
+    """Fetch the request's media references into the asset store (http(s) only, guarded)."""
+    deps = DEPS()
+    record = await deps.records.get(record_id)
+    assert record is not None
+    counts: dict[str, int] = {}
+    refs = []
+    for i, reference in enumerate(record.data["plan"].get("mediaReferences", []), 1):
+        url = reference.get("url") or reference.get("value")
+        asset = await fetch_into_store(
+            url,
+            policy=deps.fetch_policy,
+            store=deps.assets,
+            owner=record.owner,
+            label=f"media reference {i}",
+        )
+        kind = asset.kind
+        counts[kind] = counts.get(kind, 0) + 1
+        refs.append(
+            {
+                "kind": kind,
+                "url": url,
+                "index": -counts[kind],
+                "id": reference.get("id"),
+                "assetId": asset.id,
+            }
+        )
+    return refs
+
+
+async def _media_context(
+    owner: str,
+    seed: MediaIds,
+    input_media: list[dict[str, Any]],
+    generated: dict[str, list[str]],
+) -> MediaContext:
+    """The step's media: what the caller's session already had (`seed`, e.g. a chat's earlier
+    rounds, so its indices stay valid), the request media, then this workflow's results."""
+    uploads, earlier = seed.get("uploads", {}), seed.get("generated", {})
+    requested = {kind: [r["assetId"] for r in input_media if r["kind"] == kind] for kind in KINDS}
+    ids = {
+        "uploads": {kind: [*uploads.get(kind, []), *requested[kind]] for kind in KINDS},
+        "generated": {kind: [*earlier.get(kind, []), *generated.get(kind, [])] for kind in KINDS},
+    }
+    return await MediaContext.load(DEPS().assets, owner, ids)
+
+
+@DBOS.step()
+async def _run_step(
+    record_id: str,
+    step_id: str,
+    outputs: dict[str, dict[str, Any]],
+    input_media: list[dict[str, Any]],
+    generated: dict[str, list[str]],
+) -> dict[str, Any]:
+    deps = DEPS()
+    record = await deps.records.get(record_id)
+    assert record is not None
+    if record.status == "cancelled":
+        return {"status": "skipped", "assets": [], "error": "workflow cancelled"}
+    plan = Plan.model_validate(record.data["plan"])
+    step = plan.step(step_id)
+    await deps.records.append(
+        record_id,
+        "step_started",
+        {"stepId": step_id, "toolName": step.toolName},
+        dedupe_key=f"{step_id}:started",
+    )
+    try:
+        arguments = resolve_arguments(
+            step,
+            {k: StepOutput.model_validate(v) for k, v in outputs.items()},
+            [InputMediaRef.model_validate(m) for m in input_media],
+        )
+    except BindingError as exc:
+        return await _step_failed(record_id, step_id, exc.message)
+    ctx = ToolContext(
+        owner=record.owner,
+        media=await _media_context(
+            record.owner, record.data.get("mediaContext") or {}, input_media, generated
+        ),
+        store=deps.assets,
+        services=deps.services,
+    )
+    result = await deps.records.unless_cancelled(
+        record_id, execute(CATALOG[step.toolName], arguments, ctx)
+    )
+    if result is None:
+        return {"status": "skipped", "assets": [], "error": "workflow cancelled"}
+    if not result.get("ok"):
+        return await _step_failed(record_id, step_id, str(result.get("message")), result)
+    assets = [asset["asset_id"] for asset in result.get("output_assets", [])]
+    summary = {k: result[k] for k in ("model", "backend", "warnings") if k in result}
+    # What the tool said besides its assets (an analysis answer, a last-frame URL…).
+    output = {k: v for k, v in result.items() if k not in ENVELOPE_KEYS}
+    await deps.records.append(
+        record_id,
+        "step_completed",
+        {"stepId": step_id, "assetIds": assets, **summary, "output": output},
+        dedupe_key=f"{step_id}:completed",
+    )
+    return {"status": "completed", "assets": assets, "result": summary}
+
+
+async def _step_failed(
+    record_id: str, step_id: str, message: str, result: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    error = {"message": message, "errorType": (result or {}).get("error_type", "UNKNOWN_ERROR")}
+    await DEPS().records.append(
+        record_id,
+        "step_failed",
+        {"stepId": step_id, "error": error},
+        dedupe_key=f"{step_id}:failed",
+    )
+    return {"status": "failed", "assets": [], "error": error}
+
+
+@DBOS.step()
+async def _record_wave(
+    record_id: str, results: dict[str, dict[str, Any]], artifacts: list[dict[str, Any]]
+) -> None:
+    """Persist the wave's step states and artifacts, and announce the new artifacts."""
+    records = DEPS().records
+    record = await records.get(record_id)
+    assert record is not None
+    steps = [
+        {
+            **s,
+            **(
+                {"status": results[s["id"]]["status"], "error": results[s["id"]].get("error")}
+                if s["id"] in results
+                else {}
+            ),
+        }
+        for s in record.data["steps"]
+    ]
+    known = {a["id"] for a in record.data.get("artifacts", [])}
+    new = [a for a in artifacts if a["id"] not in known]
+    await records.patch(
+        record_id, {"steps": steps, "artifacts": [*record.data.get("artifacts", []), *new]}
+    )
+    for artifact in new:
+        await records.append(
+            record_id,
+            "artifact_created",
+            {"artifact": artifact},
+            dedupe_key=f"{artifact['id']}:created",
+        )
+    done = sum(1 for s in steps if s.get("status") in ("completed", "failed", "skipped"))
+    await records.append(
+        record_id,
+        "workflow_progress",
+        {"completedSteps": done, "totalSteps": len(steps)},
+        dedupe_key=f"progress:{done}",
+    )
+
+
+@DBOS.step()
+async def _finish(record_id: str, statuses: dict[str, str]) -> str:
+    records = DEPS().records
+    completed = sum(1 for s in statuses.values() if s == "completed")
+    if completed == len(statuses):
+        status, event = "completed", "workflow_completed"
+    elif completed:
+        status, event = "partial_failure", "workflow_completed"
+    else:
+        status, event = "failed", "workflow_failed"
+    patch: dict[str, Any] = {"completedAt": now()}
+    payload: dict[str, Any] = {"status": status}
+    if status != "completed":
+        record = await records.get(record_id)
+        reason = _steps_failure_reason(record.data["steps"] if record else [], statuses)
+        patch.update(failureReason=reason, error={"message": reason})
+        payload["reason"] = reason
+    moved = await records.transition(
+        record_id,
+        status,
+        allowed_from={"running"},
+        patch=patch,
+        event=Announcement(event, payload, "terminal"),
+    )
+    if moved is None:  # cancelled meanwhile: that status stands
+        record = await records.get(record_id)
+        return record.status if record else "failed"
+    return status
+
+
+def _steps_failure_reason(steps: list[dict[str, Any]], statuses: dict[str, str]) -> str:
+    """Which steps did not complete, and why (their own error messages)."""
+    by_id = {s["id"]: s for s in steps}
+    parts = []
+    for step_id, status in statuses.items():
+        if status == "completed":
+            continue
+        step = by_id.get(step_id, {})
+        error = step.get("error") or {}
+        why = error.get("message") if isinstance(error, dict) else error
+        kind = error.get("errorType") if isinstance(error, dict) else None
+        detail = f"{kind}: {why}" if kind and kind != "UNKNOWN_ERROR" else why
+        parts.append(f"{step_id} ({step.get('toolName', '?')}) {status}: {detail or 'no reason'}")
+    return "steps did not complete: " + "; ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# The durable workflows
+
+
+@DBOS.workflow()
+async def tool_job(
+    record_id: str,
+    step_id: str,
+    outputs: dict[str, dict[str, Any]],
+    input_media: list[dict[str, Any]],
+    generated: dict[str, list[str]],
+) -> dict[str, Any]:
+    """One plan step as a queued job, so it runs in a worker serving its queue. It always
+    ends with an event of the step (see `_steps_settled`), even when the step itself broke."""
+    try:
+        return await _run_step(record_id, step_id, outputs, input_media, generated)
+    except Exception as exc:
+        log.exception("step %s of %s broke", step_id, record_id)
+        return await _step_failed(record_id, step_id, f"the step broke: {exc}")
+
+
+async def _steps_settled(record_id: str, step_ids: list[str], job_ids: list[str]) -> None:
+    """Wait for the end events of the wave's steps (or the workflow's cancellation). Our event
+    log reaches this process at once (in memory when the job ran here), so the jobs' results
+    are then read with a short poll instead of waiting out DBOS's result polling. A job that
+    stopped without its event (its failure could not even be recorded) is noticed by a slow
+    check of the jobs' DBOS status; reading its result then raises, which ends the workflow."""
+    pending = set(step_ids)
+    async for event in DEPS().records.follow(record_id, idle_s=JOB_CHECK_S):
+        if event is None:
+            if await _jobs_stopped(job_ids):
+                return
+            continue
+        if event.type in ("step_completed", "step_failed"):
+            pending.discard(event.payload.get("stepId"))
+        if not pending or event.type == "workflow_cancelled":
+            return
+
+
+async def _jobs_stopped(job_ids: list[str]) -> bool:
+    """Whether every job has stopped, read outside the workflow's context: this look is not a
+    durable operation, so it never shifts the recorded order of the workflow's steps."""
+
+    async def read() -> bool:
+        found = await DBOS.list_workflows_async(
+            workflow_ids=job_ids, load_input=False, load_output=False
+        )
+        return len(found) == len(job_ids) and all(s.status in STOPPED for s in found)
+
+    return await asyncio.create_task(read(), context=contextvars.Context())
+
+
+@DBOS.workflow()
+@ends_record_on_error
+async def creative_workflow(record_id: str) -> str:
+    if not await _mark_running(record_id):
+        return "cancelled"
+    record = await DEPS().records.get(record_id)
+    assert record is not None
+    if record.data.get("needsCostApproval"):
+        if not await cost_approval.ask_plan_approval(record_id):
+            return "cancelled"
+        decision = await DBOS.recv_async(
+            cost_approval.PLAN_APPROVAL_TOPIC, timeout_seconds=cost_approval.APPROVAL_WAIT_S
+        )
+        if not await cost_approval.plan_approval_resolved(record_id, decision or "timeout"):
+            return "cancelled"
+    input_media = await _ingest_media(record_id)
+    plan = Plan.model_validate(record.data["plan"])  # the plan never changes after the start
+    outputs: dict[str, dict[str, Any]] = {}
+    generated: dict[str, list[str]] = {"image": [], "video": [], "audio": []}
+    statuses: dict[str, str] = {}
+    for wave in execution_order(plan):
+        # Each step is a job on its media queue, taken by whichever worker serves that queue.
+        jobs = [
+            await DBOS.enqueue_workflow_async(
+                STEP_CANDIDATES[plan.step(sid).toolName].queue,
+                tool_job,
+                record_id,
+                sid,
+                outputs,
+                input_media,
+                generated,
+            )
+            for sid in wave
+        ]
+        await _steps_settled(record_id, wave, [job.get_workflow_id() for job in jobs])
+        results = await asyncio.gather(
+            *(job.get_result(polling_interval_sec=JOB_POLL_S) for job in jobs)
+        )
+        artifacts = []
+        # Indices are given in plan order once the wave is done, so they do not depend on
+        # which parallel step happened to finish first.
+        for step_id, result in zip(wave, results, strict=True):
+            statuses[step_id] = result["status"]
+            refs = []
+            for asset_id in result["assets"]:
+                asset = await DEPS().assets.get(asset_id)
+                if asset is None:
+                    continue
+                generated[asset.kind].append(asset.id)
+                ref = {"id": asset.id, "kind": asset.kind, "index": len(generated[asset.kind]) - 1}
+                refs.append(ref)
+                artifacts.append({**ref, "stepId": step_id})
+            outputs[step_id] = {"status": result["status"], "artifacts": refs}
+        await _record_wave(record_id, dict(zip(wave, results, strict=True)), artifacts)
+    return await _finish(record_id, statuses)
