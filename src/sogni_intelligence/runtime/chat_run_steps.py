@@ -64,8 +64,11 @@ def now() -> datetime:
 # State shared by the steps
 
 
-async def _session(record: Record, state: dict[str, Any]) -> Session:
+async def _session(record_id: str, state: dict[str, Any]) -> Session:
+    """The loop's session as the state left it: the run's engine, tools and media."""
     deps = DEPS()
+    record = await deps.records.get(record_id)
+    assert record is not None
     media = await MediaContext.load(deps.agent.assets, record.owner, state["media"])
     engine = record.data["engine"]
 
@@ -181,9 +184,7 @@ async def run_llm_round(
     """One LLM round; its text goes out as coarse deltas. None when the run was cancelled."""
     deps = DEPS()
     records = deps.records
-    record = await records.get(record_id)
-    assert record is not None
-    session = await _session(record, state)
+    session = await _session(record_id, state)
     await records.append(
         record_id, "llm_round_started", {"round": number}, dedupe_key=f"r{number}:started"
     )
@@ -251,9 +252,7 @@ async def run_tool_batch(
     """Run the round's hosted calls; None when the run was cancelled meanwhile."""
     deps = DEPS()
     records = deps.records
-    record = await records.get(record_id)
-    assert record is not None
-    session = await _session(record, state)
+    session = await _session(record_id, state)
     before = {a for ids in state["media"]["generated"].values() for a in ids}
     for call in calls:
         await records.append(
