@@ -6,7 +6,6 @@ from jsonschema.validators import validator_for
 from sogni_intelligence.config import QUEUE_NAMES
 from sogni_intelligence.tools import composition_tools
 from sogni_intelligence.tools.catalog import CATALOG, definitions, surface
-from sogni_intelligence.tools.steps import STEP_CANDIDATES
 
 SPEC_MEDIA_TOOLS = {
     "generate_image",
@@ -91,14 +90,6 @@ def test_cost_estimate_is_positive_for_default_arguments(name: str) -> None:
         assert tool.cost(args) == 0  # steering the loop and reading the session is free
     else:
         assert tool.cost(args) > 0
-
-
-def test_the_step_tools_are_the_catalog_but_the_composition_tools() -> None:
-    """Plans validate against `tools.steps` (the catalog lists the composition tools, which
-    build plans): no catalog tool may be missing there but a composition tool."""
-    composition = {tool.name for tool in composition_tools.TOOLS}
-    assert set(STEP_CANDIDATES) == set(CATALOG) - composition
-    assert all(STEP_CANDIDATES[name] is CATALOG[name] for name in STEP_CANDIDATES)
 
 
 def test_each_tool_declares_its_kind_and_queue() -> None:

@@ -5,35 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sogni_intelligence.tools import (
-    agent_tools,
-    analysis_tools,
-    audio_tools,
-    composition_tools,
-    image_tools,
-    subtitle_tools,
-    unavailable_tools,
-    video_edit_tools,
-    video_overlay_tools,
-    video_tools,
-)
+from sogni_intelligence.tools import composition_tools
 from sogni_intelligence.tools.base import Tool
+from sogni_intelligence.tools.steps import STEP_CANDIDATES
 
+#: Every tool by name: the tools a workflow step may call, and the composition tools that
+#: write plans of them.
 CATALOG: dict[str, Tool] = {
-    tool.name: tool
-    for family in (
-        image_tools,
-        video_tools,
-        video_edit_tools,
-        video_overlay_tools,
-        subtitle_tools,
-        audio_tools,
-        analysis_tools,
-        composition_tools,
-        unavailable_tools,
-        agent_tools,
-    )
-    for tool in family.TOOLS
+    **STEP_CANDIDATES,
+    **{tool.name: tool for tool in composition_tools.TOOLS},
 }
 
 
