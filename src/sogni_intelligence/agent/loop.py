@@ -33,6 +33,7 @@ from sogni_intelligence.tools.base import (
     ToolContext,
     ToolError,
     ToolOutput,
+    ToolServices,
     envelope,
     execute,
     failure,
@@ -169,7 +170,7 @@ class AgentLoop:
         self,
         workflows: MediaWorkflows,
         assets: AssetStore,
-        services: dict[str, Any],
+        services: ToolServices,
         public_base_url: str,
         limits: LoopLimits,
     ) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from sogni_intelligence.config import Settings
 from sogni_intelligence.llm.registry import ModelRegistry
@@ -17,6 +16,7 @@ from sogni_intelligence.runtime.workflow_steps import WorkflowDeps
 from sogni_intelligence.runtime.workflows import WorkflowRuntime
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.records import RecordStore
+from sogni_intelligence.tools.base import ToolServices
 from sogni_intelligence.tools.services import build_tool_services
 
 log = logging.getLogger(__name__)
@@ -29,14 +29,14 @@ class Core:
     registry: ModelRegistry
     assets: AssetStore
     #: What hosted tools run with (remote image backends, a text and a vision LLM).
-    tool_services: dict[str, Any]
+    tool_services: ToolServices
     fetch_policy: FetchPolicy
     #: One store per process, so events reach their followers in memory.
     records: RecordStore
     workflows: WorkflowRuntime
 
     async def close(self) -> None:
-        for backend in self.tool_services["image_backends"].values():
+        for backend in self.tool_services.image_backends.values():
             await backend.close()
         await self.registry.close()
         await self.db.close()

@@ -26,7 +26,7 @@ from sogni_intelligence.runtime import cost_approval
 from sogni_intelligence.runtime.endings import STOPPED, ends_record_on_error
 from sogni_intelligence.runtime.launched import Launched
 from sogni_intelligence.store.records import Announcement, RecordStore
-from sogni_intelligence.tools.base import ENVELOPE_KEYS, ToolContext, execute
+from sogni_intelligence.tools.base import ENVELOPE_KEYS, ToolContext, ToolServices, execute
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.media_context import KINDS, MediaContext, MediaIds
 from sogni_intelligence.tools.plans import (
@@ -52,7 +52,7 @@ class WorkflowDeps:
     records: RecordStore
     assets: AssetStore
     fetch_policy: FetchPolicy
-    services: dict[str, Any]
+    services: ToolServices
 
 
 DEPS: Launched[WorkflowDeps] = Launched("the workflow runtime")

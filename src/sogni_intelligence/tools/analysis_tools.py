@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -25,20 +24,15 @@ from sogni_intelligence.tools.base import (
     ToolContext,
     ToolError,
     ToolOutput,
+    VisionLLM,
     tool_family,
 )
 
 log = logging.getLogger(__name__)
 
-VisionLLM = Callable[[str, list[str]], Awaitable[str]]
 VIDEO_FRAMES_FOR_VISION = 6
 COMPUTED_BACKEND = "computed-statistics"
 VISION_BACKEND = "vision-llm"
-
-
-def _vision(ctx: ToolContext) -> VisionLLM | None:
-    service = ctx.services.get("vision_llm")
-    return service if callable(service) else None
 
 
 def _nonempty(value: str) -> str:
@@ -230,7 +224,7 @@ async def analyze_image(args: AnalyzeImageArgs, ctx: ToolContext) -> ToolOutput:
         other_path = ctx.store.path_of(other)
         result["compare_image"] = await asyncio.to_thread(analysis.image_stats, other_path)
         result["comparison"] = await asyncio.to_thread(analysis.compare_images, path, other_path)
-    vision = _vision(ctx)
+    vision = ctx.services.vision_llm
     answer = None
     if vision is not None:
         ctx.progress(0.4, "asking the vision model")
@@ -304,7 +298,7 @@ async def analyze_video(args: AnalyzeVideoArgs, ctx: ToolContext) -> ToolOutput:
             stats = await analysis.video_stats(path, scratch)
         except (ValueError, MediaProcessError) as exc:
             raise ToolError("UNKNOWN_ERROR", f"the video could not be analysed: {exc}") from exc
-        vision = _vision(ctx)
+        vision = ctx.services.vision_llm
         answer = None
         if vision is not None:
             ctx.progress(0.5, "asking the vision model")

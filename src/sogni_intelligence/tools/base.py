@@ -15,8 +15,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from sogni_intelligence.config import QueueName
 from sogni_intelligence.errors import ToolError
 from sogni_intelligence.llm.grammar import GRAMMAR_SKIP
+from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.ffmpeg import MediaProcessError
 from sogni_intelligence.media.progress import Progress
+from sogni_intelligence.media.remote_image import RemoteImageBackend
 from sogni_intelligence.media.store import AssetRecord, AssetStore
 from sogni_intelligence.tools.media_context import MediaContext
 
@@ -40,13 +42,34 @@ class ToolArgs(BaseModel):
     rarely_needed: ClassVar[frozenset[str]] = frozenset()
 
 
+#: Answers a JSON object of a schema: (messages, schema, max_tokens) -> the object.
+TextLLM = Callable[[list[dict[str, Any]], dict[str, Any], int], Awaitable[Any]]
+#: Answers a question about images: (prompt, image data URIs) -> the text.
+VisionLLM = Callable[[str, list[str]], Awaitable[str]]
+
+
+@dataclass
+class ToolServices:
+    """What tools get from the rest of the server. Each part may be missing: a tool that
+    needs a missing one falls back to what it can do alone, or says what is missing."""
+
+    #: Configured remote image backends by name.
+    image_backends: dict[str, RemoteImageBackend] = field(default_factory=dict)
+    #: The default model, for the composition tools.
+    text_llm: TextLLM | None = None
+    #: A vision-capable model, for the analysis tools.
+    vision_llm: VisionLLM | None = None
+    #: The operator's guard for URLs inside tool arguments (an edit mask).
+    fetch_policy: FetchPolicy | None = None
+
+
 @dataclass
 class ToolContext:
     owner: str
     media: MediaContext
     store: AssetStore
     progress: Progress = lambda fraction, message=None: None
-    services: dict[str, Any] = field(default_factory=dict)
+    services: ToolServices = field(default_factory=ToolServices)
 
 
 @dataclass

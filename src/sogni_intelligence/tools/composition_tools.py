@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import Field
@@ -37,7 +37,6 @@ from sogni_intelligence.tools.plans import MAX_STEPS, normalise_plan, step_costs
 from sogni_intelligence.tools.templates import parse_template
 
 # (messages, JSON schema, max_tokens) -> the parsed object, valid against the schema.
-TextLLM = Callable[[list[dict[str, Any]], dict[str, Any], int], Awaitable[Any]]
 
 COST = 0.1
 AGENT_ONLY = frozenset({"creative-agent"})
@@ -115,8 +114,8 @@ async def _generate(ctx: ToolContext, instruction: str, schema: dict[str, Any]) 
 
     The token cap is twice the longest possible answer: a token is at least one character
     except for some non-Latin text, and decoding stops as soon as the grammar is complete."""
-    generate = ctx.services.get("text_llm")
-    if not callable(generate):
+    generate = ctx.services.text_llm
+    if generate is None:
         raise ToolError("MODEL_UNAVAILABLE", "no text model is configured for composition tools")
     messages = [
         {

@@ -40,7 +40,7 @@ DEFAULT_QUALITY = 92
 def remote_backend(ctx: ToolContext, model: str) -> RemoteImageBackend | None:
     """The configured remote backend behind `model`, or None for the built-in renderer; an
     unknown id is a PARAMETER_INVALID that lists the known ones."""
-    remotes: dict[str, RemoteImageBackend] = ctx.services.get("image_backends", {})
+    remotes = ctx.services.image_backends
     table: dict[str, str] = dict(IMAGE_MODELS)
     for backend in remotes.values():
         table.update(dict.fromkeys(backend.aliases, backend.name))

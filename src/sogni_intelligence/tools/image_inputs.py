@@ -80,7 +80,7 @@ async def load_mask(ctx: ToolContext, url: str) -> Image.Image:
     if url.startswith("data:"):
         data = _data_uri(url)
     else:
-        policy = ctx.services.get("fetch_policy") or FetchPolicy(
+        policy = ctx.services.fetch_policy or FetchPolicy(
             own_base_url=ctx.store.signer.base_url, max_bytes=MASK_MAX_BYTES
         )
         try:

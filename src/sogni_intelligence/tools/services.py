@@ -14,9 +14,7 @@ from sogni_intelligence.llm.protocol import EngineError
 from sogni_intelligence.llm.registry import ModelRegistry
 from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.remote_image import build_image_backends
-from sogni_intelligence.tools.analysis_tools import VisionLLM
-from sogni_intelligence.tools.base import ToolError
-from sogni_intelligence.tools.composition_tools import TextLLM
+from sogni_intelligence.tools.base import TextLLM, ToolError, ToolServices, VisionLLM
 
 
 def vision_llm(registry: ModelRegistry) -> VisionLLM | None:
@@ -81,14 +79,10 @@ def text_llm(registry: ModelRegistry) -> TextLLM:
     return generate
 
 
-def build_tool_services(settings: Settings, registry: ModelRegistry) -> dict[str, Any]:
-    services: dict[str, Any] = {
-        "image_backends": build_image_backends(settings.image_backends),
-        "text_llm": text_llm(registry),
-        # URLs inside tool arguments (an edit mask) are fetched under the operator's guard.
-        "fetch_policy": FetchPolicy.from_settings(settings),
-    }
-    vision = vision_llm(registry)
-    if vision is not None:
-        services["vision_llm"] = vision
-    return services
+def build_tool_services(settings: Settings, registry: ModelRegistry) -> ToolServices:
+    return ToolServices(
+        image_backends=build_image_backends(settings.image_backends),
+        text_llm=text_llm(registry),
+        vision_llm=vision_llm(registry),
+        fetch_policy=FetchPolicy.from_settings(settings),
+    )

@@ -264,7 +264,7 @@ class FakeVision:
 
 async def test_analyze_image_asks_the_vision_model_when_there_is_one(ctx):
     vision = FakeVision()
-    ctx.services["vision_llm"] = vision
+    ctx.services.vision_llm = vision
     await upload_image(ctx, (320, 240), "orange")
     result = await run(ctx, "analyze_image", query="What colour dominates?", detailed=True)
 
@@ -279,7 +279,7 @@ async def test_analyze_image_asks_the_vision_model_when_there_is_one(ctx):
 
 async def test_analyze_video_sends_sampled_frames_to_the_vision_model(ctx, tmp_path):
     vision = FakeVision("Red, then blue.")
-    ctx.services["vision_llm"] = vision
+    ctx.services.vision_llm = vision
     await upload_video(
         ctx,
         tmp_path,
@@ -303,7 +303,7 @@ async def test_analyze_video_sends_sampled_frames_to_the_vision_model(ctx, tmp_p
 
 
 async def test_a_failing_vision_model_falls_back_to_the_computed_answer(ctx):
-    ctx.services["vision_llm"] = FakeVision(fail=True)
+    ctx.services.vision_llm = FakeVision(fail=True)
     await upload_image(ctx, (100, 100), "orange")
     result = await run(ctx, "analyze_image", query="Describe")
     assert result["ok"] is True

@@ -19,7 +19,7 @@ from sogni_intelligence.media.store import AssetStore
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.tools import composition_tools
 from sogni_intelligence.tools.audio_tools import GenerateMusicArgs
-from sogni_intelligence.tools.base import ToolContext, execute
+from sogni_intelligence.tools.base import ToolContext, ToolServices, execute
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.media_context import MediaContext
 from sogni_intelligence.tools.plans import MAX_STEPS, normalise_plan, plan_cost
@@ -42,7 +42,7 @@ async def ctx(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ToolCon
         owner="key_test",
         media=MediaContext(),
         store=store,
-        services={"text_llm": text_llm(registry)},
+        services=ToolServices(text_llm=text_llm(registry)),
     )
     await db.close()
     await registry.close()

@@ -151,8 +151,8 @@ def _attach(ctx: ToolContext, model_dir: Path | str, **fields: object) -> Diffus
         aliases=[ALIAS],
         **{"steps": 4, **fields},
     )
-    ctx.services["image_backends"] = build_image_backends([config])
-    backend = ctx.services["image_backends"]["local-sd"]
+    ctx.services.image_backends = build_image_backends([config])
+    backend = ctx.services.image_backends["local-sd"]
     assert isinstance(backend, DiffusersImageBackend)
     return backend
 

@@ -73,7 +73,7 @@ def api(ctx: ToolContext) -> ImageApi:
     backend._client = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=fake.app), base_url="http://images.test/v1"
     )
-    ctx.services["image_backends"] = {"gpt-box": backend}
+    ctx.services.image_backends = {"gpt-box": backend}
     return fake
 
 
@@ -158,8 +158,8 @@ def _diffusers(ctx: ToolContext, model_dir: Path) -> Any:
     config = ImageBackendConfig(
         name="local-sd", kind="diffusers", model_path=str(model_dir), aliases=["tiny"], steps=10
     )
-    ctx.services["image_backends"] = build_image_backends([config])
-    return ctx.services["image_backends"]["local-sd"]
+    ctx.services.image_backends = build_image_backends([config])
+    return ctx.services.image_backends["local-sd"]
 
 
 async def test_diffusers_takes_strength_and_guidance(ctx: ToolContext, model_dir: Path) -> None:

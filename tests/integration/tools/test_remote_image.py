@@ -144,7 +144,7 @@ def fake() -> Iterator[tuple[FakeImageServices, str]]:
 
 
 def _attach(ctx: ToolContext, *configs: ImageBackendConfig) -> None:
-    ctx.services["image_backends"] = build_image_backends(list(configs))
+    ctx.services.image_backends = build_image_backends(list(configs))
 
 
 async def test_openai_backend_generates_through_an_alias(ctx: ToolContext, fake: tuple) -> None:

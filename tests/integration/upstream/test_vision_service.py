@@ -35,7 +35,7 @@ async def test_analyze_image_asks_the_vision_model(
     store = AssetStore(db, tmp_path / "media", UrlSigner(b"k" * 32, "http://media.test", 60))
     ctx = ToolContext(owner="key_v", media=MediaContext(), store=store)
     registry = ModelRegistry(_settings(tmp_path, fake_upstream.url, vision=True))
-    ctx.services.update(build_tool_services(_settings(tmp_path, fake_upstream.url, True), registry))
+    ctx.services = build_tool_services(_settings(tmp_path, fake_upstream.url, True), registry)
     await upload_image(ctx)
     result = await execute(ANALYZE_IMAGE, {"query": "What is in the picture?"}, ctx)
     await registry.close()
@@ -53,5 +53,5 @@ async def test_no_vision_model_means_no_service(
     registry = ModelRegistry(_settings(tmp_path, fake_upstream.url, vision=False))
     assert vision_llm(registry) is None
     services = build_tool_services(_settings(tmp_path, fake_upstream.url, False), registry)
-    assert "vision_llm" not in services and services["image_backends"] == {}
+    assert services.vision_llm is None and services.image_backends == {}
     await registry.close()
