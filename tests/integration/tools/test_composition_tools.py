@@ -17,7 +17,6 @@ from sogni_intelligence.llm.registry import ModelRegistry
 from sogni_intelligence.media.signing import UrlSigner
 from sogni_intelligence.media.store import AssetStore
 from sogni_intelligence.store.db import Database
-from sogni_intelligence.tools import composition_tools
 from sogni_intelligence.tools.audio_tools import GenerateMusicArgs
 from sogni_intelligence.tools.base import ToolContext, ToolServices, execute
 from sogni_intelligence.tools.catalog import CATALOG
@@ -71,10 +70,6 @@ async def test_surfaces() -> None:
         assert CATALOG[name].surfaces == both
     for name in ("compose_workflow", "compose_workflow_template"):
         assert CATALOG[name].surfaces == {"creative-agent"}
-
-
-async def test_the_step_limit_is_the_planners() -> None:
-    assert composition_tools.MAX_WORKFLOW_STEPS == MAX_STEPS
 
 
 async def test_enhance_prompt_writes_a_prompt_for_the_named_model(ctx: ToolContext) -> None:
