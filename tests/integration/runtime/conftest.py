@@ -22,6 +22,7 @@ from sogni_intelligence.runtime.workflow_steps import WorkflowDeps
 from sogni_intelligence.runtime.workflows import WorkflowRuntime
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.records import RecordStore
+from sogni_intelligence.tools.base import ToolServices
 from tests.conftest import fresh_postgres_database, in_process_app
 from tests.integration.runtime.processes import kill
 
@@ -63,7 +64,10 @@ async def runtime(tmp_path: Path, runtime_database_url: str) -> AsyncIterator[Wo
     await db.create_all()
     assets = AssetStore(db, tmp_path / "media", UrlSigner(b"k" * 32, "http://media.test", 3600))
     deps = WorkflowDeps(
-        RecordStore(db, poll_interval_s=0.05), assets, FetchPolicy.from_settings(settings), {}
+        RecordStore(db, poll_interval_s=0.05),
+        assets,
+        FetchPolicy.from_settings(settings),
+        ToolServices(),
     )
     runtime = WorkflowRuntime(deps)
     runtime.launch()

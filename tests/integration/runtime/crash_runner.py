@@ -31,6 +31,7 @@ from sogni_intelligence.runtime.workflow_steps import WorkflowDeps
 from sogni_intelligence.runtime.workflows import WorkflowRuntime
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.records import BEFORE_FIRST, TERMINAL, RecordStore
+from sogni_intelligence.tools.base import ToolServices
 
 OWNER = "crashtest"
 TERMINAL_EVENTS = ("workflow_completed", "workflow_failed", "workflow_cancelled")
@@ -114,7 +115,7 @@ async def open_runtime(data_dir: Path) -> tuple[WorkflowRuntime, Database]:
     assets = AssetStore(db, data_dir / "media", UrlSigner(b"k" * 32, "http://media.test", 3600))
     records = RecordStore(db, poll_interval_s=0.05)
     runtime = WorkflowRuntime(
-        WorkflowDeps(records, assets, FetchPolicy.from_settings(settings), {})
+        WorkflowDeps(records, assets, FetchPolicy.from_settings(settings), ToolServices())
     )
     runtime.launch()
     return runtime, db
