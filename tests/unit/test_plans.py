@@ -2,22 +2,21 @@ import pytest
 
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.tools.catalog import CATALOG
-from sogni_intelligence.tools.plans import (
+from sogni_intelligence.tools.plan_bindings import (
+    cues_to_srt,
+    execution_order,
+    resolve_arguments,
+    srt_to_cues,
+)
+from sogni_intelligence.tools.plan_model import (
     STAND_IN_URL,
     ArtifactRef,
     BindingError,
     InputMediaRef,
     Plan,
     StepOutput,
-    cues_to_srt,
-    execution_order,
-    normalise_plan,
-    plan_cost,
-    resolve_arguments,
-    srt_to_cues,
-    step_costs,
-    step_tool_names,
 )
+from sogni_intelligence.tools.plans import normalise_plan, plan_cost, step_costs, step_tool_names
 
 SPEC_EXAMPLE = {
     "title": "Generated keyframe to video",
@@ -705,7 +704,7 @@ def test_url_and_index_transforms(tool, target, transform, artifact, expected, a
 
 def test_url_transforms_for_image_and_video() -> None:
     # No catalog tool takes an image or video URL yet; resolve on a hand-built step.
-    from sogni_intelligence.tools.plans import Binding, PlanStep
+    from sogni_intelligence.tools.plan_model import Binding, PlanStep
 
     step = PlanStep(
         id="t",

@@ -4,13 +4,9 @@ import pytest
 
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.tools.catalog import CATALOG
-from sogni_intelligence.tools.templates import (
-    WorkflowTemplate,
-    check_template,
-    compile_template,
-    parse_template,
-    validate_inputs,
-)
+from sogni_intelligence.tools.template_checks import check_template
+from sogni_intelligence.tools.template_model import WorkflowTemplate, parse_template
+from sogni_intelligence.tools.templates import compile_template, validate_inputs
 
 
 def template(**overrides: Any) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.models import WorkflowTemplate as TemplateRow
 from sogni_intelligence.store.models import utcnow
 from sogni_intelligence.tools.catalog import CATALOG
-from sogni_intelligence.tools.templates import WorkflowTemplate, check_template, parse_template
+from sogni_intelligence.tools.template_checks import check_template
+from sogni_intelligence.tools.template_model import WorkflowTemplate, parse_template
 
 MAX_TEMPLATE_BYTES = 256 * 1024
 MAX_LIST_LIMIT = 200

@@ -29,14 +29,8 @@ from sogni_intelligence.store.records import Announcement, RecordStore
 from sogni_intelligence.tools.base import ENVELOPE_KEYS, ToolContext, ToolServices, execute
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.media_context import KINDS, MediaContext, MediaIds
-from sogni_intelligence.tools.plans import (
-    BindingError,
-    InputMediaRef,
-    Plan,
-    StepOutput,
-    execution_order,
-    resolve_arguments,
-)
+from sogni_intelligence.tools.plan_bindings import execution_order, resolve_arguments
+from sogni_intelligence.tools.plan_model import BindingError, InputMediaRef, Plan, StepOutput
 from sogni_intelligence.tools.steps import STEP_CANDIDATES
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""Inline workflow plans: validation and normalisation, execution order, run-time bindings, cost.
+"""Inline workflow plans: validation and normalisation, and cost. The plan model is in
+`plan_model`, execution order and run-time bindings in `plan_bindings`.
 
 Everything here is pure (no I/O). A plan is the workflow `input` object, `{title?, steps}`, plus
 the request's `media_references`. `normalise_plan` turns it into a `Plan` or raises a 400
@@ -24,61 +25,33 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from sogni_intelligence.errors import ServiceError, invalid_request
-from sogni_intelligence.media.video import Cue, parse_srt, write_srt
 from sogni_intelligence.tools.base import Tool
+from sogni_intelligence.tools.plan_model import (
+    DEFAULT_TITLE,
+    INDEX_TRANSFORMS,
+    INPUT_MEDIA,
+    MAX_STEPS,
+    STAND_IN_URL,
+    TRANSFORM_KIND,
+    UPLOAD_POSITION_ARGUMENTS,
+    URL_TRANSFORMS,
+    Binding,
+    MediaType,
+    Plan,
+    PlanStep,
+)
 from sogni_intelligence.tools.steps import STEP_CANDIDATES
 
-MAX_STEPS = 12
-INPUT_MEDIA = "$input_media"
-DEFAULT_TITLE = "Durable creative workflow"
-STAND_IN_URL = "https://stand-in.invalid/x"
 _CODE = "workflow_validation_failed"
 _MEDIA_CODE = "invalid_media_reference"
 
-MediaType = Literal["image", "video", "audio"]
-Transform = Literal[
-    "artifact_url",
-    "artifact_data_uri",
-    "image_url",
-    "video_url",
-    "audio_url",
-    "image_index",
-    "video_index",
-    "audio_index",
-    "subtitle_cues",
-    "subtitle_srt",
-    "overlay_items",
-    "asset_ref",
-]
-URL_TRANSFORMS = frozenset(
-    {"artifact_url", "artifact_data_uri", "image_url", "video_url", "audio_url"}
-)
-INDEX_TRANSFORMS = frozenset({"image_index", "video_index", "audio_index"})
-_TRANSFORM_KIND: dict[str, MediaType] = {
-    "image_url": "image",
-    "video_url": "video",
-    "audio_url": "audio",
-    "image_index": "image",
-    "video_index": "video",
-    "audio_index": "audio",
-}
-
-# Arguments documented as 0-based positions in the uploads, not the index convention.
-UPLOAD_POSITION_ARGUMENTS: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("sound_to_video", "audioSourceIndex"),
-        ("sound_to_video", "sourceImageIndex"),
-        ("video_to_video", "videoSourceIndex"),
-        ("extract_metadata", "fileIndex"),
-    }
-)
 
 # Pydantic error types that refuse a value of the right type (range, length, choice, format).
 _VALUE_ERRORS = frozenset(
@@ -108,90 +81,6 @@ _EXTENSION_KIND: dict[str, MediaType] = {
     **dict.fromkeys(("mp4", "mov", "webm", "mkv", "m4v", "avi"), "video"),
     **dict.fromkeys(("mp3", "wav", "flac", "ogg", "m4a", "aac", "opus"), "audio"),
 }
-
-
-# --- models --------------------------------------------------------------------------------------
-
-
-class Binding(BaseModel):
-    """One `dependsOn` entry: where a value comes from and which argument it fills."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    sourceStepId: str = Field(min_length=1)
-    targetArgument: str = Field(min_length=1)
-    transform: Transform
-    sourceArtifactId: str | None = None
-    sourceArtifactIndex: int = Field(0, ge=0)
-    mediaType: MediaType | None = None
-    required: bool = True
-
-    @property
-    def from_input_media(self) -> bool:
-        return self.sourceStepId == INPUT_MEDIA
-
-    def kind(self) -> MediaType | None:
-        """The media type this binding selects by: `mediaType`, else the transform's type."""
-        return self.mediaType or _TRANSFORM_KIND.get(self.transform)
-
-
-class PlanStep(BaseModel):
-    id: str
-    sequence: int
-    toolName: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
-    dependsOn: list[Binding] = Field(default_factory=list)
-
-    def dependencies(self) -> list[str]:
-        """The step ids this step waits for, first mention first, without `$input_media`."""
-        return list(dict.fromkeys(b.sourceStepId for b in self.dependsOn if not b.from_input_media))
-
-
-class Plan(BaseModel):
-    title: str = DEFAULT_TITLE
-    mediaReferences: list[dict[str, Any]] = Field(default_factory=list)
-    steps: list[PlanStep]
-
-    def step(self, step_id: str) -> PlanStep:
-        for step in self.steps:
-            if step.id == step_id:
-                return step
-        raise KeyError(step_id)
-
-
-class ArtifactRef(BaseModel):
-    """An output of a finished step. `index` is its place in the workflow's media context (per
-    media type, 0-based); `data` carries a structured or text payload (cues, SRT, overlays)."""
-
-    id: str
-    kind: str
-    url: str | None = None
-    index: int | None = None
-    data: Any = None
-
-
-class StepOutput(BaseModel):
-    status: Literal["completed", "failed", "skipped"]
-    artifacts: list[ArtifactRef] = Field(default_factory=list)
-
-
-class InputMediaRef(BaseModel):
-    """A request media reference as registered for the run; `index` is its negative upload
-    index within its media type (-1 is the first)."""
-
-    kind: MediaType
-    url: str
-    index: int
-    id: str | None = None
-
-
-class BindingError(Exception):
-    """A required binding could not be satisfied at run time: the step fails."""
-
-    def __init__(self, step_id: str, message: str) -> None:
-        super().__init__(f"step '{step_id}': {message}")
-        self.step_id = step_id
-        self.message = message
 
 
 # --- the step tool set ---------------------------------------------------------------------------
@@ -290,7 +179,7 @@ def validate_media_references(references: Any) -> list[dict[str, Any]]:
 # --- normalisation -------------------------------------------------------------------------------
 
 
-def _fail(message: str, param: str | None = None) -> ServiceError:
+def plan_error(message: str, param: str | None = None) -> ServiceError:
     return invalid_request(message, param, _CODE)
 
 
@@ -316,7 +205,7 @@ def _stand_in(binding: Binding, value: Any = None) -> Any:
     return copy.deepcopy(_STAND_IN_OVERLAYS)
 
 
-def _write(arguments: dict[str, Any], tool_name: str, target: str, value: Any) -> None:
+def write_argument(arguments: dict[str, Any], tool_name: str, target: str, value: Any) -> None:
     """Put a bound value into the arguments; a scalar into an array argument is appended."""
     if is_array_argument(tool_name, target) and not isinstance(value, list):
         current = arguments.get(target)
@@ -327,7 +216,7 @@ def _write(arguments: dict[str, Any], tool_name: str, target: str, value: Any) -
         arguments[target] = value
 
 
-def _input_media_value(binding: Binding, tool_name: str, position: int) -> Any:
+def input_media_value(binding: Binding, tool_name: str, position: int) -> Any:
     """What an `$input_media` index binding writes for the `position`-th reference of its type."""
     if (tool_name, binding.targetArgument) in UPLOAD_POSITION_ARGUMENTS:
         return position
@@ -340,7 +229,7 @@ def _arguments_for_validation(
     arguments = copy.deepcopy(step.arguments)
     for j, binding in enumerate(step.dependsOn):
         value = (input_values or {}).get(j)
-        _write(arguments, step.toolName, binding.targetArgument, _stand_in(binding, value))
+        write_argument(arguments, step.toolName, binding.targetArgument, _stand_in(binding, value))
     return arguments
 
 
@@ -370,7 +259,7 @@ def _validate_arguments(
             f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in errors
         )
         argument = str(first["loc"][0]) if first["loc"] else "arguments"
-        raise _fail(
+        raise plan_error(
             f"Workflow step '{step.id}' ({step.toolName}) has an invalid argument "
             f"'{argument}': {problems}",
             param,
@@ -381,7 +270,7 @@ def _parse_bindings(raw: Any, index: int) -> list[Binding]:
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise _fail(
+        raise plan_error(
             f"Workflow step {index + 1} dependsOn must be an array",
             f"input.steps[{index}].dependsOn",
         )
@@ -389,13 +278,13 @@ def _parse_bindings(raw: Any, index: int) -> list[Binding]:
     for j, item in enumerate(raw):
         param = f"input.steps[{index}].dependsOn[{j}]"
         if not isinstance(item, dict):
-            raise _fail(f"Workflow step {index + 1} dependsOn[{j}] must be an object", param)
+            raise plan_error(f"Workflow step {index + 1} dependsOn[{j}] must be an object", param)
         try:
             bindings.append(Binding.model_validate(item))
         except ValidationError as exc:
             error = exc.errors()[0]
             location = ".".join(str(part) for part in error["loc"])
-            raise _fail(
+            raise plan_error(
                 f"Workflow step {index + 1} dependsOn[{j}]: {location or 'binding'}: "
                 f"{error['msg']}",
                 f"{param}.{location}" if location else param,
@@ -440,15 +329,15 @@ def normalise_plan(
     `open_arguments` that hold stand-ins for caller inputs (only their type is checked)."""
     references = validate_media_references(media_references)
     if not isinstance(raw_input, dict):
-        raise _fail("Workflow input must be an object with a steps array", "input")
+        raise plan_error("Workflow input must be an object with a steps array", "input")
     title = raw_input.get("title")
     if title is not None and not isinstance(title, str):
-        raise _fail("Workflow title must be a string", "input.title")
+        raise plan_error("Workflow title must be a string", "input.title")
     raw_steps = raw_input.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
-        raise _fail("Durable workflow requires at least one step", "input.steps")
+        raise plan_error("Durable workflow requires at least one step", "input.steps")
     if len(raw_steps) > max_steps:
-        raise _fail(f"Durable workflow supports at most {max_steps} steps", "input.steps")
+        raise plan_error(f"Durable workflow supports at most {max_steps} steps", "input.steps")
 
     allowed = step_tool_names()
     steps: list[PlanStep] = []
@@ -456,18 +345,20 @@ def normalise_plan(
     for i, raw in enumerate(raw_steps):
         param = f"input.steps[{i}]"
         if not isinstance(raw, dict):
-            raise _fail(f"Workflow step {i + 1} must be an object", param)
+            raise plan_error(f"Workflow step {i + 1} must be an object", param)
         tool_name = raw.get("toolName")
         if not isinstance(tool_name, str) or not tool_name:
-            raise _fail(f"Workflow step {i + 1} requires a toolName", f"{param}.toolName")
+            raise plan_error(f"Workflow step {i + 1} requires a toolName", f"{param}.toolName")
         if tool_name not in allowed:
-            raise _fail(f"Unsupported hosted tool: {tool_name}", f"{param}.toolName")
+            raise plan_error(f"Unsupported hosted tool: {tool_name}", f"{param}.toolName")
         arguments = raw.get("arguments", {})
         if not isinstance(arguments, dict):
-            raise _fail(f"Workflow step {i + 1} requires object arguments", f"{param}.arguments")
+            raise plan_error(
+                f"Workflow step {i + 1} requires object arguments", f"{param}.arguments"
+            )
         raw_id = raw.get("id")
         if raw_id is not None and not isinstance(raw_id, str):
-            raise _fail(f"Workflow step {i + 1} id must be a string", f"{param}.id")
+            raise plan_error(f"Workflow step {i + 1} id must be a string", f"{param}.id")
         step_id = normalise_step_id(raw_id or tool_name)
         if step_id in taken:
             candidate = f"{step_id}_{i + 1}"
@@ -497,7 +388,7 @@ def normalise_plan(
 
     cycle = _find_cycle(steps)
     if cycle is not None:
-        raise _fail(
+        raise plan_error(
             "Workflow steps depend on each other in a cycle: " + " -> ".join(cycle),
             "input.steps",
         )
@@ -533,7 +424,7 @@ def _input_media_stand_in(
     if position >= len(candidates):
         return None
     if binding.transform in INDEX_TRANSFORMS:
-        return _input_media_value(binding, step.toolName, position)
+        return input_media_value(binding, step.toolName, position)
     if binding.transform in URL_TRANSFORMS:
         return media_location(candidates[position])
     return None
@@ -548,16 +439,16 @@ def _check_binding(
     references: list[dict[str, Any]],
 ) -> None:
     param = f"input.steps[{index}].dependsOn[{j}]"
-    implied = _TRANSFORM_KIND.get(binding.transform)
+    implied = TRANSFORM_KIND.get(binding.transform)
     if binding.mediaType and implied and binding.mediaType != implied:
-        raise _fail(
+        raise plan_error(
             f"Workflow step '{step.id}': transform {binding.transform} needs mediaType "
             f"{implied}, not {binding.mediaType}",
             f"{param}.mediaType",
         )
     tool = STEP_CANDIDATES[step.toolName]
     if binding.targetArgument not in tool.args.model_fields:
-        raise _fail(
+        raise plan_error(
             f"Workflow step '{step.id}': {step.toolName} has no argument "
             f"'{binding.targetArgument}' to bind",
             f"{param}.targetArgument",
@@ -569,27 +460,29 @@ def _check_binding(
         if binding.sourceArtifactId is not None:
             found = any(r.get("id") == binding.sourceArtifactId for r in candidates)
             if not found and binding.required:
-                raise _fail(
+                raise plan_error(
                     f"Workflow step '{step.id}' binds {INPUT_MEDIA} {what} "
                     f"'{binding.sourceArtifactId}', which the request does not have",
                     f"{param}.sourceArtifactId",
                 )
         elif binding.sourceArtifactIndex >= len(candidates) and binding.required:
-            raise _fail(
+            raise plan_error(
                 f"Workflow step '{step.id}' binds {INPUT_MEDIA} {what} "
                 f"{binding.sourceArtifactIndex}, but the request has {len(candidates)}",
                 f"{param}.sourceArtifactIndex",
             )
         return
     if binding.sourceStepId == step.id:
-        raise _fail(f"Workflow step '{step.id}' cannot depend on itself", f"{param}.sourceStepId")
+        raise plan_error(
+            f"Workflow step '{step.id}' cannot depend on itself", f"{param}.sourceStepId"
+        )
     if binding.sourceStepId not in ids:
-        raise _fail(
+        raise plan_error(
             f"Workflow step '{step.id}' depends on unknown step '{binding.sourceStepId}'",
             f"{param}.sourceStepId",
         )
     if (step.toolName, binding.targetArgument) in UPLOAD_POSITION_ARGUMENTS:
-        raise _fail(
+        raise plan_error(
             f"Workflow step '{step.id}': {step.toolName}.{binding.targetArgument} is a 0-based "
             f"upload position; bind it from {INPUT_MEDIA}",
             f"{param}.targetArgument",
@@ -606,157 +499,11 @@ def _check_targets(step: PlanStep, index: int) -> None:
             "overlay_items",
         )
         if target in seen and not appends:
-            raise _fail(
+            raise plan_error(
                 f"Workflow step '{step.id}' binds argument '{target}' more than once",
                 f"input.steps[{index}].dependsOn[{j}].targetArgument",
             )
         seen.add(target)
-
-
-# --- execution order -----------------------------------------------------------------------------
-
-
-def execution_order(plan: Plan) -> list[list[str]]:
-    """Waves of step ids: every step of a wave depends only on earlier waves, so a wave may run
-    in parallel. Within a wave, steps keep their `sequence` order."""
-    by_id = {step.id: step for step in plan.steps}
-    pending = {step.id: set(step.dependencies()) for step in plan.steps}
-    done: set[str] = set()
-    waves: list[list[str]] = []
-    while pending:
-        ready = [step_id for step_id, needs in pending.items() if needs <= done]
-        if not ready:
-            raise _fail("Workflow steps depend on each other in a cycle", "input.steps")
-        ready.sort(key=lambda step_id: by_id[step_id].sequence)
-        waves.append(ready)
-        done.update(ready)
-        for step_id in ready:
-            del pending[step_id]
-    return waves
-
-
-# --- run-time bindings ---------------------------------------------------------------------------
-
-
-def _pick_artifact(binding: Binding, artifacts: Iterable[ArtifactRef]) -> ArtifactRef | None:
-    kind = binding.kind()
-    candidates = [a for a in artifacts if kind is None or a.kind == kind]
-    if binding.sourceArtifactId is not None:
-        return next((a for a in candidates if a.id == binding.sourceArtifactId), None)
-    if binding.sourceArtifactIndex < len(candidates):
-        return candidates[binding.sourceArtifactIndex]
-    return None
-
-
-def cues_to_srt(cues: list[dict[str, Any]]) -> str:
-    return write_srt([Cue(float(c["start"]), float(c["end"]), str(c["text"])) for c in cues])
-
-
-def srt_to_cues(text: str) -> list[dict[str, Any]]:
-    try:
-        return [{"start": c.start, "end": c.end, "text": c.text} for c in parse_srt(text)]
-    except ValueError:
-        return []
-
-
-def _payload_value(transform: str, data: Any) -> Any:
-    """Turn a text/structured artifact payload into cues, SRT text or overlays (None: can't)."""
-    if transform == "subtitle_cues":
-        if isinstance(data, dict):
-            data = data.get("cues", data.get("srt"))
-        if isinstance(data, str):
-            data = srt_to_cues(data)
-        return data if isinstance(data, list) and data else None
-    if transform == "subtitle_srt":
-        if isinstance(data, dict):
-            data = data.get("srt", data.get("cues"))
-        if isinstance(data, list) and data and all(isinstance(c, dict) for c in data):
-            try:
-                data = cues_to_srt(data)
-            except (KeyError, TypeError, ValueError):
-                return None
-        return data if isinstance(data, str) and data.strip() else None
-    if isinstance(data, dict):
-        data = data.get("overlays", data.get("items"))
-    return data if isinstance(data, list) and data else None
-
-
-def _bound_value(
-    step: PlanStep,
-    binding: Binding,
-    outputs: dict[str, StepOutput],
-    input_media: list[InputMediaRef],
-) -> tuple[Any, str | None]:
-    """(value, None) or (None, why it is missing)."""
-    transform = binding.transform
-    if binding.from_input_media:
-        kind = binding.kind()
-        candidates = [m for m in input_media if kind is None or m.kind == kind]
-        what = f"{kind} media reference" if kind else "media reference"
-        if binding.sourceArtifactId is not None:
-            ref = next((m for m in candidates if m.id == binding.sourceArtifactId), None)
-            label = repr(binding.sourceArtifactId)
-        else:
-            position = binding.sourceArtifactIndex
-            ref = candidates[position] if position < len(candidates) else None
-            label = str(position)
-        if ref is None:
-            return None, f"the request has no {what} {label}"
-        if transform in INDEX_TRANSFORMS:
-            return _input_media_value(binding, step.toolName, -ref.index - 1), None
-        if transform in URL_TRANSFORMS:
-            return ref.url, None
-        if transform == "asset_ref":
-            return {"asset_id": ref.id, "url": ref.url}, None
-        return None, f"a {what} has no {transform.replace('_', ' ')}"
-
-    source = outputs.get(binding.sourceStepId)
-    if source is None or source.status != "completed":
-        status = source.status if source is not None else "not run"
-        return None, f"source step '{binding.sourceStepId}' is {status}"
-    artifact = _pick_artifact(binding, source.artifacts)
-    if artifact is None:
-        kind = binding.kind()
-        which = (
-            f"artifact '{binding.sourceArtifactId}'"
-            if binding.sourceArtifactId is not None
-            else f"artifact {binding.sourceArtifactIndex}"
-        )
-        of = f" of type {kind}" if kind else ""
-        return None, f"source step '{binding.sourceStepId}' has no {which}{of}"
-    where = f"artifact '{artifact.id}' of step '{binding.sourceStepId}'"
-    if transform in URL_TRANSFORMS:
-        if not artifact.url:
-            return None, f"{where} has no URL"
-        return artifact.url, None
-    if transform in INDEX_TRANSFORMS:
-        if artifact.index is None:
-            return None, f"{where} has no media index"
-        return artifact.index, None
-    if transform == "asset_ref":
-        return {"asset_id": artifact.id, "url": artifact.url}, None
-    value = _payload_value(transform, artifact.data)
-    if value is None:
-        return None, f"{where} carries no {transform.replace('_', ' ')}"
-    return value, None
-
-
-def resolve_arguments(
-    step: PlanStep,
-    outputs: dict[str, StepOutput],
-    input_media: list[InputMediaRef] | None = None,
-) -> dict[str, Any]:
-    """The step's arguments with its bindings applied, in `dependsOn` order. A required binding
-    that cannot be satisfied raises `BindingError`; an optional one is dropped."""
-    arguments = copy.deepcopy(step.arguments)
-    for binding in step.dependsOn:
-        value, missing = _bound_value(step, binding, outputs, input_media or [])
-        if missing is not None:
-            if binding.required:
-                raise BindingError(step.id, f"cannot bind '{binding.targetArgument}': {missing}")
-            continue
-        _write(arguments, step.toolName, binding.targetArgument, value)
-    return arguments
 
 
 # --- cost ----------------------------------------------------------------------------------------

@@ -38,8 +38,9 @@ from sogni_intelligence.tools.composing import (
     string_schema,
     with_style,
 )
-from sogni_intelligence.tools.plans import MAX_STEPS, normalise_plan, step_costs
-from sogni_intelligence.tools.templates import parse_template
+from sogni_intelligence.tools.plan_model import MAX_STEPS
+from sogni_intelligence.tools.plans import normalise_plan, step_costs
+from sogni_intelligence.tools.template_model import parse_template
 
 
 class DestinationModels(ToolArgs):

@@ -21,9 +21,11 @@ from sogni_intelligence.tools.audio_tools import GenerateMusicArgs
 from sogni_intelligence.tools.base import ToolContext, ToolServices, execute
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.media_context import MediaContext
-from sogni_intelligence.tools.plans import MAX_STEPS, normalise_plan, plan_cost
+from sogni_intelligence.tools.plan_model import MAX_STEPS
+from sogni_intelligence.tools.plans import normalise_plan, plan_cost
 from sogni_intelligence.tools.services import text_llm
-from sogni_intelligence.tools.templates import compile_template, parse_template
+from sogni_intelligence.tools.template_model import parse_template
+from sogni_intelligence.tools.templates import compile_template
 from tests.conftest import embedded_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]

@@ -10,7 +10,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from sogni_intelligence.api.wire import WireModel
-from sogni_intelligence.tools.templates import WorkflowTemplate
+from sogni_intelligence.tools.template_model import WorkflowTemplate
 
 
 class StartWorkflowBody(WireModel):
