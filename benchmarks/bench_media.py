@@ -28,11 +28,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sogni_intelligence.media import speech, video
+from sogni_intelligence.media import speech
 from sogni_intelligence.media.ffmpeg import ffmpeg_exe
 from sogni_intelligence.media.image import render_procedural
 from sogni_intelligence.media.signing import UrlSigner
 from sogni_intelligence.media.store import AssetStore
+from sogni_intelligence.media.video import encoding as video_encoding
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.tools.base import ToolContext, execute
 from sogni_intelligence.tools.catalog import CATALOG
@@ -82,7 +83,7 @@ async def bench_video(ctx: ToolContext, runs: int) -> dict[str, Any]:
     render_procedural("mountain lake", 1, 1920, 1080).save(photo, "PNG")
     ctx.media.add_upload(await ctx.store.put_bytes(ctx.owner, photo.getvalue()))
     direct_runs: list[float] = []
-    original = video.ffmpeg
+    original = video_encoding.ffmpeg
 
     async def also_direct(*args: str, timeout_s: float = 600) -> None:
         """Run the tool's ffmpeg call, then the same command line again on its own (while the
@@ -105,7 +106,7 @@ async def bench_video(ctx: ToolContext, runs: int) -> dict[str, Any]:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    video.ffmpeg = also_direct  # type: ignore[assignment]
+    video_encoding.ffmpeg = also_direct  # type: ignore[assignment]
     ours, direct = [], []
     try:
         for _ in range(runs):
@@ -128,7 +129,7 @@ async def bench_video(ctx: ToolContext, runs: int) -> dict[str, Any]:
             ours.append(total - direct_runs[0])
             direct.append(direct_runs[0])
     finally:
-        video.ffmpeg = original  # type: ignore[assignment]
+        video_encoding.ffmpeg = original  # type: ignore[assignment]
     return {
         "ours_s": _median_time(ours),
         "direct_ffmpeg_s": _median_time(direct),

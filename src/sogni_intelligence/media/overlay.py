@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Literal
 
 from sogni_intelligence.media.text_style import BOLD_FONT_FILE, FONT_FILE, ffmpeg_color, wrap_text
-from sogni_intelligence.media.video import escape, num, reencoding
+from sogni_intelligence.media.video.encoding import escape, num
+from sogni_intelligence.media.video.probe import reencoding
 
 Anchor = Literal[
     "top-left",

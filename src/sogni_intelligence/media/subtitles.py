@@ -9,7 +9,8 @@ from typing import Literal
 
 from sogni_intelligence.media.srt import Cue, write_srt
 from sogni_intelligence.media.text_style import FONT_DIR, FONT_NAME, ass_color
-from sogni_intelligence.media.video import escape, num, reencoding
+from sogni_intelligence.media.video.encoding import escape, num
+from sogni_intelligence.media.video.probe import reencoding
 
 SubtitlePosition = Literal["bottom", "top", "center"]
 

@@ -9,7 +9,7 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from sogni_intelligence.media.video import Cue, parse_srt, write_srt
+from sogni_intelligence.media.srt import Cue, parse_srt, write_srt
 from sogni_intelligence.tools.plan_model import (
     INDEX_TRANSFORMS,
     URL_TRANSFORMS,
