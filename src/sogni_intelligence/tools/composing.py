@@ -73,6 +73,14 @@ def object_schema(properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(properties)}
 
 
+def titled_scenes_schema(
+    count: int, scene: dict[str, Any], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A title and exactly `count` scenes of the `scene` fields (plus `extra` top-level keys)."""
+    scenes = {"type": "array", "minItems": count, "maxItems": count, "items": object_schema(scene)}
+    return object_schema({"title": string_schema(80), "scenes": scenes, **(extra or {})})
+
+
 def even_share(total: int, count: int, most: int) -> int:
     """Length cap of one of `count` repeated strings: at most `most`, and together about
     `total`, so a long list still fits a small context slot (2048 tokens by default)."""

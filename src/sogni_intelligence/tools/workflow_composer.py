@@ -34,8 +34,8 @@ from sogni_intelligence.tools.composing import (
     clean_text,
     even_share,
     joined_lines,
-    object_schema,
     string_schema,
+    titled_scenes_schema,
     with_style,
 )
 from sogni_intelligence.tools.plan_model import MAX_STEPS
@@ -207,22 +207,13 @@ async def _compose(
     if args.include_audio and count == 1:
         warnings.append("a single clip cannot be joined with music; the track is a separate result")
 
-    schema = object_schema(
+    schema = titled_scenes_schema(
+        count,
         {
-            "title": string_schema(80),
-            "scenes": {
-                "type": "array",
-                "minItems": count,
-                "maxItems": count,
-                "items": object_schema(
-                    {
-                        "picture": string_schema(even_share(1000, count, 240)),
-                        "motion": string_schema(even_share(500, count, 120)),
-                    }
-                ),
-            },
-            **({"music": string_schema(160)} if args.include_audio else {}),
-        }
+            "picture": string_schema(even_share(1000, count, 240)),
+            "motion": string_schema(even_share(500, count, 120)),
+        },
+        {"music": string_schema(160)} if args.include_audio else {},
     )
     instruction = joined_lines(
         f"Brief: {args.brief}",

@@ -28,6 +28,7 @@ from sogni_intelligence.tools.composing import (
     joined_lines,
     object_schema,
     string_schema,
+    titled_scenes_schema,
 )
 
 
@@ -113,21 +114,12 @@ async def compose_script(args: ComposeScriptArgs, ctx: ToolContext) -> ToolOutpu
     body = None
     if args.scene_count:
         count = args.scene_count
-        schema = object_schema(
+        schema = titled_scenes_schema(
+            count,
             {
-                "title": string_schema(80),
-                "scenes": {
-                    "type": "array",
-                    "minItems": count,
-                    "maxItems": count,
-                    "items": object_schema(
-                        {
-                            "visual": string_schema(even_share(1200, count, 240)),
-                            "narration": string_schema(even_share(600, count, 160)),
-                        }
-                    ),
-                },
-            }
+                "visual": string_schema(even_share(1200, count, 240)),
+                "narration": string_schema(even_share(600, count, 160)),
+            },
         )
         instruction = (
             f"Write a {kind} in {count} scenes. For each scene give what we see (visual) and "
