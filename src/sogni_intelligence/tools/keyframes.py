@@ -2,7 +2,7 @@
 drawn from prompts or taken from images, seeds, soundtracks and storing the results.
 
 The keyframe backend is not a video diffusion model: still keyframes get Ken Burns camera moves
-and dissolve into each other (see `media/video.py`); every artifact's metadata says what ran.
+and dissolve into each other (see `media/video/`); every artifact's metadata says what ran.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 Still keyframes (drawn by the procedural image renderer from the prompt, or taken from the
 caller's images) get Ken Burns camera moves and dissolve into each other, encoded by ffmpeg.
 It is not a video diffusion model, and every artifact's metadata says what ran. Outputs are
-H.264 + AAC MP4 files; see `media/video.py` and `tools/keyframes.py`.
+H.264 + AAC MP4 files; see `media/video/` and `tools/keyframes.py`.
 """
 
 from __future__ import annotations
