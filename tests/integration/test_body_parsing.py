@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 import pytest_asyncio
 
@@ -133,9 +134,17 @@ async def _send(
     return await app.http.request(method, url, content=body, headers=headers)
 
 
+#: The error body the document promises, resolved against the document's own components.
+ERROR_SCHEMA = {
+    "$ref": "#/components/schemas/ErrorResponse",
+    "components": DOCUMENT["components"],
+}
+
+
 def _assert_error(response: httpx.Response, status: int, path: str) -> None:
     assert response.status_code == status, response.text
     body = response.json()
+    jsonschema.validate(body, ERROR_SCHEMA)
     error = body["error"]
     assert set(error) == {"message", "type", "code", "param"} and error["message"]
     if path in OPENAI_SHAPE:
@@ -149,6 +158,17 @@ def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
     while "$ref" in schema:
         schema = DOCUMENT["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
     return schema
+
+
+def test_the_document_promises_400_in_the_error_shape_never_422() -> None:
+    """What the server answers a request it cannot use (FastAPI's default says 422)."""
+    for path, operations in DOCUMENT["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert "422" not in responses, f"{method} {path}"
+            if "requestBody" in operation or operation.get("parameters"):
+                assert "400" in responses, f"{method} {path}"
+    assert "HTTPValidationError" not in DOCUMENT["components"]["schemas"]
 
 
 def test_every_body_a_route_reads_is_in_the_document() -> None:

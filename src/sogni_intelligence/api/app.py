@@ -24,6 +24,7 @@ from sogni_intelligence.api.chat_runs.api_router import router as chat_runs_rout
 from sogni_intelligence.api.limits import BodySizeLimit
 from sogni_intelligence.api.media.api_router import router as media_router
 from sogni_intelligence.api.models.api_router import router as models_router
+from sogni_intelligence.api.openapi_errors import document_errors
 from sogni_intelligence.api.state import Server
 from sogni_intelligence.api.tools_execute.api_router import router as tools_execute_router
 from sogni_intelligence.api.workflows.api_router import router as workflows_router
@@ -109,6 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Sogni Intelligence (self-hosted)", version=__version__, lifespan=lifespan)
     errors.install(app)
+    document_errors(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     routers = (
         health_router,
