@@ -14,7 +14,14 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from sogni_intelligence.media import analysis
+from sogni_intelligence.media.analysis.descriptions import (
+    describe_comparison,
+    describe_image,
+    describe_video,
+)
+from sogni_intelligence.media.analysis.images import compare_images, image_stats
+from sogni_intelligence.media.analysis.metadata import image_metadata, media_metadata
+from sogni_intelligence.media.analysis.video_stats import data_uri, frames_for_vision, video_stats
 from sogni_intelligence.media.ffmpeg import MediaProcessError
 from sogni_intelligence.media.sniff import MediaKind
 from sogni_intelligence.media.store import AssetRecord
@@ -142,9 +149,9 @@ async def extract_metadata(args: ExtractMetadataArgs, ctx: ToolContext) -> ToolO
     record = _pick_for_metadata(args, ctx)
     path = ctx.store.path_of(record)
     if record.kind == "image":
-        meta = await asyncio.to_thread(analysis.image_metadata, path)
+        meta = await asyncio.to_thread(image_metadata, path)
     else:
-        meta = await analysis.media_metadata(path)
+        meta = await media_metadata(path)
     meta["mime_type"] = record.mime
     return ToolOutput(
         assets=[],
@@ -218,19 +225,19 @@ async def analyze_image(args: AnalyzeImageArgs, ctx: ToolContext) -> ToolOutput:
         )
     path = ctx.store.path_of(source)
     ctx.progress(0.1, "measuring the image")
-    stats = await asyncio.to_thread(analysis.image_stats, path)
+    stats = await asyncio.to_thread(image_stats, path)
     result: dict[str, Any] = {"type": args.analysisType, "image": stats}
     if other is not None:
         other_path = ctx.store.path_of(other)
-        result["compare_image"] = await asyncio.to_thread(analysis.image_stats, other_path)
-        result["comparison"] = await asyncio.to_thread(analysis.compare_images, path, other_path)
+        result["compare_image"] = await asyncio.to_thread(image_stats, other_path)
+        result["comparison"] = await asyncio.to_thread(compare_images, path, other_path)
     vision = ctx.services.vision_llm
     answer = None
     if vision is not None:
         ctx.progress(0.4, "asking the vision model")
-        images = [await asyncio.to_thread(analysis.data_uri, path)]
+        images = [await asyncio.to_thread(data_uri, path)]
         if other is not None:
-            images.append(await asyncio.to_thread(analysis.data_uri, ctx.store.path_of(other)))
+            images.append(await asyncio.to_thread(data_uri, ctx.store.path_of(other)))
         task = IMAGE_TASKS["compare" if other is not None else args.analysisType]
         facts = f"{stats['width']}×{stats['height']} px"
         answer = await _ask(vision, _vision_prompt(task, args.query, args.detailed, facts), images)
@@ -240,9 +247,9 @@ async def analyze_image(args: AnalyzeImageArgs, ctx: ToolContext) -> ToolOutput:
         if vision is not None:
             warnings.append("The vision model failed; the answer is computed from pixel data.")
         if other is not None:
-            answer = analysis.describe_comparison(result["comparison"])
+            answer = describe_comparison(result["comparison"])
         else:
-            answer = analysis.describe_image(stats, args.analysisType, args.detailed)
+            answer = describe_image(stats, args.analysisType, args.detailed)
     extra: dict[str, Any] = {
         "analysis": result,
         "answer": answer,
@@ -295,18 +302,18 @@ async def analyze_video(args: AnalyzeVideoArgs, ctx: ToolContext) -> ToolOutput:
     try:
         ctx.progress(0.1, "sampling frames")
         try:
-            stats = await analysis.video_stats(path, scratch)
+            stats = await video_stats(path, scratch)
         except (ValueError, MediaProcessError) as exc:
             raise ToolError("UNKNOWN_ERROR", f"the video could not be analysed: {exc}") from exc
         vision = ctx.services.vision_llm
         answer = None
         if vision is not None:
             ctx.progress(0.5, "asking the vision model")
-            frames = await analysis.frames_for_vision(
+            frames = await frames_for_vision(
                 path, scratch, stats["duration_seconds"], VIDEO_FRAMES_FOR_VISION
             )
             times = ", ".join(f"frame {i + 1} at {at:.1f} s" for i, (at, _) in enumerate(frames))
-            images = [await asyncio.to_thread(analysis.data_uri, p, 768) for _, p in frames]
+            images = [await asyncio.to_thread(data_uri, p, 768) for _, p in frames]
             facts = (
                 f"{stats['duration_seconds']:.1f} s, {stats['width']}×{stats['height']}; "
                 f"frames in order: {times}; cuts measured at "
@@ -324,7 +331,7 @@ async def analyze_video(args: AnalyzeVideoArgs, ctx: ToolContext) -> ToolOutput:
     if computed:
         if vision is not None:
             warnings.append("The vision model failed; the answer is computed from frame data.")
-        answer = analysis.describe_video(stats, args.analysisType, args.detailed)
+        answer = describe_video(stats, args.analysisType, args.detailed)
     return ToolOutput(
         assets=[],
         backend=COMPUTED_BACKEND if computed else VISION_BACKEND,

@@ -20,7 +20,6 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
-from sogni_intelligence.media import video
 from sogni_intelligence.media.image import render_procedural
 from sogni_intelligence.media.models import (
     DEFAULT_VIDEO_MODEL,
@@ -29,6 +28,10 @@ from sogni_intelligence.media.models import (
     resolve_model,
 )
 from sogni_intelligence.media.store import AssetRecord
+from sogni_intelligence.media.video.clips import keyframe_clip
+from sogni_intelligence.media.video.encoding import FPS, even
+from sogni_intelligence.media.video.motion import Motion, Soundtrack, pick_motion
+from sogni_intelligence.media.video.probe import cover, extract_frame
 from sogni_intelligence.tools.base import ToolContext
 
 FFMPEG = "ffmpeg"
@@ -109,7 +112,7 @@ def plan_size(
         factor = MAX_SIDE / max(w, h)
         w, h = w * factor, h * factor
         warnings.append(f"the size was reduced to fit {MAX_SIDE} px on the long side")
-    return video.even(w, 32), video.even(h, 32), warnings
+    return even(w, 32), even(h, 32), warnings
 
 
 def _work_size(width: int, height: int) -> tuple[int, int]:
@@ -161,21 +164,21 @@ def _prepare_frame(frame: Frame, width: int, height: int, out: Path) -> None:
     work = _work_size(width, height)
     if frame.path is not None:
         with Image.open(frame.path) as image:
-            picture = video.cover(ImageOps.exif_transpose(image), *work)
+            picture = cover(ImageOps.exif_transpose(image), *work)
     else:
         assert frame.prompt is not None
         scale = min(1.0, 1280 / max(width, height))
         drawn = render_procedural(
             frame.prompt,
             frame.seed,
-            video.even(width * scale),
-            video.even(height * scale),
+            even(width * scale),
+            even(height * scale),
             avoid=frame.avoid,
         )
         picture = drawn.convert("RGB").resize(work, Image.Resampling.BICUBIC)
         if frame.blend_with is not None:
             with Image.open(frame.blend_with) as base:
-                picture = Image.blend(video.cover(base, *work), picture, 0.5)
+                picture = Image.blend(cover(base, *work), picture, 0.5)
     picture.save(out, "PNG", compress_level=1)
 
 
@@ -202,9 +205,9 @@ async def animate(
     motion_seed: int,
     opens: bool,
     closes: bool = False,
-    fps: Fraction = video.FPS,
-    track: video.Soundtrack,
-) -> list[video.Motion]:
+    fps: Fraction = FPS,
+    track: Soundtrack,
+) -> list[Motion]:
     """Encode prepared keyframes as one clip, each with a camera move: the one the prompt names
     when it names one, else drawn from `motion_seed` (the same seed gives the same moves). The
     first keyframe starts on the whole picture when `opens`, the last ends on it when `closes`."""
@@ -212,13 +215,11 @@ async def animate(
     hint = camera_hint(prompt)
     last = len(keyframes) - 1
     motions = [
-        video.pick_motion(
-            rng, start_full=opens and k == 0, end_full=closes and k == last, prefer=hint
-        )
+        pick_motion(rng, start_full=opens and k == 0, end_full=closes and k == last, prefer=hint)
         for k in range(len(keyframes))
     ]
     width, height = size
-    await video.keyframe_clip(
+    await keyframe_clip(
         keyframes,
         motions,
         out,
@@ -233,12 +234,12 @@ async def animate(
 
 def soundtrack(
     ctx: ToolContext, generate: bool, seed: int, audio: AssetRecord | None
-) -> tuple[video.Soundtrack, str]:
+) -> tuple[Soundtrack, str]:
     if audio is not None:
-        return video.Soundtrack("file", ctx.store.path_of(audio)), f"audio asset {audio.id}"
+        return Soundtrack("file", ctx.store.path_of(audio)), f"audio asset {audio.id}"
     if generate:
-        return video.Soundtrack.ambient_for(seed), "generated ambient tone (not a sound model)"
-    return video.Soundtrack(), "silent"
+        return Soundtrack.ambient_for(seed), "generated ambient tone (not a sound model)"
+    return Soundtrack(), "silent"
 
 
 async def store_video(
@@ -253,7 +254,7 @@ async def last_frames(
     """The last frame of each finished clip, stored as a PNG image asset."""
     records = []
     for i, clip in enumerate(clips):
-        frame = await video.extract_frame(clip, workdir / f"last-frame-{i}.png")
+        frame = await extract_frame(clip, workdir / f"last-frame-{i}.png")
         records.append(
             await ctx.store.put_file(
                 ctx.owner, frame, tool=tool, backend=FFMPEG, meta={"role": "last frame"}

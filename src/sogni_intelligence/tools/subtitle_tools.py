@@ -12,8 +12,9 @@ import shutil
 
 from pydantic import AliasChoices, Field, model_validator
 
-from sogni_intelligence.media import subtitles, video
+from sogni_intelligence.media import subtitles
 from sogni_intelligence.media.srt import Cue, parse_srt, plain_cue_text
+from sogni_intelligence.media.video.probe import inspect
 from sogni_intelligence.tools.base import (
     Tool,
     ToolArgs,
@@ -95,7 +96,7 @@ async def add_subtitles(args: AddSubtitlesArgs, ctx: ToolContext) -> ToolOutput:
     cues = _cues(args)
     source = ctx.media.latest_video_or_first_upload(args.sourceVideoIndex, "sourceVideoIndex")
     path = ctx.store.path_of(source)
-    duration = (await video.inspect(path)).duration
+    duration = (await inspect(path)).duration
     warnings = []
     if args.auto_transcribe:
         warnings.append("auto_transcribe ignored: no speech recogniser here; the given cues ran")

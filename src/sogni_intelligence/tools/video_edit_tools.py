@@ -13,10 +13,13 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from sogni_intelligence.media import video
 from sogni_intelligence.media.image import RENDERER_NOTE
 from sogni_intelligence.media.models import DEFAULT_VIDEO_MODEL
 from sogni_intelligence.media.store import AssetRecord
+from sogni_intelligence.media.video.clips import join, rescale, splice
+from sogni_intelligence.media.video.encoding import even, pick_fps
+from sogni_intelligence.media.video.motion import Soundtrack
+from sogni_intelligence.media.video.probe import VideoFacts, extract_frame, inspect
 from sogni_intelligence.tools.base import (
     Tool,
     ToolArgs,
@@ -177,7 +180,7 @@ async def _render_segment(
     prompt: str,
     seed: int,
     out: Path,
-    facts: video.VideoFacts,
+    facts: VideoFacts,
     length: float,
     workdir: Path,
     *,
@@ -186,7 +189,7 @@ async def _render_segment(
     """New pictures for `length` seconds at the base's size and rate: keyframes drawn from
     `prompt` (the first one blended into the `opening` frame when given). Returns the
     motions and what the audio is."""
-    width, height = video.even(facts.width), video.even(facts.height)
+    width, height = even(facts.width), even(facts.height)
     if opening is not None:
         plan = [Frame(path=opening)]
         if prompt and length >= 3:
@@ -204,7 +207,7 @@ async def _render_segment(
         prompt=prompt,
         motion_seed=stable_seed(prompt, seed, "motion"),
         opens=opening is not None,
-        fps=video.pick_fps(facts.fps),
+        fps=pick_fps(facts.fps),
         track=track,
     )
     return [m.name for m in motions], sound
@@ -233,7 +236,7 @@ async def _replacement_slice(
     """The replacement video and the stretch of it to splice in, in seconds."""
     assert args.replacementVideoIndex is not None
     record = ctx.media.resolve("video", args.replacementVideoIndex, "replacementVideoIndex")
-    length = (await video.inspect(ctx.store.path_of(record))).duration
+    length = (await inspect(ctx.store.path_of(record))).duration
     begin = args.replacementStartSeconds or 0.0
     until = length if args.replacementEndSeconds is None else args.replacementEndSeconds
     warnings = []
@@ -269,17 +272,17 @@ async def stitch_video(args: StitchVideoArgs, ctx: ToolContext) -> ToolOutput:
     audio = None
     if args.audioIndex is not None:
         audio = ctx.media.resolve("audio", args.audioIndex, "audioIndex")
-    first = await video.inspect(ctx.store.path_of(records[0]))
-    width, height = video.even(first.width), video.even(first.height)
-    fps = video.pick_fps(first.fps)
+    first = await inspect(ctx.store.path_of(records[0]))
+    width, height = even(first.width), even(first.height)
+    fps = pick_fps(first.fps)
     transition = args.transition
     warnings: list[str] = []
     scratch = ctx.store.scratch_dir()
     try:
         ctx.progress(0.1, "joining clips")
         out = scratch / "stitched.mp4"
-        track = None if audio is None else video.Soundtrack("file", ctx.store.path_of(audio))
-        _, used = await video.join(
+        track = None if audio is None else Soundtrack("file", ctx.store.path_of(audio))
+        _, used = await join(
             [ctx.store.path_of(r) for r in records],
             out,
             width=width,
@@ -314,14 +317,14 @@ async def extend_video(args: ExtendVideoArgs, ctx: ToolContext) -> ToolOutput:
     backend = video_backend(args.videoModel)
     source = ctx.media.latest_video_or_first_upload(args.videoIndex, "videoIndex")
     path = ctx.store.path_of(source)
-    facts = await video.inspect(path)
-    width, height = video.even(facts.width), video.even(facts.height)
-    fps = video.pick_fps(facts.fps)
+    facts = await inspect(path)
+    width, height = even(facts.width), even(facts.height)
+    fps = pick_fps(facts.fps)
     seed = pick_seed(args.seed)
     scratch = ctx.store.scratch_dir()
     try:
         ctx.progress(0.1, "reading the last frame")
-        last = await video.extract_frame(path, scratch / "last.png")
+        last = await extract_frame(path, scratch / "last.png")
         ctx.progress(0.3, "animating the continuation")
         added = scratch / "added.mp4"
         motions, sound = await _render_segment(
@@ -329,7 +332,7 @@ async def extend_video(args: ExtendVideoArgs, ctx: ToolContext) -> ToolOutput:
         )
         ctx.progress(0.7, "appending")
         out = scratch / "extended.mp4"
-        await video.join([path, added], out, width=width, height=height, fps=fps)
+        await join([path, added], out, width=width, height=height, fps=fps)
         ctx.progress(0.9, "storing")
         meta = {
             "renderer": "last frame + Ken Burns camera move"
@@ -359,10 +362,10 @@ async def replace_video_segment(args: ReplaceSegmentArgs, ctx: ToolContext) -> T
     backend = video_backend(args.videoModel)
     source = ctx.media.latest_video_or_first_upload(args.videoIndex, "videoIndex")
     path = ctx.store.path_of(source)
-    facts = await video.inspect(path)
+    facts = await inspect(path)
     start, end, warnings = _window(args, facts.duration)
-    width, height = video.even(facts.width), video.even(facts.height)
-    fps = video.pick_fps(facts.fps)
+    width, height = even(facts.width), even(facts.height)
+    fps = pick_fps(facts.fps)
     audio: Literal["source", "insert"] = "source" if args.keepOriginalAudio else "insert"
     meta: dict[str, Any] = {
         "source": source.id,
@@ -411,7 +414,7 @@ async def replace_video_segment(args: ReplaceSegmentArgs, ctx: ToolContext) -> T
             extra["segmentUrl"] = ctx.store.url(segment)
         ctx.progress(0.6, "splicing")
         out = scratch / "spliced.mp4"
-        await video.splice(
+        await splice(
             path,
             insert,
             out,
@@ -441,7 +444,7 @@ async def upscale_video(args: UpscaleVideoArgs, ctx: ToolContext) -> ToolOutput:
     index = args.sourceVideoIndex if args.sourceVideoIndex is not None else args.videoIndex
     source = ctx.media.resolve("video", index, "sourceVideoIndex")
     path = ctx.store.path_of(source)
-    facts = await video.inspect(path)
+    facts = await inspect(path)
     short, long = sorted((facts.width, facts.height))
     target = args.targetResolution or (1440 if short >= 720 else 1080)
     new_long = min(4096, long * target / short)
@@ -454,16 +457,16 @@ async def upscale_video(args: UpscaleVideoArgs, ctx: ToolContext) -> ToolOutput:
     if args.seed != 0:
         warnings.append("seed has no effect: resampling adds no generated detail")
     if facts.width >= facts.height:
-        width, height = video.even(new_long), video.even(new_short)
+        width, height = even(new_long), even(new_short)
     else:
-        width, height = video.even(new_short), video.even(new_long)
+        width, height = even(new_short), even(new_long)
     scaler = "bicubic" if args.processingSpeed == "faster" else "lanczos"
     sharpen = 1.0 if args.detailPreference == "sharper" else 0.0
     scratch = ctx.store.scratch_dir()
     try:
         ctx.progress(0.1, "upscaling")
         out = scratch / "upscaled.mp4"
-        await video.rescale(path, out, width=width, height=height, scaler=scaler, sharpen=sharpen)
+        await rescale(path, out, width=width, height=height, scaler=scaler, sharpen=sharpen)
         ctx.progress(0.9, "storing")
         meta = {
             "operation": "upscale",

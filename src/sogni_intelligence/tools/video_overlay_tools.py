@@ -8,8 +8,9 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 
-from sogni_intelligence.media import overlay, video
+from sogni_intelligence.media import overlay
 from sogni_intelligence.media.store import AssetRecord
+from sogni_intelligence.media.video.probe import inspect
 from sogni_intelligence.tools.base import (
     Tool,
     ToolArgs,
@@ -115,7 +116,7 @@ def _source(ctx: ToolContext, index: int | None) -> AssetRecord:
 async def overlay_video(args: OverlayVideoArgs, ctx: ToolContext) -> ToolOutput:
     source = _source(ctx, args.sourceVideoIndex)
     path = ctx.store.path_of(source)
-    duration = (await video.inspect(path)).duration
+    duration = (await inspect(path)).duration
     warnings = []
     scratch = ctx.store.scratch_dir()
     try:

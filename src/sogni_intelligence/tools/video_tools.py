@@ -16,10 +16,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from sogni_intelligence.media import video
 from sogni_intelligence.media.image import RENDERER_NOTE
 from sogni_intelligence.media.models import DEFAULT_VIDEO_MODEL
 from sogni_intelligence.media.store import AssetRecord
+from sogni_intelligence.media.video.clips import join
 from sogni_intelligence.tools.base import (
     Tool,
     ToolArgs,
@@ -442,7 +442,7 @@ async def animate_photo(args: AnimatePhotoArgs, ctx: ToolContext) -> ToolOutput:
             if len(clips) > 1 and args.stitch:
                 ctx.progress(fraction(v * len(sources) + len(sources) - 1, jobs, 0.8), "stitching")
                 joined = scratch / f"video-{v}.mp4"
-                await video.join([path for path, _ in clips], joined, width=width, height=height)
+                await join([path for path, _ in clips], joined, width=width, height=height)
                 for path, meta in clips:
                     clip_records.append(
                         await store_video(ctx, path, "animate_photo", backend, meta)

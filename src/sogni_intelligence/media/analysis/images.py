@@ -11,9 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from sogni_intelligence.media.analysis.colours import (
-    palette,
-)
+from sogni_intelligence.media.analysis.colours import palette
 
 # --------------------------------------------------------------------------------------------
 # Image statistics.

@@ -13,13 +13,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from sogni_intelligence.media.analysis.colours import (
-    palette,
-)
-from sogni_intelligence.media.analysis.images import (
-    level_word,
-    luma_of,
-)
+from sogni_intelligence.media.analysis.colours import palette
+from sogni_intelligence.media.analysis.images import level_word, luma_of
 from sogni_intelligence.media.ffmpeg import ffmpeg, probe, summarize
 
 # --------------------------------------------------------------------------------------------
