@@ -4,39 +4,13 @@ which index is which."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from sogni_intelligence.errors import invalid_request
-from sogni_intelligence.media.fetch import FetchPolicy, fetch_into_store, refuse_early
-from sogni_intelligence.media.store import AssetRecord, AssetStore
+from sogni_intelligence.media.fetch import FetchPolicy
+from sogni_intelligence.media.store import AssetStore
 from sogni_intelligence.tools.media_context import MediaContext
-
-
-def decode_data_uri(uri: str, param: str) -> bytes:
-    header, sep, payload = uri.partition(",")
-    if not sep or not header.startswith("data:") or not header.endswith(";base64"):
-        raise invalid_request("a data URI must be base64 (data:<type>;base64,...)", param)
-    try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise invalid_request("the data URI is not valid base64", param) from exc
-
-
-def _source(reference: dict[str, Any]) -> Any:
-    return reference.get("url") or reference.get("value") or reference.get("data")
-
-
-async def _reference_asset(
-    owner: str, reference: dict[str, Any], param: str, store: AssetStore, policy: FetchPolicy
-) -> AssetRecord:
-    source = _source(reference)
-    if not isinstance(source, str) or not source:
-        raise invalid_request("a media reference needs url, value or data", param)
-    if source.startswith("data:"):
-        return await store.put_bytes(owner, decode_data_uri(source, param), tool="media_reference")
-    return await fetch_into_store(source, policy=policy, store=store, owner=owner, label=param)
+from sogni_intelligence.tools.media_inputs import MediaInput, ingest, media_location
 
 
 def attached_image(number: int) -> str:
@@ -67,21 +41,17 @@ async def session_media(
     store: AssetStore,
     policy: FetchPolicy,
 ) -> tuple[MediaContext, list[str]]:
-    """The session's media context and one note line per upload (`image -1 = ...`)."""
-    for i, reference in enumerate(references):  # refuse before anything is fetched or stored
-        source = _source(reference)
-        if isinstance(source, str) and not source.startswith("data:"):
-            refuse_early(source, policy, f"media_references[{i}].url")
-    media = MediaContext()
-    lines = []
+    """The session's media context and one note line per upload (`image -1 = ...`):
+    `media_references` first, then the messages' images."""
+    inputs = []
     for i, reference in enumerate(references):
         param = f"media_references.{i}"
-        asset = await _reference_asset(owner, reference, param, store, policy)
-        expected = reference.get("kind")
-        if expected is not None and expected != asset.kind:
-            raise invalid_request(f"the media is {asset.kind}, not {expected}", f"{param}.kind")
-        lines.append(f"{asset.kind} {media.add_upload(asset)} = media reference {i + 1}")
-    for n, uri in enumerate(image_uris, 1):
-        asset = await store.put_bytes(owner, decode_data_uri(uri, "messages"), tool="chat_image")
-        lines.append(f"image {media.add_upload(asset)} = attached image {n}")
-    return media, lines
+        source = media_location(reference)
+        if source is None:
+            raise invalid_request("a media reference needs url, value or data", param)
+        inputs.append(MediaInput(source, f"media reference {i + 1}", param, reference.get("kind")))
+    inputs += [
+        MediaInput(uri, f"attached image {n}", "messages") for n, uri in enumerate(image_uris, 1)
+    ]
+    media, ingested = await ingest(owner, inputs, store, policy)
+    return media, [item.note() for item in ingested]

@@ -27,11 +27,12 @@ from sogni_intelligence.agent.loop import (
 from sogni_intelligence.agent.media import with_uploads_note
 from sogni_intelligence.agent.surfaces import tools_named
 from sogni_intelligence.llm.registry import ModelRegistry
-from sogni_intelligence.media.fetch import FetchPolicy, fetch_into_store
+from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.runtime.launched import Launched
 from sogni_intelligence.runtime.workflows import WorkflowRuntime
 from sogni_intelligence.store.records import Announcement, Record, RecordStore
-from sogni_intelligence.tools.media_context import KINDS, MediaContext
+from sogni_intelligence.tools.media_context import MediaContext
+from sogni_intelligence.tools.media_inputs import MediaInput, ingest
 
 DELTA_FLUSH_S = 0.25
 MEDIA_CONTEXT_FIELDS = {
@@ -143,27 +144,20 @@ async def run_ingest(record_id: str) -> dict[str, Any]:
     deps = DEPS()
     record = await deps.records.get(record_id)
     assert record is not None
-    assets = deps.agent.assets
-    media: dict[str, dict[str, list[str]]] = {
-        "uploads": {k: [] for k in KINDS},
-        "generated": {k: [] for k in KINDS},
-    }
-    lines = []
-    for item in record.data["mediaInputs"]:
-        asset = await fetch_into_store(
+    inputs = [
+        MediaInput(
             item["url"],
-            policy=deps.fetch_policy,
-            store=assets,
-            owner=record.owner,
-            label=item["label"],
+            item["label"],
+            item.get("param", item["label"]),
+            generated=item["part"] == "generated",
         )
-        items = media[item["part"]][asset.kind]
-        items.append(asset.id)
-        index = -len(items) if item["part"] == "uploads" else len(items) - 1
-        lines.append(f"{asset.kind} {index} = {item['label']}")
+        for item in record.data["mediaInputs"]
+    ]
+    media, ingested = await ingest(record.owner, inputs, deps.agent.assets, deps.fetch_policy)
+    lines = [item.note() for item in ingested]
     state = {
         "messages": with_uploads_note(record.data["engine"]["request"]["messages"], lines),
-        "media": media,
+        "media": media.asset_ids(),
         "toolResults": [],
         "workflows": [],
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},

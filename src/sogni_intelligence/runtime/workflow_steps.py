@@ -20,7 +20,7 @@ from typing import Any
 
 from dbos import DBOS
 
-from sogni_intelligence.media.fetch import FetchPolicy, fetch_into_store
+from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.store import AssetStore
 from sogni_intelligence.runtime import cost_approval
 from sogni_intelligence.runtime.endings import STOPPED, ends_record_on_error
@@ -29,6 +29,7 @@ from sogni_intelligence.store.records import Announcement, RecordStore
 from sogni_intelligence.tools.base import ENVELOPE_KEYS, ToolContext, ToolServices, execute
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.media_context import KINDS, MediaContext, MediaIds
+from sogni_intelligence.tools.media_inputs import MediaInput, ingest, media_location
 from sogni_intelligence.tools.plan_bindings import execution_order, resolve_arguments
 from sogni_intelligence.tools.plan_model import BindingError, InputMediaRef, Plan, StepOutput
 from sogni_intelligence.tools.steps import STEP_CANDIDATES
@@ -79,29 +80,24 @@ async def _ingest_media(record_id: str) -> list[dict[str, Any]]:
     deps = DEPS()
     record = await deps.records.get(record_id)
     assert record is not None
-    counts: dict[str, int] = {}
-    refs = []
-    for i, reference in enumerate(record.data["plan"].get("mediaReferences", []), 1):
-        url = reference.get("url") or reference.get("value")
-        asset = await fetch_into_store(
-            url,
-            policy=deps.fetch_policy,
-            store=deps.assets,
-            owner=record.owner,
-            label=f"media reference {i}",
+    references = record.data["plan"].get("mediaReferences", [])
+    inputs = [
+        MediaInput(
+            media_location(r) or "", f"media reference {i}", f"media_references[{i - 1}].url"
         )
-        kind = asset.kind
-        counts[kind] = counts.get(kind, 0) + 1
-        refs.append(
-            {
-                "kind": kind,
-                "url": url,
-                "index": -counts[kind],
-                "id": reference.get("id"),
-                "assetId": asset.id,
-            }
-        )
-    return refs
+        for i, r in enumerate(references, 1)
+    ]
+    _, ingested = await ingest(record.owner, inputs, deps.assets, deps.fetch_policy)
+    return [
+        {
+            "kind": item.asset.kind,
+            "url": item.input.source,
+            "index": item.index,
+            "id": reference.get("id"),
+            "assetId": item.asset.id,
+        }
+        for reference, item in zip(references, ingested, strict=True)
+    ]
 
 
 async def _media_context(

@@ -20,7 +20,8 @@ from sogni_intelligence.runtime.launched import RECORDS
 from sogni_intelligence.runtime.workflow_steps import DEPS, WorkflowDeps, creative_workflow, now
 from sogni_intelligence.store.records import Announcement, Event, Record, RecordStore
 from sogni_intelligence.tools.catalog import CATALOG
-from sogni_intelligence.tools.plans import media_location, normalise_plan, step_costs
+from sogni_intelligence.tools.media_inputs import media_location
+from sogni_intelligence.tools.plans import normalise_plan, step_costs
 
 log = logging.getLogger(__name__)
 

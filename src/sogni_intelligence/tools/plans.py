@@ -33,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 
 from sogni_intelligence.errors import ServiceError, invalid_request
 from sogni_intelligence.tools.base import Tool
+from sogni_intelligence.tools.media_inputs import media_location
 from sogni_intelligence.tools.plan_model import (
     DEFAULT_TITLE,
     INDEX_TRANSFORMS,
@@ -109,15 +110,6 @@ def is_array_argument(tool_name: str, argument: str) -> bool:
 
 
 # --- media references ----------------------------------------------------------------------------
-
-
-def media_location(reference: dict[str, Any]) -> str | None:
-    """The media of a reference: `url`, else `value`, else `data`."""
-    for key in ("url", "value", "data"):
-        value = reference.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return None
 
 
 def media_kind(reference: dict[str, Any]) -> MediaType | None:

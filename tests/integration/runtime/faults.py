@@ -19,8 +19,9 @@ from typing import Any, Literal
 import pytest
 
 from sogni_intelligence.llm.embedded import EmbeddedEngine
-from sogni_intelligence.runtime import chat_run_steps, workflow_steps
+from sogni_intelligence.runtime import workflow_steps
 from sogni_intelligence.store.records import RecordStore
+from sogni_intelligence.tools import media_inputs
 
 Fault = Literal["ingest", "tool", "engine", "records"]
 FAULTS: tuple[Fault, ...] = ("ingest", "tool", "engine", "records")
@@ -48,8 +49,7 @@ def _failing_stream(*_: Any, **__: Any) -> Any:
 def inject(monkeypatch: pytest.MonkeyPatch, fault: Fault) -> None:
     """Make `fault`'s seam raise for the rest of the test."""
     if fault == "ingest":
-        monkeypatch.setattr(workflow_steps, "fetch_into_store", _raiser(fault))
-        monkeypatch.setattr(chat_run_steps, "fetch_into_store", _raiser(fault))
+        monkeypatch.setattr(media_inputs, "fetch_into_store", _raiser(fault))
     elif fault == "tool":
         monkeypatch.setattr(workflow_steps, "execute", _raiser(fault))
     elif fault == "engine":
