@@ -4,8 +4,9 @@ calls a client tool, ends the turn with a control tool, or the round limit is re
 
 Media tools run as durable one-step workflows seeded with the session's media context, so
 their indices match the conversation's; the loop waits for each up to a limit and otherwise
-tells the model the job is still in progress. The loop yields events and knows no HTTP, so a
-chat completion and a durable chat run drive the same code.
+tells the model the job is still in progress. The loop yields events and knows no HTTP; the
+order of rounds and batches is `agent.driver`'s, which a durable chat run drives too, with
+this loop's `round` and `run_calls` inside its steps.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
+from sogni_intelligence.agent.driver import Content, LoopEvent, RoundOutput, drive
 from sogni_intelligence.agent.repetition import RepetitionGuard
 from sogni_intelligence.config import DEFAULT_AGENT_MAX_TOKENS_PER_ROUND, Settings
 from sogni_intelligence.errors import ServiceError
@@ -27,7 +29,6 @@ from sogni_intelligence.llm.protocol import (
     merge_tool_call,
 )
 from sogni_intelligence.media.store import AssetStore
-from sogni_intelligence.tools.agent_tools import LOOP_ENDING
 from sogni_intelligence.tools.base import (
     Tool,
     ToolContext,
@@ -118,37 +119,6 @@ class Session:
     )
 
 
-@dataclass
-class Content:
-    text: str
-
-
-@dataclass
-class ToolProgress:
-    tool: str
-    call_id: str
-    state: Literal["started", "finished"]
-    ok: bool | None = None
-
-
-@dataclass
-class Final:
-    message: dict[str, Any]
-    finish_reason: str
-    #: The control tool that ended the turn (`ask_clarifying_question`, `finalize_response`).
-    ended_by: str | None = None
-
-
-@dataclass
-class RoundOutput:
-    text: str | None
-    calls: list[dict[str, Any]]
-    finish: str
-
-
-LoopEvent = Content | ToolProgress | Final
-
-
 @dataclass(frozen=True)
 class LoopLimits:
     max_rounds: int = 8
@@ -181,30 +151,10 @@ class AgentLoop:
         self.limits = limits
 
     async def run(self, session: Session) -> AsyncIterator[LoopEvent]:
-        messages = list(session.request["messages"])
-        for number in range(self.limits.max_rounds):
-            output: RoundOutput | None = None
-            async with aclosing(self.round(session, messages, number)) as items:
-                async for item in items:
-                    if isinstance(item, Content):
-                        yield item
-                    else:
-                        output = item
-            assert output is not None
-            client, hosted = split_calls(session.client_tools, output.calls)
-            for call in hosted:
-                yield ToolProgress(call["function"]["name"], call["id"], "started")
-            results = await self.run_calls(session, hosted, number)
-            for call, result in zip(hosted, results, strict=True):
-                yield ToolProgress(call["function"]["name"], call["id"], "finished", result["ok"])
-            messages += turn_messages(output, hosted, results)
-            final = outcome(output, client, results)
-            if final is not None:
-                yield final
-                return
-        # Still calling tools after the last round (a model that ignores the tool-less round):
-        # the turn ends cut short, like a reply cut at max_tokens.
-        yield Final({"role": "assistant", "content": output.text or ""}, "length")
+        """The turn, in memory: its events as they come (see `agent.driver`)."""
+        async with aclosing(drive(_InMemoryTurn(self, session), self.limits.max_rounds)) as events:
+            async for event in events:
+                yield event
 
     async def round(
         self, session: Session, messages: list[dict[str, Any]], number: int
@@ -435,13 +385,32 @@ class AgentLoop:
         return envelope(tool, output, ctx)
 
 
-def split_calls(
-    client_tools: list[dict[str, Any]], calls: list[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The calls for the client (its own tools) and those run here (anything else)."""
-    client_names = {t["function"]["name"] for t in client_tools}
-    client = [c for c in calls if c["function"]["name"] in client_names]
-    return client, [c for c in calls if c["function"]["name"] not in client_names]
+class _InMemoryTurn:
+    """The steps of a chat completion's turn: nothing to persist, no one to ask for approval;
+    the conversation grows in a local list."""
+
+    def __init__(self, loop: AgentLoop, session: Session) -> None:
+        self.loop = loop
+        self.session = session
+        self.client_tools = session.client_tools
+        self.messages = list(session.request["messages"])
+
+    def llm_round(self, number: int) -> AsyncIterator[Content | RoundOutput]:
+        return self.loop.round(self.session, self.messages, number)
+
+    async def approve(self, calls: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {}
+
+    async def tool_batch(
+        self,
+        number: int,
+        output: RoundOutput,
+        calls: list[dict[str, Any]],
+        decided: dict[str, dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        results = await self.loop.run_calls(self.session, calls, number, decided)
+        self.messages += turn_messages(output, calls, results)
+        return results
 
 
 def turn_messages(
@@ -481,23 +450,6 @@ def for_the_model(result: dict[str, Any]) -> dict[str, Any]:
             for a in assets
         ]
     return compact
-
-
-def outcome(
-    output: RoundOutput, client: list[dict[str, Any]], results: list[dict[str, Any]]
-) -> Final | None:
-    """How the turn ends after this round, or None to go on with another round."""
-    if not output.calls:
-        return Final({"role": "assistant", "content": output.text or ""}, output.finish)
-    if client:
-        return Final(
-            {"role": "assistant", "content": output.text, "tool_calls": client}, "tool_calls"
-        )
-    ending = next((r for r in results if r["ok"] and r["tool"] in LOOP_ENDING), None)
-    if ending is not None:
-        answer = ending.get("question") or ending.get("summary") or output.text or ""
-        return Final({"role": "assistant", "content": answer}, "stop", ending["tool"])
-    return None
 
 
 def _over_budget(session: Session, tool: Tool, arguments: dict[str, Any]) -> bool:

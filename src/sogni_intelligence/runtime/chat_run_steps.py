@@ -17,13 +17,8 @@ from typing import Any
 
 from dbos import DBOS
 
-from sogni_intelligence.agent.loop import (
-    AgentLoop,
-    Content,
-    RoundOutput,
-    Session,
-    turn_messages,
-)
+from sogni_intelligence.agent.driver import Content, RoundOutput
+from sogni_intelligence.agent.loop import AgentLoop, Session, turn_messages
 from sogni_intelligence.agent.media import with_uploads_note
 from sogni_intelligence.agent.surfaces import tools_named
 from sogni_intelligence.llm.registry import ModelRegistry

@@ -1,24 +1,27 @@
 """Durable chat runs: the agent loop of chat completions as a DBOS workflow, and the facade
 the API starts, cancels, confirms and reads runs through.
 
-The workflow drives the rounds; each LLM round and each tool batch is a step
-(`runtime.chat_run_steps`), and a paid call may pause the run for the caller's approval
-(`runtime.cost_approval`).
+The workflow drives the rounds in the order `agent.driver` sets for every turn; each LLM
+round and each tool batch is a step (`runtime.chat_run_steps`), and a paid call may pause the
+run for the caller's approval (`runtime.cost_approval`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import asdict
 from typing import Any
 
 from dbos import DBOS, SetWorkflowID
 
-from sogni_intelligence.agent.loop import outcome, split_calls
+from sogni_intelligence.agent.driver import Content, Final, RoundOutput, drive
 from sogni_intelligence.media.fetch import refuse_early
 from sogni_intelligence.runtime import chat_run_steps as steps
 from sogni_intelligence.runtime import cost_approval
 from sogni_intelligence.runtime.chat_run_steps import DEPS, ChatRunDeps, now, round_output
-from sogni_intelligence.runtime.endings import end_failed_step, ends_record_on_error
+from sogni_intelligence.runtime.endings import ends_record_on_error
 from sogni_intelligence.runtime.launched import RECORDS
 from sogni_intelligence.runtime.workflows import BACKBONE
 from sogni_intelligence.store.records import Announcement, Event, Record
@@ -40,27 +43,54 @@ async def chat_run(record_id: str) -> str | None:
     if not await steps.run_begin(record_id):
         return "cancelled"
     state = await steps.run_ingest(record_id)
-    for number in range(DEPS().agent.limits.max_rounds):
-        round_result = await steps.run_llm_round(record_id, number, state)
-        if round_result is None:
-            return "cancelled"
-        state, output = round_result["state"], round_result["output"]
-        record = await DEPS().records.get(record_id)
+    record = await DEPS().records.get(record_id)
+    assert record is not None
+    turn = _DurableTurn(record_id, state, record.data["engine"]["clientTools"])
+    async with aclosing(drive(turn, DEPS().agent.limits.max_rounds)) as events:
+        async for event in events:
+            if isinstance(event, Final):
+                return await steps.run_finish(
+                    record_id, turn.state, event.message, event.finish_reason, event.ended_by
+                )
+    return "cancelled"
+
+
+class _DurableTurn:
+    """A chat run's turn steps: each round and each batch is a DBOS step that persists what
+    it did; the state they return is the workflow's own, fed back into the next step, so a
+    workflow resumed after a crash rebuilds it from the steps' memoised results."""
+
+    def __init__(
+        self, record_id: str, state: dict[str, Any], client_tools: list[dict[str, Any]]
+    ) -> None:
+        self.record_id = record_id
+        self.state = state
+        self.client_tools = client_tools
+
+    async def llm_round(self, number: int) -> AsyncIterator[Content | RoundOutput]:
+        result = await steps.run_llm_round(self.record_id, number, self.state)
+        if result is None:
+            return
+        self.state = result["state"]
+        yield round_output(result["output"])
+
+    async def approve(self, calls: list[dict[str, Any]]) -> dict[str, dict[str, Any]] | None:
+        """Pause for the caller's approval of each paid call, one at a time."""
+        record = await DEPS().records.get(self.record_id)
         assert record is not None
-        client, hosted = split_calls(record.data["engine"]["clientTools"], output["calls"])
         decided: dict[str, dict[str, Any]] = {}
-        for call in hosted:
+        for call in calls:
             units = cost_approval.call_cost_to_approve(record, call)
             if units is None:
                 continue
-            if not await cost_approval.ask_call_approval(record_id, call, units):
-                return "cancelled"
+            if not await cost_approval.ask_call_approval(self.record_id, call, units):
+                return None
             answer = await DBOS.recv_async(
                 cost_approval.call_topic(call["id"]), timeout_seconds=cost_approval.APPROVAL_WAIT_S
             )
             decision = (answer or {}).get("decision", "cancel")
-            if not await cost_approval.call_approval_resolved(record_id, call["id"], decision):
-                return "cancelled"
+            if not await cost_approval.call_approval_resolved(self.record_id, call["id"], decision):
+                return None
             if decision != "confirm":
                 decided[call["id"]] = failure(
                     call["function"]["name"],
@@ -70,16 +100,22 @@ async def chat_run(record_id: str) -> str | None:
                 call["function"]["arguments"] = cost_approval.with_overrides(
                     call["function"]["arguments"], answer["overrides"]
                 )
-        batch = await steps.run_tool_batch(record_id, number, state, output, hosted, decided)
+        return decided
+
+    async def tool_batch(
+        self,
+        number: int,
+        output: RoundOutput,
+        calls: list[dict[str, Any]],
+        decided: dict[str, dict[str, Any]],
+    ) -> list[dict[str, Any]] | None:
+        batch = await steps.run_tool_batch(
+            self.record_id, number, self.state, asdict(output), calls, decided
+        )
         if batch is None:
-            return "cancelled"
-        state = batch["state"]
-        final = outcome(round_output(output), client, batch["results"])
-        if final is not None:
-            return await steps.run_finish(
-                record_id, state, final.message, final.finish_reason, final.ended_by
-            )
-    return await end_failed_step(record_id, "the run used every LLM round without an answer")
+            return None
+        self.state = batch["state"]
+        return batch["results"]
 
 
 def _child_workflow_ids(record: Record, events: list[Event]) -> list[str]:

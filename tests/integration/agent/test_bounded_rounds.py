@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from sogni_intelligence.agent.loop import AgentLoop, Content, Final, LoopLimits, Session
+from sogni_intelligence.agent.driver import Content, Final
+from sogni_intelligence.agent.loop import AgentLoop, LoopLimits, Session
 from sogni_intelligence.tools.media_context import MediaContext
 from tests.conftest import InProcessApp, embedded_settings, in_process_app
 

@@ -14,14 +14,8 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
-from sogni_intelligence.agent.loop import (
-    AgentLoop,
-    Content,
-    Final,
-    LoopEvent,
-    Session,
-    ToolProgress,
-)
+from sogni_intelligence.agent.driver import Content, Final, LoopEvent, ToolProgress
+from sogni_intelligence.agent.loop import AgentLoop, Session
 from sogni_intelligence.agent.media import attached_image, session_media, with_uploads_note
 from sogni_intelligence.agent.profiles import PROFILES, profile_for, system_prompt
 from sogni_intelligence.agent.surfaces import hosted_tools

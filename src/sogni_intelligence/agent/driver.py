@@ -1,0 +1,134 @@
+"""The order of an agent turn, written once: an LLM round, the calls it made for the client
+or for the server, their approval, the batch of hosted calls, and how the turn ends.
+
+Two things run turns: a chat completion, in memory (`agent.loop.AgentLoop.run`), and a durable
+chat run, whose rounds and batches are DBOS steps that persist what they did
+(`runtime.chat_runs`). Each gives `drive` a `TurnSteps` that does the work its own way; the
+sequence and the ending rules live here only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from sogni_intelligence.tools.agent_tools import LOOP_ENDING
+
+
+@dataclass
+class Content:
+    text: str
+
+
+@dataclass
+class ToolProgress:
+    tool: str
+    call_id: str
+    state: Literal["started", "finished"]
+    ok: bool | None = None
+
+
+@dataclass
+class Final:
+    message: dict[str, Any]
+    finish_reason: str
+    #: The control tool that ended the turn (`ask_clarifying_question`, `finalize_response`).
+    ended_by: str | None = None
+
+
+@dataclass
+class RoundOutput:
+    text: str | None
+    calls: list[dict[str, Any]]
+    finish: str
+
+
+LoopEvent = Content | ToolProgress | Final
+
+
+class TurnSteps(Protocol):
+    """What a turn needs done, round by round. A step that returns None (or a round that
+    yields no `RoundOutput`) means the turn was stopped from outside: a cancelled run."""
+
+    @property
+    def client_tools(self) -> list[dict[str, Any]]: ...
+
+    def llm_round(self, number: int) -> AsyncIterator[Content | RoundOutput]:
+        """The round's text as it comes, then what the model asked for."""
+        ...
+
+    async def approve(self, calls: list[dict[str, Any]]) -> dict[str, dict[str, Any]] | None:
+        """Results decided without running a call (a cost the user declined), by call id."""
+        ...
+
+    async def tool_batch(
+        self,
+        number: int,
+        output: RoundOutput,
+        calls: list[dict[str, Any]],
+        decided: dict[str, dict[str, Any]],
+    ) -> list[dict[str, Any]] | None:
+        """Run the hosted calls and add the round to the conversation; their results."""
+        ...
+
+
+async def drive(turn: TurnSteps, max_rounds: int) -> AsyncIterator[LoopEvent]:
+    """The turn's events; it ends with a `Final`, unless a step says the turn was stopped."""
+    output: RoundOutput | None = None
+    for number in range(max_rounds):
+        output = None
+        async with aclosing(turn.llm_round(number)) as items:
+            async for item in items:
+                if isinstance(item, Content):
+                    yield item
+                else:
+                    output = item
+        if output is None:
+            return
+        client, hosted = split_calls(turn.client_tools, output.calls)
+        decided = await turn.approve(hosted)
+        if decided is None:
+            return
+        for call in hosted:
+            yield ToolProgress(call["function"]["name"], call["id"], "started")
+        results = await turn.tool_batch(number, output, hosted, decided)
+        if results is None:
+            return
+        for call, result in zip(hosted, results, strict=True):
+            yield ToolProgress(call["function"]["name"], call["id"], "finished", result["ok"])
+        final = outcome(output, client, results)
+        if final is not None:
+            yield final
+            return
+    # Still calling tools after the last round (a model that ignores the tool-less round):
+    # the turn ends cut short, like a reply cut at max_tokens.
+    text = output.text if output is not None else None
+    yield Final({"role": "assistant", "content": text or ""}, "length")
+
+
+def split_calls(
+    client_tools: list[dict[str, Any]], calls: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The calls for the client (its own tools) and those run here (anything else)."""
+    client_names = {t["function"]["name"] for t in client_tools}
+    client = [c for c in calls if c["function"]["name"] in client_names]
+    return client, [c for c in calls if c["function"]["name"] not in client_names]
+
+
+def outcome(
+    output: RoundOutput, client: list[dict[str, Any]], results: list[dict[str, Any]]
+) -> Final | None:
+    """How the turn ends after this round, or None to go on with another round."""
+    if not output.calls:
+        return Final({"role": "assistant", "content": output.text or ""}, output.finish)
+    if client:
+        return Final(
+            {"role": "assistant", "content": output.text, "tool_calls": client}, "tool_calls"
+        )
+    ending = next((r for r in results if r["ok"] and r["tool"] in LOOP_ENDING), None)
+    if ending is not None:
+        answer = ending.get("question") or ending.get("summary") or output.text or ""
+        return Final({"role": "assistant", "content": answer}, "stop", ending["tool"])
+    return None
