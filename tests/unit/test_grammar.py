@@ -3,6 +3,8 @@ import json
 import pytest
 
 from sogni_intelligence.llm.grammar import (
+    CALL_LIST_CAP,
+    CALL_STRING_CAP,
     check_schema,
     json_grammar,
     strict_schema,
@@ -93,3 +95,29 @@ def test_tool_definitions_stay_reachable_in_a_call_schema() -> None:
     assert validator.is_valid(good) and not validator.is_valid(bad)
     assert "$defs" not in parameters["properties"]["frames"]["items"]  # input untouched
     assert parameters["properties"]["frames"]["items"] == {"$ref": "#/$defs/Frame"}
+
+
+def test_call_grammars_cap_free_strings_and_lists() -> None:
+    """A small model looping inside an argument must close it: strings and lists get the call
+    caps unless the tool's own caps are tighter; enumerated strings are left alone."""
+    parameters = {
+        "type": "object",
+        "properties": {
+            "prompt": {"type": "string", "maxLength": 32000},
+            "title": {"type": "string", "maxLength": 40},
+            "free": {"type": "string"},
+            "mode": {"type": "string", "enum": ["a", "b"]},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "few": {"anyOf": [{"type": "array", "maxItems": 2}, {"type": "null"}]},
+        },
+    }
+    tool = {"type": "function", "function": {"name": "t", "parameters": parameters}}
+    arguments = tool_call_schema([tool], 1)["items"]["properties"]["arguments"]["properties"]
+    assert arguments["prompt"]["maxLength"] == CALL_STRING_CAP
+    assert arguments["title"]["maxLength"] == 40
+    assert arguments["free"]["maxLength"] == CALL_STRING_CAP
+    assert "maxLength" not in arguments["mode"]
+    assert arguments["tags"]["maxItems"] == CALL_LIST_CAP
+    assert arguments["tags"]["items"]["maxLength"] == CALL_STRING_CAP
+    assert arguments["few"]["anyOf"][0]["maxItems"] == 2
+    assert parameters["properties"]["prompt"]["maxLength"] == 32000  # the tool's own is intact

@@ -39,6 +39,7 @@ from sogni_intelligence.tools.base import (
     execute,
     failure,
 )
+from sogni_intelligence.tools.call_schema import call_problems, offered_definition
 from sogni_intelligence.tools.media_context import MediaContext
 
 WORKFLOW_PATH = "/v1/creative-agent/workflows"
@@ -235,11 +236,12 @@ class AgentLoop:
         request["max_tokens"] = min(request.get("max_tokens") or bound, bound)
         if last:  # the last round must answer in words
             return request
-        tools = session.client_tools + [t.definition() for t in session.hosted.values()]
+        # A forced choice applies to the first round only, or the loop would never end.
+        choice = session.tool_choice if number == 0 else "auto"
+        tools = session.client_tools + _offered(session, choice)
         if tools:
             request["tools"] = tools
-            # A forced choice applies to the first round only, or the loop would never end.
-            request["tool_choice"] = session.tool_choice if number == 0 else "auto"
+            request["tool_choice"] = choice
         return request
 
     async def _run_call(
@@ -266,6 +268,8 @@ class AgentLoop:
             elif tool is None:
                 message = f"there is no tool named {name!r}"
                 result = failure(name, ToolError("PARAMETER_INVALID", message))
+            elif problems := call_problems(tool, arguments, session.media):
+                result = failure(name, ToolError("PARAMETER_INVALID", "; ".join(problems)))
             elif over_budget:
                 message = "this call would take the turn above its capacity-unit ceiling"
                 result = failure(name, ToolError("COST_LIMIT_EXCEEDED", message))
@@ -450,6 +454,21 @@ def for_the_model(result: dict[str, Any]) -> dict[str, Any]:
             for a in assets
         ]
     return compact
+
+
+def _offered(session: Session, choice: Any) -> list[dict[str, Any]]:
+    """The hosted tools as this round may call them (see `tools.call_schema`). A tool the
+    request forces stays offered even when it cannot run here, so that its call is answered
+    with what is missing rather than the choice failing."""
+    forced = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+    offered = []
+    for tool in session.hosted.values():
+        definition = offered_definition(tool, session.media)
+        if definition is None and tool.name == forced:
+            definition = tool.definition()
+        if definition is not None:
+            offered.append(definition)
+    return offered
 
 
 def _over_budget(session: Session, tool: Tool, arguments: dict[str, Any]) -> bool:

@@ -15,6 +15,10 @@ from sogni_intelligence.llm.protocol import EngineError
 
 #: The schema keyword by which a tool marks a property call grammars leave out.
 GRAMMAR_SKIP = "x-grammar-skip"
+#: The longest string and list a call grammar lets a model write: a small model that starts
+#: repeating itself inside an argument must close it instead of filling the round's tokens.
+CALL_STRING_CAP = 1000
+CALL_LIST_CAP = 16
 _SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SUBSCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
 _SUBSCHEMA_SINGLE = ("items", "additionalItems", "not", "if", "then", "else", "contains")
@@ -73,6 +77,7 @@ def tool_call_schema(tools: list[dict[str, Any]], max_calls: int) -> dict[str, A
             function.get("parameters") or {"type": "object", "properties": {}}
         )
         _drop_skipped(parameters)
+        _cap_lengths(parameters)
         prefix = f"{function['name']}__"
         for key in ("$defs", "definitions"):
             for name, schema in (parameters.pop(key, None) or {}).items():
@@ -102,6 +107,21 @@ def _drop_skipped(parameters: dict[str, Any]) -> None:
         del properties[name]
         if name in parameters.get("required", []):
             parameters["required"].remove(name)
+
+
+def _cap_lengths(node: Any) -> None:
+    """Cap free strings and lists at the call caps (a tighter cap of the tool's own stays)."""
+    if isinstance(node, dict):
+        kinds = node.get("type")
+        if kinds == "string" and "enum" not in node and "const" not in node:
+            node["maxLength"] = min(node.get("maxLength", CALL_STRING_CAP), CALL_STRING_CAP)
+        elif kinds == "array":
+            node["maxItems"] = min(node.get("maxItems", CALL_LIST_CAP), CALL_LIST_CAP)
+        for value in node.values():
+            _cap_lengths(value)
+    elif isinstance(node, list):
+        for value in node:
+            _cap_lengths(value)
 
 
 def _rebase_refs(node: Any, prefix: str) -> None:

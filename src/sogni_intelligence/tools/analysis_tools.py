@@ -34,6 +34,7 @@ from sogni_intelligence.tools.base import (
     VisionLLM,
     tool_family,
 )
+from sogni_intelligence.tools.media_context import AudioIndex, ImageIndex, VideoIndex
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +78,11 @@ class ExtractMetadataArgs(ToolArgs):
     mediaType: Literal["image", "video", "audio"] | None = Field(
         None, description="Which kind of media to inspect; inferred from the index given."
     )
-    sourceImageIndex: int | None = Field(
+    sourceImageIndex: ImageIndex | None = Field(
         None, description="Image index (>=0 generated, <0 uploaded, -1 = first upload)."
     )
-    sourceVideoIndex: int | None = Field(None, description="Video index, same convention.")
-    audioSourceIndex: int | None = Field(None, description="Audio index, same convention.")
+    sourceVideoIndex: VideoIndex | None = Field(None, description="Video index, same convention.")
+    audioSourceIndex: AudioIndex | None = Field(None, description="Audio index, same convention.")
     fileIndex: int | None = Field(
         None, ge=0, description="Legacy: 0-based index into the uploads of the media type."
     )
@@ -183,10 +184,10 @@ class AnalyzeImageArgs(ToolArgs):
     analysisType: Literal["describe", "ocr", "objects", "document", "compare", "general"] = Field(
         "general", description="The kind of analysis."
     )
-    sourceImageIndex: int | None = Field(
+    sourceImageIndex: ImageIndex | None = Field(
         None, description="Image index (>=0 generated, <0 uploaded); default latest/first."
     )
-    compareImageIndex: int | None = Field(
+    compareImageIndex: ImageIndex | None = Field(
         None, description="Second image for a comparison (same index convention)."
     )
     detailed: bool = Field(False, description="Ask for a longer, more detailed answer.")
@@ -284,7 +285,7 @@ class AnalyzeVideoArgs(ToolArgs):
     analysisType: Literal["summary", "timeline", "scene", "action", "ocr", "general"] = Field(
         "general", description="The kind of analysis."
     )
-    sourceVideoIndex: int | None = Field(
+    sourceVideoIndex: VideoIndex | None = Field(
         None, description="Video index (>=0 generated, <0 uploaded); default latest/first."
     )
     detailed: bool = Field(False, description="Ask for a longer, more detailed answer.")
@@ -374,6 +375,7 @@ TOOLS = tool_family(
             args=AnalyzeImageArgs,
             run=analyze_image,
             cost=_image_cost,
+            needs=frozenset({"image"}),
         ),
         Tool(
             name="analyze_video",
@@ -385,6 +387,7 @@ TOOLS = tool_family(
             args=AnalyzeVideoArgs,
             run=analyze_video,
             cost=lambda args: 0.5,
+            needs=frozenset({"video"}),
         ),
     ],
 )

@@ -30,6 +30,7 @@ from sogni_intelligence.tools.base import (
     ToolOutput,
     tool_family,
 )
+from sogni_intelligence.tools.media_context import AudioIndex
 
 AudioFormat = Literal["wav", "mp3", "flac"]
 SEED_LIMIT = 2**32
@@ -215,7 +216,7 @@ class GenerateSpeechArgs(ToolArgs):
     voiceDescription: str | None = Field(
         None, max_length=512, description="Voice description for the 'design' model."
     )
-    voiceSourceIndex: int | None = Field(
+    voiceSourceIndex: AudioIndex | None = Field(
         None, description="Audio index of the voice to clone (for the 'clone' model)."
     )
     voice_source_url: str | None = Field(

@@ -19,6 +19,7 @@ from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.ffmpeg import MediaProcessError
 from sogni_intelligence.media.progress import Progress
 from sogni_intelligence.media.remote_image import RemoteImageBackend
+from sogni_intelligence.media.sniff import MediaKind
 from sogni_intelligence.media.store import AssetRecord, AssetStore
 from sogni_intelligence.tools.media_context import MediaContext
 
@@ -94,6 +95,9 @@ class Tool:
     cost: Callable[[Any], float] = lambda args: 1.0
     kind: ToolKind = "media"
     queue: QueueName = "analysis"
+    #: Media the tool cannot work without: it is not offered to a model while the session has
+    #: none of a kind named here, and a call made anyway is answered with what there is.
+    needs: frozenset[MediaKind] = frozenset()
 
     def parameters(self) -> dict[str, Any]:
         return self._definition["function"]["parameters"]

@@ -16,6 +16,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from sogni_intelligence.media.models import DEFAULT_IMAGE_MODEL, IMAGE_MODELS
 from sogni_intelligence.tools.base import ToolArgs
+from sogni_intelligence.tools.media_context import ImageIndex
 
 MIN_SIDE, MAX_SIDE = 256, 4096
 DEFAULT_SIDE = 1024
@@ -264,7 +265,7 @@ class GenerateImageArgs(ImageModelArgs, SizeArgs, VariationArgs, GptImageArgs, L
         description="What the picture shows; {a|b} gives variation i the i-th option.",
     )
     negativePrompt: str | None = Field(None, description="What to keep out of the picture.")
-    sourceImageIndex: int | None = Field(
+    sourceImageIndex: ImageIndex | None = Field(
         None, description="Start from this image (img2img); -1 is the first upload."
     )
     starting_image_strength: float | None = Field(
@@ -285,10 +286,10 @@ class EditImageArgs(ImageModelArgs, SizeArgs, VariationArgs, GptImageArgs, LoraA
     prompt: str = Field(
         min_length=1, max_length=MAX_PROMPT, description="The change to make, in words."
     )
-    sourceImageIndex: int | None = Field(
+    sourceImageIndex: ImageIndex | None = Field(
         None, description="The image to edit: 0-based result, or -1 for the first upload."
     )
-    referenceImageIndices: list[int] | None = Field(
+    referenceImageIndices: list[ImageIndex] | None = Field(
         None,
         max_length=16,
         description="Further context images; omitted, the other uploaded images are used.",
@@ -314,7 +315,7 @@ class RestyleArgs(ImageModelArgs, ReframeArgs, VariationArgs, OutputArgs):
     prompt: str = Field(
         min_length=1, max_length=MAX_PROMPT, description="The look or change to apply."
     )
-    sourceImageIndex: int | None = Field(
+    sourceImageIndex: ImageIndex | None = Field(
         None, description="The image to work on; default the latest result."
     )
     strength: float = Field(0.65, ge=0, le=1, description="How strongly the style applies.")
@@ -322,7 +323,9 @@ class RestyleArgs(ImageModelArgs, ReframeArgs, VariationArgs, OutputArgs):
 
 class RestorePhotoArgs(ImageModelArgs, ReframeArgs, VariationArgs, OutputArgs):
     prompt: str | None = Field(None, max_length=MAX_PROMPT, description="What to repair, in words.")
-    sourceImageIndex: int | None = Field(None, description="The photo; default the first upload.")
+    sourceImageIndex: ImageIndex | None = Field(
+        None, description="The photo; default the first upload."
+    )
     quality: Literal["fast", "hq"] | None = Field(
         None, description="hq denoises harder and sharpens twice; only when asked for."
     )
@@ -341,7 +344,7 @@ class ChangeAngleArgs(ImageModelArgs, AspectArgs, OutputArgs):
         max_length=2000,
         description="Older spelling, read as description when that is absent.",
     )
-    sourceImageIndex: int | None = Field(
+    sourceImageIndex: ImageIndex | None = Field(
         None, description="The image to re-frame; default the latest result, -1 the upload."
     )
     loraStrength: float = Field(
@@ -356,7 +359,7 @@ class ChangeAngleArgs(ImageModelArgs, AspectArgs, OutputArgs):
 
 
 class UpscaleImageArgs(ImageToolArgs):
-    sourceImageIndex: int | None = Field(None, description="The image to enlarge.")
+    sourceImageIndex: ImageIndex | None = Field(None, description="The image to enlarge.")
     scale: Literal[2, 3, 4] = Field(2, description="Edge factor; not used with targetLongestEdge.")
     targetLongestEdge: int | None = Field(
         None, ge=512, le=15360, description="Exact longest edge in px (wins over scale)."

@@ -350,6 +350,7 @@ TOOLS = tool_family(
             EditImageArgs,
             edit_image,
             cost=_image_cost,
+            needs=frozenset({"image"}),
         ),
         Tool(
             "apply_style",
@@ -357,6 +358,7 @@ TOOLS = tool_family(
             RestyleArgs,
             _restyle_tool("apply_style"),
             cost=_per_variation,
+            needs=frozenset({"image"}),
         ),
         Tool(
             "refine_result",
@@ -364,6 +366,7 @@ TOOLS = tool_family(
             RestyleArgs,
             _restyle_tool("refine_result"),
             cost=_per_variation,
+            needs=frozenset({"image"}),
         ),
         Tool(
             "restore_photo",
@@ -371,6 +374,7 @@ TOOLS = tool_family(
             RestorePhotoArgs,
             restore_photo,
             cost=_per_variation,
+            needs=frozenset({"image"}),
         ),
         Tool(
             "change_angle",
@@ -378,6 +382,7 @@ TOOLS = tool_family(
             ChangeAngleArgs,
             change_angle,
             cost=lambda args: 1.0,
+            needs=frozenset({"image"}),
         ),
         Tool(
             "upscale_image",
@@ -386,6 +391,7 @@ TOOLS = tool_family(
             UpscaleImageArgs,
             upscale_image,
             cost=lambda args: 0.5,
+            needs=frozenset({"image"}),
         ),
     ],
 )

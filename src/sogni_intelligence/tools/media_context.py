@@ -8,6 +8,9 @@ first). An omitted index means the latest generated item, else the first upload.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
+
+from pydantic import Field
 
 from sogni_intelligence.errors import ToolError
 from sogni_intelligence.media.sniff import MediaKind
@@ -17,6 +20,19 @@ KINDS: tuple[MediaKind, ...] = ("image", "video", "audio")
 #: A context as asset ids, part ("uploads", "generated") -> kind -> ids in index order: what a
 #: durable record keeps, since the assets themselves live in the store.
 MediaIds = dict[str, dict[str, list[str]]]
+
+#: The schema keyword that marks an integer argument as an index into the session's media of
+#: one kind: what lets a call's grammar list the indices that exist, and its check name them.
+MEDIA_INDEX = "x-media-index"
+#: Marks an index argument where -1 also means "the latest one" (extend and replace a video).
+LATEST_ALIAS = "x-media-latest"
+
+ImageIndex = Annotated[int, Field(json_schema_extra={MEDIA_INDEX: "image"})]
+VideoIndex = Annotated[int, Field(json_schema_extra={MEDIA_INDEX: "video"})]
+AudioIndex = Annotated[int, Field(json_schema_extra={MEDIA_INDEX: "audio"})]
+LatestVideoIndex = Annotated[
+    int, Field(json_schema_extra={MEDIA_INDEX: "video", LATEST_ALIAS: True})
+]
 
 
 @dataclass
@@ -70,6 +86,23 @@ class MediaContext:
             indices.append(len(items) - 1)
         return indices
 
+    def indices(self, kind: MediaKind) -> list[int]:
+        """Every index that points at an item of `kind`: generated ones, then uploads."""
+        generated = list(range(len(self.generated[kind])))
+        return generated + [-i - 1 for i in range(len(self.uploads[kind]))]
+
+    def describe(self, kind: MediaKind) -> str:
+        """What a model may index of `kind`, in words, for an error it has to act on."""
+        generated, uploads = len(self.generated[kind]), len(self.uploads[kind])
+        if not generated and not uploads:
+            return f"this session has no {kind} yet"
+        parts = []
+        if generated:
+            parts.append(f"generated {kind}s at {_span(0, generated - 1)}")
+        if uploads:
+            parts.append(f"uploaded {kind}s at {_span(-1, -uploads)}")
+        return "this session has " + " and ".join(parts)
+
     def resolve(self, kind: MediaKind, index: int | None, argument: str) -> AssetRecord:
         if index is None:
             if self.generated[kind]:
@@ -101,3 +134,7 @@ class MediaContext:
         if index is None or index == -1:
             return self.resolve("video", None, argument)
         return self.resolve("video", index, argument)
+
+
+def _span(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}..{last}"

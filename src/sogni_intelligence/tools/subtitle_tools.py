@@ -24,6 +24,7 @@ from sogni_intelligence.tools.base import (
     tool_family,
 )
 from sogni_intelligence.tools.keyframes import FFMPEG, store_video
+from sogni_intelligence.tools.media_context import VideoIndex
 from sogni_intelligence.tools.styling import TextLook
 
 
@@ -48,7 +49,7 @@ class SubtitleStyle(TextLook):
 
 
 class AddSubtitlesArgs(ToolArgs):
-    sourceVideoIndex: int | None = Field(
+    sourceVideoIndex: VideoIndex | None = Field(
         None, description="The video; default (or -1) the latest video, else the first upload."
     )
     cues: list[SubtitleCue] | None = Field(
@@ -145,6 +146,7 @@ TOOLS = tool_family(
             AddSubtitlesArgs,
             add_subtitles,
             cost=lambda args: 1.0,
+            needs=frozenset({"video"}),
         ),
     ],
 )

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 
 from sogni_intelligence.tools.base import ToolArgs
+from sogni_intelligence.tools.media_context import ImageIndex
 from sogni_intelligence.tools.unavailable_args import MediaUrl, Source, UnavailableArgs
 
 
@@ -17,7 +18,7 @@ def _not_both(index: int | None, url: str | None, names: str) -> None:
 
 
 class _SourceImageArgs(UnavailableArgs):
-    sourceImageIndex: int | None = Field(
+    sourceImageIndex: ImageIndex | None = Field(
         None, description="The original image (index convention); omit for the latest."
     )
     source_image_url: MediaUrl | None = Field(None, description="Or the image's URL.")
@@ -34,9 +35,11 @@ class _SourceImageArgs(UnavailableArgs):
 
 
 class ImageTo3dArgs(_SourceImageArgs):
-    leftViewImageIndex: int | None = Field(None, description="The subject's own left side.")
-    backViewImageIndex: int | None = Field(None, description="The subject from behind.")
-    rightViewImageIndex: int | None = Field(None, description="The subject's own right side.")
+    leftViewImageIndex: ImageIndex | None = Field(None, description="The subject's own left side.")
+    backViewImageIndex: ImageIndex | None = Field(None, description="The subject from behind.")
+    rightViewImageIndex: ImageIndex | None = Field(
+        None, description="The subject's own right side."
+    )
     left_view_image_url: MediaUrl | None = Field(None, description="Or the left view's URL.")
     back_view_image_url: MediaUrl | None = Field(None, description="Or the back view's URL.")
     right_view_image_url: MediaUrl | None = Field(None, description="Or the right view's URL.")

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 
+from sogni_intelligence.tools.media_context import AudioIndex, ImageIndex, VideoIndex
 from sogni_intelligence.tools.unavailable_args import (
     MediaUrl,
     Ranges,
@@ -75,13 +76,13 @@ SOUND_DURATIONS: Ranges = {
 
 
 class SoundToVideoArgs(_VideoDiffusionArgs):
-    audioSourceIndex: int | None = Field(
+    audioSourceIndex: AudioIndex | None = Field(
         None, description="0-based uploaded audio; omit for the latest generated song."
     )
-    sourceImageIndex: int | None = Field(
+    sourceImageIndex: ImageIndex | None = Field(
         None, description="0-based uploaded image for the first frame (needed for lip-sync)."
     )
-    endImageIndex: int | None = Field(
+    endImageIndex: ImageIndex | None = Field(
         None, description="Last frame (index convention); MiniMax H3 flfa2v models only."
     )
     audioStart: float = Field(0, ge=0, description="Seconds into the audio to start from.")
@@ -181,14 +182,14 @@ V2V_DURATIONS: Ranges = {
 
 
 class VideoToVideoArgs(_VideoDiffusionArgs):
-    videoSourceIndex: int | None = Field(
+    videoSourceIndex: VideoIndex | None = Field(
         None, description="0-based uploaded video (-1 = first also works); omit if only one."
     )
     controlMode: ControlMode | None = Field(
         None, description="How the source drives the result (default animate-move)."
     )
     videoModel: V2VModel | None = Field(None, description="Omit to pick by controlMode.")
-    sourceImageIndex: int | None = Field(
+    sourceImageIndex: ImageIndex | None = Field(
         None, description="Reference image for animate-move, animate-replace and pose."
     )
     outpaintPosition: Literal["center", "top", "bottom", "left", "right"] | None = Field(
@@ -197,7 +198,7 @@ class VideoToVideoArgs(_VideoDiffusionArgs):
     outpaintAspectRatio: Literal["16:9", "9:16", "1:1", "4:3", "3:4", "21:9"] | None = Field(
         None, description="outpaint: the shape the canvas grows to."
     )
-    maskImageIndex: int | None = Field(
+    maskImageIndex: ImageIndex | None = Field(
         None, description="inpaint: 0-based uploaded mask (white is regenerated)."
     )
 
@@ -260,7 +261,9 @@ class OrbitVideoArgs(UnavailableArgs):
     angles: list[OrbitAngle] | None = Field(
         None, max_length=7, description="Views between the front and the way back; omit for 4."
     )
-    sourceImageIndex: int | None = Field(None, description="The front view (index convention).")
+    sourceImageIndex: ImageIndex | None = Field(
+        None, description="The front view (index convention)."
+    )
 
     @model_validator(mode="after")
     def _segments(self) -> OrbitVideoArgs:
@@ -299,7 +302,7 @@ class DanceMontageArgs(UnavailableArgs):
     duration: float | None = Field(
         None, ge=8, le=30, description="Seconds; omit for the whole dance (capped per dance)."
     )
-    sourceImageIndex: int | None = Field(
+    sourceImageIndex: ImageIndex | None = Field(
         None, description="Who dances (index convention); omit to use every generated image."
     )
     imagePrompt: str | None = Field(

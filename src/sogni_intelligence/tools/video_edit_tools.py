@@ -43,6 +43,7 @@ from sogni_intelligence.tools.keyframes import (
     store_video,
     video_backend,
 )
+from sogni_intelligence.tools.media_context import AudioIndex, LatestVideoIndex, VideoIndex
 
 END = -1  # the sentinel for "the end of the base video" in replace_video_segment's window
 MIN_WINDOW_S = 0.2
@@ -57,10 +58,10 @@ class StitchTransition(ToolArgs):
 
 
 class StitchVideoArgs(ToolArgs):
-    videoIndices: list[int] = Field(
+    videoIndices: list[VideoIndex] = Field(
         max_length=32, description="Two or more videos in play order (index convention)."
     )
-    audioIndex: int | None = Field(
+    audioIndex: AudioIndex | None = Field(
         None, description="Soundtrack for the whole result: >=0 generated, <0 uploaded audio."
     )
     transition: StitchTransition | None = Field(None, description="Omit for hard cuts.")
@@ -96,7 +97,9 @@ class _NewPictures(ToolArgs):
 
 
 class ExtendVideoArgs(_NewPictures):
-    videoIndex: int = Field(-1, description="-1: the latest video, else the first upload.")
+    videoIndex: LatestVideoIndex = Field(
+        -1, description="-1: the latest video, else the first upload."
+    )
     duration: float = Field(5, ge=1, le=30, description="Seconds to add (not the new total).")
     prompt: str | None = Field(None, max_length=8000, description="Where the shot goes next.")
     keepOriginalAudio: bool | None = Field(
@@ -106,7 +109,9 @@ class ExtendVideoArgs(_NewPictures):
 
 
 class ReplaceSegmentArgs(_NewPictures):
-    videoIndex: int = Field(-1, description="-1: the latest video, else the first upload.")
+    videoIndex: LatestVideoIndex = Field(
+        -1, description="-1: the latest video, else the first upload."
+    )
     startSeconds: float = Field(
         description="Start of the window in the base video (seconds; -1 is its end)."
     )
@@ -120,7 +125,7 @@ class ReplaceSegmentArgs(_NewPictures):
         max_length=8000,
         description="What the regenerated window shows (needed unless replacementVideoIndex).",
     )
-    replacementVideoIndex: int | None = Field(
+    replacementVideoIndex: VideoIndex | None = Field(
         None, description="An existing video to splice in instead of regenerating (indices)."
     )
     replacementStartSeconds: float | None = Field(
@@ -156,8 +161,8 @@ class ReplaceSegmentArgs(_NewPictures):
 
 
 class UpscaleVideoArgs(ToolArgs):
-    sourceVideoIndex: int | None = Field(None, description="The video (index convention).")
-    videoIndex: int | None = Field(None, description="Same as sourceVideoIndex.")
+    sourceVideoIndex: VideoIndex | None = Field(None, description="The video (index convention).")
+    videoIndex: VideoIndex | None = Field(None, description="Same as sourceVideoIndex.")
     targetResolution: Literal[1080, 1440] | None = Field(
         None, description="Short side in px; default 1440, or 1080 below a 720 px source."
     )
@@ -505,6 +510,7 @@ TOOLS = tool_family(
             StitchVideoArgs,
             stitch_video,
             cost=lambda args: round(1 + 0.25 * len(args.videoIndices), 2),
+            needs=frozenset({"video"}),
         ),
         Tool(
             "extend_video",
@@ -514,6 +520,7 @@ TOOLS = tool_family(
             ExtendVideoArgs,
             extend_video,
             cost=lambda args: round(args.duration + 1, 2),
+            needs=frozenset({"video"}),
         ),
         Tool(
             "replace_video_segment",
@@ -523,6 +530,7 @@ TOOLS = tool_family(
             ReplaceSegmentArgs,
             replace_video_segment,
             cost=_replace_cost,
+            needs=frozenset({"video"}),
         ),
         Tool(
             "upscale_video",
@@ -531,6 +539,7 @@ TOOLS = tool_family(
             UpscaleVideoArgs,
             upscale_video,
             cost=lambda args: 2.0 if args.targetResolution == 1080 else 3.0,
+            needs=frozenset({"video"}),
         ),
     ],
 )

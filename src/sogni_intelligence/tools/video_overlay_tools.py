@@ -20,6 +20,7 @@ from sogni_intelligence.tools.base import (
     tool_family,
 )
 from sogni_intelligence.tools.keyframes import FFMPEG, image_file, store_video
+from sogni_intelligence.tools.media_context import ImageIndex, VideoIndex
 from sogni_intelligence.tools.styling import Color, TextLook
 
 Position = Literal[overlay.Anchor, "top", "bottom"]
@@ -58,7 +59,7 @@ class Overlay(TextLook):
         None, description="A box behind the text, e.g. rgba(0,0,0,0.5); none by default."
     )
     fontWeight: Literal["normal", "bold"] = Field("normal", description="For kind=text.")
-    sourceImageIndex: int | None = Field(
+    sourceImageIndex: ImageIndex | None = Field(
         None,
         validation_alias=AliasChoices("sourceImageIndex", "imageIndex"),
         description="For kind=image: the image (index convention; default the latest).",
@@ -100,7 +101,7 @@ class Overlay(TextLook):
 
 
 class OverlayVideoArgs(ToolArgs):
-    sourceVideoIndex: int | None = Field(
+    sourceVideoIndex: VideoIndex | None = Field(
         None, description="The video (index convention; default the latest)."
     )
     overlays: list[Overlay] = Field(min_length=1, max_length=16, description="Drawn in order.")
@@ -189,6 +190,7 @@ TOOLS = tool_family(
             OverlayVideoArgs,
             overlay_video,
             cost=lambda args: 1.0,
+            needs=frozenset({"video"}),
         ),
     ],
 )

@@ -47,6 +47,7 @@ from sogni_intelligence.tools.keyframes import (
     store_video,
     video_backend,
 )
+from sogni_intelligence.tools.media_context import AudioIndex, ImageIndex, VideoIndex
 
 MAX_VARIATIONS = 4  # each variation is a full CPU encode; more would keep a request too long
 ANIMATOR = "Ken Burns camera move over the photo + ffmpeg"
@@ -83,7 +84,7 @@ WanRatio = Literal["adaptive", "16:9", "4:3", "1:1", "3:4", "9:16"]
 
 
 class KeyframeRef(ToolArgs):
-    imageIndex: int = Field(description="Image to show (index convention).")
+    imageIndex: ImageIndex = Field(description="Image to show (index convention).")
     atSeconds: float = Field(0, ge=0, le=60, description="When it should appear.")
 
 
@@ -202,13 +203,13 @@ WebUrl = Annotated[str, Field(pattern=r"^https?://\S+$", max_length=4096)]
 
 class GenerateVideoArgs(_MakeArgs):
     rarely_needed = frozenset({"referenceFileUrl", "referenceLinkUrl", "keyframes"})
-    referenceImageIndices: list[int] | None = Field(
+    referenceImageIndices: list[ImageIndex] | None = Field(
         None, max_length=30, description="Images to use as keyframes, in order (8 at most)."
     )
-    referenceVideoIndices: list[int] | None = Field(
+    referenceVideoIndices: list[VideoIndex] | None = Field(
         None, max_length=10, description="Accepted; reference videos are not used here."
     )
-    referenceAudioIndices: list[int] | None = Field(
+    referenceAudioIndices: list[AudioIndex] | None = Field(
         None, max_length=10, description="The first one becomes the soundtrack."
     )
     referenceFileUrl: WebUrl | None = Field(
@@ -232,8 +233,8 @@ class AnimatePhotoArgs(_MakeArgs):
     rarely_needed = frozenset(
         {"sourceImageIndices", "prompts", "frameRole", "endImageIndices", "keyframes", "stitch"}
     )
-    sourceImageIndex: int | None = Field(None, description="The photo (index convention).")
-    sourceImageIndices: list[int] | None = Field(
+    sourceImageIndex: ImageIndex | None = Field(None, description="The photo (index convention).")
+    sourceImageIndices: list[ImageIndex] | None = Field(
         None, min_length=1, max_length=16, description="Fan-out: one clip per photo."
     )
     prompts: list[str] | None = Field(
@@ -242,8 +243,8 @@ class AnimatePhotoArgs(_MakeArgs):
     frameRole: Literal["start", "end", "both"] = Field(
         "start", description="Whether the photo opens, closes, or opens and closes the clip."
     )
-    endImageIndex: int | None = Field(None, description="Image the clip ends on.")
-    endImageIndices: list[int] | None = Field(
+    endImageIndex: ImageIndex | None = Field(None, description="Image the clip ends on.")
+    endImageIndices: list[ImageIndex] | None = Field(
         None, min_length=1, max_length=16, description="Per-photo end images (fan-out)."
     )
     keyframes: list[KeyframeRef] | None = Field(
@@ -523,6 +524,7 @@ TOOLS = tool_family(
             AnimatePhotoArgs,
             animate_photo,
             cost=_make_cost,
+            needs=frozenset({"image"}),
         ),
     ],
 )

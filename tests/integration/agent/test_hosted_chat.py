@@ -28,6 +28,7 @@ from sogni_intelligence.api.chat_completions.serving import AgentTurn
 from sogni_intelligence.errors import ErrorType
 from sogni_intelligence.store.records import RecordStore
 from sogni_intelligence.tools.catalog import CATALOG
+from sogni_intelligence.tools.image_args import RestorePhotoArgs
 from sogni_intelligence.tools.media_context import MediaContext
 from tests.conftest import embedded_settings, in_process_app
 from tests.integration.tools.conftest import ffprobe
@@ -236,9 +237,11 @@ async def test_a_returned_image_feeds_the_next_request_as_an_upload(
     if tool == "animate_photo":
         assert result["videoStartIndex"] == 0 and result["indices"][0] == 0
         assert output["metadata"]["source_image"] == image["asset_id"]
-    else:  # a restored photo keeps its source's size (a fresh picture would be 1024 square)
+    else:  # a restored photo is sized from its source (a fresh picture would be 1024 square)
         assert result["startIndex"] == 0 and result["indices"] == [0]
-        assert (output["width"], output["height"]) == (image["width"], image["height"])
+        args = RestorePhotoArgs.model_validate(result["arguments"])
+        want, _ = args.output_size((image["width"], image["height"]))
+        assert (output["width"], output["height"]) == want, result["arguments"]
 
 
 def _call(number: int, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -307,6 +310,40 @@ async def test_indices_chain_across_calls_of_one_turn(api: Api) -> None:
     stream = next(s for s in report["streams"] if s["codec_type"] == "video")
     assert (stream["width"], stream["height"]) == (256, 256)
     assert 1.8 <= float(report["format"]["duration"]) <= 2.3
+
+
+async def _forced_call(api: Api, text: str, tool: str, media: MediaContext) -> dict[str, Any]:
+    """The arguments the model writes for a forced call of `tool` (one round, nothing run)."""
+    agent: AgentLoop = api.app.state.server.chat.agent
+    session = Session(
+        owner=api.owner,
+        engine=api.app.state.server.chat.registry.resolve(None).engine,
+        request={"messages": [{"role": "user", "content": text}], "temperature": 0},
+        client_tools=[],
+        hosted=hosted_tools("creative-tools", set()),
+        tool_choice=forced(tool),
+        media=media,
+    )
+    outputs = [o async for o in agent.round(session, session.request["messages"], 0)]
+    [call] = outputs[-1].calls
+    assert call["function"]["name"] == tool
+    return json.loads(call["function"]["arguments"])
+
+
+async def test_a_forced_call_can_only_name_media_that_exists(api: Api) -> None:
+    """The request asks for images that are not there; the grammar offers only what is: no
+    index at all in an empty session, and only upload -1 when one photo was uploaded."""
+    empty = await _forced_call(
+        api, "Start from image 3 and draw a cat.", "generate_image", MediaContext()
+    )
+    assert "sourceImageIndex" not in empty, empty
+    photo = await api.app.state.server.assets.put_bytes(api.owner, png((64, 64), "blue"))
+    one_upload = MediaContext()
+    one_upload.add_upload(photo)
+    for text in ("Edit image 7: make it red.", "Use images 2, 5 and 9 to make a collage."):
+        arguments = await _forced_call(api, text, "edit_image", one_upload)
+        assert arguments.get("sourceImageIndex") in (None, -1), arguments
+        assert set(arguments.get("referenceImageIndices") or []) <= {-1}, arguments
 
 
 # --- uploads --------------------------------------------------------------------------------
@@ -504,8 +541,8 @@ async def test_no_tools_at_all_refuses_a_required_or_named_choice(
 
 
 async def test_a_call_the_tool_rejects_is_a_failed_result_not_an_error(api: Api) -> None:
-    """Nothing was generated or uploaded, so whatever image index the model picks points at
-    nothing: the tool fails, the model sees why, and the request still succeeds."""
+    """Nothing was generated or uploaded, so an upscale cannot run: the forced call is answered
+    with what is missing, before any workflow starts, and the request still succeeds."""
     response = await api.chat("Upscale my photo.", tool_choice=forced("upscale_image"))
     assert response.status_code == 200, response.text
     body = response.json()
@@ -514,12 +551,10 @@ async def test_a_call_the_tool_rejects_is_a_failed_result_not_an_error(api: Api)
     assert result["ok"] is False and result["success"] is False, result
     assert result["tool"] == "upscale_image"
     assert result["error_type"] in ERROR_TYPES
-    assert result["error_type"] in ("ASSET_NOT_FOUND", "PARAMETER_INVALID")
-    assert result["message"] and result["retryable"] is False
-    [workflow] = body["creative_workflows"]
-    assert workflow["status"] == "failed" and workflow["workflowId"] == result["workflowId"]
-    record = await api.client.get(local(workflow["url"]), headers=api.auth)
-    assert record.json()["data"]["workflow"]["status"] == "failed"
+    assert result["error_type"] == "PARAMETER_INVALID"
+    assert "needs an image" in result["message"] and "no image yet" in result["message"]
+    assert result["retryable"] is False
+    assert body["creative_workflows"] == [] and result["workflowId"] is None
 
 
 #: A prompt the tiny model turns into a short, complete question call (the grammar's length

@@ -1,0 +1,128 @@
+"""What a model may call in a session: index arguments narrowed to the media that exists,
+tools that need missing media withheld, and the same facts checked on calls made anyway."""
+
+from typing import Any
+
+import jsonschema
+import pytest
+
+from sogni_intelligence.media.store import AssetRecord
+from sogni_intelligence.tools.call_schema import call_problems, offered_definition
+from sogni_intelligence.tools.catalog import CATALOG
+from sogni_intelligence.tools.media_context import MediaContext
+
+
+def _asset(name: str, kind: str = "image") -> AssetRecord:
+    return AssetRecord(
+        id=name, owner="o", sha256="0" * 64, mime="image/png", kind=kind, size_bytes=1
+    )
+
+
+def _media(uploads: int = 0, generated: int = 0, kind: str = "image") -> MediaContext:
+    media = MediaContext()
+    for i in range(uploads):
+        media.add_upload(_asset(f"u{i}", kind))
+    media.add_generated([_asset(f"g{i}", kind) for i in range(generated)])
+    return media
+
+
+def _parameters(name: str, media: MediaContext) -> dict[str, Any]:
+    definition = offered_definition(CATALOG[name], media)
+    assert definition is not None
+    return definition["function"]["parameters"]
+
+
+def _index_values(schema: dict[str, Any]) -> list[int]:
+    [branch] = [b for b in schema["anyOf"] if "enum" in b]
+    return branch["enum"]
+
+
+def test_index_arguments_list_exactly_the_indices_that_exist() -> None:
+    parameters = _parameters("edit_image", _media(uploads=2, generated=3))
+    assert _index_values(parameters["properties"]["sourceImageIndex"]) == [0, 1, 2, -1, -2]
+    references = parameters["properties"]["referenceImageIndices"]
+    [array] = [b for b in references["anyOf"] if b.get("type") == "array"]
+    assert array["items"] == {"enum": [0, 1, 2, -1, -2]}
+    # The narrowed schema is still a valid JSON Schema that refuses an invented index.
+    validator = jsonschema.Draft202012Validator(parameters)
+    assert validator.is_valid({"prompt": "x", "sourceImageIndex": -2})
+    assert not validator.is_valid({"prompt": "x", "sourceImageIndex": 3})
+
+
+def test_index_arguments_with_nothing_to_point_at_are_left_out() -> None:
+    parameters = _parameters("generate_image", MediaContext())
+    assert "sourceImageIndex" not in parameters["properties"]
+    assert "prompt" in parameters["properties"]  # the rest stays as it was
+    video = _parameters("generate_video", MediaContext())
+    for name in ("referenceImageIndices", "referenceVideoIndices", "keyframes"):
+        assert name not in video["properties"], name
+    assert "KeyframeRef" not in video.get("$defs", {})
+    # Images exist, so keyframes (each naming an image) can be offered again.
+    with_images = _parameters("generate_video", _media(generated=1))
+    assert with_images["$defs"]["KeyframeRef"]["properties"]["imageIndex"]["enum"] == [0]
+
+
+def test_a_tool_whose_needed_media_is_missing_is_not_offered() -> None:
+    assert offered_definition(CATALOG["edit_image"], MediaContext()) is None
+    assert offered_definition(CATALOG["add_subtitles"], _media(uploads=1)) is None
+    assert offered_definition(CATALOG["add_subtitles"], _media(uploads=1, kind="video"))
+    assert offered_definition(CATALOG["generate_image"], MediaContext()) is not None
+
+
+def test_minus_one_means_the_latest_video_where_a_tool_says_so() -> None:
+    parameters = _parameters("extend_video", _media(generated=2, kind="video"))
+    assert parameters["properties"]["videoIndex"]["enum"] == [0, 1, -1]
+    assert call_problems(CATALOG["extend_video"], {"videoIndex": -1}, _media(1, 0, "video")) == []
+
+
+def test_a_session_without_index_arguments_gets_the_shared_definition() -> None:
+    tool = CATALOG["generate_music"]
+    assert offered_definition(tool, MediaContext()) is tool.definition()
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "media", "expected"),
+    [
+        (
+            "generate_image",
+            {"prompt": "a cat", "sourceImageIndex": 1},
+            MediaContext(),
+            ["sourceImageIndex=1 points at no image: this session has no image yet"],
+        ),
+        (
+            "edit_image",
+            {"prompt": "x", "sourceImageIndex": 5, "referenceImageIndices": [0, -2]},
+            _media(uploads=1, generated=2),
+            [
+                "sourceImageIndex=5 points at no image: this session has generated images "
+                "at 0..1 and uploaded images at -1",
+                "referenceImageIndices[1]=-2 points at no image: this session has generated "
+                "images at 0..1 and uploaded images at -1",
+            ],
+        ),
+        (
+            "generate_video",
+            {"prompt": "x", "keyframes": [{"imageIndex": 4, "atSeconds": 0}]},
+            _media(generated=1),
+            [
+                "keyframes[0].imageIndex=4 points at no image: this session has generated "
+                "images at 0"
+            ],
+        ),
+        (
+            "edit_image",
+            {"prompt": "x"},
+            MediaContext(),
+            [
+                "edit_image needs an image and this session has no image yet: generate one "
+                "first, or ask the user to upload one"
+            ],
+        ),
+        ("edit_image", {"prompt": "x", "sourceImageIndex": -1}, _media(uploads=1), []),
+    ],
+    ids=["invented-index", "out-of-range", "nested", "needs-media", "valid"],
+)
+def test_calls_are_checked_against_the_session(
+    tool: str, arguments: dict[str, Any], media: MediaContext, expected: list[str]
+) -> None:
+    assert call_problems(CATALOG[tool], arguments, media) == expected
