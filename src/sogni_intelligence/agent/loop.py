@@ -28,6 +28,8 @@ from sogni_intelligence.llm.protocol import (
     EngineError,
     merge_tool_call,
 )
+from sogni_intelligence.llm.structured import CALL_FORM, new_call_id
+from sogni_intelligence.llm.text_calls import CallReader, Reading, Unread
 from sogni_intelligence.media.store import AssetStore
 from sogni_intelligence.tools.base import (
     Tool,
@@ -113,6 +115,8 @@ class Session:
     #: Capacity-unit ceiling of the turn's tool calls, and what they have taken so far.
     budget: float | None = None
     spent: float = 0.0
+    #: Whether a call the model wrote unreadably was already sent back to it this turn.
+    unread_retried: bool = False
     tool_results: list[dict[str, Any]] = field(default_factory=list)
     workflows: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] = field(
@@ -167,6 +171,10 @@ class AgentLoop:
         calls: dict[int, dict[str, Any]] = {}
         finish = "stop"
         guard = RepetitionGuard()
+        # Calls written as text (by a template without tools, or an upstream model's habit)
+        # are held back from the answer and read when the round ends.
+        names = {t["function"]["name"] for t in request.get("tools") or []}
+        reader = CallReader(names) if names else None
         looping = False
         pieces = 0
         try:
@@ -182,9 +190,12 @@ class AgentLoop:
                         if text:
                             pieces += 1
                             keep = guard.feed(text)
-                        if text[:keep]:
-                            content.append(text[:keep])
-                            yield Content(text[:keep])
+                        visible = text[:keep]
+                        if visible and reader is not None:
+                            visible = reader.feed(visible)
+                        if visible:
+                            content.append(visible)
+                            yield Content(visible)
                         if keep is not None:
                             looping = True
                             break
@@ -210,6 +221,20 @@ class AgentLoop:
             return
         # A call still being written when a looping round was cut is not a call.
         made = [] if looping else [calls[i] for i in sorted(calls)]
+        reading = reader.finish() if reader is not None else Reading()
+        if reading.calls and not made and not looping:
+            made = [_text_call(name, arguments) for name, arguments in reading.calls]
+            finish = "tool_calls"
+        elif reading.unread and not made and not looping and not session.unread_retried:
+            # Sent back once as a failed call, so the model sees why and can write it again.
+            session.unread_retried = True
+            made = [_unread_call(reading.unread, names)]
+            finish = "tool_calls"
+        else:
+            rest = reading.unread.text if reading.unread else reading.text
+            if rest:
+                content.append(rest)
+                yield Content(rest)
         yield RoundOutput("".join(content) or None, made, finish)
 
     async def run_calls(
@@ -259,14 +284,17 @@ class AgentLoop:
             if not isinstance(arguments, dict):
                 raise ValueError
         except ValueError:
-            result = failure(name, ToolError("PARAMETER_INVALID", "arguments must be an object"))
+            message = f"the arguments must be one JSON object; write the call as {CALL_FORM}"
+            result = failure(name, ToolError("PARAMETER_INVALID", message))
         else:
             tool = session.hosted.get(name)
             over_budget = tool is not None and _over_budget(session, tool, arguments)
             if decided is not None:
                 result = decided
             elif tool is None:
-                message = f"there is no tool named {name!r}"
+                message = (
+                    f"there is no tool named {name!r}; the tools are {', '.join(session.hosted)}"
+                )
                 result = failure(name, ToolError("PARAMETER_INVALID", message))
             elif problems := call_problems(tool, arguments, session.media):
                 result = failure(name, ToolError("PARAMETER_INVALID", "; ".join(problems)))
@@ -454,6 +482,22 @@ def for_the_model(result: dict[str, Any]) -> dict[str, Any]:
             for a in assets
         ]
     return compact
+
+
+def _text_call(name: str, arguments: str) -> dict[str, Any]:
+    return {
+        "id": new_call_id(),
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
+
+
+def _unread_call(unread: Unread, names: set[str]) -> dict[str, Any]:
+    """The call an unreadable one becomes: its name (when it gave one) and what it wrote, which
+    `_run_call` answers with the form a call must take, or with the tools there are."""
+    if unread.name is not None and unread.name not in names:
+        return _text_call(unread.name, "{}")
+    return _text_call(unread.name or "unreadable_call", unread.text)
 
 
 def _offered(session: Session, choice: Any) -> list[dict[str, Any]]:

@@ -16,10 +16,13 @@ from typing import Any, Literal
 
 from sogni_intelligence.llm.grammar import json_grammar, tool_call_schema
 from sogni_intelligence.llm.protocol import ChatRequest, Chunk
+from sogni_intelligence.llm.text_calls import CallReader
 
 MAX_PARALLEL_CALLS = 4
 FULL_LISTING_CHARS = 6000
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
+#: How a call is written as text, as the tool prompt and error messages show it.
+CALL_FORM = f'{CALL_OPEN}{{"name": <function name>, "arguments": <object>}}{CALL_CLOSE}'
 _ARGUMENT_FRAGMENT = 24
 
 Mode = Literal["plain", "forced", "sniff"]
@@ -109,11 +112,7 @@ def _with_tool_instructions(
             '{"name": <function name>, "arguments": <object>}.'
         )
     else:
-        how = (
-            "To call a function, write "
-            f'{CALL_OPEN}{{"name": <function name>, "arguments": <object>}}{CALL_CLOSE}; '
-            "otherwise answer normally."
-        )
+        how = f"To call a function, write {CALL_FORM}; otherwise answer normally."
     note = f"You can call these functions:\n{listing}\n{how}"
     if messages and messages[0].get("role") == "system":
         first = dict(messages[0])
@@ -186,27 +185,6 @@ def _parse_forced(text: str) -> list[tuple[str, str]] | None:
     return [(c["name"], _compact(c["arguments"])) for c in calls]
 
 
-def _parse_tagged(text: str, names: set[str]) -> list[tuple[str, str]]:
-    calls = []
-    for block in text.split(CALL_OPEN)[1:]:
-        body = block.split(CALL_CLOSE, 1)[0].strip()
-        try:
-            call = json.loads(body)
-        except ValueError:
-            continue
-        if not isinstance(call, dict) or call.get("name") not in names:
-            continue
-        arguments = call.get("arguments", {})
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments)
-            except ValueError:
-                continue
-        if isinstance(arguments, dict):
-            calls.append((call["name"], _compact(arguments)))
-    return calls
-
-
 def _with_delta(template: Chunk, delta: dict[str, Any], finish: str | None = None) -> Chunk:
     return {**template, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
@@ -217,7 +195,9 @@ async def apply(plan: Plan, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Chunk
         async for chunk in chunks:
             yield chunk
         return
-    held = ""  # text withheld from the client: a forced call, or what follows a call marker
+    # A forced reply is all call; a free one is read as it comes (see `text_calls`).
+    reader = CallReader(plan.tool_names) if plan.mode == "sniff" else None
+    forced = ""
     async for chunk in chunks:
         choices = chunk.get("choices") or []
         if not choices:
@@ -226,40 +206,29 @@ async def apply(plan: Plan, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Chunk
         delta = choices[0].get("delta") or {}
         finish = choices[0].get("finish_reason")
         text = delta.get("content")
-        if text:
-            if plan.mode == "forced":
-                held += text
-            else:
-                held += text
-                visible, held = _split_at_marker(held)
-                if visible:
-                    yield _with_delta(chunk, {"content": visible})
+        if text and reader is None:
+            forced += text
+        elif text and reader is not None:
+            visible = reader.feed(text)
+            if visible:
+                yield _with_delta(chunk, {"content": visible})
         elif not finish:
             yield chunk
         if finish:
-            for out in _finish(plan, chunk, held, finish):
+            for out in _finish(chunk, finish, reader, forced):
                 yield out
-            held = ""
+            forced = ""
 
 
-def _finish(plan: Plan, template: Chunk, held: str, finish: str) -> list[Chunk]:
-    if plan.mode == "forced":
-        calls = _parse_forced(held)
+def _finish(template: Chunk, finish: str, reader: CallReader | None, forced: str) -> list[Chunk]:
+    if reader is None:
+        calls, text = _parse_forced(forced) or [], forced
     else:
-        calls = _parse_tagged(held, plan.tool_names) if CALL_OPEN in held else []
+        reading = reader.finish()
+        calls = reading.calls
+        text = reading.unread.text if reading.unread else reading.text
     if calls:
         out = [_with_delta(template, delta) for delta in tool_call_deltas(calls)]
         return [*out, _with_delta(template, {}, "tool_calls")]
-    out = [_with_delta(template, {"content": held})] if held else []
+    out = [_with_delta(template, {"content": text})] if text else []
     return [*out, _with_delta(template, {}, finish)]
-
-
-def _split_at_marker(text: str) -> tuple[str, str]:
-    """Split into what may be shown now and what must wait (a call marker or its prefix)."""
-    at = text.find(CALL_OPEN)
-    if at >= 0:
-        return text[:at], text[at:]
-    for size in range(min(len(CALL_OPEN) - 1, len(text)), 0, -1):
-        if CALL_OPEN.startswith(text[-size:]):
-            return text[:-size], text[-size:]
-    return text, ""

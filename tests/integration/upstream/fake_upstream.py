@@ -14,6 +14,8 @@ by the `model` field of the request (the engine sends its configured `upstream_m
 - `truncated`: a content chunk, then the connection drops mid-body
 - `not-sse`: a 200 with a plain (non-stream) JSON completion
 - `forever`: content chunks every 20 ms until the client disconnects
+- `script-NAME`: the reply of `SCRIPTS[NAME]` for the number of tool results the conversation
+  holds so far (one reply per agent round), as content or as native tool calls
 
 Every request is recorded with its headers and body, and whether (and when) the fake saw
 the client disconnect.
@@ -110,6 +112,23 @@ def _frame(payload: Any, space: bool = True) -> bytes:
 
 
 DONE = b"data: [DONE]\n\n"
+
+
+#: Replies of the `script-NAME` modes, one per agent round: text, or a native call.
+SCRIPTS: dict[str, list[str | tuple[str, dict[str, Any]]]] = {
+    # A call cut off before its JSON ends, then the same call in a fenced JSON block.
+    "textcalls": [
+        'Sure! <tool_call>{"name": "generate_image", "arguments": {"prompt": "a cat',
+        'Again:\n```json\n{"name": "generate_image", "arguments": '
+        '{"prompt": "a cat", "width": 256, "height": 256}}\n```',
+        "Here is your cat.",
+    ],
+    # A native call naming an image the session does not have, then an answer.
+    "badindex": [
+        ("generate_image", {"prompt": "a cat", "sourceImageIndex": 1}),
+        "There was no image to start from.",
+    ],
+}
 
 
 class FakeUpstream:
@@ -226,6 +245,21 @@ class FakeUpstream:
             }
             await start(200, b"application/json")
             await write(json.dumps(completion).encode(), more=False)
+        elif mode == "script":
+            done = sum(1 for m in record.body.get("messages", []) if m.get("role") in ("tool",))
+            replies = SCRIPTS[arg]
+            reply = replies[min(done, len(replies) - 1)]
+            await start()
+            if isinstance(reply, str):
+                await write(_frame(_delta(model, {"role": "assistant", "content": reply})))
+                await write(_frame(_delta(model, {}, "stop")))
+            else:
+                name, arguments = reply
+                call = {"index": 0, "id": f"call_{done}", "type": "function"}
+                call["function"] = {"name": name, "arguments": json.dumps(arguments)}
+                await write(_frame(_delta(model, {"role": "assistant", "tool_calls": [call]})))
+                await write(_frame(_delta(model, {}, "tool_calls")))
+            await write(DONE, more=False)
         elif mode == "forever":
             await start()
             watcher = asyncio.ensure_future(wait_for_disconnect(LONG_WAIT_S))

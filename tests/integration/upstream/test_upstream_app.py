@@ -62,6 +62,8 @@ def upstream_models(url: str) -> list[ModelConfig]:
         model("up-error-chunk", "error-chunk"),
         model("up-vision", "chunks-1", vision=True),
         model("up-text", "chunks-1", vision=False),
+        model("up-textcalls", "script-textcalls"),
+        model("up-badindex", "script-badindex"),
     ]
 
 
@@ -226,6 +228,62 @@ async def test_hosted_loop_ends_when_the_model_keeps_calling_unknown_tools(api: 
         ("get_weather", False, "PARAMETER_INVALID"),
         ("get_time", False, "PARAMETER_INVALID"),
     }
+
+
+async def test_calls_written_as_text_are_read_and_an_unreadable_one_is_sent_back(
+    api: Api,
+) -> None:
+    """Round 1 writes a `<tool_call>` whose JSON never ends: the model gets it back once as a
+    failed call that shows the form. Round 2 writes the call in a fenced JSON block: it runs.
+    None of the call text reaches the answer."""
+    response = await api.http.post(
+        "/v1/chat/completions",
+        json={"model": "up-textcalls", "messages": [{"role": "user", "content": "A cat."}]},
+        headers={"Authorization": f"Bearer {api.key}"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    unread, made = body["sogni_tool_results"]
+    assert (unread["tool"], unread["ok"], unread["error_type"]) == (
+        "generate_image",
+        False,
+        "PARAMETER_INVALID",
+    )
+    assert "<tool_call>" in unread["message"]  # the form a call must take
+    assert made["tool"] == "generate_image" and made["ok"] is True, made
+    assert made["arguments"] == {"prompt": "a cat", "width": 256, "height": 256}
+    assert made["output_assets"][0]["width"] == 256
+    assert body["choices"][0]["message"]["content"] == "Here is your cat."
+    # The failed call went back to the model as a tool message it could read.
+    messages = api.fake.requests[-2].body["messages"]
+    assert [m["role"] for m in messages][-2:] == ["assistant", "tool"]
+    assert "arguments must be one JSON object" in messages[-1]["content"]
+
+
+async def test_an_upstream_call_naming_missing_media_is_answered_with_what_exists(
+    api: Api,
+) -> None:
+    """Upstream decoding is not ours to constrain: the call is checked instead, answered
+    `ok: false` with what the session has, and no workflow is started for it."""
+    response = await api.http.post(
+        "/v1/chat/completions",
+        json={"model": "up-badindex", "messages": [{"role": "user", "content": "A cat."}]},
+        headers={"Authorization": f"Bearer {api.key}"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    [result] = body["sogni_tool_results"]
+    assert result["ok"] is False and result["error_type"] == "PARAMETER_INVALID"
+    assert result["message"] == (
+        "sourceImageIndex=1 points at no image: this session has no image yet"
+    )
+    assert body["creative_workflows"] == []
+    # What the upstream was offered already left the index out: there is no image.
+    offered = {t["function"]["name"]: t for t in api.fake.requests[-2].body["tools"]}
+    assert (
+        "sourceImageIndex" not in offered["generate_image"]["function"]["parameters"]["properties"]
+    )
+    assert "edit_image" not in offered
 
 
 @pytest.mark.parametrize("stream", [False, True])
