@@ -69,6 +69,12 @@ def test_a_tool_whose_needed_media_is_missing_is_not_offered() -> None:
     assert offered_definition(CATALOG["generate_image"], MediaContext()) is not None
 
 
+def test_a_tool_this_server_cannot_run_is_not_offered() -> None:
+    """It would only answer MODEL_UNAVAILABLE; it stays in the catalog for the contract."""
+    assert offered_definition(CATALOG["remove_background"], _media(uploads=1)) is None
+    assert "remove_background" in CATALOG
+
+
 def test_minus_one_means_the_latest_video_where_a_tool_says_so() -> None:
     parameters = _parameters("extend_video", _media(generated=2, kind="video"))
     assert parameters["properties"]["videoIndex"]["enum"] == [0, 1, -1]

@@ -28,7 +28,10 @@ _BRANCHES = ("anyOf", "oneOf")
 
 def offered_definition(tool: Tool, media: MediaContext) -> dict[str, Any] | None:
     """The function definition to offer a model now, or None when the tool cannot be called
-    validly in this session (it needs media of a kind there is none of)."""
+    usefully in this session (it needs media of a kind there is none of, or models this
+    server does not run)."""
+    if not tool.runs_here:
+        return None
     return _narrowed(tool, _counts(media))
 
 

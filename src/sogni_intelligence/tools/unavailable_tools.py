@@ -54,7 +54,7 @@ class _Spec:
                 f"{self.name} needs {self.served_by}{asked}. {NO_BACKEND}",
             )
 
-        return Tool(self.name, self.description, self.args, run)
+        return Tool(self.name, self.description, self.args, run, runs_here=False)
 
 
 _SPECS = [
