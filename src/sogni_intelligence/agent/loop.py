@@ -174,7 +174,9 @@ class AgentLoop:
         # Calls written as text (by a template without tools, or an upstream model's habit)
         # are held back from the answer and read when the round ends.
         names = {t["function"]["name"] for t in request.get("tools") or []}
-        reader = CallReader(names) if names else None
+        json_answer = (request.get("response_format") or {}).get("type", "text") != "text"
+        calls_allowed = names and request.get("tool_choice") != "none" and not json_answer
+        reader = CallReader(names) if calls_allowed else None
         looping = False
         pieces = 0
         try:

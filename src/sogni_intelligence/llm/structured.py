@@ -48,7 +48,10 @@ def plan(request: ChatRequest, native_tools: bool) -> Plan:
     elif response_format["type"] == "json_schema":
         req["grammar"] = json_grammar(response_format["json_schema"]["schema"])
 
-    if not tools or choice == "none":
+    # A JSON answer's grammar leaves no room for a written call: the tools would only crowd
+    # the prompt.
+    written_calls_impossible = "grammar" in req and not native_tools and choice == "auto"
+    if not tools or choice == "none" or written_calls_impossible:
         return Plan(_with_plain_history(req) if not native_tools else req)
 
     if isinstance(choice, dict) or choice == "required":
