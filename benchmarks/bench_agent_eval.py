@@ -255,7 +255,6 @@ class Outcome:
     seconds: float
     score: Score
     tokens: int = 0
-    error: str | None = None
 
 
 async def run_case(

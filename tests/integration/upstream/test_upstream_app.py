@@ -230,19 +230,24 @@ async def test_hosted_loop_ends_when_the_model_keeps_calling_unknown_tools(api: 
     }
 
 
+async def _hosted_turn(api: Api, model: str) -> dict[str, Any]:
+    """A turn with the hosted tools on `model`: the response body."""
+    response = await api.http.post(
+        "/v1/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": "A cat."}]},
+        headers={"Authorization": f"Bearer {api.key}"},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 async def test_calls_written_as_text_are_read_and_an_unreadable_one_is_sent_back(
     api: Api,
 ) -> None:
     """Round 1 writes a `<tool_call>` whose JSON never ends: the model gets it back once as a
     failed call that shows the form. Round 2 writes the call in a fenced JSON block: it runs.
     None of the call text reaches the answer."""
-    response = await api.http.post(
-        "/v1/chat/completions",
-        json={"model": "up-textcalls", "messages": [{"role": "user", "content": "A cat."}]},
-        headers={"Authorization": f"Bearer {api.key}"},
-    )
-    assert response.status_code == 200, response.text
-    body = response.json()
+    body = await _hosted_turn(api, "up-textcalls")
     unread, made = body["sogni_tool_results"]
     assert (unread["tool"], unread["ok"], unread["error_type"]) == (
         "generate_image",
@@ -265,13 +270,7 @@ async def test_an_upstream_call_naming_missing_media_is_answered_with_what_exist
 ) -> None:
     """Upstream decoding is not ours to constrain: the call is checked instead, answered
     `ok: false` with what the session has, and no workflow is started for it."""
-    response = await api.http.post(
-        "/v1/chat/completions",
-        json={"model": "up-badindex", "messages": [{"role": "user", "content": "A cat."}]},
-        headers={"Authorization": f"Bearer {api.key}"},
-    )
-    assert response.status_code == 200, response.text
-    body = response.json()
+    body = await _hosted_turn(api, "up-badindex")
     [result] = body["sogni_tool_results"]
     assert result["ok"] is False and result["error_type"] == "PARAMETER_INVALID"
     assert result["message"] == (
