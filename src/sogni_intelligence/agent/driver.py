@@ -9,8 +9,9 @@ sequence and the ending rules live here only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -77,7 +78,10 @@ class TurnSteps(Protocol):
 async def drive(turn: TurnSteps, max_rounds: int) -> AsyncIterator[LoopEvent]:
     """The turn's events; it ends with a `Final`, unless a step says the turn was stopped."""
     output: RoundOutput | None = None
-    for number in range(max_rounds):
+    made: set[str] = set()
+    number = -1
+    while number < max_rounds - 1:
+        number += 1
         output = None
         async with aclosing(turn.llm_round(number)) as items:
             async for item in items:
@@ -88,6 +92,14 @@ async def drive(turn: TurnSteps, max_rounds: int) -> AsyncIterator[LoopEvent]:
         if output is None:
             return
         client, hosted = split_calls(turn.client_tools, output.calls)
+        calls = {_signature(call) for call in hosted}
+        if hosted and not client and calls <= made and number < max_rounds - 1:
+            # Calls the turn made already (their results are in the conversation): a small
+            # model repeats them round after round. The last round offers no tools, so the
+            # model answers from what it has.
+            number = max_rounds - 2
+            continue
+        made |= calls
         decided = await turn.approve(hosted)
         if decided is None:
             return
@@ -106,6 +118,14 @@ async def drive(turn: TurnSteps, max_rounds: int) -> AsyncIterator[LoopEvent]:
     # the turn ends cut short, like a reply cut at max_tokens.
     text = output.text if output is not None else None
     yield Final({"role": "assistant", "content": text or ""}, "length")
+
+
+def _signature(call: dict[str, Any]) -> str:
+    """A call's tool and arguments, the same however the model spaced or ordered its JSON."""
+    arguments = call["function"].get("arguments") or "{}"
+    with suppress(ValueError):
+        arguments = json.dumps(json.loads(arguments), sort_keys=True)
+    return f"{call['function']['name']}:{arguments}"
 
 
 def split_calls(

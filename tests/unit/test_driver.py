@@ -1,0 +1,65 @@
+"""The order of a turn (`agent.driver.drive`) with scripted steps: no model, no tools."""
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sogni_intelligence.agent.driver import Content, Final, RoundOutput, drive
+
+
+def _call(number: int, arguments: dict[str, Any]) -> dict[str, Any]:
+    text = json.dumps(arguments)
+    return {"id": f"c{number}", "type": "function", "function": {"name": "draw", "arguments": text}}
+
+
+class Scripted:
+    """Rounds that answer from a script by round number; every batch succeeds."""
+
+    def __init__(self, script: dict[int, RoundOutput]) -> None:
+        self.client_tools: list[dict[str, Any]] = []
+        self.script = script
+        self.rounds: list[int] = []
+        self.batches: list[list[str]] = []
+
+    async def llm_round(self, number: int) -> AsyncIterator[Content | RoundOutput]:
+        self.rounds.append(number)
+        yield self.script.get(number, RoundOutput("Here it is.", [], "stop"))
+
+    async def approve(self, calls: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {}
+
+    async def tool_batch(
+        self, number: int, output: RoundOutput, calls: list[dict[str, Any]], decided: dict
+    ) -> list[dict[str, Any]]:
+        self.batches.append([call["id"] for call in calls])
+        return [{"ok": True, "tool": "draw"} for _ in calls]
+
+
+async def _events(turn: Scripted, max_rounds: int = 8) -> list[Any]:
+    return [event async for event in drive(turn, max_rounds)]
+
+
+async def test_a_repeated_call_is_not_run_again_and_the_last_round_answers() -> None:
+    """The same call (however its JSON is spaced or ordered) in round 1 is not run; the turn
+    jumps to its last, tool-less round."""
+    turn = Scripted(
+        {
+            0: RoundOutput(None, [_call(0, {"prompt": "a fox", "n": 1})], "tool_calls"),
+            1: RoundOutput(None, [_call(1, {"n": 1, "prompt": "a fox"})], "tool_calls"),
+        }
+    )
+    events = await _events(turn)
+    assert turn.rounds == [0, 1, 7] and [b for b in turn.batches if b] == [["c0"]]
+    final = events[-1]
+    assert isinstance(final, Final) and final.message["content"] == "Here it is."
+
+
+async def test_a_new_call_runs() -> None:
+    turn = Scripted(
+        {
+            0: RoundOutput(None, [_call(0, {"prompt": "a fox"})], "tool_calls"),
+            1: RoundOutput(None, [_call(1, {"prompt": "a fox", "seed": 2})], "tool_calls"),
+        }
+    )
+    await _events(turn)
+    assert turn.rounds == [0, 1, 2] and [b for b in turn.batches if b] == [["c0"], ["c1"]]
