@@ -182,8 +182,14 @@ def test_openai_forced_generate_image(client: openai.OpenAI) -> None:
     assert reply.choices[0].finish_reason in ("stop", "length")
     assert reply.choices[0].message.tool_calls is None
     extra = reply.model_extra or {}
-    [result] = extra["sogni_tool_results"]
-    _check_generated(result, extra["creative_workflows"])
+    # The forced call is the first; a small model may call another tool in a later round (not
+    # generate_image again: it did its work), and every call it makes is a valid one.
+    results = extra["sogni_tool_results"]
+    invalid = [
+        r for r in results if r.get("error_type") in ("PARAMETER_INVALID", "ASSET_NOT_FOUND")
+    ]
+    assert not invalid, invalid
+    _check_generated(results[0], extra["creative_workflows"][:1])
 
 
 def test_openai_stream_parses_and_ends_with_our_extras(client: openai.OpenAI) -> None:

@@ -20,6 +20,7 @@ class Scripted:
         self.script = script
         self.rounds: list[int] = []
         self.batches: list[list[str]] = []
+        self.failing: set[str] = set()  # ids of the calls whose result is ok: false
 
     async def llm_round(self, number: int) -> AsyncIterator[Content | RoundOutput]:
         self.rounds.append(number)
@@ -32,16 +33,16 @@ class Scripted:
         self, number: int, output: RoundOutput, calls: list[dict[str, Any]], decided: dict
     ) -> list[dict[str, Any]]:
         self.batches.append([call["id"] for call in calls])
-        return [{"ok": True, "tool": "draw"} for _ in calls]
+        return [{"ok": call["id"] not in self.failing, "tool": "draw"} for call in calls]
 
 
 async def _events(turn: Scripted, max_rounds: int = 8) -> list[Any]:
     return [event async for event in drive(turn, max_rounds)]
 
 
-async def test_a_repeated_call_is_not_run_again_and_the_last_round_answers() -> None:
-    """The same call (however its JSON is spaced or ordered) in round 1 is not run; the turn
-    jumps to its last, tool-less round."""
+async def test_a_tool_that_did_its_work_is_not_run_again_and_the_last_round_answers() -> None:
+    """Round 1 calls the tool that succeeded in round 0 (other arguments or not): it is not
+    run; the turn jumps to its last, tool-less round."""
     turn = Scripted(
         {
             0: RoundOutput(None, [_call(0, {"prompt": "a fox", "n": 1})], "tool_calls"),
@@ -54,12 +55,13 @@ async def test_a_repeated_call_is_not_run_again_and_the_last_round_answers() -> 
     assert isinstance(final, Final) and final.message["content"] == "Here it is."
 
 
-async def test_a_new_call_runs() -> None:
+async def test_a_tool_that_failed_may_be_called_again() -> None:
     turn = Scripted(
         {
-            0: RoundOutput(None, [_call(0, {"prompt": "a fox"})], "tool_calls"),
-            1: RoundOutput(None, [_call(1, {"prompt": "a fox", "seed": 2})], "tool_calls"),
+            0: RoundOutput(None, [_call(0, {"prompt": "a fox", "index": 3})], "tool_calls"),
+            1: RoundOutput(None, [_call(1, {"prompt": "a fox"})], "tool_calls"),
         }
     )
+    turn.failing = {"c0"}
     await _events(turn)
     assert turn.rounds == [0, 1, 2] and [b for b in turn.batches if b] == [["c0"], ["c1"]]

@@ -9,9 +9,8 @@ sequence and the ending rules live here only.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
-from contextlib import aclosing, suppress
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -78,7 +77,7 @@ class TurnSteps(Protocol):
 async def drive(turn: TurnSteps, max_rounds: int) -> AsyncIterator[LoopEvent]:
     """The turn's events; it ends with a `Final`, unless a step says the turn was stopped."""
     output: RoundOutput | None = None
-    made: set[str] = set()
+    succeeded: set[str] = set()  # the tools this turn has run successfully
     number = -1
     while number < max_rounds - 1:
         number += 1
@@ -92,14 +91,14 @@ async def drive(turn: TurnSteps, max_rounds: int) -> AsyncIterator[LoopEvent]:
         if output is None:
             return
         client, hosted = split_calls(turn.client_tools, output.calls)
-        calls = {_signature(call) for call in hosted}
-        if hosted and not client and calls <= made and number < max_rounds - 1:
-            # Calls the turn made already (their results are in the conversation): a small
-            # model repeats them round after round. The last round offers no tools, so the
-            # model answers from what it has.
+        names = {call["function"]["name"] for call in hosted}
+        if hosted and not client and names <= succeeded and number < max_rounds - 1:
+            # Only tools that already did their work this turn (their results are in the
+            # conversation): a small model calls them again round after round. The last round
+            # offers no tools, so the model answers from what it has. A tool that failed may
+            # be called again.
             number = max_rounds - 2
             continue
-        made |= calls
         decided = await turn.approve(hosted)
         if decided is None:
             return
@@ -110,6 +109,8 @@ async def drive(turn: TurnSteps, max_rounds: int) -> AsyncIterator[LoopEvent]:
             return
         for call, result in zip(hosted, results, strict=True):
             yield ToolProgress(call["function"]["name"], call["id"], "finished", result["ok"])
+            if result["ok"]:
+                succeeded.add(call["function"]["name"])
         final = outcome(output, client, results)
         if final is not None:
             yield final
@@ -118,14 +119,6 @@ async def drive(turn: TurnSteps, max_rounds: int) -> AsyncIterator[LoopEvent]:
     # the turn ends cut short, like a reply cut at max_tokens.
     text = output.text if output is not None else None
     yield Final({"role": "assistant", "content": text or ""}, "length")
-
-
-def _signature(call: dict[str, Any]) -> str:
-    """A call's tool and arguments, the same however the model spaced or ordered its JSON."""
-    arguments = call["function"].get("arguments") or "{}"
-    with suppress(ValueError):
-        arguments = json.dumps(json.loads(arguments), sort_keys=True)
-    return f"{call['function']['name']}:{arguments}"
 
 
 def split_calls(
