@@ -167,54 +167,6 @@ async def test_named_tool_choice_calls_that_function(engine: EmbeddedEngine) -> 
     assert set(json.loads(calls[0]["arguments"])) == {"zone"}
 
 
-#: A conversation whose earlier turn called the tool with values out of its range and an
-#: argument it does not have, and a tool the model is not given: a model left to itself
-#: copies all of that into its next call.
-EARLIER_BAD_CALL = [
-    {"role": "user", "content": "Weather in Oslo, in kelvin, with the wind?"},
-    {
-        "role": "assistant",
-        "content": None,
-        "tool_calls": [
-            {
-                "id": "call_1",
-                "type": "function",
-                "function": {
-                    "name": "get_forecast",
-                    "arguments": json.dumps({"city": "Oslo", "unit": "k", "wind": True}),
-                },
-            }
-        ],
-    },
-    {"role": "tool", "tool_call_id": "call_1", "name": "get_forecast", "content": "cold"},
-    {"role": "user", "content": "And the weather in Lisbon?"},
-]
-
-
-@pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_auto_calls_written_as_text_hold_to_the_schema(
-    engine: EmbeddedEngine, seed: int
-) -> None:
-    """On a template without tools, `auto` leaves the model free to answer in words, and a
-    call it writes can only be a valid call of a tool it was given."""
-    request = {
-        "messages": EARLIER_BAD_CALL,
-        "tools": [WEATHER],
-        "tool_choice": "auto",
-        "seed": seed,
-        "temperature": 0.8,
-        "max_tokens": 150,
-    }
-    text, calls, finish = await _text_and_calls(engine, request)
-    # The history leads this model to call again (at these seeds): one call, as it must be.
-    assert text == "" and finish == "tool_calls" and len(calls) == 1
-    assert calls[0]["name"] == "get_weather"
-    jsonschema.validate(
-        json.loads(calls[0]["arguments"]),
-        {**WEATHER["function"]["parameters"], "additionalProperties": False},
-    )
-
-
 async def test_too_long_prompt_is_a_400(engine: EmbeddedEngine) -> None:
     with pytest.raises(EngineError) as info:
         await _text_and_calls(engine, {"messages": [{"role": "user", "content": "x " * 5000}]})

@@ -8,7 +8,6 @@ from sogni_intelligence.llm.grammar import (
     check_schema,
     json_grammar,
     strict_schema,
-    tagged_calls_grammar,
     tool_call_schema,
 )
 from sogni_intelligence.llm.protocol import EngineError
@@ -122,18 +121,3 @@ def test_call_grammars_cap_free_strings_and_lists() -> None:
     assert arguments["tags"]["items"]["maxLength"] == CALL_STRING_CAP
     assert arguments["few"]["anyOf"][0]["maxItems"] == 2
     assert parameters["properties"]["prompt"]["maxLength"] == 32000  # the tool's own is intact
-
-
-def test_tagged_calls_grammar_frees_the_text_and_binds_the_call() -> None:
-    tool = {"type": "function", "function": {"name": "t", "parameters": {"type": "object"}}}
-    one = tagged_calls_grammar([tool], "<tool_call>", "</tool_call>", 1)
-    lines = one.splitlines()
-    assert lines[0] == "%llguidance {}"
-    assert lines[1] == "start: free (call)?"
-    assert lines[2] == 'free[stop="<tool_call>"]: /(.|\\n)*/'
-    call = lines[4].removeprefix("call: %json ").removesuffix(' "</tool_call>"')
-    schema = json.loads(call)
-    assert schema["properties"]["name"] == {"const": "t"}
-    assert schema["additionalProperties"] is False
-    three = tagged_calls_grammar([tool], "<tool_call>", "</tool_call>", 3)
-    assert three.splitlines()[1] == "start: free (call (sep call)? (sep call)?)?"

@@ -99,26 +99,6 @@ def tool_call_schema(tools: list[dict[str, Any]], max_calls: int) -> dict[str, A
     return schema
 
 
-def tagged_calls_grammar(
-    tools: list[dict[str, Any]], open_tag: str, close_tag: str, max_calls: int
-) -> str:
-    """A grammar for a reply that may call tools as text: free text until the model writes
-    `open_tag`, then only a valid call (the tool-call schema of one call) and `close_tag`, up
-    to `max_calls` of them. A model that never calls is not pushed to; one that does cannot invent
-    a tool, an argument or a value out of range."""
-    schema = tool_call_schema(tools, 1)
-    call = {**schema["items"], "$defs": schema.get("$defs", {})}
-    guided = {**strict_schema(call), "x-guidance": {"whitespace_flexible": False}}
-    calls = "call" + " (sep call)?" * (max_calls - 1)
-    return (
-        "%llguidance {}\n"
-        f"start: free ({calls})?\n"
-        f"free[stop={json.dumps(open_tag)}]: /(.|\\n)*/\n"
-        f'sep: "\\n"? {json.dumps(open_tag)}\n'
-        f"call: %json {json.dumps(guided, separators=(',', ':'))} {json.dumps(close_tag)}\n"
-    )
-
-
 def _drop_skipped(parameters: dict[str, Any]) -> None:
     """Leave out the top-level properties a tool marks as not for models to write unasked
     (`x-grammar-skip`); the tool still accepts them from clients."""

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sogni_intelligence.llm.grammar import json_grammar, tagged_calls_grammar, tool_call_schema
+from sogni_intelligence.llm.grammar import json_grammar, tool_call_schema
 from sogni_intelligence.llm.protocol import ChatRequest, Chunk
 from sogni_intelligence.llm.text_calls import CallReader
 
@@ -74,8 +74,6 @@ def plan(request: ChatRequest, native_tools: bool) -> Plan:
 
     req = _with_plain_history(req)
     req["messages"] = _with_tool_instructions(req["messages"], tools, forced=False)
-    max_calls = MAX_PARALLEL_CALLS if parallel is True else 1
-    req["grammar"] = tagged_calls_grammar(tools, CALL_OPEN, CALL_CLOSE, max_calls)
     return Plan(req, "sniff", {t["function"]["name"] for t in tools})
 
 
