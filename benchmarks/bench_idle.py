@@ -91,8 +91,8 @@ def main() -> None:
         root = Path(tmp)
         cases: list[tuple[str, dict[str, str], list[str]]] = [
             ("no worker queues (--no-worker)", {}, ["--no-worker"]),
-            ("default (every queue, 0.2 s poll)", {}, []),
-            ("every queue, 2 s poll", {"SOGNI_QUEUE_POLL_S": "2"}, []),
+            ("default (every queue, 1 s poll)", {}, []),
+            ("every queue, 0.2 s poll", {"SOGNI_QUEUE_POLL_S": "0.2"}, []),
         ]
         results = [idle_cpu(root, name, env, argv, args.window) for name, env, argv in cases]
     baseline = results[0]["cpu_percent_of_one_core"]

@@ -193,11 +193,12 @@ class Settings(BaseSettings):
         description="How many jobs of each queue one worker process runs at once.",
     )
     queue_poll_s: float = Field(
-        default=0.2,
+        default=1.0,
         gt=0,
         le=5,
-        description="How often a worker looks for new jobs (each look is a database query "
-        "per queue, also when idle).",
+        description="How often a worker looks for jobs other processes queued (each look is a "
+        "database query per queue, also when idle). Jobs a process makes for a queue it serves "
+        "start at once, without waiting for a look.",
     )
 
     @classmethod

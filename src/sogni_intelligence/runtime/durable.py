@@ -12,7 +12,7 @@ from dbos import DBOS
 
 from sogni_intelligence import __version__
 from sogni_intelligence.config import Settings
-from sogni_intelligence.runtime.queues import register_queues
+from sogni_intelligence.runtime.queues import QUEUE_SLOTS, QueueSlots, register_queues
 
 APP_NAME = "sogni-intelligence"
 
@@ -45,7 +45,9 @@ async def launch(
             "log_level": "WARNING",
         }
     )
-    DBOS.listen_queues(settings.worker_queues if listen is None else listen)
+    served = settings.worker_queues if listen is None else listen
+    QUEUE_SLOTS.bind(QueueSlots(served, settings.queue_concurrency))
+    DBOS.listen_queues(served)
     DBOS.launch()
     await register_queues(settings.queue_concurrency, settings.queue_poll_s)
 

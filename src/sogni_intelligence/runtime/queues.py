@@ -4,11 +4,15 @@ each tool runs on is the tool's own `queue`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 
 from dbos import DBOS
 
 from sogni_intelligence.config import QUEUE_NAMES
+from sogni_intelligence.runtime.launched import Launched
 
 
 async def register_queues(concurrency: Mapping[str, int], poll_s: float) -> None:
@@ -17,3 +21,38 @@ async def register_queues(concurrency: Mapping[str, int], poll_s: float) -> None
         await DBOS.register_queue_async(
             name, worker_concurrency=concurrency.get(name, 1), polling_interval_sec=poll_s
         )
+
+
+class QueueSlots:
+    """How many jobs of each queue run in this process at once, however they arrive.
+
+    A job this process makes for a queue it serves starts here at once, without waiting for
+    the next poll of the DBOS queue; jobs of other processes come through the queue. Both
+    hold one of the queue's slots while they run, so together they stay within the queue's
+    concurrency. A thread-safe semaphore, because DBOS may run a dequeued job on its own
+    event loop; a waiting job looks again every `SLOT_WAIT_S` (cancellable at any point)."""
+
+    def __init__(self, served: Iterable[str], concurrency: Mapping[str, int]) -> None:
+        self._slots = {q: threading.BoundedSemaphore(concurrency.get(q, 1)) for q in served}
+
+    def serves(self, queue: str) -> bool:
+        return queue in self._slots
+
+    @asynccontextmanager
+    async def held(self, queue: str) -> AsyncIterator[None]:
+        slot = self._slots.get(queue)
+        if slot is None:  # a job recovered where its queue is not served: nothing to share
+            yield
+            return
+        while not slot.acquire(blocking=False):
+            await asyncio.sleep(SLOT_WAIT_S)
+        try:
+            yield
+        finally:
+            slot.release()
+
+
+SLOT_WAIT_S = 0.02
+
+#: The queues of this process, bound by `durable.launch` before DBOS recovers any job.
+QUEUE_SLOTS: Launched[QueueSlots] = Launched("the media queues")

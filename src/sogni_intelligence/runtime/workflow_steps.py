@@ -18,20 +18,27 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from dbos import DBOS
+from dbos import DBOS, WorkflowHandleAsync
 
 from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.store import AssetStore
 from sogni_intelligence.runtime import cost_approval
 from sogni_intelligence.runtime.endings import STOPPED, ends_record_on_error
 from sogni_intelligence.runtime.launched import Launched
-from sogni_intelligence.store.records import Announcement, RecordStore
+from sogni_intelligence.runtime.queues import QUEUE_SLOTS
+from sogni_intelligence.store.records import Announcement, Record, RecordStore
 from sogni_intelligence.tools.base import ENVELOPE_KEYS, ToolContext, ToolServices, execute
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.media_context import KINDS, MediaContext, MediaIds
 from sogni_intelligence.tools.media_inputs import MediaInput, ingest, media_location
 from sogni_intelligence.tools.plan_bindings import execution_order, resolve_arguments
-from sogni_intelligence.tools.plan_model import BindingError, InputMediaRef, Plan, StepOutput
+from sogni_intelligence.tools.plan_model import (
+    BindingError,
+    InputMediaRef,
+    Plan,
+    PlanStep,
+    StepOutput,
+)
 from sogni_intelligence.tools.steps import STEP_CANDIDATES
 
 log = logging.getLogger(__name__)
@@ -130,8 +137,20 @@ async def _run_step(
     assert record is not None
     if record.status == "cancelled":
         return {"status": "skipped", "assets": [], "error": "workflow cancelled"}
-    plan = Plan.model_validate(record.data["plan"])
-    step = plan.step(step_id)
+    step = Plan.model_validate(record.data["plan"]).step(step_id)
+    async with QUEUE_SLOTS().held(STEP_CANDIDATES[step.toolName].queue):
+        return await _run_started_step(record, step, outputs, input_media, generated)
+
+
+async def _run_started_step(
+    record: Record,
+    step: PlanStep,
+    outputs: dict[str, dict[str, Any]],
+    input_media: list[dict[str, Any]],
+    generated: dict[str, list[str]],
+) -> dict[str, Any]:
+    deps = DEPS()
+    record_id, step_id = record.id, step.id
     await deps.records.append(
         record_id,
         "step_started",
@@ -294,6 +313,22 @@ async def tool_job(
         return await _step_failed(record_id, step_id, f"the step broke: {exc}")
 
 
+async def _start_job(
+    queue: str,
+    record_id: str,
+    step_id: str,
+    outputs: dict[str, dict[str, Any]],
+    input_media: list[dict[str, Any]],
+    generated: dict[str, list[str]],
+) -> WorkflowHandleAsync[dict[str, Any]]:
+    """Start a step's job: here at once when this process serves its queue (the queue's slots
+    still bound how many run), otherwise on the queue for a worker that serves it."""
+    args = (record_id, step_id, outputs, input_media, generated)
+    if QUEUE_SLOTS().serves(queue):
+        return await DBOS.start_workflow_async(tool_job, *args)
+    return await DBOS.enqueue_workflow_async(queue, tool_job, *args)
+
+
 async def _steps_settled(record_id: str, step_ids: list[str], job_ids: list[str]) -> None:
     """Wait for the end events of the wave's steps (or the workflow's cancellation). Our event
     log reaches this process at once (in memory when the job ran here), so the jobs' results
@@ -348,9 +383,8 @@ async def creative_workflow(record_id: str) -> str:
     for wave in execution_order(plan):
         # Each step is a job on its media queue, taken by whichever worker serves that queue.
         jobs = [
-            await DBOS.enqueue_workflow_async(
+            await _start_job(
                 STEP_CANDIDATES[plan.step(sid).toolName].queue,
-                tool_job,
                 record_id,
                 sid,
                 outputs,
