@@ -193,12 +193,13 @@ class Settings(BaseSettings):
         description="How many jobs of each queue one worker process runs at once.",
     )
     queue_poll_s: float = Field(
-        default=1.0,
+        default=5.0,
         gt=0,
         le=5,
-        description="How often a worker looks for jobs other processes queued (each look is a "
-        "database query per queue, also when idle). Jobs a process makes for a queue it serves "
-        "start at once, without waiting for a look.",
+        description="How often a worker looks for jobs other processes queued (each look costs "
+        "a few database queries per queue, also when idle). Jobs a process makes for a queue "
+        "it serves start at once, without waiting for a look; lower this when separate API "
+        "processes hand their jobs to workers.",
     )
 
     @classmethod
