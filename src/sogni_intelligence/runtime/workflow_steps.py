@@ -227,22 +227,21 @@ async def _record_wave(
     ]
     known = {a["id"] for a in record.data.get("artifacts", [])}
     new = [a for a in artifacts if a["id"] not in known]
-    await records.patch(
-        record_id, {"steps": steps, "artifacts": [*record.data.get("artifacts", []), *new]}
-    )
-    for artifact in new:
-        await records.append(
-            record_id,
-            "artifact_created",
-            {"artifact": artifact},
-            dedupe_key=f"{artifact['id']}:created",
-        )
     done = sum(1 for s in steps if s.get("status") in ("completed", "failed", "skipped"))
-    await records.append(
+    announcements = [
+        Announcement("artifact_created", {"artifact": a}, f"{a['id']}:created") for a in new
+    ]
+    announcements.append(
+        Announcement(
+            "workflow_progress",
+            {"completedSteps": done, "totalSteps": len(steps)},
+            f"progress:{done}",
+        )
+    )
+    await records.patch(
         record_id,
-        "workflow_progress",
-        {"completedSteps": done, "totalSteps": len(steps)},
-        dedupe_key=f"progress:{done}",
+        {"steps": steps, "artifacts": [*record.data.get("artifacts", []), *new]},
+        announcements,
     )
 
 

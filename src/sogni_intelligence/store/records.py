@@ -12,7 +12,7 @@ import hashlib
 import json
 import secrets
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -334,11 +334,17 @@ class RecordStore:
         `patch` into the data. None when the record was in another state: a late step result
         can never overwrite a cancel. `event` is appended in the same transaction, so a crash
         never leaves the status without the event that tells followers."""
-        return await self._update(record_id, patch or {}, to_status, frozenset(allowed_from), event)
+        events = [event] if event else []
+        allowed = frozenset(allowed_from)
+        return await self._update(record_id, patch or {}, to_status, allowed, events)
 
-    async def patch(self, record_id: str, patch: dict[str, Any]) -> Record | None:
-        """Merge `patch` into the data without a status change."""
-        return await self._update(record_id, patch, None, None, None)
+    async def patch(
+        self, record_id: str, patch: dict[str, Any], events: Sequence[Announcement] = ()
+    ) -> Record | None:
+        """Merge `patch` into the data without a status change, appending `events` in the same
+        transaction (one commit for a whole step's news; dedupe keys already written are
+        skipped)."""
+        return await self._update(record_id, patch, None, None, events)
 
     async def _update(
         self,
@@ -346,7 +352,7 @@ class RecordStore:
         patch: dict[str, Any],
         to_status: str | None,
         allowed_from: frozenset[str] | None,
-        event: Announcement | None,
+        events: Sequence[Announcement],
     ) -> Record | None:
         for _ in range(_APPEND_ATTEMPTS * 4):
             current = await self.get(record_id)
@@ -362,7 +368,7 @@ class RecordStore:
             }
             if to_status is not None:
                 values["status"] = to_status
-            row: RecordEvent | None = None
+            rows: list[RecordEvent] = []
             try:
                 async with self._db.session() as session, session.begin():
                     done = await session.execute(
@@ -374,8 +380,9 @@ class RecordStore:
                         .values(**values)
                     )
                     moved = done.rowcount == 1  # type: ignore[attr-defined]
-                    if moved and event and not await self._has_event(session, record_id, event):
-                        row = await self._event_row(session, record_id, event)
+                    for event in events if moved else ():
+                        if not await self._has_event(session, record_id, event):
+                            rows.append(await self._event_row(session, record_id, event))
             except (IntegrityError, OperationalError):
                 # The event's sequence was taken, or SQLite's write lock was held: nothing
                 # was written; try again.
@@ -383,7 +390,7 @@ class RecordStore:
             if not moved:  # another writer came first: read again
                 await asyncio.sleep(0.005 * secrets.randbelow(4))
                 continue
-            if row is not None:
+            for row in rows:
                 self._subscribers.publish(_event(row))
             return Record(
                 current.id,
@@ -442,12 +449,12 @@ class RecordStore:
         takes no more events (None): its terminal event stays the last one, even when a step
         that was running at a cancel reports afterwards."""
         for attempt in range(_APPEND_ATTEMPTS):
-            if dedupe_key is not None:
-                existing = await self._by_dedupe_key(record_id, dedupe_key)
-                if existing is not None:
-                    return existing
             try:
                 async with self._db.session() as session, session.begin():
+                    if dedupe_key is not None:
+                        existing = await self._by_dedupe_key(session, record_id, dedupe_key)
+                        if existing is not None:
+                            return existing
                     if await self._ended(session, record_id):
                         return None
                     row = await self._event_row(
@@ -478,13 +485,13 @@ class RecordStore:
         )
         return status in TERMINAL
 
-    async def _by_dedupe_key(self, record_id: str, dedupe_key: str) -> Event | None:
-        async with self._db.session() as session:
-            row = await session.scalar(
-                select(RecordEvent).where(
-                    RecordEvent.record_id == record_id, RecordEvent.dedupe_key == dedupe_key
-                )
+    @staticmethod
+    async def _by_dedupe_key(session: Any, record_id: str, dedupe_key: str) -> Event | None:
+        row = await session.scalar(
+            select(RecordEvent).where(
+                RecordEvent.record_id == record_id, RecordEvent.dedupe_key == dedupe_key
             )
+        )
         return None if row is None else _event(row)
 
     async def events(
