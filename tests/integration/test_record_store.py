@@ -219,3 +219,26 @@ async def test_follow_replays_then_streams_live_and_across_stores(
         await asyncio.sleep(0.01)
     assert await asyncio.wait_for(local, 5) == [2, 3, 4, 5, 6]
     assert await asyncio.wait_for(remote, 5) == [0, 1, 2, 3, 4, 5, 6]
+
+
+async def test_a_patch_appends_its_events_in_one_commit_once(records: RecordStore) -> None:
+    record, _ = await records.create("workflow", "key_a", {})
+    news = [Announcement("artifact_created", {"n": 1}, "a1"), Announcement("progress", {}, "p1")]
+    await records.patch(record.id, {"steps": [1]}, news)
+    await records.patch(record.id, {"steps": [1, 2]}, news)  # a step repeated after a crash
+    events = await records.events(record.id)
+    assert [(e.sequence, e.type) for e in events] == [(0, "artifact_created"), (1, "progress")]
+    assert (await records.get(record.id)).data == {"steps": [1, 2]}  # type: ignore[union-attr]
+
+
+async def test_an_ended_record_takes_a_patch_but_no_more_events(records: RecordStore) -> None:
+    record, _ = await records.create("workflow", "key_a", {})
+    await records.transition(
+        record.id,
+        "cancelled",
+        allowed_from={"queued"},
+        event=Announcement("workflow_cancelled", {}, "terminal"),
+    )
+    await records.patch(record.id, {"late": True}, [Announcement("workflow_progress", {}, "p")])
+    assert [e.type for e in await records.events(record.id)] == ["workflow_cancelled"]
+    assert (await records.get(record.id)).data == {"late": True}  # type: ignore[union-attr]

@@ -178,7 +178,7 @@ async def run_llm_round(
         record_id, "llm_round_started", {"round": number}, dedupe_key=f"r{number}:started"
     )
 
-    async def generate() -> RoundOutput:
+    async def generate() -> tuple[RoundOutput, int, list[str]]:
         pending: list[str] = []
         flushed = 0
         loop = asyncio.get_running_loop()
@@ -193,40 +193,43 @@ async def run_llm_round(
                     pending, last_flush = [], loop.time()
             else:
                 output = item
-        if pending:
-            await _delta(record_id, number, flushed + 1, pending)
         assert output is not None
-        return output
+        return output, flushed, pending
 
-    output = await records.unless_cancelled(record_id, generate())
-    if output is None:
+    generated = await records.unless_cancelled(record_id, generate())
+    if generated is None:
         return None
-    await records.append(
-        record_id,
-        "assistant_message_completed",
-        {
-            "round": number,
-            "content": output.text or "",
-            "finishReason": "tool_calls" if output.calls else output.finish,
-            "toolCalls": [c["function"]["name"] for c in output.calls],
-        },
-        dedupe_key=f"r{number}:completed",
+    output, flushed, pending = generated
+    # The rest of the text, the round's end and the new state: one commit.
+    closing = [_delta_event(number, flushed + 1, pending)] if pending else []
+    closing.append(
+        Announcement(
+            "assistant_message_completed",
+            {
+                "round": number,
+                "content": output.text or "",
+                "finishReason": "tool_calls" if output.calls else output.finish,
+                "toolCalls": [c["function"]["name"] for c in output.calls],
+            },
+            f"r{number}:completed",
+        )
     )
     new_state = {**state, "usage": session.usage}
-    await records.patch(record_id, {"state": new_state})
+    await records.patch(record_id, {"state": new_state}, closing)
     return {
         "output": {"text": output.text, "calls": output.calls, "finish": output.finish},
         "state": new_state,
     }
 
 
+def _delta_event(number: int, k: int, parts: list[str]) -> Announcement:
+    payload = {"round": number, "delta": "".join(parts)}
+    return Announcement("assistant_message_delta", payload, f"r{number}:delta:{k}")
+
+
 async def _delta(record_id: str, number: int, k: int, parts: list[str]) -> None:
-    await DEPS().records.append(
-        record_id,
-        "assistant_message_delta",
-        {"round": number, "delta": "".join(parts)},
-        dedupe_key=f"r{number}:delta:{k}",
-    )
+    delta = _delta_event(number, k, parts)
+    await DEPS().records.append(record_id, delta.type, delta.payload, dedupe_key=delta.dedupe_key)
 
 
 @DBOS.step()

@@ -343,7 +343,7 @@ class RecordStore:
     ) -> Record | None:
         """Merge `patch` into the data without a status change, appending `events` in the same
         transaction (one commit for a whole step's news; dedupe keys already written are
-        skipped)."""
+        skipped, and a record that has ended takes the patch but no events)."""
         return await self._update(record_id, patch, None, None, events)
 
     async def _update(
@@ -380,7 +380,10 @@ class RecordStore:
                         .values(**values)
                     )
                     moved = done.rowcount == 1  # type: ignore[attr-defined]
-                    for event in events if moved else ():
+                    # An ended record takes no more events: its terminal event stays last
+                    # (the compare-and-set above makes `current.status` the one committed).
+                    announce = moved and current.status not in TERMINAL
+                    for event in events if announce else ():
                         if not await self._has_event(session, record_id, event):
                             rows.append(await self._event_row(session, record_id, event))
             except (IntegrityError, OperationalError):
