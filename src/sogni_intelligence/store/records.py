@@ -113,12 +113,19 @@ def _claim(owner: str, endpoint: str, key: str, body: Any, record_id: str) -> Id
     )
 
 
+#: Events read from the database at a time while a follower catches up.
+EVENTS_PAGE = 1000
+
+
 class _Subscribers:
     """In-process delivery of appended events to live followers of a record. Only a fast
     path: followers check sequence continuity and fall back to the database on any gap."""
 
     def __init__(self) -> None:
         self._queues: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
+        #: Per followed record: when the database was last asked for its newest sequence,
+        #: and the answer, shared by all its followers (one look per interval, not one each).
+        self.newest: dict[str, tuple[float, int]] = {}
 
     def publish(self, event: Event) -> None:
         for queue in self._queues.get(event.record_id, ()):
@@ -135,6 +142,7 @@ class _Subscribers:
             queues.discard(queue)
             if not queues:
                 del self._queues[record_id]
+                self.newest.pop(record_id, None)
 
 
 class _RecordEnded(Exception):
@@ -510,6 +518,21 @@ class RecordStore:
             )
             return [_event(row) for row in rows]
 
+    async def _newer_in_db(self, record_id: str, after: int) -> bool:
+        """Whether the record has events after `after` that this process did not hand over
+        (written by another process), asking the database at most once per poll interval
+        for all followers of the record together."""
+        now = asyncio.get_running_loop().time()
+        checked = self._subscribers.newest.get(record_id)
+        if checked is None or now - checked[0] >= self.poll_interval_s:
+            async with self._db.session() as session:
+                newest = await session.scalar(
+                    select(func.max(RecordEvent.sequence)).where(RecordEvent.record_id == record_id)
+                )
+            checked = (now, BEFORE_FIRST if newest is None else newest)
+            self._subscribers.newest[record_id] = checked
+        return checked[1] > after
+
     async def follow(
         self, record_id: str, after: int = BEFORE_FIRST, idle_s: float | None = None
     ) -> AsyncIterator[Event | None]:
@@ -519,17 +542,22 @@ class RecordStore:
         live = self._subscribers.subscribe(record_id)
         loop = asyncio.get_running_loop()
         last_yield = loop.time()
+        must_read = True  # subscribed first, so nothing committed after this read is missed
         try:
             while True:
-                batch = await self.events(record_id, after)
-                for event in batch:
-                    after = event.sequence
-                    yield event
-                if batch:
-                    last_yield = loop.time()
-                    continue
+                if must_read or await self._newer_in_db(record_id, after):
+                    batch = await self.events(record_id, after, EVENTS_PAGE)
+                    for event in batch:
+                        after = event.sequence
+                        yield event
+                    if batch:
+                        last_yield = loop.time()
+                    if len(batch) == EVENTS_PAGE:
+                        continue
+                must_read = False
                 # Caught up: take events handed over in memory while they follow on without a
-                # gap; a gap, a quiet spell or another process's writes send us back to the DB.
+                # gap; a gap sends us back to the database, and so does a quiet spell when
+                # another process wrote meanwhile.
                 while True:
                     try:
                         event = await asyncio.wait_for(live.get(), self.poll_interval_s)
@@ -538,6 +566,7 @@ class RecordStore:
                     if event.sequence <= after:
                         continue
                     if event.sequence != after + 1:
+                        must_read = True
                         break
                     after = event.sequence
                     last_yield = loop.time()
