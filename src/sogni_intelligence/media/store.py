@@ -159,7 +159,7 @@ class AssetStore:
             meta=meta or {},
             **facts,
         )
-        async with self._db.session() as session, session.begin():
+        async with self._db.transaction() as session:
             session.add(row)
         return _record(row)
 

@@ -119,7 +119,7 @@ class TemplateStore:
             created_at=now,
             updated_at=now,
         )
-        async with self._db.session() as session, session.begin():
+        async with self._db.transaction() as session:
             session.add(row)
         return data
 
@@ -171,7 +171,7 @@ class TemplateStore:
         """Merge `partial` (top-level fields; null unsets one) into the owner's template and
         bump its version. 404 when the key does not own it."""
         changes = _client_fields(partial)
-        async with self._db.session() as session, session.begin():
+        async with self._db.transaction() as session:
             row = await session.get(TemplateRow, template_id, with_for_update=True)
             if row is None or row.owner != owner:
                 raise _not_found(template_id)
@@ -192,7 +192,7 @@ class TemplateStore:
         return data
 
     async def delete(self, owner: str, template_id: str) -> bool:
-        async with self._db.session() as session, session.begin():
+        async with self._db.transaction() as session:
             row = await session.get(TemplateRow, template_id)
             if row is None or row.owner != owner:
                 return False

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, nullcontext
+from typing import Any
+
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -28,10 +33,15 @@ def async_url(url: str) -> str:
 class Database:
     def __init__(self, url: str) -> None:
         self.url = async_url(url)
-        self.engine: AsyncEngine = create_async_engine(self.url, pool_pre_ping=True)
-        if self.engine.dialect.name == "sqlite":
+        sqlite = self.url.startswith("sqlite")
+        self.engine: AsyncEngine = create_async_engine(self.url, **_pool_options(self.url))
+        if sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite lets one transaction write at a time and makes the others sleep and retry in
+        # its busy handler (in steps of up to 100 ms); queueing this process's writers here
+        # instead hands the lock over the moment it is free.
+        self._writer = asyncio.Lock() if sqlite else None
 
     async def create_all(self) -> None:
         async with self.engine.begin() as conn:
@@ -40,8 +50,25 @@ class Database:
     def session(self) -> AsyncSession:
         return self.sessions()
 
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction that commits on leaving (rolls back on an error)."""
+        async with self._writer or nullcontext(), self.sessions() as session, session.begin():
+            yield session
+
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def _pool_options(url: str) -> dict[str, Any]:
+    """Pooled connections are kept rather than reopened: an overflow connection is closed
+    after use, and opening one (a thread per aiosqlite connection, or a PostgreSQL login)
+    costs more than the queries of a durable step. A local file needs no liveness ping."""
+    if not url.startswith("sqlite"):
+        return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    if ":memory:" in url or url.endswith("://"):
+        return {}  # one shared connection
+    return {"pool_size": 32, "max_overflow": 32}
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

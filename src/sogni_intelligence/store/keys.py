@@ -60,7 +60,7 @@ class KeyStore:
             prefix=key[: len(KEY_PREFIX) + 4],
             created_at=utcnow(),
         )
-        async with self._db.session() as session, session.begin():
+        async with self._db.transaction() as session:
             session.add(row)
         return key, _info(row)
 
@@ -73,7 +73,7 @@ class KeyStore:
         return sum(1 for info in await self.list() if info.revoked_at is None)
 
     async def revoke(self, key_id: str) -> bool:
-        async with self._db.session() as session, session.begin():
+        async with self._db.transaction() as session:
             row = await session.get(ApiKey, key_id)
             if row is None or row.revoked_at is not None:
                 return False

@@ -181,7 +181,7 @@ class RecordStore:
             updated_at=now,
         )
         try:
-            async with self._db.session() as session, session.begin():
+            async with self._db.transaction() as session:
                 session.add(row)
                 if idempotency is not None:
                     await session.flush()
@@ -223,7 +223,7 @@ class RecordStore:
         """Keep the key of an action done on an existing record (a confirmation, …), so that
         a retry can be answered without doing it again."""
         try:
-            async with self._db.session() as session, session.begin():
+            async with self._db.transaction() as session:
                 session.add(_claim(owner, endpoint, key, body, record_id))
         except IntegrityError:
             await self._replay(owner, endpoint, key, body)  # a concurrent retry: 409 if changed
@@ -378,7 +378,7 @@ class RecordStore:
                 values["status"] = to_status
             rows: list[RecordEvent] = []
             try:
-                async with self._db.session() as session, session.begin():
+                async with self._db.transaction() as session:
                     done = await session.execute(
                         update(DurableRecord)
                         .where(
@@ -461,7 +461,7 @@ class RecordStore:
         that was running at a cancel reports afterwards."""
         for attempt in range(_APPEND_ATTEMPTS):
             try:
-                async with self._db.session() as session, session.begin():
+                async with self._db.transaction() as session:
                     if dedupe_key is not None:
                         existing = await self._by_dedupe_key(session, record_id, dedupe_key)
                         if existing is not None:

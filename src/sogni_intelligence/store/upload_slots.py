@@ -45,7 +45,7 @@ class UploadSlotStore:
         slot_id = f"upl_{kind}_{secrets.token_hex(12)}"
         for attempt in range(3):
             try:
-                async with self.db.session() as session, session.begin():
+                async with self.db.transaction() as session:
                     await session.execute(delete(UploadSlot).where(match))
                     session.add(
                         UploadSlot(
@@ -71,7 +71,7 @@ class UploadSlotStore:
 
     async def attach(self, slot_id: str, asset_id: str) -> None:
         """Record what was uploaded to the slot."""
-        async with self.db.session() as session, session.begin():
+        async with self.db.transaction() as session:
             await session.execute(
                 update(UploadSlot).where(UploadSlot.id == slot_id).values(asset_id=asset_id)
             )
