@@ -165,9 +165,14 @@ class ChatRunRuntime:
             "recovery": {"resumeCount": 0},
         }
         key = None if idempotency is None else (START_ENDPOINT, idempotency[0], idempotency[1])
-        record, replayed = await self.deps.records.create("chat_run", owner, data, idempotency=key)
+        record, replayed = await self.deps.records.create(
+            "chat_run",
+            owner,
+            data,
+            idempotency=key,
+            first_event=Announcement("run_created", {}, "run_created"),
+        )
         if not replayed:
-            await self.deps.records.append(record.id, "run_created", {}, dedupe_key="run_created")
             await self._launch(record.id)
         return record, replayed
 

@@ -113,6 +113,15 @@ def _claim(owner: str, endpoint: str, key: str, body: Any, record_id: str) -> Id
     )
 
 
+def _last_sequence(record_id: str) -> Any:
+    """The sequence of the record's newest event (NULL before the first), as a subquery."""
+    return (
+        select(func.max(RecordEvent.sequence))
+        .where(RecordEvent.record_id == record_id)
+        .scalar_subquery()
+    )
+
+
 #: Events read from the database at a time while a follower catches up.
 EVENTS_PAGE = 1000
 
@@ -165,10 +174,12 @@ class RecordStore:
         *,
         status: Status = "queued",
         idempotency: tuple[str, str, Any] | None = None,
+        first_event: Announcement | None = None,
     ) -> tuple[Record, bool]:
         """Create a record; with `idempotency=(endpoint, key, body)` a retry of the same body
-        returns the first record (and True), a different body is a 409. The key and the record
-        are written in one transaction, so concurrent starts make exactly one record."""
+        returns the first record (and True), a different body is a 409. The key, the record
+        and its `first_event` are written in one transaction, so concurrent starts make
+        exactly one record."""
         record_id = _PREFIX[kind] + secrets.token_hex(12)
         now = utcnow()
         row = DurableRecord(
@@ -186,10 +197,15 @@ class RecordStore:
                 if idempotency is not None:
                     await session.flush()
                     session.add(_claim(owner, *idempotency, record_id))
+                if first_event is not None:
+                    await session.flush()
+                    event_row = await self._event_row(session, record_id, first_event)
         except IntegrityError:
             if idempotency is None:
                 raise
             return await self._replay(owner, *idempotency), True
+        if first_event is not None:
+            self._subscribers.publish(_event(event_row))
         return _record(row), False
 
     async def _replay(self, owner: str, endpoint: str, key: str, body: Any) -> Record:
@@ -429,9 +445,7 @@ class RecordStore:
 
     @staticmethod
     async def _event_row(session: Any, record_id: str, event: Announcement) -> RecordEvent:
-        last = await session.scalar(
-            select(func.max(RecordEvent.sequence)).where(RecordEvent.record_id == record_id)
-        )
+        last = await session.scalar(select(_last_sequence(record_id)))
         row = RecordEvent(
             record_id=record_id,
             sequence=0 if last is None else last + 1,
@@ -460,20 +474,40 @@ class RecordStore:
         takes no more events (None): its terminal event stays the last one, even when a step
         that was running at a cancel reports afterwards."""
         for attempt in range(_APPEND_ATTEMPTS):
+            # Look first, outside the write transaction, so that it holds the write lock only
+            # for the insert and the final look; a stale look ends in a unique-key conflict.
+            async with self._db.session() as session:
+                if dedupe_key is not None:
+                    existing = await self._by_dedupe_key(session, record_id, dedupe_key)
+                    if existing is not None:
+                        return existing
+                status, last = (
+                    await session.execute(
+                        select(DurableRecord.status, _last_sequence(record_id)).where(
+                            DurableRecord.id == record_id
+                        )
+                    )
+                ).one_or_none() or (None, None)
+            if status is None or status in TERMINAL:
+                return None
+            row = RecordEvent(
+                record_id=record_id,
+                sequence=0 if last is None else last + 1,
+                type=type,
+                at=utcnow(),
+                payload=payload,
+                dedupe_key=dedupe_key,
+            )
             try:
                 async with self._db.transaction() as session:
-                    if dedupe_key is not None:
-                        existing = await self._by_dedupe_key(session, record_id, dedupe_key)
-                        if existing is not None:
-                            return existing
+                    # A cancel may have committed since the look above. PostgreSQL locks the
+                    # record's row here, before the insert (the other order deadlocks with a
+                    # transition); SQLite locks only at the first write, so it looks again
+                    # after the insert, and that look is final.
                     if await self._ended(session, record_id):
-                        return None
-                    row = await self._event_row(
-                        session, record_id, Announcement(type, payload, dedupe_key)
-                    )
-                    # SQLite reads outside a transaction until the first write, so a cancel
-                    # may have committed since the look above; now that this transaction
-                    # writes, no other can commit, and a second look is final.
+                        raise _RecordEnded
+                    session.add(row)
+                    await session.flush()
                     if await self._ended(session, record_id):
                         raise _RecordEnded
             except _RecordEnded:
@@ -526,9 +560,7 @@ class RecordStore:
         checked = self._subscribers.newest.get(record_id)
         if checked is None or now - checked[0] >= self.poll_interval_s:
             async with self._db.session() as session:
-                newest = await session.scalar(
-                    select(func.max(RecordEvent.sequence)).where(RecordEvent.record_id == record_id)
-                )
+                newest = await session.scalar(select(_last_sequence(record_id)))
             checked = (now, BEFORE_FIRST if newest is None else newest)
             self._subscribers.newest[record_id] = checked
         return checked[1] > after
