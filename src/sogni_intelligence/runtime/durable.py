@@ -15,6 +15,7 @@ from sogni_intelligence.config import Settings
 from sogni_intelligence.runtime.queues import QUEUE_SLOTS, QueueSlots, register_queues
 
 APP_NAME = "sogni-intelligence"
+SQLITE_SYSTEM_POOL = 2
 
 
 def system_database_url(database_url: str, data_dir: Path) -> str:
@@ -34,15 +35,18 @@ async def launch(
     it recovers the workflows this executor left unfinished. A fixed application version lets
     a restarted process (even after an upgrade) pick them up. `listen` names the queues this
     process takes jobs from (default: `settings.worker_queues`)."""
+    url = system_database_url(settings.resolved_database_url, settings.data_dir)
     DBOS(
         config={
             "name": APP_NAME,
-            "system_database_url": system_database_url(
-                settings.resolved_database_url, settings.data_dir
-            ),
+            "system_database_url": url,
             "application_version": __version__,
             "executor_id": executor_id,
             "log_level": "WARNING",
+            # On SQLite every DBOS transaction takes the write lock (BEGIN IMMEDIATE), so
+            # more connections only make its writers sleep in SQLite's busy handler; a small
+            # pool queues them instead and hands the connection over at once.
+            **({"sys_db_pool_size": SQLITE_SYSTEM_POOL} if url.startswith("sqlite") else {}),
         }
     )
     served = settings.worker_queues if listen is None else listen

@@ -122,6 +122,17 @@ def _last_sequence(record_id: str) -> Any:
     )
 
 
+def _event_model(record_id: str, sequence: int, event: Announcement) -> RecordEvent:
+    return RecordEvent(
+        record_id=record_id,
+        sequence=sequence,
+        type=event.type,
+        at=utcnow(),
+        payload=event.payload,
+        dedupe_key=event.dedupe_key,
+    )
+
+
 #: Events read from the database at a time while a follower catches up.
 EVENTS_PAGE = 1000
 
@@ -202,8 +213,8 @@ class RecordStore:
                     await session.flush()
                     session.add(_claim(owner, *idempotency, record_id))
                 if first_event is not None:
-                    await session.flush()
-                    event_row = await self._event_row(session, record_id, first_event)
+                    event_row = _event_model(record_id, 0, first_event)
+                    session.add(event_row)
         except IntegrityError:
             if idempotency is None:
                 raise
@@ -383,11 +394,23 @@ class RecordStore:
         events: Sequence[Announcement],
     ) -> Record | None:
         for _ in range(_APPEND_ATTEMPTS * 4):
-            current = await self.get(record_id)
-            if current is None:
-                return None
-            if allowed_from is not None and current.status not in allowed_from:
-                return None
+            # Everything is read first, so that the write transaction holds the write lock
+            # only for its writes; what changed meanwhile fails the compare-and-set or a
+            # unique key, and the loop reads again.
+            async with self._db.session() as session:
+                row = await session.get(DurableRecord, record_id)
+                current = None if row is None else _record(row)
+                if current is None:
+                    return None
+                if allowed_from is not None and current.status not in allowed_from:
+                    return None
+                # An ended record takes no more events: its terminal event stays last (the
+                # compare-and-set below makes `current.status` the one committed).
+                rows = (
+                    await self._new_event_rows(session, record_id, events)
+                    if current.status not in TERMINAL
+                    else []
+                )
             now = utcnow()
             values: dict[str, Any] = {
                 "data": {**current.data, **patch},
@@ -396,7 +419,6 @@ class RecordStore:
             }
             if to_status is not None:
                 values["status"] = to_status
-            rows: list[RecordEvent] = []
             try:
                 async with self._db.transaction() as session:
                     done = await session.execute(
@@ -408,12 +430,8 @@ class RecordStore:
                         .values(**values)
                     )
                     moved = done.rowcount == 1  # type: ignore[attr-defined]
-                    # An ended record takes no more events: its terminal event stays last
-                    # (the compare-and-set above makes `current.status` the one committed).
-                    announce = moved and current.status not in TERMINAL
-                    for event in events if announce else ():
-                        if not await self._has_event(session, record_id, event):
-                            rows.append(await self._event_row(session, record_id, event))
+                    if moved and rows:
+                        session.add_all(rows)
             except (IntegrityError, OperationalError):
                 # The event's sequence was taken, or SQLite's write lock was held: nothing
                 # was written; try again.
@@ -436,31 +454,31 @@ class RecordStore:
         raise ServiceError("could not update the record: too much contention", 503)
 
     @staticmethod
-    async def _has_event(session: Any, record_id: str, event: Announcement) -> bool:
-        """Whether the event's dedupe key was written already (it is then not written again)."""
-        if event.dedupe_key is None:
-            return False
-        found = await session.scalar(
-            select(RecordEvent.sequence).where(
-                RecordEvent.record_id == record_id, RecordEvent.dedupe_key == event.dedupe_key
+    async def _new_event_rows(
+        session: Any, record_id: str, events: Sequence[Announcement]
+    ) -> list[RecordEvent]:
+        """Rows for the `events` whose dedupe keys were not written yet (those are not
+        written again), numbered on from the record's last event."""
+        if not events:
+            return []
+        keys = [e.dedupe_key for e in events if e.dedupe_key is not None]
+        last, written = await session.scalar(select(_last_sequence(record_id))), set()
+        if keys:
+            written = set(
+                await session.scalars(
+                    select(RecordEvent.dedupe_key).where(
+                        RecordEvent.record_id == record_id, RecordEvent.dedupe_key.in_(keys)
+                    )
+                )
             )
-        )
-        return found is not None
-
-    @staticmethod
-    async def _event_row(session: Any, record_id: str, event: Announcement) -> RecordEvent:
-        last = await session.scalar(select(_last_sequence(record_id)))
-        row = RecordEvent(
-            record_id=record_id,
-            sequence=0 if last is None else last + 1,
-            type=event.type,
-            at=utcnow(),
-            payload=event.payload,
-            dedupe_key=event.dedupe_key,
-        )
-        session.add(row)
-        await session.flush()
-        return row
+        sequence = BEFORE_FIRST if last is None else last
+        rows = []
+        for event in events:
+            if event.dedupe_key in written:
+                continue
+            sequence += 1
+            rows.append(_event_model(record_id, sequence, event))
+        return rows
 
     # -- events ------------------------------------------------------------------------------
 
@@ -494,14 +512,8 @@ class RecordStore:
                 ).one_or_none() or (None, None)
             if status is None or status in TERMINAL:
                 return None
-            row = RecordEvent(
-                record_id=record_id,
-                sequence=0 if last is None else last + 1,
-                type=type,
-                at=utcnow(),
-                payload=payload,
-                dedupe_key=dedupe_key,
-            )
+            sequence = 0 if last is None else last + 1
+            row = _event_model(record_id, sequence, Announcement(type, payload, dedupe_key))
             try:
                 async with self._db.transaction() as session:
                     # A cancel may have committed since the look above. PostgreSQL locks the

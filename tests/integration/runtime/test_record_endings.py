@@ -238,13 +238,15 @@ async def test_workflow_with_a_finished_step_ends_partial_failure(
     store_patch = RecordStore.patch
     waves = 0
 
-    async def second_wave_fails(self: RecordStore, record_id: str, patch: dict[str, Any]) -> Any:
+    async def second_wave_fails(
+        self: RecordStore, record_id: str, patch: dict[str, Any], events: Any = ()
+    ) -> Any:
         nonlocal waves
         if "artifacts" in patch:
             waves += 1
             if waves == 2:
                 raise RuntimeError("injected records fault")
-        return await store_patch(self, record_id, patch)
+        return await store_patch(self, record_id, patch, events)
 
     monkeypatch.setattr(RecordStore, "patch", second_wave_fails)
     record, events = await api.workflow_to_end({"input": TWO_WAVES})
