@@ -52,6 +52,7 @@ LATENCY_TOKENS = 32
 MAX_ADDED_TTFT_MS = 3.0
 MIN_THROUGHPUT_RATIO = 0.97
 MAX_TTFT_MAX_RATIO = 1.2
+LLAMA_DEFAULT_POLL = 50  # the peer keeps llama.cpp's own default, whatever ours uses
 
 PROMPTS = (
     "Write a long story about a lighthouse keeper who finds a message in a bottle.",
@@ -148,6 +149,7 @@ def serve_peer(port: int) -> None:
     params = engine_params(ModelConfig(id="bench"), Path(model_path()), "127.0.0.1")
     params.hostnames = ["127.0.0.1"]
     params.port = port
+    params.cpuparams.poll = params.cpuparams_batch.poll = LLAMA_DEFAULT_POLL
     server = xllamacpp.Server(params)
     print("ready", flush=True)
     threading.Event().wait()

@@ -59,6 +59,10 @@ def engine_params(config: ModelConfig, model_path: Path, socket_path: str) -> An
     params.n_ctx = config.n_ctx
     params.cpuparams.n_threads = config.threads or os.cpu_count() or 1
     params.cpuparams_batch.n_threads = params.cpuparams.n_threads
+    # llama.cpp's worker threads spin for a while before they sleep (poll 50 of 100); in a
+    # server that also runs Python threads on the same cores, that spinning takes the CPU the
+    # event loop needs between tokens, so they sleep at once here.
+    params.cpuparams.poll = params.cpuparams_batch.poll = 0
     params.cache_ram_mib = config.cache_ram_mib
     params.verbosity = -1
     params.hostnames = [socket_path]
