@@ -25,12 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_chat_runs import _free_port, _key, _pct, _settings
-from sogni_intelligence.api.app import create_app
+from bench_chat_runs import _pct, served
 
 MAX_P99_MS = 50.0
 ENDS = (b"event: run_completed", b"event: workflow_completed")
@@ -90,15 +87,7 @@ async def _subscribe(port: int, key: str, paths: list[str], count: int) -> None:
 
 
 async def measure(root: Path, subscribers: int, events: int) -> dict[str, Any]:
-    port = _free_port()
-    settings = _settings(root, port)
-    key = await _key(settings)
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-    try:
+    async with served(root) as (app, port, key):
         records = app.state.server.chat_runs.deps.records
         info = await app.state.server.keys.check(key)
         assert info is not None
@@ -135,9 +124,6 @@ async def measure(root: Path, subscribers: int, events: int) -> dict[str, Any]:
         await records.append(flow.id, "workflow_completed", {"status": "completed"})
         delays = json.loads(await asyncio.wait_for(child.stdout.readline(), 120))["delays"]
         await child.wait()
-    finally:
-        server.should_exit = True
-        await serving
     ms = [d * 1000 for d in delays]
     return {
         "subscribers": subscribers,
