@@ -30,7 +30,7 @@ class QueueSlots:
     the next poll of the DBOS queue; jobs of other processes come through the queue. Both
     hold one of the queue's slots while they run, so together they stay within the queue's
     concurrency. A thread-safe semaphore, because DBOS may run a dequeued job on its own
-    event loop; a waiting job looks again every `SLOT_WAIT_S` (cancellable at any point)."""
+    event loop; a waiting job looks again now and then (cancellable at any point)."""
 
     def __init__(self, served: Iterable[str], concurrency: Mapping[str, int]) -> None:
         self._slots = {q: threading.BoundedSemaphore(concurrency.get(q, 1)) for q in served}
@@ -44,15 +44,20 @@ class QueueSlots:
         if slot is None:  # a job recovered where its queue is not served: nothing to share
             yield
             return
+        wait = SLOT_FIRST_WAIT_S
         while not slot.acquire(blocking=False):
-            await asyncio.sleep(SLOT_WAIT_S)
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, SLOT_LONGEST_WAIT_S)
         try:
             yield
         finally:
             slot.release()
 
 
-SLOT_WAIT_S = 0.02
+#: A waiting job looks again after 5 ms, then less and less often, at most every 100 ms (a
+#: queue of long jobs waits without costing CPU; a slot freed soon is taken soon).
+SLOT_FIRST_WAIT_S = 0.005
+SLOT_LONGEST_WAIT_S = 0.1
 
 #: The queues of this process, bound by `durable.launch` before DBOS recovers any job.
 QUEUE_SLOTS: Launched[QueueSlots] = Launched("the media queues")
