@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -12,6 +13,8 @@ import pytest_asyncio
 from sogni_intelligence.config import ModelConfig
 from sogni_intelligence.llm.embedded import EmbeddedEngine
 from sogni_intelligence.llm.protocol import EngineError
+from sogni_intelligence.tools.audio_tools import KEYSCALE_SCHEMA
+from sogni_intelligence.tools.catalog import CATALOG
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -186,3 +189,34 @@ async def test_image_on_a_text_only_model_is_a_400(engine: EmbeddedEngine) -> No
     with pytest.raises(EngineError) as info:
         await _text_and_calls(engine, {"messages": [{"role": "user", "content": content}]})
     assert info.value.status == 400
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_a_forced_call_holds_string_patterns(engine: EmbeddedEngine, seed: int) -> None:
+    """The grammar keeps a tool's string `pattern` (a musical key here): a model cannot write
+    '120,' where the schema asks for 'C major'."""
+    definition = CATALOG["generate_music"].definition()
+    parameters = definition["function"]["parameters"]
+    # The key as a string that must be given (the tool's own schema also allows null).
+    keyscale = next(b for b in parameters["properties"]["keyscale"]["anyOf"] if "pattern" in b)
+    properties = {**parameters["properties"], "keyscale": keyscale}
+    required = [*parameters.get("required", []), "keyscale"]
+    music = {
+        **definition,
+        "function": {
+            **definition["function"],
+            "parameters": {**parameters, "properties": properties, "required": required},
+        },
+    }
+    request = {
+        "messages": [{"role": "user", "content": "Make a 120 bpm song about the summer."}],
+        "tools": [music],
+        "tool_choice": "required",
+        "seed": seed,
+        "temperature": 0.8,
+        "max_tokens": 400,
+    }
+    _, calls, finish = await _text_and_calls(engine, request)
+    assert finish == "tool_calls" and len(calls) == 1
+    keyscale = json.loads(calls[0]["arguments"])["keyscale"]
+    assert re.fullmatch(KEYSCALE_SCHEMA["pattern"], keyscale), keyscale

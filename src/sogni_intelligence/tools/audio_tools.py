@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import secrets
 import shutil
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, WithJsonSchema, field_validator
 
 from sogni_intelligence.media import music, speech
 from sogni_intelligence.media.models import (
@@ -34,6 +34,7 @@ from sogni_intelligence.tools.media_context import AudioIndex
 
 AudioFormat = Literal["wav", "mp3", "flac"]
 SEED_LIMIT = 2**32
+KEYSCALE_SCHEMA = {"type": "string", "pattern": r"^[A-G](#|b)? (major|minor)$"}
 
 
 def _random_seed() -> int:
@@ -63,7 +64,11 @@ class GenerateMusicArgs(ToolArgs):
     )
     duration: float = Field(60, ge=10, le=600, description="Length in seconds.")
     bpm: int | None = Field(None, ge=30, le=300, description="Tempo in beats per minute.")
-    keyscale: str | None = Field(None, description="Key and mode, e.g. 'C major' or 'F# minor'.")
+    # The schema offers (and a grammar holds a model to) the plain form; the validator below
+    # also takes the shorthands people write ('Am', 'Bb', 'F sharp minor').
+    keyscale: Annotated[str, WithJsonSchema(KEYSCALE_SCHEMA)] | None = Field(
+        None, description="Key and mode, e.g. 'C major' or 'F# minor'."
+    )
     timesig: Literal[2, 3, 4, 6] | None = Field(
         None, description="Beats per bar: 2, 3, 4 or 6 (6 means 6/8); '3/4' is accepted too."
     )
