@@ -147,12 +147,10 @@ def serve_peer(port: int) -> None:
     import xllamacpp
 
     params = engine_params(ModelConfig(id="bench"), Path(model_path()), "127.0.0.1")
-    params.hostnames = ["127.0.0.1"]
     params.port = port
     params.cpuparams.poll = params.cpuparams_batch.poll = LLAMA_DEFAULT_POLL
     server = xllamacpp.Server(params)
-    print("ready", flush=True)
-    threading.Event().wait()
+    threading.Event().wait()  # it serves while this frame holds it, until the process is killed
     del server
 
 
@@ -279,14 +277,8 @@ class HttpBackend:
         self._model = model
         self.name = server.name
 
-    async def open(self) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        pass
-
     async def _post(self, body: dict[str, Any]) -> tuple[asyncio.StreamReader, Any, int]:
-        # Without hosted tools: the same prompt as the direct side, not the agent's.
+        # Without hosted tools: the same prompt as the peer gets, not the agent's.
         payload = json.dumps({**body, "model": self._model, "sogni_tools": "none"}).encode()
         reader, writer = await asyncio.open_connection("127.0.0.1", self._server.port)
         head = (
@@ -351,52 +343,48 @@ def progress(args: argparse.Namespace, message: str) -> None:
         print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-async def measure(backend: Any, args: argparse.Namespace) -> SideResult:
+async def measure(backend: HttpBackend, args: argparse.Namespace) -> SideResult:
     result = SideResult()
     seed = args.seed
-    await backend.open()
-    try:
-        progress(args, f"{backend.name}: warm-up")
-        # Warm-up: one stream, then every slot once.
-        await backend.stream(request_body(0, 32, seed))
-        await asyncio.gather(*(backend.stream(request_body(i, 16, seed)) for i in range(4)))
+    progress(args, f"{backend.name}: warm-up")
+    # Warm-up: one stream, then every slot once.
+    await backend.stream(request_body(0, 32, seed))
+    await asyncio.gather(*(backend.stream(request_body(i, 16, seed)) for i in range(4)))
 
-        progress(args, f"{backend.name}: time to first token x{args.runs}")
-        # One prompt throughout: its prefix is cached after the first run, so the figure is
-        # the serving path plus one decoded token, not the luck of slot and prompt cache.
-        for _ in range(args.runs):
-            sample = await backend.stream(request_body(0, args.ttft_tokens, seed))
-            result.ttft_ms.append(sample.ttft * 1000)
+    progress(args, f"{backend.name}: time to first token x{args.runs}")
+    # One prompt throughout: its prefix is cached after the first run, so the figure is
+    # the serving path plus one decoded token, not the luck of slot and prompt cache.
+    for _ in range(args.runs):
+        sample = await backend.stream(request_body(0, args.ttft_tokens, seed))
+        result.ttft_ms.append(sample.ttft * 1000)
 
-        progress(args, f"{backend.name}: {LATENCY_TOKENS}-token completions x{args.runs}")
-        for i in range(args.runs):
-            sample = await backend.complete(request_body(i, LATENCY_TOKENS, seed))
-            result.latency_ms.append(sample.elapsed * 1000)
-            result.texts.append(sample.text)
-            result.short_streams += sample.tokens < LATENCY_TOKENS
+    progress(args, f"{backend.name}: {LATENCY_TOKENS}-token completions x{args.runs}")
+    for i in range(args.runs):
+        sample = await backend.complete(request_body(i, LATENCY_TOKENS, seed))
+        result.latency_ms.append(sample.elapsed * 1000)
+        result.texts.append(sample.text)
+        result.short_streams += sample.tokens < LATENCY_TOKENS
 
-        progress(args, f"{backend.name}: single stream x{args.stream_runs}")
-        for i in range(args.stream_runs):
-            sample = await backend.stream(request_body(i, args.stream_tokens, seed))
-            result.single_tps.append(sample.tokens / sample.elapsed)
-            result.short_streams += sample.tokens < args.stream_tokens
+    progress(args, f"{backend.name}: single stream x{args.stream_runs}")
+    for i in range(args.stream_runs):
+        sample = await backend.stream(request_body(i, args.stream_tokens, seed))
+        result.single_tps.append(sample.tokens / sample.elapsed)
+        result.short_streams += sample.tokens < args.stream_tokens
 
-        for n in args.concurrency:
-            rates = result.aggregate_tps.setdefault(n, [])
-            progress(args, f"{backend.name}: {n} concurrent streams x{args.rounds}")
-            for r in range(args.rounds):
-                samples = await asyncio.gather(
-                    *(
-                        backend.stream(request_body(r * n + j, args.concurrent_tokens, seed))
-                        for j in range(n)
-                    )
+    for n in args.concurrency:
+        rates = result.aggregate_tps.setdefault(n, [])
+        progress(args, f"{backend.name}: {n} concurrent streams x{args.rounds}")
+        for r in range(args.rounds):
+            samples = await asyncio.gather(
+                *(
+                    backend.stream(request_body(r * n + j, args.concurrent_tokens, seed))
+                    for j in range(n)
                 )
-                wall = max(s.end for s in samples) - min(s.start for s in samples)
-                rates.append(sum(s.tokens for s in samples) / wall)
-                result.ttft_max_ms.setdefault(n, []).append(max(s.ttft for s in samples) * 1000)
-                result.short_streams += sum(s.tokens < args.concurrent_tokens for s in samples)
-    finally:
-        await backend.aclose()
+            )
+            wall = max(s.end for s in samples) - min(s.start for s in samples)
+            rates.append(sum(s.tokens for s in samples) / wall)
+            result.ttft_max_ms.setdefault(n, []).append(max(s.ttft for s in samples) * 1000)
+            result.short_streams += sum(s.tokens < args.concurrent_tokens for s in samples)
     return result
 
 
