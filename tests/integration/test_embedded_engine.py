@@ -129,16 +129,21 @@ async def test_json_object_output_is_an_object(engine: EmbeddedEngine) -> None:
         assert text.startswith("{")
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_required_tool_choice_returns_a_valid_call(engine: EmbeddedEngine, seed: int) -> None:
-    request = {
-        "messages": [{"role": "user", "content": "What's the weather in Lisbon?"}],
-        "tools": [WEATHER],
+def _forced(content: str, tool: dict, seed: int, max_tokens: int) -> dict:
+    """A sampled request that must call `tool`."""
+    return {
+        "messages": [{"role": "user", "content": content}],
+        "tools": [tool],
         "tool_choice": "required",
         "seed": seed,
         "temperature": 0.8,
-        "max_tokens": 200,
+        "max_tokens": max_tokens,
     }
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_required_tool_choice_returns_a_valid_call(engine: EmbeddedEngine, seed: int) -> None:
+    request = _forced("What's the weather in Lisbon?", WEATHER, seed, max_tokens=200)
     text, calls, finish = await _text_and_calls(engine, request)
     assert text == "" and finish == "tool_calls" and len(calls) == 1
     assert calls[0]["name"] == "get_weather"
@@ -208,14 +213,7 @@ async def test_a_forced_call_holds_string_patterns(engine: EmbeddedEngine, seed:
             "parameters": {**parameters, "properties": properties, "required": required},
         },
     }
-    request = {
-        "messages": [{"role": "user", "content": "Make a 120 bpm song about the summer."}],
-        "tools": [music],
-        "tool_choice": "required",
-        "seed": seed,
-        "temperature": 0.8,
-        "max_tokens": 400,
-    }
+    request = _forced("Make a 120 bpm song about the summer.", music, seed, max_tokens=400)
     _, calls, finish = await _text_and_calls(engine, request)
     assert finish == "tool_calls" and len(calls) == 1
     keyscale = json.loads(calls[0]["arguments"])["keyscale"]
