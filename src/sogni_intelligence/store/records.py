@@ -144,16 +144,12 @@ class _Subscribers:
     def __init__(self) -> None:
         self._queues: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
         #: Per followed record: when the database was last asked for its newest sequence,
-        #: and the answer, shared by all its followers (one look per interval, not one each).
-        self.newest: dict[str, tuple[float, int]] = {}
-        self.looking: dict[str, asyncio.Future[tuple[float, int]]] = {}
+        #: and the answer (or the look under way), shared by all its followers.
+        self.newest: dict[str, tuple[float, asyncio.Future[int]]] = {}
 
     def publish(self, event: Event) -> None:
         for queue in self._queues.get(event.record_id, ()):
             queue.put_nowait(event)
-
-    def followed(self, record_id: str) -> bool:
-        return record_id in self._queues
 
     def subscribe(self, record_id: str) -> asyncio.Queue[Event]:
         queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -570,27 +566,19 @@ class RecordStore:
 
     async def _newer_in_db(self, record_id: str, after: int) -> bool:
         """Whether the record has events after `after` that this process did not hand over
-        (written by another process), asking the database at most once per poll interval
-        for all followers of the record together."""
-        hub = self._subscribers
+        (written by another process). All followers of the record share one look at the
+        database per poll interval: the first to ask starts it, the others await it."""
         now = asyncio.get_running_loop().time()
-        checked = hub.newest.get(record_id)
-        if checked is None or now - checked[0] >= self.poll_interval_s:
-            looking = hub.looking.get(record_id)
-            if looking is None:  # the first follower to ask looks; the others wait for it
-                looking = asyncio.ensure_future(self._look_newest(record_id, now))
-                hub.looking[record_id] = looking
-                looking.add_done_callback(lambda _: hub.looking.pop(record_id, None))
-            checked = await asyncio.shield(looking)
-        return checked[1] > after
+        look = self._subscribers.newest.get(record_id)
+        if look is None or now - look[0] >= self.poll_interval_s:
+            look = (now, asyncio.ensure_future(self._newest_sequence(record_id)))
+            self._subscribers.newest[record_id] = look
+        return await asyncio.shield(look[1]) > after
 
-    async def _look_newest(self, record_id: str, now: float) -> tuple[float, int]:
+    async def _newest_sequence(self, record_id: str) -> int:
         async with self._db.session() as session:
             newest = await session.scalar(select(_last_sequence(record_id)))
-        checked = (now, BEFORE_FIRST if newest is None else newest)
-        if self._subscribers.followed(record_id):  # not for a record nobody follows now
-            self._subscribers.newest[record_id] = checked
-        return checked
+        return BEFORE_FIRST if newest is None else newest
 
     async def follow(
         self, record_id: str, after: int = BEFORE_FIRST, idle_s: float | None = None
