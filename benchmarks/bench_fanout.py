@@ -155,7 +155,9 @@ def main() -> None:
         uvloop.run(_subscribe(spec["port"], spec["key"], spec["paths"], spec["count"]))
         return
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
-        r = asyncio.run(measure(Path(tmp), args.subscribers, args.events))
+        import uvloop
+
+        r = uvloop.run(measure(Path(tmp), args.subscribers, args.events))
     if args.json:
         print(json.dumps(r, indent=2))
         return

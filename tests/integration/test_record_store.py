@@ -221,6 +221,27 @@ async def test_follow_replays_then_streams_live_and_across_stores(
     assert await asyncio.wait_for(remote, 5) == [0, 1, 2, 3, 4, 5, 6]
 
 
+async def test_followers_share_live_events_and_quiet_ones_get_heartbeats(
+    records: RecordStore,
+) -> None:
+    """Every follower in this process is handed the same event object (what is derived from
+    it for them is made once); one that asked for heartbeats gets a None after `idle_s`
+    without events, the others nothing."""
+    record, _ = await records.create("workflow", "key_a", {})
+    beating = records.follow(record.id, idle_s=0.1)
+    silent = records.follow(record.id)
+    beat = asyncio.create_task(anext(beating))
+    waiting = asyncio.create_task(anext(silent))
+    assert await asyncio.wait_for(beat, 2) is None
+    assert not waiting.done()
+    await records.append(record.id, "step_started", {})
+    to_silent = await asyncio.wait_for(waiting, 2)
+    to_beating = await asyncio.wait_for(anext(beating), 2)
+    assert to_silent is not None and to_silent is to_beating
+    await beating.aclose()  # type: ignore[attr-defined]
+    await silent.aclose()  # type: ignore[attr-defined]
+
+
 async def test_a_patch_appends_its_events_in_one_commit_once(records: RecordStore) -> None:
     record, _ = await records.create("workflow", "key_a", {})
     news = [Announcement("artifact_created", {"n": 1}, "a1"), Announcement("progress", {}, "p1")]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -21,32 +21,55 @@ def data_frame(payload: Any) -> str:
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 HEARTBEAT_S = 15.0
+HEARTBEAT = b": heartbeat\n\n"
 
 #: `?after=`: the sequence of the last event the client has; the events after it follow.
 After = Annotated[int | None, Query(ge=0, le=MAX_DB_INT)]
+
+
+#: How a stream shows an event: its public body, built only when no other follower that
+#: shows it the same way (same variant) has built it yet, and whether the stream ends with it.
+Framed = tuple[Hashable, Callable[[], dict[str, Any]], bool]
+
+
+def encoded_frame(event: Event, variant: Hashable, body: Callable[[], dict[str, Any]]) -> bytes:
+    """The event's `id:`/`event:`/`data:` frame, encoded once for all the streams in this
+    process that show it as `variant` (every live follower gets the same event object)."""
+    key = ("sse", variant)
+    frame = event.memo.get(key)
+    if frame is None:
+        frame = event.memo[key] = (
+            f"id: {event.sequence}\nevent: {event.type}\n{data_frame(body())}".encode()
+        )
+    return frame
 
 
 async def record_events(
     records: RecordStore,
     record_id: str,
     after: int,
-    frame: Callable[[Event], Awaitable[tuple[dict[str, Any], bool]]],
-) -> AsyncIterator[str]:
-    """A record's events after the cursor, replayed then live, as `id:`/`event:`/`data:`
-    frames; `frame` gives each event's body and whether the stream ends with it. Comment
+    frame: Callable[[Event], Awaitable[Framed]],
+) -> AsyncIterator[bytes]:
+    """A record's events after the cursor, replayed then live, as SSE frames. Comment
     heartbeats keep proxies from dropping an idle stream."""
     followed = records.follow(record_id, after, idle_s=HEARTBEAT_S)
     try:
         async for event in followed:
             if event is None:
-                yield ": heartbeat\n\n"
+                yield HEARTBEAT
                 continue
-            body, last = await frame(event)
-            yield f"id: {event.sequence}\nevent: {event.type}\n{data_frame(body)}"
+            variant, body, last = await frame(event)
+            yield encoded_frame(event, variant, body)
             if last:
                 return
     finally:
         await followed.aclose()  # type: ignore[attr-defined]
+
+
+async def nothing() -> AsyncIterator[bytes]:
+    """A stream that ends at once."""
+    return
+    yield
 
 
 async def is_latest(records: RecordStore, event: Event) -> bool:

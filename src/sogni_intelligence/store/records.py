@@ -11,10 +11,9 @@ import asyncio
 import hashlib
 import json
 import secrets
-from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import func, select, update
@@ -22,6 +21,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.store.db import Database
+from sogni_intelligence.store.events import Announcement, Event, aware
+from sogni_intelligence.store.live import LiveEvents, ReadDatabase
 from sogni_intelligence.store.models import DurableRecord, IdempotencyKey, RecordEvent, utcnow
 
 Status = Literal[
@@ -37,36 +38,6 @@ _APPEND_ATTEMPTS = 16
 BEFORE_FIRST = -1
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Announcement:
-    """An event to append together with a status change."""
-
-    type: str
-    payload: dict[str, Any]
-    dedupe_key: str | None = None
-
-
-@dataclass(frozen=True)
-class Event:
-    record_id: str
-    sequence: int
-    type: str
-    at: datetime
-    payload: dict[str, Any]
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "sequence": self.sequence,
-            "type": self.type,
-            "at": _aware(self.at).isoformat(),
-            "payload": self.payload,
-        }
-
-
 @dataclass(frozen=True)
 class Record:
     id: str
@@ -80,7 +51,7 @@ class Record:
 
 
 def _event(row: RecordEvent) -> Event:
-    return Event(row.record_id, row.sequence, row.type, _aware(row.at), dict(row.payload or {}))
+    return Event(row.record_id, row.sequence, row.type, aware(row.at), dict(row.payload or {}))
 
 
 def _record(row: DurableRecord) -> Record:
@@ -90,8 +61,8 @@ def _record(row: DurableRecord) -> Record:
         row.owner,
         row.status,
         dict(row.data or {}),
-        _aware(row.created_at),
-        _aware(row.updated_at),
+        aware(row.created_at),
+        aware(row.updated_at),
         row.version or 0,
     )
 
@@ -137,34 +108,6 @@ def _event_model(record_id: str, sequence: int, event: Announcement) -> RecordEv
 EVENTS_PAGE = 1000
 
 
-class _Subscribers:
-    """In-process delivery of appended events to live followers of a record. Only a fast
-    path: followers check sequence continuity and fall back to the database on any gap."""
-
-    def __init__(self) -> None:
-        self._queues: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
-        #: Per followed record: when the database was last asked for its newest sequence,
-        #: and the answer (or the look under way), shared by all its followers.
-        self.newest: dict[str, tuple[float, asyncio.Future[int]]] = {}
-
-    def publish(self, event: Event) -> None:
-        for queue in self._queues.get(event.record_id, ()):
-            queue.put_nowait(event)
-
-    def subscribe(self, record_id: str) -> asyncio.Queue[Event]:
-        queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._queues[record_id].add(queue)
-        return queue
-
-    def drop(self, record_id: str, queue: asyncio.Queue[Event]) -> None:
-        queues = self._queues.get(record_id)
-        if queues is not None:
-            queues.discard(queue)
-            if not queues:
-                del self._queues[record_id]
-                self.newest.pop(record_id, None)
-
-
 class _RecordEnded(Exception):
     """Rolls back an event that lost the race with its record's terminal transition."""
 
@@ -172,8 +115,7 @@ class _RecordEnded(Exception):
 class RecordStore:
     def __init__(self, db: Database, poll_interval_s: float = 0.5) -> None:
         self._db = db
-        self._subscribers = _Subscribers()
-        self.poll_interval_s = poll_interval_s
+        self._live = LiveEvents(self._newest_sequences, poll_interval_s)
 
     # -- records ---------------------------------------------------------------------------
 
@@ -216,7 +158,7 @@ class RecordStore:
                 raise
             return await self._replay(owner, *idempotency), True
         if first_event is not None:
-            self._subscribers.publish(_event(event_row))
+            self._live.publish(_event(event_row))
         return _record(row), False
 
     async def _replay(self, owner: str, endpoint: str, key: str, body: Any) -> Record:
@@ -289,25 +231,18 @@ class RecordStore:
             return record is not None and record.status == "cancelled"
 
         async def watch() -> None:
-            live = self._subscribers.subscribe(record_id)
-            loop = asyncio.get_running_loop()
+            follower = self._live.subscribe(record_id, idle_s=poll_s)
             try:
-                next_read = loop.time() + poll_s
                 while not task.done():
-                    try:
-                        event = await asyncio.wait_for(
-                            live.get(), max(0.0, next_read - loop.time())
-                        )
-                    except TimeoutError:
-                        next_read = loop.time() + poll_s
-                        if await cancelled():
+                    signal = await follower.queue.get()
+                    if isinstance(signal, Event):
+                        if signal.type.endswith("_cancelled"):
                             break
-                        continue
-                    if event.type.endswith("_cancelled"):
+                    elif await cancelled():  # quiet, or written to by another process
                         break
                 task.cancel()
             finally:
-                self._subscribers.drop(record_id, live)
+                self._live.drop(record_id, follower)
 
         watchdog = asyncio.create_task(watch())
         try:
@@ -436,7 +371,7 @@ class RecordStore:
                 await asyncio.sleep(0.005 * secrets.randbelow(4))
                 continue
             for row in rows:
-                self._subscribers.publish(_event(row))
+                self._live.publish(_event(row))
             return Record(
                 current.id,
                 current.kind,
@@ -444,7 +379,7 @@ class RecordStore:
                 to_status or current.status,
                 values["data"],
                 current.created_at,
-                _aware(now),
+                aware(now),
                 current.version + 1,
             )
         raise ServiceError("could not update the record: too much contention", 503)
@@ -530,7 +465,7 @@ class RecordStore:
                 await asyncio.sleep(0.001 * secrets.randbelow(2 ** min(attempt + 2, 8)))
                 continue
             event = _event(row)
-            self._subscribers.publish(event)
+            self._live.publish(event)
             return event
         raise ServiceError("could not append an event: too much contention", 503)
 
@@ -564,21 +499,19 @@ class RecordStore:
             )
             return [_event(row) for row in rows]
 
-    async def _newer_in_db(self, record_id: str, after: int) -> bool:
-        """Whether the record has events after `after` that this process did not hand over
-        (written by another process). All followers of the record share one look at the
-        database per poll interval: the first to ask starts it, the others await it."""
-        now = asyncio.get_running_loop().time()
-        look = self._subscribers.newest.get(record_id)
-        if look is None or now - look[0] >= self.poll_interval_s:
-            look = (now, asyncio.ensure_future(self._newest_sequence(record_id)))
-            self._subscribers.newest[record_id] = look
-        return await asyncio.shield(look[1]) > after
-
-    async def _newest_sequence(self, record_id: str) -> int:
+    async def _newest_sequences(self, record_ids: list[str]) -> dict[str, int]:
+        """The newest sequence of each record that has events, in one query per page."""
+        newest: dict[str, int] = {}
         async with self._db.session() as session:
-            newest = await session.scalar(select(_last_sequence(record_id)))
-        return BEFORE_FIRST if newest is None else newest
+            for start in range(0, len(record_ids), EVENTS_PAGE):
+                page = record_ids[start : start + EVENTS_PAGE]
+                rows = await session.execute(
+                    select(RecordEvent.record_id, func.max(RecordEvent.sequence))
+                    .where(RecordEvent.record_id.in_(page))
+                    .group_by(RecordEvent.record_id)
+                )
+                newest.update({record_id: sequence for record_id, sequence in rows})
+        return newest
 
     async def follow(
         self, record_id: str, after: int = BEFORE_FIRST, idle_s: float | None = None
@@ -586,40 +519,31 @@ class RecordStore:
         """Replay from `after`, then yield new events as they are appended, forever; the
         caller decides when to stop (e.g. at a terminal event). With `idle_s`, a None is
         yielded after that long without events (for heartbeats)."""
-        live = self._subscribers.subscribe(record_id)
-        loop = asyncio.get_running_loop()
-        last_yield = loop.time()
+        follower = self._live.subscribe(record_id, idle_s)
         must_read = True  # subscribed first, so nothing committed after this read is missed
         try:
             while True:
-                if must_read or await self._newer_in_db(record_id, after):
+                if must_read:
                     batch = await self.events(record_id, after, EVENTS_PAGE)
                     for event in batch:
                         after = event.sequence
                         yield event
-                    if batch:
-                        last_yield = loop.time()
                     if len(batch) == EVENTS_PAGE:
                         continue
-                must_read = False
+                    must_read = False
                 # Caught up: take events handed over in memory while they follow on without a
-                # gap; a gap sends us back to the database, and so does a quiet spell when
-                # another process wrote meanwhile.
-                while True:
-                    try:
-                        event = await asyncio.wait_for(live.get(), self.poll_interval_s)
-                    except TimeoutError:
-                        break
-                    if event.sequence <= after:
-                        continue
-                    if event.sequence != after + 1:
+                # gap; a gap sends us back to the database, and so does the poller when
+                # another process wrote.
+                signal = await follower.queue.get()
+                if isinstance(signal, Event):
+                    if signal.sequence == after + 1:
+                        after = signal.sequence
+                        yield signal
+                    elif signal.sequence > after:
                         must_read = True
-                        break
-                    after = event.sequence
-                    last_yield = loop.time()
-                    yield event
-                if idle_s is not None and loop.time() - last_yield >= idle_s:
-                    last_yield = loop.time()
+                elif isinstance(signal, ReadDatabase):
+                    must_read = signal.newest > after
+                else:
                     yield None
         finally:
-            self._subscribers.drop(record_id, live)
+            self._live.drop(record_id, follower)

@@ -75,7 +75,9 @@ async def stream_run_events(
     last_event_id: str | None = Header(None),
 ) -> StreamingResponse:
     record = await serving.owned_run(request, key.id, run_id)
-    stream = serving.event_stream(serving.runs_of(request), record.id, cursor(after, last_event_id))
+    stream = await serving.event_stream(
+        serving.runs_of(request), record.id, cursor(after, last_event_id)
+    )
     return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
 
 

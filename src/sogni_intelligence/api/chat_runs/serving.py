@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from fastapi import Request
@@ -16,7 +17,7 @@ from sogni_intelligence.api.chat_completions.protocol import (
 )
 from sogni_intelligence.api.chat_completions.serving import ChatCompletionsService
 from sogni_intelligence.api.chat_runs.protocol import StartRunBody
-from sogni_intelligence.api.sse import is_latest, record_events
+from sogni_intelligence.api.sse import Framed, is_latest, nothing, record_events
 from sogni_intelligence.api.state import server_of
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.runtime.chat_run_steps import MEDIA_CONTEXT_FIELDS
@@ -172,20 +173,19 @@ async def prepare_run(
     return echo, engine, media
 
 
-async def event_stream(runs: ChatRunRuntime, record_id: str, after: int) -> AsyncIterator[str]:
+async def event_stream(runs: ChatRunRuntime, record_id: str, after: int) -> AsyncIterator[bytes]:
     """Replay after the cursor, then live events; close after a terminal event, and after
     `run_waiting_for_user` while the run still waits."""
     records = runs.deps.records
     record = await records.get(record_id)
     settled = record is not None and record.status not in ("queued", "running")
     if settled and not await records.events(record_id, after, limit=1):
-        return  # nothing new will come before the user acts
+        return nothing()  # nothing new will come before the user acts
 
-    async def frame(event: Event) -> tuple[dict[str, Any], bool]:
+    async def frame(event: Event) -> Framed:
         closes = event.type in TERMINAL_EVENTS
         if event.type in STREAM_CLOSES_AFTER - TERMINAL_EVENTS:
             closes = await is_latest(records, event)
-        return runs.public_event(event), closes
+        return "run", partial(runs.public_event, event), closes
 
-    async for text in record_events(records, record_id, after, frame):
-        yield text
+    return record_events(records, record_id, after, frame)

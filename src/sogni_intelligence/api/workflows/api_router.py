@@ -162,7 +162,7 @@ async def stream_workflow_events(
     last_event_id: str | None = Header(None),
 ) -> StreamingResponse:
     record = await serving.owned_workflow(request, key.id, workflow_id)
-    stream = serving.event_stream(
+    stream = await serving.event_stream(
         serving.runtime_of(request), record.id, cursor(after, last_event_id)
     )
     return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from fastapi import Request
 
-from sogni_intelligence.api.sse import is_latest, record_events
+from sogni_intelligence.api.sse import Framed, is_latest, nothing, record_events
 from sogni_intelligence.api.state import server_of
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.runtime.template_store import TemplateStore
@@ -90,22 +91,23 @@ async def public_events(runtime: WorkflowRuntime, record_id: str, after: int) ->
     ]
 
 
-async def event_stream(runtime: WorkflowRuntime, record_id: str, after: int) -> AsyncIterator[str]:
+async def event_stream(
+    runtime: WorkflowRuntime, record_id: str, after: int
+) -> AsyncIterator[bytes]:
     """Replay after the cursor, then live events; close at a terminal or waiting status."""
     records = runtime.deps.records
     # Sequences are gap-free from 0, so the first `after + 1` events are those up to the cursor.
     before = await records.events(record_id, limit=after + 1) if after >= 0 else []
     status = _status_after(before, "queued")[-1] if before else "queued"
     if status in STREAM_CLOSES_AT and not await records.events(record_id, after, limit=1):
-        return
+        return nothing()
 
-    async def frame(event: Event) -> tuple[dict[str, Any], bool]:
+    async def frame(event: Event) -> Framed:
         nonlocal status
         status = _status_after([event], status)[0]
         closes = status in STREAM_CLOSES_AT
         if status == "waiting_for_user":
             closes = await is_latest(records, event)
-        return runtime.public_event(event, status), closes
+        return ("workflow", status), partial(runtime.public_event, event, status), closes
 
-    async for text in record_events(records, record_id, after, frame):
-        yield text
+    return record_events(records, record_id, after, frame)

@@ -1,0 +1,129 @@
+"""Live delivery of appended events to the followers of records in this process.
+
+An append hands its event to every follower in memory (one queue put each, no timer), so a
+follower costs nothing while its record is quiet. Events that another process wrote reach
+nobody that way: one poller per process asks the database for the newest sequence of every
+followed record at once, each interval, and tells the followers of a record that moved past
+what was handed over to read the database. The same poller wakes quiet followers that asked
+for heartbeats. The queue is only a fast path: a follower checks sequence continuity and reads
+the database on any gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sogni_intelligence.store.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class ReadDatabase:
+    """The database holds events up to `newest` that were not handed over in memory."""
+
+    newest: int
+
+
+class Quiet:
+    """Nothing happened on the record for the follower's `idle_s`."""
+
+
+QUIET = Quiet()
+Signal = Event | ReadDatabase | Quiet
+
+
+class Follower:
+    """One follower's mailbox: events and signals in the order they happened."""
+
+    __slots__ = ("idle_s", "last_woken", "queue")
+
+    def __init__(self, idle_s: float | None, now: float) -> None:
+        self.queue: asyncio.Queue[Signal] = asyncio.Queue()
+        self.idle_s = idle_s
+        self.last_woken = now
+
+
+class _Followed:
+    """The followers of one record and the newest sequence handed over to them."""
+
+    __slots__ = ("followers", "handed_over", "last_event_at")
+
+    def __init__(self, now: float) -> None:
+        self.followers: set[Follower] = set()
+        self.handed_over = -1
+        self.last_event_at = now
+
+
+NewestSequences = Callable[[list[str]], Awaitable[dict[str, int]]]
+
+
+class LiveEvents:
+    """In-process fan-out of events, with one database poll per interval for all records."""
+
+    def __init__(self, newest: NewestSequences, poll_interval_s: float) -> None:
+        self._newest = newest
+        self.poll_interval_s = poll_interval_s
+        self._records: dict[str, _Followed] = {}
+        self._poller: asyncio.Task[None] | None = None
+
+    def publish(self, event: Event) -> None:
+        followed = self._records.get(event.record_id)
+        if followed is None:
+            return
+        followed.handed_over = max(followed.handed_over, event.sequence)
+        followed.last_event_at = asyncio.get_running_loop().time()
+        for follower in followed.followers:
+            follower.queue.put_nowait(event)
+
+    def subscribe(self, record_id: str, idle_s: float | None) -> Follower:
+        now = asyncio.get_running_loop().time()
+        followed = self._records.get(record_id)
+        if followed is None:
+            followed = self._records[record_id] = _Followed(now)
+        follower = Follower(idle_s, now)
+        followed.followers.add(follower)
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll(), name="record-events-poller")
+        return follower
+
+    def drop(self, record_id: str, follower: Follower) -> None:
+        followed = self._records.get(record_id)
+        if followed is None:
+            return
+        followed.followers.discard(follower)
+        if not followed.followers:
+            del self._records[record_id]
+        if not self._records and self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+
+    async def _poll(self) -> None:
+        while self._records:
+            await asyncio.sleep(self.poll_interval_s)
+            ids = list(self._records)
+            with contextlib.suppress(Exception):  # a failed look is retried next interval
+                newest = await self._newest(ids)
+                self._tell_behind(newest, asyncio.get_running_loop().time())
+            self._wake_quiet(asyncio.get_running_loop().time())
+
+    def _tell_behind(self, newest: dict[str, int], now: float) -> None:
+        for record_id, sequence in newest.items():
+            followed = self._records.get(record_id)
+            if followed is not None and sequence > followed.handed_over:
+                followed.handed_over = sequence  # told once; the followers read up to it
+                followed.last_event_at = now
+                signal = ReadDatabase(sequence)
+                for follower in followed.followers:
+                    follower.queue.put_nowait(signal)
+
+    def _wake_quiet(self, now: float) -> None:
+        for followed in self._records.values():
+            for follower in followed.followers:
+                idle_s = follower.idle_s
+                if idle_s is None:
+                    continue
+                if now - max(followed.last_event_at, follower.last_woken) >= idle_s:
+                    follower.last_woken = now
+                    follower.queue.put_nowait(QUIET)
