@@ -47,10 +47,9 @@ async def test_a_cancelled_waiter_takes_no_slot() -> None:
             pass
 
 
-def test_only_served_queues_are_started_here() -> None:
-    slots = QueueSlots(["image", "audio"], {"image": 2})
-    assert slots.serves("image") and slots.serves("audio")
-    assert not slots.serves("video")
+def test_the_served_queues_are_the_ones_given() -> None:
+    assert QueueSlots(["image", "audio"], {"image": 2}).served() == ["audio", "image"]
+    assert QueueSlots([], {}).served() == []
 
 
 async def test_an_unserved_queue_is_not_bounded_here() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from sqlalchemy import select
 
 from sogni_intelligence.config import Settings
 from sogni_intelligence.errors import ServiceError
@@ -172,6 +173,18 @@ class AssetStore:
         if row is None or (owner is not None and row.owner != owner):
             return None
         return _record(row)
+
+    async def get_many(
+        self, asset_ids: list[str], owner: str | None = None
+    ) -> dict[str, AssetRecord]:
+        """The assets that exist (and, with `owner`, belong to that key), by id, in one read."""
+        wanted = [a for a in dict.fromkeys(asset_ids) if ASSET_ID.match(a)]
+        if not wanted:
+            return {}
+        async with self._db.session() as session:
+            rows = await session.scalars(select(Asset).where(Asset.id.in_(wanted)))
+            found = {row.id: _record(row) for row in rows}
+        return {i: r for i, r in found.items() if owner is None or r.owner == owner}
 
     def path_of(self, record: AssetRecord) -> Path:
         return self.blob_path(record.sha256)

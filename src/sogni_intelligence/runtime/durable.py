@@ -7,7 +7,9 @@ import asyncio
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import sqlalchemy as sa
 from dbos import DBOS
 
 from sogni_intelligence import __version__
@@ -16,6 +18,8 @@ from sogni_intelligence.runtime.queues import QUEUE_SLOTS, QueueSlots, register_
 
 APP_NAME = "sogni-intelligence"
 SQLITE_SYSTEM_POOL = 2
+#: The system database engine of the DBOS launched in this process, which we made and close.
+_SYSTEM_ENGINES: list[sa.Engine | None] = []
 
 
 def system_database_url(database_url: str, data_dir: Path) -> str:
@@ -28,6 +32,29 @@ def system_database_url(database_url: str, data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'dbos.sqlite'}"
 
 
+def sqlite_system_engine(url: str) -> sa.Engine:
+    """DBOS's tables on SQLite, kept the way ours are: a write-ahead log with
+    `synchronous=NORMAL`, so a commit survives the process being killed without an fsync each
+    (SQLite's default, a rollback journal synced twice per commit, made each DBOS operation
+    cost milliseconds of disk waits). Writers still take the lock at BEGIN (IMMEDIATE), as
+    DBOS's own SQLite engine does. On SQLite every DBOS transaction takes the write lock, so
+    more connections only make its writers sleep in SQLite's busy handler; a small pool
+    queues them instead and hands the connection over at once."""
+    engine = sa.create_engine(
+        url, pool_size=SQLITE_SYSTEM_POOL, max_overflow=0, pool_timeout=30, pool_pre_ping=True
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def configure(connection: Any, _: Any) -> None:
+        connection.isolation_level = "IMMEDIATE"
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA busy_timeout=30000")
+        connection.execute("PRAGMA foreign_keys=ON")
+
+    return engine
+
+
 async def launch(
     settings: Settings, executor_id: str = "local", listen: Sequence[str] | None = None
 ) -> None:
@@ -36,6 +63,8 @@ async def launch(
     a restarted process (even after an upgrade) pick them up. `listen` names the queues this
     process takes jobs from (default: `settings.worker_queues`)."""
     url = system_database_url(settings.resolved_database_url, settings.data_dir)
+    engine = sqlite_system_engine(url) if url.startswith("sqlite") else None
+    _SYSTEM_ENGINES.append(engine)
     DBOS(
         config={
             "name": APP_NAME,
@@ -43,10 +72,7 @@ async def launch(
             "application_version": __version__,
             "executor_id": executor_id,
             "log_level": "WARNING",
-            # On SQLite every DBOS transaction takes the write lock (BEGIN IMMEDIATE), so
-            # more connections only make its writers sleep in SQLite's busy handler; a small
-            # pool queues them instead and hands the connection over at once.
-            **({"sys_db_pool_size": SQLITE_SYSTEM_POOL} if url.startswith("sqlite") else {}),
+            **({"system_database_engine": engine} if engine is not None else {}),
         }
     )
     served = settings.worker_queues if listen is None else listen
@@ -60,4 +86,8 @@ def shutdown() -> None:
     """Stop DBOS. It made its own thread pool the loop's default executor and shuts that pool
     down, so the loop gets a fresh one for the `to_thread` calls of the rest of the shutdown."""
     DBOS.destroy(destroy_registry=False)
+    while _SYSTEM_ENGINES:  # DBOS leaves an engine it was given to its owner
+        engine = _SYSTEM_ENGINES.pop()
+        if engine is not None:
+            engine.dispose()
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor())

@@ -26,17 +26,17 @@ async def register_queues(concurrency: Mapping[str, int], poll_s: float) -> None
 class QueueSlots:
     """How many jobs of each queue run in this process at once, however they arrive.
 
-    A job this process makes for a queue it serves starts here at once, without waiting for
-    the next poll of the DBOS queue; jobs of other processes come through the queue. Both
-    hold one of the queue's slots while they run, so together they stay within the queue's
-    concurrency. A thread-safe semaphore, because DBOS may run a dequeued job on its own
+    A workflow step on a queue this process serves runs here at once, inside its workflow,
+    without a trip through the DBOS queue; jobs of other processes come through the queue.
+    Both hold one of the queue's slots while they run, so together they stay within the
+    queue's concurrency. A thread-safe semaphore, because DBOS may run a dequeued job on its own
     event loop; a waiting job looks again now and then (cancellable at any point)."""
 
     def __init__(self, served: Iterable[str], concurrency: Mapping[str, int]) -> None:
         self._slots = {q: threading.BoundedSemaphore(concurrency.get(q, 1)) for q in served}
 
-    def serves(self, queue: str) -> bool:
-        return queue in self._slots
+    def served(self) -> list[str]:
+        return sorted(self._slots)
 
     @asynccontextmanager
     async def held(self, queue: str) -> AsyncIterator[None]:

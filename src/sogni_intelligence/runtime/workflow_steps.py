@@ -2,11 +2,12 @@
 
 A workflow record is created in our own tables; its execution is one DBOS workflow whose steps
 are: mark running, bring the request media into the asset store, run each wave of plan steps
-(independent steps concurrently, each a job on its tool's queue), record each wave's results,
-finish. DBOS memoises every finished step, so after a crash the restarted process resumes from
-the last one and repeats no finished tool call; events carry dedupe keys, so a repeated step
-cannot write its events twice. Cancellation is a compare-and-set on the record plus a watchdog
-that kills the tool running for it.
+(independent steps concurrently; a step runs inside the workflow when this process serves its
+tool's queue, else as a job on that queue), record each wave's results, finish. DBOS memoises
+every finished step, so after a crash the restarted process resumes from the last one and
+repeats no finished tool call; events carry dedupe keys, so a repeated step cannot write its
+events twice. Cancellation is a compare-and-set on the record plus a watchdog that kills the
+tool running for it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from dbos import DBOS, WorkflowHandleAsync
+from dbos import DBOS
 
 from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.store import AssetStore
@@ -69,7 +70,10 @@ def now() -> str:
 
 
 @DBOS.step()
-async def _mark_running(record_id: str) -> bool:
+async def _mark_running(record_id: str) -> list[str] | None:
+    """Start the record; None when it was cancelled first. Otherwise the media queues this
+    process serves, whose steps then run inside this workflow: recorded with the step, so a
+    recovery makes the same choice (an older recorded `True` means "none here")."""
     deps = DEPS()
     await deps.records.transition(
         record_id,
@@ -78,7 +82,9 @@ async def _mark_running(record_id: str) -> bool:
         event=Announcement("workflow_started", {"status": "running"}, "workflow_started"),
     )
     record = await deps.records.get(record_id)
-    return record is not None and record.status == "running"
+    if record is None or record.status != "running":
+        return None
+    return QUEUE_SLOTS().served()
 
 
 @DBOS.step()
@@ -295,6 +301,22 @@ def _steps_failure_reason(steps: list[dict[str, Any]], statuses: dict[str, str])
 # The durable workflows
 
 
+async def _run_step_to_an_end(
+    record_id: str,
+    step_id: str,
+    outputs: dict[str, dict[str, Any]],
+    input_media: list[dict[str, Any]],
+    generated: dict[str, list[str]],
+) -> dict[str, Any]:
+    """A plan step that always ends with an event of its own (see `_steps_settled`), even
+    when the step itself broke."""
+    try:
+        return await _run_step(record_id, step_id, outputs, input_media, generated)
+    except Exception as exc:
+        log.exception("step %s of %s broke", step_id, record_id)
+        return await _step_failed(record_id, step_id, f"the step broke: {exc}")
+
+
 @DBOS.workflow()
 async def tool_job(
     record_id: str,
@@ -303,29 +325,42 @@ async def tool_job(
     input_media: list[dict[str, Any]],
     generated: dict[str, list[str]],
 ) -> dict[str, Any]:
-    """One plan step as a queued job, so it runs in a worker serving its queue. It always
-    ends with an event of the step (see `_steps_settled`), even when the step itself broke."""
-    try:
-        return await _run_step(record_id, step_id, outputs, input_media, generated)
-    except Exception as exc:
-        log.exception("step %s of %s broke", step_id, record_id)
-        return await _step_failed(record_id, step_id, f"the step broke: {exc}")
+    """One plan step as a queued job, so it runs in a worker serving its queue."""
+    return await _run_step_to_an_end(record_id, step_id, outputs, input_media, generated)
 
 
-async def _start_job(
-    queue: str,
+async def _run_wave(
     record_id: str,
-    step_id: str,
+    plan: Plan,
+    wave: list[str],
+    here: list[str],
     outputs: dict[str, dict[str, Any]],
     input_media: list[dict[str, Any]],
     generated: dict[str, list[str]],
-) -> WorkflowHandleAsync[dict[str, Any]]:
-    """Start a step's job: here at once when this process serves its queue (the queue's slots
-    still bound how many run), otherwise on the queue for a worker that serves it."""
-    args = (record_id, step_id, outputs, input_media, generated)
-    if QUEUE_SLOTS().serves(queue):
-        return await DBOS.start_workflow_async(tool_job, *args)
-    return await DBOS.enqueue_workflow_async(queue, tool_job, *args)
+) -> list[dict[str, Any]]:
+    """Run a wave's steps at once and return their results in wave order. A step whose queue
+    this process serves (`here`) runs as a step of this workflow, bounded by the queue's
+    slots; any other is a job on its queue for a worker that serves it."""
+    args = (outputs, input_media, generated)
+    queue = {sid: STEP_CANDIDATES[plan.step(sid).toolName].queue for sid in wave}
+    inline = {sid: _run_step_to_an_end(record_id, sid, *args) for sid in wave if queue[sid] in here}
+    remote = [sid for sid in wave if sid not in inline]
+    jobs = [
+        await DBOS.enqueue_workflow_async(queue[sid], tool_job, record_id, sid, *args)
+        for sid in remote
+    ]
+
+    async def settle_jobs() -> list[dict[str, Any]]:
+        if not jobs:
+            return []
+        await _steps_settled(record_id, remote, [job.get_workflow_id() for job in jobs])
+        return await asyncio.gather(
+            *(job.get_result(polling_interval_sec=JOB_POLL_S) for job in jobs)
+        )
+
+    ran_here, ran_remote = await asyncio.gather(asyncio.gather(*inline.values()), settle_jobs())
+    by_step = dict(zip(inline, ran_here, strict=True)) | dict(zip(remote, ran_remote, strict=True))
+    return [by_step[sid] for sid in wave]
 
 
 async def _steps_settled(record_id: str, step_ids: list[str], job_ids: list[str]) -> None:
@@ -362,8 +397,10 @@ async def _jobs_stopped(job_ids: list[str]) -> bool:
 @DBOS.workflow()
 @ends_record_on_error
 async def creative_workflow(record_id: str) -> str:
-    if not await _mark_running(record_id):
+    started = await _mark_running(record_id)
+    if started is None or started is False:
         return "cancelled"
+    here = started if isinstance(started, list) else []
     record = await DEPS().records.get(record_id)
     assert record is not None
     if record.data.get("needsCostApproval"):
@@ -380,30 +417,16 @@ async def creative_workflow(record_id: str) -> str:
     generated: dict[str, list[str]] = {"image": [], "video": [], "audio": []}
     statuses: dict[str, str] = {}
     for wave in execution_order(plan):
-        # Each step is a job on its media queue, taken by whichever worker serves that queue.
-        jobs = [
-            await _start_job(
-                STEP_CANDIDATES[plan.step(sid).toolName].queue,
-                record_id,
-                sid,
-                outputs,
-                input_media,
-                generated,
-            )
-            for sid in wave
-        ]
-        await _steps_settled(record_id, wave, [job.get_workflow_id() for job in jobs])
-        results = await asyncio.gather(
-            *(job.get_result(polling_interval_sec=JOB_POLL_S) for job in jobs)
-        )
+        results = await _run_wave(record_id, plan, wave, here, outputs, input_media, generated)
         artifacts = []
+        made = await DEPS().assets.get_many([a for r in results for a in r["assets"]])
         # Indices are given in plan order once the wave is done, so they do not depend on
         # which parallel step happened to finish first.
         for step_id, result in zip(wave, results, strict=True):
             statuses[step_id] = result["status"]
             refs = []
             for asset_id in result["assets"]:
-                asset = await DEPS().assets.get(asset_id)
+                asset = made.get(asset_id)
                 if asset is None:
                     continue
                 generated[asset.kind].append(asset.id)

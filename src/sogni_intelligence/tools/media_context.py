@@ -46,10 +46,12 @@ class MediaContext:
         """The context `ids` describe (see `asset_ids`), read from the store; an asset that is
         gone, or not of its list's kind, is left out."""
         media = cls()
+        wanted = [a for part in ids.values() for kind in KINDS for a in part.get(kind, [])]
+        found = await assets.get_many(wanted, owner)
         for part in ("uploads", "generated"):
             for kind in KINDS:
                 for asset_id in ids.get(part, {}).get(kind, []):
-                    record = await assets.get(asset_id, owner)
+                    record = found.get(asset_id)
                     if record is None or record.kind != kind:
                         continue
                     if part == "uploads":
