@@ -9,9 +9,8 @@ import io
 import os
 import re
 import secrets
-import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,6 +67,18 @@ class AssetRecord:
         return out
 
 
+@dataclass(frozen=True)
+class MadeFacts:
+    """What this server told its encoder to make (Pillow's save or an ffmpeg run that ended
+    well proves the file whole): storing the file then trusts these instead of decoding it
+    again to learn them."""
+
+    width: int
+    height: int
+    duration_s: float | None = None
+    fps: float | None = None
+
+
 def _record(row: Asset) -> AssetRecord:
     created = row.created_at
     if created is not None and created.tzinfo is None:
@@ -115,14 +126,22 @@ class AssetStore:
     def blob_path(self, sha256: str) -> Path:
         return self.root / "blobs" / sha256[:2] / sha256
 
-    async def put_bytes(self, owner: str, data: bytes, **facts: Any) -> AssetRecord:
-        scratch = self.scratch_dir()
+    async def put_bytes(
+        self,
+        owner: str,
+        data: bytes,
+        *,
+        tool: str | None = None,
+        backend: str | None = None,
+        meta: dict[str, Any] | None = None,
+        made: MadeFacts | None = None,
+    ) -> AssetRecord:
+        """Store `data`, hashed from memory as it is written (one pass, one file)."""
+        path, sha256 = await asyncio.to_thread(self._write_scratch, data)
         try:
-            path = scratch / "upload"
-            await asyncio.to_thread(path.write_bytes, data)
-            return await self.put_file(owner, path, **facts)
+            return await self._add(owner, path, sha256, tool, backend, meta, made)
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            path.unlink(missing_ok=True)
 
     async def put_file(
         self,
@@ -132,16 +151,37 @@ class AssetStore:
         tool: str | None = None,
         backend: str | None = None,
         meta: dict[str, Any] | None = None,
+        made: MadeFacts | None = None,
     ) -> AssetRecord:
         """Store the file at `path` (it is moved into the store) and describe it."""
+        sha256 = await asyncio.to_thread(_sha256, path)
+        return await self._add(owner, path, sha256, tool, backend, meta, made)
+
+    def _write_scratch(self, data: bytes) -> tuple[Path, str]:
+        handle, name = tempfile.mkstemp(dir=self.root / "tmp")
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        return Path(name), hashlib.sha256(data).hexdigest()
+
+    async def _add(
+        self,
+        owner: str,
+        path: Path,
+        sha256: str,
+        tool: str | None,
+        backend: str | None,
+        meta: dict[str, Any] | None,
+        made: MadeFacts | None,
+    ) -> AssetRecord:
+        """Move the file at `path` (whose hash is `sha256`) into place and add its row; its
+        facts are `made`, or read by decoding it (which also proves that it decodes)."""
         with path.open("rb") as handle:
             sniffed = sniff(handle.read(64))
         if sniffed is None:
             raise ServiceError(
                 "unsupported or unrecognised media type", 400, "invalid_request_error"
             )
-        facts = await _inspect(path, sniffed)
-        sha256 = await asyncio.to_thread(_sha256, path)
+        facts = asdict(made) if made is not None else await _inspect(path, sniffed)
         target = self.blob_path(sha256)
         if target.exists():
             path.unlink()
@@ -242,7 +282,8 @@ def image_bytes(image: Image.Image, fmt: str, quality: int = 92) -> bytes:
     out = io.BytesIO()
     fmt = fmt.lower()
     if fmt in ("jpg", "jpeg"):
-        image.convert("RGB").save(out, "JPEG", quality=quality)
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        rgb.save(out, "JPEG", quality=quality)
     elif fmt == "webp":
         image.save(out, "WEBP", quality=quality)
     else:

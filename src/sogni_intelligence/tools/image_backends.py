@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from PIL import Image
@@ -17,7 +17,7 @@ from sogni_intelligence.media import image as render
 from sogni_intelligence.media.image_request import Feature, ImageRequest, RemoteImageBackend
 from sogni_intelligence.media.models import IMAGE_MODELS, PROCEDURAL_IMAGE, resolve_model
 from sogni_intelligence.media.sniff import sniff
-from sogni_intelligence.media.store import AssetRecord, image_bytes
+from sogni_intelligence.media.store import AssetRecord, MadeFacts, image_bytes
 from sogni_intelligence.tools.base import ToolArgs, ToolContext
 
 # The argument that asks for each optional feature.
@@ -35,6 +35,15 @@ _ARGUMENT_FEATURES: dict[str, Feature] = {
     "quality": "restore_quality",
 }
 DEFAULT_QUALITY = 92
+
+
+@dataclass(frozen=True)
+class Blob:
+    """An image file's bytes, with its size when it was encoded here (storing it then needs no
+    decode); a remote backend's bytes come without and are decoded when stored."""
+
+    data: bytes
+    made: MadeFacts | None = None
 
 
 def remote_backend(ctx: ToolContext, model: str) -> RemoteImageBackend | None:
@@ -112,25 +121,34 @@ def encode(image: Image.Image, fmt: str, compression: int | None) -> bytes:
     return image_bytes(image, fmt, DEFAULT_QUALITY if compression is None else max(1, compression))
 
 
+def encoded(image: Image.Image, fmt: str, compression: int | None) -> Blob:
+    """`image` encoded in `fmt`, with the size it was encoded at."""
+    return Blob(encode(image, fmt, compression), MadeFacts(image.width, image.height))
+
+
 async def render_all(
     ctx: ToolContext,
     make: Callable[[int], Image.Image],
     count: int,
     fmt: str,
     compression: int | None = None,
-) -> list[bytes]:
-    """Run `make(i)` for each variation in a worker thread and encode it; progress per image."""
+) -> list[Blob]:
+    """Run `make(i)` and encode its picture for each variation, in one worker-thread call
+    each; progress per image."""
+
+    def one(i: int) -> Blob:
+        return encoded(make(i), fmt, compression)
+
     blobs = []
     for i in range(count):
-        picture = await asyncio.to_thread(make, i)
-        blobs.append(await asyncio.to_thread(encode, picture, fmt, compression))
+        blobs.append(await asyncio.to_thread(one, i))
         ctx.progress((i + 1) / count, f"image {i + 1} of {count}")
     return blobs
 
 
 async def store_all(
     ctx: ToolContext,
-    blobs: list[bytes],
+    blobs: list[Blob],
     *,
     tool: str,
     backend: str,
@@ -144,10 +162,11 @@ async def store_all(
     return [
         await ctx.store.put_bytes(
             ctx.owner,
-            data,
+            blob.data,
             tool=tool,
             backend=backend,
             meta={**meta, **(per_image[i] if i < len(per_image) else {}), "variation": i},
+            made=blob.made,
         )
-        for i, data in enumerate(blobs)
+        for i, blob in enumerate(blobs)
     ]

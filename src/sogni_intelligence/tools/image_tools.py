@@ -36,7 +36,8 @@ from sogni_intelligence.tools.image_args import (
     reshaped,
 )
 from sogni_intelligence.tools.image_backends import (
-    encode,
+    Blob,
+    encoded,
     ignored,
     reencoded,
     remote_backend,
@@ -102,11 +103,11 @@ class _Job:
         if remote is not None and request is not None:
             warnings += ignored(args, remote.features, remote.name)
             warnings += request_warnings(request, remote)
-            blobs = await run_remote(ctx, remote, request, self.prompts, self.seeds)
+            remote_blobs = await run_remote(ctx, remote, request, self.prompts, self.seeds)
             encoded_here = "output_compression" in remote.features
             blobs = [
-                await asyncio.to_thread(reencoded, data, args.fmt, compression, encoded_here)
-                for data in blobs
+                Blob(await asyncio.to_thread(reencoded, data, args.fmt, compression, encoded_here))
+                for data in remote_blobs
             ]
             backend = remote.name
         else:
@@ -308,15 +309,13 @@ def upscaled_size(
 async def upscale_image(args: UpscaleImageArgs, ctx: ToolContext) -> ToolOutput:
     source = await open_image(ctx, args.sourceImageIndex, "sourceImageIndex")
     width, height = upscaled_size(*source.size, args.scale, args.targetLongestEdge)
-    image = await asyncio.to_thread(render.upscale, source, width, height)
     fmt = "jpg" if max(width, height) > 8192 else "png"
+    blob = await asyncio.to_thread(
+        lambda: encoded(render.upscale(source, width, height), fmt, None)
+    )
     meta = {"scale": round(width / source.width, 3), "resampler": "lanczos + unsharp mask"}
     record = await ctx.store.put_bytes(
-        ctx.owner,
-        await asyncio.to_thread(encode, image, fmt, None),
-        tool="upscale_image",
-        backend="lanczos",
-        meta=meta,
+        ctx.owner, blob.data, tool="upscale_image", backend="lanczos", meta=meta, made=blob.made
     )
     return ToolOutput([record], model="lanczos", backend="lanczos")
 

@@ -204,7 +204,7 @@ async def _render_segment(
         plan = [Frame(prompt=prompt, seed=stable_seed(seed, k)) for k in range(count)]
     keyframes = await prepare_frames(plan, width, height, workdir, "new")
     track, sound = soundtrack(ctx, args.with_audio(), seed, None)
-    motions = await animate(
+    motions, _ = await animate(
         keyframes,
         out,
         size=(width, height),

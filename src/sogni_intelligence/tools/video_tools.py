@@ -18,7 +18,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from sogni_intelligence.media.image import RENDERER_NOTE
 from sogni_intelligence.media.models import DEFAULT_VIDEO_MODEL
-from sogni_intelligence.media.store import AssetRecord
+from sogni_intelligence.media.store import AssetRecord, MadeFacts
 from sogni_intelligence.media.video.clips import join
 from sogni_intelligence.tools.base import (
     Tool,
@@ -297,6 +297,7 @@ async def generate_video(args: GenerateVideoArgs, ctx: ToolContext) -> ToolOutpu
     try:
         clips: list[Path] = []
         metas: list[dict[str, Any]] = []
+        made: list[MadeFacts] = []
         for v, seed in enumerate(seeds):
             ctx.progress(fraction(v, len(seeds), 0.05), "drawing keyframes")
             if references:
@@ -310,7 +311,7 @@ async def generate_video(args: GenerateVideoArgs, ctx: ToolContext) -> ToolOutpu
             track, sound_note = soundtrack(ctx, args.with_audio(), seed, audio)
             ctx.progress(fraction(v, len(seeds), 0.3), "animating and encoding")
             out = scratch / f"video-{v}.mp4"
-            motions = await animate(
+            motions, facts = await animate(
                 keyframes,
                 out,
                 size=(width, height),
@@ -321,6 +322,7 @@ async def generate_video(args: GenerateVideoArgs, ctx: ToolContext) -> ToolOutpu
                 track=track,
             )
             clips.append(out)
+            made.append(facts)
             meta: dict[str, Any] = {
                 "renderer": RENDERER,
                 "keyframe_renderer": "reference images" if references else RENDERER_NOTE,
@@ -341,8 +343,8 @@ async def generate_video(args: GenerateVideoArgs, ctx: ToolContext) -> ToolOutpu
         if args.returnLastFrame:
             frames = await last_frames(ctx, clips, "generate_video", scratch)
         videos = [
-            await store_video(ctx, clip, "generate_video", backend, meta)
-            for clip, meta in zip(clips, metas, strict=True)
+            await store_video(ctx, clip, "generate_video", backend, meta, facts)
+            for clip, meta, facts in zip(clips, metas, made, strict=True)
         ]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -392,10 +394,11 @@ async def animate_photo(args: AnimatePhotoArgs, ctx: ToolContext) -> ToolOutput:
     jobs = len(seeds) * len(sources)
     scratch = ctx.store.scratch_dir()
     try:
-        outputs: list[tuple[Path, dict[str, Any]]] = []
+        # Each output: its file, its metadata and, for a clip made here, its facts as encoded.
+        outputs: list[tuple[Path, dict[str, Any], MadeFacts | None]] = []
         clip_records: list[AssetRecord] = []
         for v, seed in enumerate(seeds):
-            clips: list[tuple[Path, dict[str, Any]]] = []
+            clips: list[tuple[Path, dict[str, Any], MadeFacts | None]] = []
             for i, source in enumerate(sources):
                 done = v * len(sources) + i
                 prompt = prompts[i] if len(prompts) > 1 else prompts[0]
@@ -416,7 +419,7 @@ async def animate_photo(args: AnimatePhotoArgs, ctx: ToolContext) -> ToolOutput:
                 track, sound_note = soundtrack(ctx, args.with_audio(), seed + i, None)
                 ctx.progress(fraction(done, jobs, 0.3), f"animating photo {i + 1}")
                 out = scratch / f"clip-{v}-{i}.mp4"
-                motions = await animate(
+                motions, facts = await animate(
                     keyframes,
                     out,
                     size=(width, height),
@@ -439,14 +442,14 @@ async def animate_photo(args: AnimatePhotoArgs, ctx: ToolContext) -> ToolOutput:
                 }
                 if end is not None:
                     meta["end_image"] = end.id
-                clips.append((out, meta))
+                clips.append((out, meta, facts))
             if len(clips) > 1 and args.stitch:
                 ctx.progress(fraction(v * len(sources) + len(sources) - 1, jobs, 0.8), "stitching")
                 joined = scratch / f"video-{v}.mp4"
-                await join([path for path, _ in clips], joined, width=width, height=height)
-                for path, meta in clips:
+                await join([path for path, _, _ in clips], joined, width=width, height=height)
+                for path, meta, facts in clips:
                     clip_records.append(
-                        await store_video(ctx, path, "animate_photo", backend, meta)
+                        await store_video(ctx, path, "animate_photo", backend, meta, facts)
                     )
                 outputs.append(
                     (
@@ -458,17 +461,18 @@ async def animate_photo(args: AnimatePhotoArgs, ctx: ToolContext) -> ToolOutput:
                             "seed": seed,
                             "clips": [r.id for r in clip_records[-len(clips) :]],
                         },
+                        None,
                     )
                 )
             else:
                 outputs += clips
         ctx.progress(0.95, "storing")
         frames = (
-            await last_frames(ctx, [path for path, _ in outputs], "animate_photo", scratch)
+            await last_frames(ctx, [path for path, _, _ in outputs], "animate_photo", scratch)
             if args.returnLastFrame
             else []
         )
-        videos = [await store_video(ctx, p, "animate_photo", backend, m) for p, m in outputs]
+        videos = [await store_video(ctx, p, "animate_photo", backend, m, f) for p, m, f in outputs]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     extra: dict[str, Any] = {"prompt": args.prompt, **last_frame_extra(ctx, frames)}

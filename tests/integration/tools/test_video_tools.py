@@ -22,7 +22,7 @@ from sogni_intelligence.tools import (
 )
 from sogni_intelligence.tools.base import ToolContext
 from sogni_intelligence.tools.catalog import CATALOG
-from tests.integration.tools.conftest import asset_file, upload_image
+from tests.integration.tools.conftest import asset_file, ffprobe, upload_image
 from tests.integration.tools.video_helpers import (
     audio_rms,
     check_video,
@@ -321,6 +321,24 @@ async def test_animate_photo_fan_out_is_stitched(ctx: ToolContext) -> None:
         stitch=False,
     )
     assert separate["ok"] and separate["indices"] == [1, 2] and separate["videoStartIndex"] == 1
+
+
+async def test_made_clips_are_described_as_ffprobe_reads_them(ctx: ToolContext) -> None:
+    """Clips made here are stored with the facts they were encoded with, unprobed: those must
+    be what ffprobe reads from the stored file, to the microsecond (2.3 s is 55 frames)."""
+    await upload_image(ctx, (320, 240), "orange")
+    made = [
+        await run(ctx, "animate_photo", prompt="drift", duration=2.3, width=160, height=120),
+        await run(ctx, "generate_video", prompt="fog", duration=2.3, width=128, height=96),
+    ]
+    for result in made:
+        asset = result["output_assets"][0]
+        info = ffprobe(await asset_file(ctx, result))
+        video = next(s for s in info["streams"] if s["codec_type"] == "video")
+        num, den = video["avg_frame_rate"].split("/")
+        assert (asset["width"], asset["height"]) == (video["width"], video["height"])
+        assert asset["fps"] == int(num) / int(den) == 24.0
+        assert asset["duration_seconds"] == float(info["format"]["duration"]) == 2.291667
 
 
 @pytest.mark.parametrize(
