@@ -242,6 +242,37 @@ async def test_followers_share_live_events_and_quiet_ones_get_heartbeats(
     await silent.aclose()  # type: ignore[attr-defined]
 
 
+async def test_another_process_hears_of_events_and_cancels_at_once_on_postgresql(
+    records: RecordStore, db: Database, database_url: str
+) -> None:
+    """A store on its own engine (another process) whose poll would take a minute still gets
+    an appended event and a cancel at once: PostgreSQL notifies it. SQLite has no notices."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite has no notifications; other processes poll")
+    elsewhere_db = Database(database_url)
+    elsewhere = RecordStore(elsewhere_db, poll_interval_s=60)
+    loop = asyncio.get_running_loop()
+    try:
+        record, _ = await records.create("workflow", "key_a", {})
+        await records.transition(record.id, "running", allowed_from={"queued"})
+        follower = elsewhere.follow(record.id)
+        first = asyncio.create_task(anext(follower))
+        work = asyncio.create_task(
+            elsewhere.unless_cancelled(record.id, asyncio.sleep(30, "done"), poll_s=60)
+        )
+        await asyncio.sleep(0.3)  # both are listening
+        began = loop.time()
+        await records.append(record.id, "step_started", {})
+        assert (await asyncio.wait_for(first, 5)).type == "step_started"  # type: ignore[union-attr]
+        cancel = Announcement("workflow_cancelled", {"status": "cancelled"}, "terminal")
+        await records.transition(record.id, "cancelled", allowed_from={"running"}, event=cancel)
+        assert await asyncio.wait_for(work, 5) is None
+        assert loop.time() - began < 2.0
+        await follower.aclose()  # type: ignore[attr-defined]
+    finally:
+        await elsewhere_db.close()
+
+
 async def test_a_patch_appends_its_events_in_one_commit_once(records: RecordStore) -> None:
     record, _ = await records.create("workflow", "key_a", {})
     news = [Announcement("artifact_created", {"n": 1}, "a1"), Announcement("progress", {}, "p1")]

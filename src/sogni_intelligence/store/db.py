@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import event
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from sogni_intelligence.store import notify
 from sogni_intelligence.store.models import Base
 
 
@@ -46,6 +47,15 @@ class Database:
     async def create_all(self) -> None:
         async with self.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
+            if not self.url.startswith("sqlite"):
+                await notify.install_trigger(conn)
+
+    def listening(self, heard: notify.Heard) -> AbstractAsyncContextManager[None] | None:
+        """Hear of every appended event while the context lasts (PostgreSQL); None where the
+        database cannot tell (SQLite), so the caller polls."""
+        if self.url.startswith("sqlite"):
+            return None
+        return notify.listening(self.engine, heard)
 
     def session(self) -> AsyncSession:
         return self.sessions()

@@ -2,21 +2,25 @@
 
 An append hands its event to every follower in memory (one queue put each, no timer), so a
 follower costs nothing while its record is quiet. Events that another process wrote reach
-nobody that way: one poller per process asks the database for the newest sequence of every
-followed record at once, each interval, and tells the followers of a record that moved past
-what was handed over to read the database. The same poller wakes quiet followers that asked
-for heartbeats. The queue is only a fast path: a follower checks sequence continuity and reads
-the database on any gap.
+nobody that way: PostgreSQL sends a notice of each (see `notify`), and one poller per process
+asks the database for the newest sequence of every followed record at once, each interval;
+the followers of a record that moved past what was handed over are told to read the
+database. The same poller wakes quiet followers that asked for heartbeats. The queue is only
+a fast path: a follower checks sequence continuity and reads the database on any gap.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from sogni_intelligence.store.events import Event
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +61,22 @@ class _Followed:
 
 
 NewestSequences = Callable[[list[str]], Awaitable[dict[str, int]]]
+#: Opens a subscription to the database's notices of appended events, when it has them.
+Listen = Callable[[Callable[[str, int], None]], AbstractAsyncContextManager[None] | None]
 
 
 class LiveEvents:
     """In-process fan-out of events, with one database poll per interval for all records."""
 
-    def __init__(self, newest: NewestSequences, poll_interval_s: float) -> None:
+    def __init__(
+        self, newest: NewestSequences, poll_interval_s: float, listen: Listen | None = None
+    ) -> None:
         self._newest = newest
+        self._listen = listen
         self.poll_interval_s = poll_interval_s
         self._records: dict[str, _Followed] = {}
         self._poller: asyncio.Task[None] | None = None
+        self._writing: dict[str, set[int]] = {}
 
     def publish(self, event: Event) -> None:
         followed = self._records.get(event.record_id)
@@ -76,6 +86,21 @@ class LiveEvents:
         followed.last_event_at = asyncio.get_running_loop().time()
         for follower in followed.followers:
             follower.queue.put_nowait(event)
+
+    @contextlib.contextmanager
+    def writing(self, record_id: str, sequences: Iterable[int]) -> Iterator[None]:
+        """Mark events this process is committing: a notice or a look that sees one before
+        its `publish` right after the commit is no news, and sends nobody to the database."""
+        mine = set(sequences)
+        self._writing.setdefault(record_id, set()).update(mine)
+        try:
+            yield
+        finally:
+            held = self._writing.get(record_id)
+            if held is not None:
+                held -= mine  # a racing writer of the same sequence may have gone first
+                if not held:
+                    del self._writing[record_id]
 
     def subscribe(self, record_id: str, idle_s: float | None) -> Follower:
         now = asyncio.get_running_loop().time()
@@ -100,17 +125,32 @@ class LiveEvents:
             self._poller = None
 
     async def _poll(self) -> None:
-        while self._records:
-            await asyncio.sleep(self.poll_interval_s)
-            ids = list(self._records)
-            with contextlib.suppress(Exception):  # a failed look is retried next interval
-                newest = await self._newest(ids)
-                self._tell_behind(newest, asyncio.get_running_loop().time())
-            self._wake_quiet(asyncio.get_running_loop().time())
+        """While anything is followed: hear of other processes' events from the database's
+        notices where it sends them (at once), and look for them every interval anyway (all
+        they would be on SQLite, a safety net elsewhere)."""
+        async with contextlib.AsyncExitStack() as stack:
+            listening = self._listen(self._heard) if self._listen is not None else None
+            if listening is not None:
+                try:
+                    await stack.enter_async_context(listening)
+                except Exception:
+                    log.warning("cannot listen for events; polling only", exc_info=True)
+            while self._records:
+                await asyncio.sleep(self.poll_interval_s)
+                ids = list(self._records)
+                with contextlib.suppress(Exception):  # a failed look is retried next interval
+                    newest = await self._newest(ids)
+                    self._tell_behind(newest, asyncio.get_running_loop().time())
+                self._wake_quiet(asyncio.get_running_loop().time())
+
+    def _heard(self, record_id: str, sequence: int) -> None:
+        self._tell_behind({record_id: sequence}, asyncio.get_running_loop().time())
 
     def _tell_behind(self, newest: dict[str, int], now: float) -> None:
         for record_id, sequence in newest.items():
             followed = self._records.get(record_id)
+            if sequence in self._writing.get(record_id, ()):
+                continue
             if followed is not None and sequence > followed.handed_over:
                 followed.handed_over = sequence  # told once; the followers read up to it
                 followed.last_event_at = now

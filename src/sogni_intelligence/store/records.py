@@ -115,7 +115,7 @@ class _RecordEnded(Exception):
 class RecordStore:
     def __init__(self, db: Database, poll_interval_s: float = 0.5) -> None:
         self._db = db
-        self._live = LiveEvents(self._newest_sequences, poll_interval_s)
+        self._live = LiveEvents(self._newest_sequences, poll_interval_s, db.listening)
 
     # -- records ---------------------------------------------------------------------------
 
@@ -144,21 +144,22 @@ class RecordStore:
             created_at=now,
             updated_at=now,
         )
+        event_row = None if first_event is None else _event_model(record_id, 0, first_event)
         try:
-            async with self._db.transaction() as session:
-                session.add(row)
-                if idempotency is not None:
-                    await session.flush()
-                    session.add(_claim(owner, *idempotency, record_id))
-                if first_event is not None:
-                    event_row = _event_model(record_id, 0, first_event)
-                    session.add(event_row)
+            with self._live.writing(record_id, [0] if event_row else []):
+                async with self._db.transaction() as session:
+                    session.add(row)
+                    if idempotency is not None:
+                        await session.flush()
+                        session.add(_claim(owner, *idempotency, record_id))
+                    if event_row is not None:
+                        session.add(event_row)
+                if event_row is not None:
+                    self._live.publish(_event(event_row))
         except IntegrityError:
             if idempotency is None:
                 raise
             return await self._replay(owner, *idempotency), True
-        if first_event is not None:
-            self._live.publish(_event(event_row))
         return _record(row), False
 
     async def _replay(self, owner: str, endpoint: str, key: str, body: Any) -> Record:
@@ -351,18 +352,22 @@ class RecordStore:
             if to_status is not None:
                 values["status"] = to_status
             try:
-                async with self._db.transaction() as session:
-                    done = await session.execute(
-                        update(DurableRecord)
-                        .where(
-                            DurableRecord.id == record_id,
-                            DurableRecord.version == current.version,
+                with self._live.writing(record_id, [row.sequence for row in rows]):
+                    async with self._db.transaction() as session:
+                        done = await session.execute(
+                            update(DurableRecord)
+                            .where(
+                                DurableRecord.id == record_id,
+                                DurableRecord.version == current.version,
+                            )
+                            .values(**values)
                         )
-                        .values(**values)
-                    )
-                    moved = done.rowcount == 1  # type: ignore[attr-defined]
-                    if moved and rows:
-                        session.add_all(rows)
+                        moved = done.rowcount == 1  # type: ignore[attr-defined]
+                        if moved and rows:
+                            session.add_all(rows)
+                    if moved:
+                        for row in rows:
+                            self._live.publish(_event(row))
             except (IntegrityError, OperationalError):
                 # The event's sequence was taken, or SQLite's write lock was held: nothing
                 # was written; try again.
@@ -370,8 +375,6 @@ class RecordStore:
             if not moved:  # another writer came first: read again
                 await asyncio.sleep(0.005 * secrets.randbelow(4))
                 continue
-            for row in rows:
-                self._live.publish(_event(row))
             return Record(
                 current.id,
                 current.kind,
@@ -446,17 +449,8 @@ class RecordStore:
             sequence = 0 if last is None else last + 1
             row = _event_model(record_id, sequence, Announcement(type, payload, dedupe_key))
             try:
-                async with self._db.transaction() as session:
-                    # A cancel may have committed since the look above. PostgreSQL locks the
-                    # record's row here, before the insert (the other order deadlocks with a
-                    # transition); SQLite locks only at the first write, so it looks again
-                    # after the insert, and that look is final.
-                    if await self._ended(session, record_id):
-                        raise _RecordEnded
-                    session.add(row)
-                    await session.flush()
-                    if await self._ended(session, record_id):
-                        raise _RecordEnded
+                with self._live.writing(record_id, [sequence]):
+                    event = await self._insert_event(record_id, row)
             except _RecordEnded:
                 return None
             except (IntegrityError, OperationalError):
@@ -464,10 +458,25 @@ class RecordStore:
                 # look again, backing off so that a crowd of writers spreads out.
                 await asyncio.sleep(0.001 * secrets.randbelow(2 ** min(attempt + 2, 8)))
                 continue
-            event = _event(row)
-            self._live.publish(event)
             return event
         raise ServiceError("could not append an event: too much contention", 503)
+
+    async def _insert_event(self, record_id: str, row: RecordEvent) -> Event:
+        """Commit one event row unless the record has ended, then hand it over in memory."""
+        async with self._db.transaction() as session:
+            # A cancel may have committed since the look above. PostgreSQL locks the record's
+            # row here, before the insert (the other order deadlocks with a transition);
+            # SQLite locks only at the first write, so it looks again after the insert, and
+            # that look is final.
+            if await self._ended(session, record_id):
+                raise _RecordEnded
+            session.add(row)
+            await session.flush()
+            if await self._ended(session, record_id):
+                raise _RecordEnded
+        event = _event(row)
+        self._live.publish(event)
+        return event
 
     @staticmethod
     async def _ended(session: Any, record_id: str) -> bool:
