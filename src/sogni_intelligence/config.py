@@ -202,6 +202,27 @@ class Settings(BaseSettings):
         "processes hand their jobs to workers.",
     )
 
+    executor_id: str = Field(
+        default="local",
+        min_length=1,
+        max_length=128,
+        description="This API process's name among the processes sharing the database (its "
+        "DBOS executor id): give each replica its own, stable across its restarts, so that a "
+        "restart recovers its own work.",
+    )
+    heartbeat_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="How often each process (API or worker) records that it is alive.",
+    )
+    takeover_after_s: float = Field(
+        default=8.0,
+        gt=0,
+        description="How long a process may be silent before its unfinished workflows and "
+        "jobs are handed to live processes.",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,

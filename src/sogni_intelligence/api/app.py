@@ -32,6 +32,7 @@ from sogni_intelligence.config import Settings
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.runtime import durable, endings
 from sogni_intelligence.runtime.chat_runs import ChatRunDeps, ChatRunRuntime
+from sogni_intelligence.runtime.liveness import Liveness
 from sogni_intelligence.runtime.template_store import TemplateStore
 from sogni_intelligence.runtime.wiring import open_core
 from sogni_intelligence.store.keys import KeyStore
@@ -80,10 +81,19 @@ def create_app(settings: Settings) -> FastAPI:
         chat_runs.launch()
         await chat_runs.recover()
         # DBOS recovers the workflows and runs this process left unfinished as it launches.
-        await durable.launch(settings)
+        await durable.launch(settings, settings.executor_id)
         await core.workflows.resume_pending()
         await chat_runs.launch_pending()
         sweeper = asyncio.create_task(endings.sweep_forever(core.records, settings.record_sweep_s))
+        liveness = Liveness(
+            core.db,
+            settings.executor_id,
+            "api",
+            settings.worker_queues,
+            settings.heartbeat_s,
+            settings.takeover_after_s,
+        )
+        beating = asyncio.create_task(liveness.run_forever())
         chat = ChatCompletionsService(
             core.registry,
             ImageLimits(settings.max_image_bytes, settings.max_image_side),
@@ -102,9 +112,10 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper  # before the database and DBOS go away under it
+            for task in (sweeper, beating):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task  # before the database and DBOS go away under it
             durable.shutdown()
             await core.close()
 

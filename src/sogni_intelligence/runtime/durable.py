@@ -11,10 +11,17 @@ from typing import Any
 
 import sqlalchemy as sa
 from dbos import DBOS
+from dbos._dbos import _get_dbos_instance
+from dbos._utils import GlobalParams
 
 from sogni_intelligence import __version__
 from sogni_intelligence.config import Settings
-from sogni_intelligence.runtime.queues import QUEUE_SLOTS, QueueSlots, register_queues
+from sogni_intelligence.runtime.queues import (
+    ORCHESTRATION_QUEUE,
+    QUEUE_SLOTS,
+    QueueSlots,
+    register_queues,
+)
 
 APP_NAME = "sogni-intelligence"
 SQLITE_SYSTEM_POOL = 2
@@ -56,12 +63,16 @@ def sqlite_system_engine(url: str) -> sa.Engine:
 
 
 async def launch(
-    settings: Settings, executor_id: str = "local", listen: Sequence[str] | None = None
+    settings: Settings,
+    executor_id: str = "local",
+    listen: Sequence[str] | None = None,
+    orchestrates: bool = True,
 ) -> None:
     """Start DBOS on the running event loop (queued jobs and recovered workflows run on it);
     it recovers the workflows this executor left unfinished. A fixed application version lets
-    a restarted process (even after an upgrade) pick them up. `listen` names the queues this
-    process takes jobs from (default: `settings.worker_queues`)."""
+    a restarted process (even after an upgrade) pick them up. `listen` names the media queues
+    this process takes jobs from (default: `settings.worker_queues`); with `orchestrates` it
+    also takes workflows and chat runs handed over from a dead process (an API process)."""
     url = system_database_url(settings.resolved_database_url, settings.data_dir)
     engine = sqlite_system_engine(url) if url.startswith("sqlite") else None
     _SYSTEM_ENGINES.append(engine)
@@ -75,11 +86,25 @@ async def launch(
             **({"system_database_engine": engine} if engine is not None else {}),
         }
     )
-    served = settings.worker_queues if listen is None else listen
+    served = list(settings.worker_queues if listen is None else listen)
     QUEUE_SLOTS.bind(QueueSlots(served, settings.queue_concurrency))
-    DBOS.listen_queues(served)
+    DBOS.listen_queues([*served, *([ORCHESTRATION_QUEUE] if orchestrates else [])])
     DBOS.launch()
     await register_queues(settings.queue_concurrency, settings.queue_poll_s)
+
+
+def take_over(executor_id: str) -> int:
+    """Put the unfinished DBOS workflows of a dead executor back on a queue; how many. A job
+    keeps its media queue; a workflow started outside any queue (a creative workflow, a chat
+    run) goes on the orchestration queue. A workflow another process already took is left
+    alone, so a repeated takeover does nothing. (DBOS's public recovery puts them on its
+    internal queue, which every process serves, workers without the chat runtime included.)"""
+    system = _get_dbos_instance()._sys_db
+    pending = system.get_pending_workflows(executor_id, GlobalParams.app_version)
+    return sum(
+        system.reenqueue_for_recovery(w.workflow_id, [executor_id], ORCHESTRATION_QUEUE)
+        for w in pending
+    )
 
 
 def shutdown() -> None:

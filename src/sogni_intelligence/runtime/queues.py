@@ -14,6 +14,9 @@ from dbos import DBOS
 from sogni_intelligence.config import QUEUE_NAMES
 from sogni_intelligence.runtime.launched import Launched
 
+#: Where workflows and chat runs of a dead process wait for an API process to take them over.
+ORCHESTRATION_QUEUE = "orchestration"
+
 
 async def register_queues(concurrency: Mapping[str, int], poll_s: float) -> None:
     """Declare every queue (after DBOS is launched); `concurrency` is per worker process."""
@@ -21,6 +24,8 @@ async def register_queues(concurrency: Mapping[str, int], poll_s: float) -> None
         await DBOS.register_queue_async(
             name, worker_concurrency=concurrency.get(name, 1), polling_interval_sec=poll_s
         )
+    # Looked at every second at most: a takeover should not wait for a slow media poll.
+    await DBOS.register_queue_async(ORCHESTRATION_QUEUE, polling_interval_sec=min(poll_s, 1.0))
 
 
 class QueueSlots:

@@ -4,6 +4,7 @@ database and the media directory with the API processes that enqueue them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import sys
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 
 from sogni_intelligence.config import Settings
 from sogni_intelligence.runtime import durable
+from sogni_intelligence.runtime.liveness import Liveness
 from sogni_intelligence.runtime.wiring import open_core
 
 
@@ -32,10 +34,17 @@ async def run_worker(
     # Only the analysis tools ask an LLM (about images); other workers load no model.
     core = await open_core(settings, load_models="analysis" in queues)
     core.workflows.launch()
-    await durable.launch(settings, executor_id, listen=queues)
+    await durable.launch(settings, executor_id, listen=queues, orchestrates=False)
+    liveness = Liveness(
+        core.db, executor_id, "worker", queues, settings.heartbeat_s, settings.takeover_after_s
+    )
+    beating = asyncio.create_task(liveness.run_forever())
     print(f"worker {executor_id} serving {', '.join(queues)}", file=sys.stderr, flush=True)
     try:
         await stop.wait()
     finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
         durable.shutdown()
         await core.close()

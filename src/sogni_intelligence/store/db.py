@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from sogni_intelligence.store import notify
 from sogni_intelligence.store.models import Base
+from sogni_intelligence.store.notify import Heard, install_trigger, listening
 
 
 def async_url(url: str) -> str:
@@ -48,14 +48,14 @@ class Database:
         async with self.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
             if not self.url.startswith("sqlite"):
-                await notify.install_trigger(conn)
+                await install_trigger(conn)
 
-    def listening(self, heard: notify.Heard) -> AbstractAsyncContextManager[None] | None:
+    def listening(self, heard: Heard) -> AbstractAsyncContextManager[None] | None:
         """Hear of every appended event while the context lasts (PostgreSQL); None where the
         database cannot tell (SQLite), so the caller polls."""
         if self.url.startswith("sqlite"):
             return None
-        return notify.listening(self.engine, heard)
+        return listening(self.engine, heard)
 
     def session(self) -> AsyncSession:
         return self.sessions()

@@ -1,0 +1,123 @@
+"""Liveness of the processes that share one database, and takeover of a dead one's work.
+
+Every process (API replica or worker) writes a heartbeat row under its DBOS executor id. One of
+them at a time holds the supervisor lease; it looks for executors silent for longer than the
+takeover time and hands their unfinished DBOS workflows to live processes: a job goes back on
+its media queue (a worker serving it takes it), a workflow or chat run onto the orchestration
+queue that API processes serve. DBOS replays each from its recorded steps, so no finished step
+runs again, and the dedupe keys of our events keep every event single.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from sogni_intelligence.runtime import durable
+from sogni_intelligence.store.db import Database
+from sogni_intelligence.store.events import aware
+from sogni_intelligence.store.models import Lease, ProcessBeat, utcnow
+
+log = logging.getLogger(__name__)
+
+SUPERVISOR = "supervisor"
+
+
+class Liveness:
+    """Beats for this process and, while it holds the lease, supervises the others."""
+
+    def __init__(
+        self,
+        db: Database,
+        executor_id: str,
+        role: str,
+        queues: Sequence[str],
+        beat_s: float,
+        takeover_after_s: float,
+    ) -> None:
+        self._db = db
+        self.executor_id = executor_id
+        self._role = role
+        self._queues = list(queues)
+        self._beat_s = beat_s
+        self._takeover_after = timedelta(seconds=takeover_after_s)
+
+    async def run_forever(self) -> None:
+        """Beat, then supervise when leading, every `beat_s`; a failed round is retried."""
+        while True:
+            try:
+                await self.beat()
+                if await self.lead():
+                    await self.take_over_dead()
+            except Exception:
+                log.warning("liveness round failed; retrying", exc_info=True)
+            await asyncio.sleep(self._beat_s)
+
+    async def beat(self) -> None:
+        async with self._db.transaction() as session:
+            row = await session.get(ProcessBeat, self.executor_id)
+            if row is None:
+                row = ProcessBeat(executor_id=self.executor_id)
+                session.add(row)
+            row.role, row.queues = self._role, self._queues
+            row.host, row.pid, row.beat_at = socket.gethostname(), os.getpid(), utcnow()
+
+    async def lead(self) -> bool:
+        """Take or renew the supervisor lease (compare-and-set, so one holder at a time). It
+        lasts three beats: a dead supervisor is replaced within seconds."""
+        now = utcnow()
+        until = now + timedelta(seconds=3 * self._beat_s)
+        async with self._db.session() as session:
+            lease = await session.get(Lease, SUPERVISOR)
+        try:
+            async with self._db.transaction() as session:
+                if lease is None:
+                    session.add(Lease(name=SUPERVISOR, holder=self.executor_id, expires_at=until))
+                    return True
+                if lease.holder != self.executor_id and aware(lease.expires_at) > now:
+                    return False
+                taken = await session.execute(
+                    update(Lease)
+                    .where(
+                        Lease.name == SUPERVISOR,
+                        Lease.holder == lease.holder,
+                        Lease.expires_at == lease.expires_at,
+                    )
+                    .values(holder=self.executor_id, expires_at=until)
+                )
+                return bool(taken.rowcount)  # type: ignore[attr-defined]
+        except IntegrityError:  # another process created the lease first
+            return False
+
+    async def take_over_dead(self) -> list[str]:
+        """Hand the unfinished workflows of every silent executor to live processes; the
+        executors taken over. A silent one's row goes, unless it beat again meanwhile."""
+        cutoff = utcnow() - self._takeover_after
+        async with self._db.session() as session:
+            rows = list(await session.scalars(select(ProcessBeat)))
+        dead = [r for r in rows if r.executor_id != self.executor_id and aware(r.beat_at) < cutoff]
+        for row in dead:
+            moved = await asyncio.to_thread(durable.take_over, row.executor_id)
+            async with self._db.transaction() as session:
+                await session.execute(
+                    delete(ProcessBeat).where(
+                        ProcessBeat.executor_id == row.executor_id,
+                        ProcessBeat.beat_at == row.beat_at,
+                    )
+                )
+            log.warning(
+                "%s %s (%s) silent since %s: %d unfinished workflows handed over",
+                row.role,
+                row.executor_id,
+                row.host,
+                aware(row.beat_at).isoformat(),
+                moved,
+            )
+        return [r.executor_id for r in dead]

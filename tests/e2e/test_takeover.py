@@ -1,0 +1,186 @@
+"""A worker that dies mid-job and never comes back: its job moves to another worker.
+
+An API process (`serve --no-worker`) and worker A share a fresh PostgreSQL database; a
+two-step workflow runs its steps on A, A is SIGKILLed during the second step, and worker B
+(another executor id) starts. The supervisor sees A silent and hands its job back to the video
+queue; B finishes it, the finished first step is not run again, and every step announces its
+end once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.conftest import POSTGRES_URL
+from tests.e2e.conftest import RunningServer, running_server
+
+pytestmark = pytest.mark.slow
+
+TAKEOVER_AFTER_S = 3.0
+PLAN = {
+    "title": "Takeover",
+    "steps": [
+        {
+            "id": "still",
+            "toolName": "generate_image",
+            "arguments": {"prompt": "a lighthouse", "width": 512, "height": 512, "seed": 3},
+        },
+        {
+            "id": "clip",
+            "toolName": "animate_photo",
+            "arguments": {
+                "prompt": "slow push in",
+                "duration": 10,
+                "width": 640,
+                "height": 360,
+                "seed": 5,
+            },
+            "dependsOn": [
+                {
+                    "sourceStepId": "still",
+                    "targetArgument": "sourceImageIndex",
+                    "transform": "image_index",
+                    "required": True,
+                }
+            ],
+        },
+    ],
+}
+
+
+@pytest.fixture
+def database_url() -> Iterator[str]:
+    """A database of its own: no other test's executors or workflows to take over."""
+    if not POSTGRES_URL:
+        pytest.skip("SOGNI_TEST_POSTGRES_URL is not set (make test starts a server)")
+    name = f"sogni_takeover_{secrets.token_hex(4)}"
+    asyncio.run(_admin(f"CREATE DATABASE {name}"))
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(_admin(f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+async def _admin(statement: str) -> None:
+    assert POSTGRES_URL is not None
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def _worker(server: RunningServer, log: Path, executor_id: str) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sogni_intelligence.cli.main",
+                "worker",
+                "--queues",
+                "image,video",
+                "--executor-id",
+                executor_id,
+            ],
+            env=server.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _events(server: RunningServer, workflow_id: str) -> list[dict[str, Any]]:
+    response = httpx.get(
+        f"{server.url}/v1/creative-agent/workflows/{workflow_id}/events",
+        headers={"Authorization": f"Bearer {server.key}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.json()["data"]["events"]
+
+
+def _wait_for(server: RunningServer, workflow_id: str, done: Any, within_s: float) -> float:
+    deadline = time.monotonic() + within_s
+    while not done(_events(server, workflow_id)):
+        assert time.monotonic() < deadline, _events(server, workflow_id)
+        time.sleep(0.1)
+    return time.monotonic()
+
+
+async def _job_executors(database_url: str, workflow_id: str) -> list[str]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT executor_id FROM dbos.workflow_status WHERE parent_workflow_id = $1",
+            workflow_id,
+        )
+    finally:
+        await conn.close()
+    return [row["executor_id"] for row in rows]
+
+
+def _step_event(kind: str, step_id: str) -> Any:
+    return lambda events: any(
+        e["type"] == kind and e["data"].get("stepId") == step_id for e in events
+    )
+
+
+def test_a_dead_workers_job_is_taken_over_by_a_live_one(tmp_path: Path, database_url: str) -> None:
+    settings = {
+        "SOGNI_DATABASE_URL": database_url,
+        "SOGNI_QUEUE_POLL_S": "0.2",
+        "SOGNI_HEARTBEAT_S": "0.5",
+        "SOGNI_TAKEOVER_AFTER_S": str(TAKEOVER_AFTER_S),
+    }
+    workers: list[subprocess.Popen[bytes]] = []
+    with running_server(tmp_path, "--no-worker", settings=settings) as server:
+        try:
+            workers.append(_worker(server, tmp_path / "a.log", "worker-a"))
+            started = httpx.post(
+                f"{server.url}/v1/creative-agent/workflows",
+                headers={"Authorization": f"Bearer {server.key}"},
+                json={"input": PLAN},
+                timeout=10,
+            )
+            assert started.status_code == 201, started.text
+            workflow_id = started.json()["data"]["workflow"]["workflowId"]
+
+            _wait_for(server, workflow_id, _step_event("step_started", "clip"), 120)
+            workers[0].send_signal(signal.SIGKILL)
+            killed_at = time.monotonic()
+            workers.append(_worker(server, tmp_path / "b.log", "worker-b"))
+            ended_at = _wait_for(
+                server,
+                workflow_id,
+                lambda events: events[-1]["type"] in ("workflow_completed", "workflow_failed"),
+                120,
+            )
+            events = _events(server, workflow_id)
+        finally:
+            for worker in workers:
+                worker.kill()
+                worker.wait(10)
+
+    assert events[-1]["type"] == "workflow_completed", events
+    assert events[-1]["status"] == "completed", events
+    ends = Counter(e["data"]["stepId"] for e in events if e["type"] == "step_completed")
+    assert ends == {"still": 1, "clip": 1}, events
+    # The dead worker had run the first job to its end; the second ended on worker B.
+    executors = asyncio.run(_job_executors(database_url, workflow_id))
+    assert sorted(executors) == ["worker-a", "worker-b"], executors
+    # Silent for the takeover time, then a beat, a queue poll and the clip itself.
+    assert ended_at - killed_at < 60, ended_at - killed_at
+    print(f"kill -> workflow completed on the other worker: {ended_at - killed_at:.1f} s")
