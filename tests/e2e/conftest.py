@@ -26,6 +26,7 @@ class RunningServer:
     key: str
     env: dict[str, str]
     log: Path
+    process: subprocess.Popen[bytes] | None = None
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -66,6 +67,7 @@ def running_server(
     *serve_args: str,
     settings: dict[str, str] | None = None,
     model: dict[str, Any] | None = None,
+    log_name: str = "server.log",
 ) -> Iterator[RunningServer]:
     """`sogni-intelligence serve` on a free port with the real default model, and a key;
     `settings` are extra `SOGNI_*` variables, `model` extra fields of the model entry."""
@@ -89,7 +91,7 @@ def running_server(
         **(settings or {}),
     }
     env.pop("SOGNI_CONFIG", None)
-    log = data / "server.log"
+    log = data / log_name
     running = RunningServer(f"http://127.0.0.1:{port}", "", env, log)
     created = running.cli("keys", "--json", "create", "--name", "e2e")
     assert created.returncode == 0, created.stderr
@@ -101,6 +103,7 @@ def running_server(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+    running.process = process
     try:
         wait_healthy(running.url, process, log)
         yield running

@@ -184,3 +184,49 @@ def test_a_dead_workers_job_is_taken_over_by_a_live_one(tmp_path: Path, database
     # Silent for the takeover time, then a beat, a queue poll and the clip itself.
     assert ended_at - killed_at < 60, ended_at - killed_at
     print(f"kill -> workflow completed on the other worker: {ended_at - killed_at:.1f} s")
+
+
+def test_a_dead_replicas_workflow_is_taken_over_by_another_replica(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Replica 1 runs the workflow (its steps inside it, as it serves the queues) and is
+    SIGKILLed mid-clip; replica 2, on the same database and media directory, takes the
+    workflow from the orchestration queue and replays it past the finished first step."""
+    settings = {
+        "SOGNI_DATABASE_URL": database_url,
+        "SOGNI_QUEUE_POLL_S": "0.2",
+        "SOGNI_HEARTBEAT_S": "0.5",
+        "SOGNI_TAKEOVER_AFTER_S": str(TAKEOVER_AFTER_S),
+    }
+    with (
+        running_server(tmp_path, settings={**settings, "SOGNI_EXECUTOR_ID": "api-1"}) as one,
+        running_server(
+            tmp_path, settings={**settings, "SOGNI_EXECUTOR_ID": "api-2"}, log_name="two.log"
+        ) as two,
+    ):
+        two.key = one.key  # the same database: the workflow's owner reads it on either
+        started = httpx.post(
+            f"{one.url}/v1/creative-agent/workflows",
+            headers={"Authorization": f"Bearer {one.key}"},
+            json={"input": PLAN},
+            timeout=10,
+        )
+        assert started.status_code == 201, started.text
+        workflow_id = started.json()["data"]["workflow"]["workflowId"]
+        _wait_for(one, workflow_id, _step_event("step_started", "clip"), 120)
+        assert one.process is not None
+        one.process.send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        at_kill = _events(two, workflow_id)
+        ended_at = _wait_for(
+            two,
+            workflow_id,
+            lambda events: events[-1]["type"] in ("workflow_completed", "workflow_failed"),
+            120,
+        )
+        events = _events(two, workflow_id)
+    assert not _step_event("step_completed", "clip")(at_kill), "the kill missed the clip"
+    assert events[-1]["status"] == "completed", events
+    ends = Counter(e["data"]["stepId"] for e in events if e["type"] == "step_completed")
+    assert ends == {"still": 1, "clip": 1}, events
+    print(f"kill -> workflow completed on the other replica: {ended_at - killed_at:.1f} s")
