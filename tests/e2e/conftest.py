@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -14,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
 from sogni_intelligence.config import PUBLIC_MODEL_IDS
+from tests.conftest import POSTGRES_URL
 
 
 @dataclass
@@ -119,3 +123,25 @@ def running_server(
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     with running_server(tmp_path_factory.mktemp("server")) as running:
         yield running
+
+
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """A database of its own: no other test's executors or workflows to take over."""
+    if not POSTGRES_URL:
+        pytest.skip("SOGNI_TEST_POSTGRES_URL is not set (make test starts a server)")
+    name = f"sogni_fresh_{secrets.token_hex(4)}"
+    asyncio.run(_admin(f"CREATE DATABASE {name}"))
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(_admin(f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+async def _admin(statement: str) -> None:
+    assert POSTGRES_URL is not None
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()

@@ -10,13 +10,11 @@ end once.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,6 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import POSTGRES_URL
 from tests.e2e.conftest import RunningServer, running_server
 
 pytestmark = pytest.mark.slow
@@ -59,28 +56,6 @@ PLAN = {
         },
     ],
 }
-
-
-@pytest.fixture
-def database_url() -> Iterator[str]:
-    """A database of its own: no other test's executors or workflows to take over."""
-    if not POSTGRES_URL:
-        pytest.skip("SOGNI_TEST_POSTGRES_URL is not set (make test starts a server)")
-    name = f"sogni_takeover_{secrets.token_hex(4)}"
-    asyncio.run(_admin(f"CREATE DATABASE {name}"))
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        asyncio.run(_admin(f"DROP DATABASE {name} WITH (FORCE)"))
-
-
-async def _admin(statement: str) -> None:
-    assert POSTGRES_URL is not None
-    conn = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 def _worker(server: RunningServer, log: Path, executor_id: str) -> subprocess.Popen[bytes]:
@@ -138,9 +113,11 @@ def _step_event(kind: str, step_id: str) -> Any:
     )
 
 
-def test_a_dead_workers_job_is_taken_over_by_a_live_one(tmp_path: Path, database_url: str) -> None:
+def test_a_dead_workers_job_is_taken_over_by_a_live_one(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
     settings = {
-        "SOGNI_DATABASE_URL": database_url,
+        "SOGNI_DATABASE_URL": fresh_postgres_url,
         "SOGNI_QUEUE_POLL_S": "0.2",
         "SOGNI_HEARTBEAT_S": "0.5",
         "SOGNI_TAKEOVER_AFTER_S": str(TAKEOVER_AFTER_S),
@@ -179,7 +156,7 @@ def test_a_dead_workers_job_is_taken_over_by_a_live_one(tmp_path: Path, database
     ends = Counter(e["data"]["stepId"] for e in events if e["type"] == "step_completed")
     assert ends == {"still": 1, "clip": 1}, events
     # The dead worker had run the first job to its end; the second ended on worker B.
-    executors = asyncio.run(_job_executors(database_url, workflow_id))
+    executors = asyncio.run(_job_executors(fresh_postgres_url, workflow_id))
     assert sorted(executors) == ["worker-a", "worker-b"], executors
     # Silent for the takeover time, then a beat, a queue poll and the clip itself.
     assert ended_at - killed_at < 60, ended_at - killed_at
@@ -187,13 +164,13 @@ def test_a_dead_workers_job_is_taken_over_by_a_live_one(tmp_path: Path, database
 
 
 def test_a_dead_replicas_workflow_is_taken_over_by_another_replica(
-    tmp_path: Path, database_url: str
+    tmp_path: Path, fresh_postgres_url: str
 ) -> None:
     """Replica 1 runs the workflow (its steps inside it, as it serves the queues) and is
     SIGKILLed mid-clip; replica 2, on the same database and media directory, takes the
     workflow from the orchestration queue and replays it past the finished first step."""
     settings = {
-        "SOGNI_DATABASE_URL": database_url,
+        "SOGNI_DATABASE_URL": fresh_postgres_url,
         "SOGNI_QUEUE_POLL_S": "0.2",
         "SOGNI_HEARTBEAT_S": "0.5",
         "SOGNI_TAKEOVER_AFTER_S": str(TAKEOVER_AFTER_S),
