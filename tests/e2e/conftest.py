@@ -43,6 +43,18 @@ class RunningServer:
         )
 
 
+def start_workflow(server: RunningServer, plan: dict[str, Any]) -> str:
+    """Start a creative workflow from a plan; its id."""
+    started = httpx.post(
+        f"{server.url}/v1/creative-agent/workflows",
+        headers={"Authorization": f"Bearer {server.key}"},
+        json={"input": plan},
+        timeout=10,
+    )
+    assert started.status_code == 201, started.text
+    return started.json()["data"]["workflow"]["workflowId"]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

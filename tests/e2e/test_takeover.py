@@ -22,7 +22,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.e2e.conftest import RunningServer, running_server
+from tests.e2e.conftest import RunningServer, running_server, start_workflow
 
 pytestmark = pytest.mark.slow
 
@@ -126,14 +126,7 @@ def test_a_dead_workers_job_is_taken_over_by_a_live_one(
     with running_server(tmp_path, "--no-worker", settings=settings) as server:
         try:
             workers.append(_worker(server, tmp_path / "a.log", "worker-a"))
-            started = httpx.post(
-                f"{server.url}/v1/creative-agent/workflows",
-                headers={"Authorization": f"Bearer {server.key}"},
-                json={"input": PLAN},
-                timeout=10,
-            )
-            assert started.status_code == 201, started.text
-            workflow_id = started.json()["data"]["workflow"]["workflowId"]
+            workflow_id = start_workflow(server, PLAN)
 
             _wait_for(server, workflow_id, _step_event("step_started", "clip"), 120)
             workers[0].send_signal(signal.SIGKILL)
@@ -182,14 +175,7 @@ def test_a_dead_replicas_workflow_is_taken_over_by_another_replica(
         ) as two,
     ):
         two.key = one.key  # the same database: the workflow's owner reads it on either
-        started = httpx.post(
-            f"{one.url}/v1/creative-agent/workflows",
-            headers={"Authorization": f"Bearer {one.key}"},
-            json={"input": PLAN},
-            timeout=10,
-        )
-        assert started.status_code == 201, started.text
-        workflow_id = started.json()["data"]["workflow"]["workflowId"]
+        workflow_id = start_workflow(one, PLAN)
         _wait_for(one, workflow_id, _step_event("step_started", "clip"), 120)
         assert one.process is not None
         one.process.send_signal(signal.SIGKILL)

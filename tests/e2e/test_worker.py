@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import RunningServer, running_server
+from tests.e2e.conftest import RunningServer, running_server, start_workflow
 
 pytestmark = pytest.mark.slow
 
@@ -53,14 +53,7 @@ def _start_worker(server: RunningServer, log: Path, *args: str) -> subprocess.Po
 
 def test_jobs_wait_for_a_worker_of_their_queue(tmp_path: Path) -> None:
     with running_server(tmp_path, "--no-worker") as server:
-        started = httpx.post(
-            f"{server.url}/v1/creative-agent/workflows",
-            headers={"Authorization": f"Bearer {server.key}"},
-            json={"input": PLAN},
-            timeout=10,
-        )
-        assert started.status_code == 201, started.text
-        workflow_id = started.json()["data"]["workflow"]["workflowId"]
+        workflow_id = start_workflow(server, PLAN)
 
         # The workflow itself runs in the API process; its step waits on the image queue.
         deadline = time.monotonic() + 10
