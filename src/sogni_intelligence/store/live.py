@@ -41,26 +41,34 @@ Signal = Event | ReadDatabase | Quiet
 class Follower:
     """One follower's mailbox: events and signals in the order they happened."""
 
-    __slots__ = ("idle_s", "last_woken", "queue")
+    __slots__ = ("idle_s", "last_woken", "position", "queue")
 
     def __init__(self, idle_s: float | None, now: float) -> None:
         self.queue: asyncio.Queue[Signal] = asyncio.Queue()
         self.idle_s = idle_s
         self.last_woken = now
+        #: The sequence of the last event the follower has taken.
+        self.position = -1
 
 
 class _Followed:
     """The followers of one record and the newest sequence handed over to them."""
 
-    __slots__ = ("followers", "handed_over", "last_event_at")
+    __slots__ = ("behind", "followers", "handed_over", "last_event_at", "reading")
 
     def __init__(self, now: float) -> None:
         self.followers: set[Follower] = set()
         self.handed_over = -1
         self.last_event_at = now
+        #: The newest sequence another process is known to have written, and the one read
+        #: that fetches it for every follower.
+        self.behind = -1
+        self.reading: asyncio.Task[None] | None = None
 
 
 NewestSequences = Callable[[list[str]], Awaitable[dict[str, int]]]
+#: A record's events after a sequence, oldest first (one page).
+ReadAfter = Callable[[str, int], Awaitable[list[Event]]]
 #: Opens a subscription to the database's notices of appended events, when it has them.
 Listen = Callable[[Callable[[str, int], None]], AbstractAsyncContextManager[None] | None]
 
@@ -69,9 +77,14 @@ class LiveEvents:
     """In-process fan-out of events, with one database poll per interval for all records."""
 
     def __init__(
-        self, newest: NewestSequences, poll_interval_s: float, listen: Listen | None = None
+        self,
+        newest: NewestSequences,
+        read_after: ReadAfter,
+        poll_interval_s: float,
+        listen: Listen | None = None,
     ) -> None:
         self._newest = newest
+        self._read_after = read_after
         self._listen = listen
         self.poll_interval_s = poll_interval_s
         self._records: dict[str, _Followed] = {}
@@ -120,6 +133,8 @@ class LiveEvents:
         followed.followers.discard(follower)
         if not followed.followers:
             del self._records[record_id]
+            if followed.reading is not None:
+                followed.reading.cancel()
         if not self._records and self._poller is not None:
             self._poller.cancel()
             self._poller = None
@@ -151,12 +166,32 @@ class LiveEvents:
             followed = self._records.get(record_id)
             if sequence in self._writing.get(record_id, ()):
                 continue
-            if followed is not None and sequence > followed.handed_over:
-                followed.handed_over = sequence  # told once; the followers read up to it
-                followed.last_event_at = now
-                signal = ReadDatabase(sequence)
+            if followed is None or sequence <= max(followed.handed_over, followed.behind):
+                continue
+            followed.behind = sequence
+            followed.last_event_at = now
+            if followed.reading is None or followed.reading.done():
+                followed.reading = asyncio.create_task(self._catch_up(record_id, followed))
+
+    async def _catch_up(self, record_id: str, followed: _Followed) -> None:
+        """Read what another process wrote once for all the record's followers (from the
+        least advanced one), and hand it over as if it was appended here; if the read fails,
+        each follower reads for itself."""
+        start = min((f.position for f in followed.followers), default=followed.behind)
+        while start < followed.behind and self._records.get(record_id) is followed:
+            try:
+                events = await self._read_after(record_id, start)
+            except Exception:
+                log.warning("reading new events of %s failed", record_id, exc_info=True)
+                signal = ReadDatabase(followed.behind)
                 for follower in followed.followers:
                     follower.queue.put_nowait(signal)
+                return
+            if not events:
+                return
+            for event in events:
+                self.publish(event)
+            start = events[-1].sequence
 
     def _wake_quiet(self, now: float) -> None:
         for followed in self._records.values():

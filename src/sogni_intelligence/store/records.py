@@ -115,7 +115,12 @@ class _RecordEnded(Exception):
 class RecordStore:
     def __init__(self, db: Database, poll_interval_s: float = 0.5) -> None:
         self._db = db
-        self._live = LiveEvents(self._newest_sequences, poll_interval_s, db.listening)
+        self._live = LiveEvents(
+            self._newest_sequences,
+            lambda record_id, after: self.events(record_id, after, EVENTS_PAGE),
+            poll_interval_s,
+            db.listening,
+        )
 
     # -- records ---------------------------------------------------------------------------
 
@@ -529,13 +534,14 @@ class RecordStore:
         caller decides when to stop (e.g. at a terminal event). With `idle_s`, a None is
         yielded after that long without events (for heartbeats)."""
         follower = self._live.subscribe(record_id, idle_s)
+        follower.position = after
         must_read = True  # subscribed first, so nothing committed after this read is missed
         try:
             while True:
                 if must_read:
                     batch = await self.events(record_id, after, EVENTS_PAGE)
                     for event in batch:
-                        after = event.sequence
+                        after = follower.position = event.sequence
                         yield event
                     if len(batch) == EVENTS_PAGE:
                         continue
@@ -546,7 +552,7 @@ class RecordStore:
                 signal = await follower.queue.get()
                 if isinstance(signal, Event):
                     if signal.sequence == after + 1:
-                        after = signal.sequence
+                        after = follower.position = signal.sequence
                         yield signal
                     elif signal.sequence > after:
                         must_read = True
