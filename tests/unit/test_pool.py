@@ -18,38 +18,52 @@ def test_the_member_with_the_fewest_requests_per_weight_is_picked() -> None:
     busy, idle, heavy = member(in_flight=2), member(in_flight=1), member(weight=4, in_flight=3)
 
     # (2+1)/1, (1+1)/1 and (3+1)/4: the heavy member is the least loaded after one more.
-    assert pick([busy, idle, heavy], 0) is heavy
+    assert pick([busy, idle, heavy]) is heavy
     heavy.in_flight = 8  # (8+1)/4 is more than (1+1)/1
-    assert pick([busy, idle, heavy], 0) is idle
+    assert pick([busy, idle, heavy]) is idle
     # Of two idle members, the heavier takes the first request.
     light, heavy = member(), member(weight=2)
-    assert pick([light, heavy], 0) is heavy
+    assert pick([light, heavy]) is heavy
 
 
 def test_unhealthy_and_skipped_members_are_never_picked() -> None:
     down, tried, free = member(healthy=False), member(in_flight=5), member(in_flight=9)
 
-    assert pick([down, tried, free], 0) is tried
-    assert pick([down, tried, free], 0, skip=[tried]) is free
-    assert pick([down, tried, free], 0, skip=[tried, free]) is None
-    assert pick([member(healthy=False), member(healthy=False)], 0) is None
+    assert pick([down, tried, free]) is tried
+    assert pick([down, tried, free], skip=[tried]) is free
+    assert pick([down, tried, free], skip=[tried, free]) is None
+    assert pick([member(healthy=False), member(healthy=False)]) is None
 
 
-def test_ties_go_to_the_first_member_at_or_after_start() -> None:
+def test_among_equals_the_member_that_waited_longest_is_picked() -> None:
     members = [member(), member(), member()]
+    members[0].last_pick, members[1].last_pick, members[2].last_pick = 7, 5, 6
 
-    assert [members.index(pick(members, start)) for start in range(5)] == [0, 1, 2, 0, 1]  # type: ignore[arg-type]
+    assert pick(members) is members[1]
     members[1].healthy = False
-    assert members.index(pick(members, 1)) == 2  # type: ignore[arg-type]
+    assert pick(members) is members[2]
+
+
+def test_idle_members_take_turns_also_while_one_is_out() -> None:
+    members = [member(), member(healthy=False), member(), member()]
+    order = []
+    for count in range(1, 7):
+        chosen = pick(members)
+        assert chosen is not None
+        chosen.last_pick = count
+        order.append(members.index(chosen))
+
+    assert order == [0, 2, 3, 0, 2, 3]
 
 
 def test_requests_that_stay_open_spread_by_weight() -> None:
     members = [member(), member(), member(weight=2)]
 
-    for turn in range(8):
-        chosen = pick(members, turn)
+    for count in range(1, 9):
+        chosen = pick(members)
         assert chosen is not None
         chosen.in_flight += 1
+        chosen.last_pick = count
 
     assert [m.in_flight for m in members] == [2, 2, 4]
 

@@ -39,6 +39,7 @@ class PoolMember:
     healthy: bool = True
     failures: int = 0  # failed checks or requests in a row
     last_error: str | None = None
+    last_pick: int = 0  # when it last took a request, in the pool's count of requests
 
     @property
     def name(self) -> str:
@@ -67,17 +68,11 @@ class PoolMember:
         return not was_healthy
 
 
-def pick(
-    members: Sequence[PoolMember], start: int, skip: Sequence[PoolMember] = ()
-) -> PoolMember | None:
-    """The healthy member outside `skip` that one more request loads least. Among equals the
-    first at or after index `start` wins, so that a caller turning `start` shares ties fairly."""
-    best: PoolMember | None = None
-    for offset in range(len(members)):
-        member = members[(start + offset) % len(members)]
-        if member.healthy and member not in skip and (best is None or member.load < best.load):
-            best = member
-    return best
+def pick(members: Sequence[PoolMember], skip: Sequence[PoolMember] = ()) -> PoolMember | None:
+    """The healthy member outside `skip` that one more request loads least; among equals the
+    one that waited longest since its last request, so that idle members take turns."""
+    candidates = [m for m in members if m.healthy and m not in skip]
+    return min(candidates, key=lambda m: (m.load, m.last_pick), default=None)
 
 
 def pooled_info(infos: Sequence[EngineInfo]) -> EngineInfo:
@@ -100,7 +95,7 @@ class PoolEngine:
         self.config = config
         self.members = members
         self.info = pooled_info([m.engine.info for m in members])
-        self._turn = 0
+        self._picks = 0
         self._checks: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -143,8 +138,9 @@ class PoolEngine:
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         tried: list[PoolMember] = []
         last: EngineUnavailable | None = None
-        while (member := pick(self.members, self._turn, tried)) is not None:
-            self._turn += 1
+        while (member := pick(self.members, tried)) is not None:
+            self._picks += 1
+            member.last_pick = self._picks
             tried.append(member)
             member.in_flight += 1
             sent = False

@@ -30,7 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -332,3 +332,27 @@ def serve(fake: FakeUpstream | None = None) -> Iterator[FakeUpstream]:
         server.should_exit = True
         thread.join(timeout=5)
         sock.close()
+
+
+class FakeFleet:
+    """Several fakes, each of which can be stopped (its address then refuses connections) and
+    started again at the same address."""
+
+    def __init__(self, size: int) -> None:
+        self.fakes = [FakeUpstream() for _ in range(size)]
+        self._running: dict[int, ExitStack] = {}
+        for index in range(size):
+            self.start(index)
+
+    def start(self, index: int) -> None:
+        if index not in self._running:
+            stack = ExitStack()
+            stack.enter_context(serve(self.fakes[index]))
+            self._running[index] = stack
+
+    def stop(self, index: int) -> None:
+        self._running.pop(index).close()
+
+    def close(self) -> None:
+        for index in list(self._running):
+            self.stop(index)
