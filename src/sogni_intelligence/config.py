@@ -8,9 +8,10 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,6 +30,35 @@ DEFAULT_AGENT_MAX_TOKENS_PER_ROUND = 1024
 #: The durable job queues media tools run on; worker processes pick which ones they serve.
 QueueName = Literal["image", "video", "audio", "analysis"]
 QUEUE_NAMES: tuple[QueueName, ...] = ("image", "video", "audio", "analysis")
+
+
+def _check_http_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    return url
+
+
+HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
+
+
+class UpstreamConfig(BaseModel):
+    """One OpenAI-compatible server that shares a model's requests with the others listed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: HttpUrl = Field(
+        description="The server's OpenAI API root, e.g. http://gpu-1:8000/v1."
+    )
+    api_key: str | None = None
+    model: str | None = Field(
+        default=None,
+        description="The name this server knows the model by; default: the model's "
+        "upstream_model, else its id.",
+    )
+    weight: float = Field(
+        default=1.0, gt=0, description="Relative capacity: a weight-2 server takes twice the load."
+    )
 
 
 class ModelConfig(BaseModel):
@@ -53,18 +83,67 @@ class ModelConfig(BaseModel):
     threads: int = Field(default=0, ge=0, description="0 = all cores.")
     cache_ram_mib: int = Field(default=128, ge=0)
     # upstream (any OpenAI-compatible server)
-    base_url: str | None = None
+    base_url: HttpUrl | None = None
     api_key: str | None = None
     upstream_model: str | None = None
     vision: bool = False
     timeout_s: float = Field(default=300.0, gt=0)
     connect_timeout_s: float = Field(default=10.0, gt=0)
+    # a pool: more servers that share the requests with the model's own engine
+    upstreams: list[UpstreamConfig] = Field(
+        default_factory=list,
+        description="OpenAI-compatible servers that share this model's requests with its own "
+        "engine (the embedded model, or the upstream at base_url); each request goes to the "
+        "least busy healthy one.",
+    )
+    weight: float = Field(
+        default=1.0,
+        gt=0,
+        description="The share of the model's own engine in a pool with upstreams.",
+    )
+    health_interval_s: float = Field(
+        default=5.0, gt=0, description="How often each upstream of the model is checked."
+    )
+    health_timeout_s: float = Field(
+        default=2.0, gt=0, description="How long a check waits for GET {base_url}/models."
+    )
+    unhealthy_after: int = Field(
+        default=2,
+        ge=1,
+        description="Failed checks or requests in a row that take an upstream out (one that "
+        "refuses connections is out at once); one passed check brings it back.",
+    )
 
     @model_validator(mode="after")
     def _check_engine_fields(self) -> ModelConfig:
-        if self.engine == "upstream" and not self.base_url:
-            raise ValueError(f"model {self.id!r}: an upstream engine needs base_url")
+        if self.engine == "upstream" and not (self.base_url or self.upstreams):
+            raise ValueError(f"model {self.id!r}: an upstream engine needs base_url or upstreams")
+        seen: set[tuple[str, str]] = set()
+        for upstream in self.pool_upstreams:
+            key = (upstream.base_url.rstrip("/"), self.upstream_model_of(upstream))
+            if key in seen:
+                raise ValueError(f"model {self.id!r}: upstream {key[0]} ({key[1]}) is listed twice")
+            seen.add(key)
         return self
+
+    @property
+    def pool_upstreams(self) -> list[UpstreamConfig]:
+        """Every OpenAI-compatible server of the model: the one at base_url first."""
+        own = []
+        if self.engine == "upstream" and self.base_url:
+            own.append(
+                UpstreamConfig(
+                    base_url=self.base_url,
+                    api_key=self.api_key,
+                    model=self.upstream_model,
+                    weight=self.weight,
+                )
+            )
+        return own + self.upstreams
+
+    def upstream_model_of(self, upstream: UpstreamConfig) -> str:
+        """The model name sent to `upstream`."""
+        return upstream.model or self.upstream_model or self.id
 
 
 class ImageBackendConfig(BaseModel):

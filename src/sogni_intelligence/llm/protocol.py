@@ -26,10 +26,20 @@ class EngineInfo:
     vision: bool
     native_tools: bool
     slots: int | None = None
+    url: str | None = None  # an upstream's address, without credentials
 
 
 class EngineError(ServiceError):
     """An engine failure or a request the engine refused."""
+
+
+class EngineUnavailable(EngineError):
+    """The engine could not take the request, through no fault of the request, so another
+    engine serving the same model may answer it. `down`: it cannot be reached at all."""
+
+    def __init__(self, message: str, down: bool = False) -> None:
+        super().__init__(message, 502, "upstream_error")
+        self.down = down
 
 
 class ChatEngine(Protocol):
@@ -41,6 +51,14 @@ class ChatEngine(Protocol):
 
     def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         """Yield chunks for `request`; the last ones carry `finish_reason` and `usage`."""
+        ...
+
+
+class PoolableEngine(ChatEngine, Protocol):
+    """An engine that can share a model's requests with others: it says whether it is up."""
+
+    async def probe(self) -> None:
+        """Return when the engine can take requests now; raise `EngineUnavailable` if not."""
         ...
 
 

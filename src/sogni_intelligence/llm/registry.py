@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sogni_intelligence.config import ModelConfig, Settings
 from sogni_intelligence.llm.embedded import EmbeddedEngine
+from sogni_intelligence.llm.pool import PoolEngine, PoolMember
 from sogni_intelligence.llm.protocol import ChatEngine, EngineError
 from sogni_intelligence.llm.upstream import UpstreamEngine
 
@@ -24,9 +25,18 @@ class ModelEntry:
 
 
 def build_engine(config: ModelConfig) -> ChatEngine:
-    if config.engine == "upstream":
-        return UpstreamEngine(config)
-    return EmbeddedEngine(config)
+    """The embedded model alone, or a pool: every upstream (even a single one, so that its
+    health shows and a dead one is answered with a clear 503), with the embedded model too
+    when the model's own engine is embedded."""
+    upstreams = config.pool_upstreams
+    if not upstreams:
+        return EmbeddedEngine(config)
+    members = [
+        PoolMember(UpstreamEngine(config, upstream), upstream.weight) for upstream in upstreams
+    ]
+    if config.engine == "embedded":
+        members.insert(0, PoolMember(EmbeddedEngine(config), config.weight))
+    return PoolEngine(config, members)
 
 
 class ModelRegistry:

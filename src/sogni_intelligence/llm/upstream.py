@@ -3,6 +3,9 @@
 Requests always stream from the upstream, so closing our iterator closes the upstream
 connection and the upstream stops generating. Upstream servers enforce `tool_choice` and
 `response_format` themselves, so the request passes through unchanged.
+
+Failures the upstream is to blame for (no connection, a 5xx, a refused key) raise
+`EngineUnavailable`, so that a pool can send the request to another upstream.
 """
 
 from __future__ import annotations
@@ -10,37 +13,72 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from sogni_intelligence.config import ModelConfig
-from sogni_intelligence.llm.protocol import ChatRequest, Chunk, EngineError, EngineInfo
+from sogni_intelligence.config import ModelConfig, UpstreamConfig
+from sogni_intelligence.llm.protocol import (
+    ChatRequest,
+    Chunk,
+    EngineError,
+    EngineInfo,
+    EngineUnavailable,
+)
+
+
+def public_url(url: str) -> str:
+    """`url` without the user, password and query, which may hold credentials."""
+    parts = urlsplit(url.rstrip("/"))
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 class UpstreamEngine:
-    def __init__(self, config: ModelConfig) -> None:
-        assert config.base_url is not None
+    def __init__(self, config: ModelConfig, upstream: UpstreamConfig) -> None:
         self.config = config
-        self.base_url = config.base_url.rstrip("/")
-        self.model = config.upstream_model or config.id
+        self.url = public_url(upstream.base_url)
+        self.model = config.upstream_model_of(upstream)
         self.info = EngineInfo(
             engine="upstream",
-            model=f"{self.base_url} ({self.model})",
+            model=f"{self.url} ({self.model})",
             vision=config.vision,
             native_tools=True,
+            url=self.url,
         )
-        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+        headers = {"Authorization": f"Bearer {upstream.api_key}"} if upstream.api_key else {}
         self._client = httpx.AsyncClient(
-            base_url=self.base_url,
+            base_url=upstream.base_url.rstrip("/"),
             headers=headers,
             timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
         )
 
     async def start(self) -> None:
-        """Upstreams are checked lazily: a server that is down now may be up later."""
+        """Upstreams are checked by their pool: a server that is down now may be up later."""
 
     async def close(self) -> None:
         await self._client.aclose()
+
+    async def probe(self) -> None:
+        """The upstream is up when it lists its models within the health timeout."""
+        timeout = self.config.health_timeout_s
+        try:
+            response = await self._client.get("/models", timeout=timeout)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise EngineUnavailable(f"upstream {self.url} is unreachable: {exc}", True) from exc
+        except httpx.TimeoutException as exc:
+            raise EngineUnavailable(
+                f"upstream {self.url} did not list its models within {timeout:g} s"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise EngineUnavailable(f"upstream {self.url} failed: {exc!r}") from exc
+        if response.status_code != 200:
+            raise EngineUnavailable(
+                f"upstream {self.url} answered GET /models with {response.status_code}"
+            )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         body = {
@@ -65,18 +103,16 @@ class UpstreamEngine:
                 if not saw_data:
                     # e.g. a plain JSON reply from a server that ignored `stream: true`
                     raise EngineError(
-                        f"upstream {self.base_url} did not answer with an event stream",
+                        f"upstream {self.url} did not answer with an event stream",
                         502,
                         "upstream_error",
                     )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise EngineUnavailable(f"upstream {self.url} is unreachable: {exc}", True) from exc
         except httpx.TimeoutException as exc:
-            raise EngineError(
-                f"upstream {self.base_url} timed out", 504, "upstream_timeout"
-            ) from exc
+            raise EngineError(f"upstream {self.url} timed out", 504, "upstream_timeout") from exc
         except httpx.HTTPError as exc:
-            raise EngineError(
-                f"upstream {self.base_url} is unreachable: {exc}", 502, "upstream_error"
-            ) from exc
+            raise EngineUnavailable(f"upstream {self.url} failed: {exc!r}") from exc
 
 
 def _parse_line(line: str) -> dict[str, Any] | None:
@@ -106,4 +142,4 @@ def _upstream_error(status: int, body: bytes) -> EngineError:
     if 400 <= status < 500 and status not in (401, 403, 408):
         # The client's request was refused: pass the reason on with the same status.
         return EngineError(f"upstream: {message}", status, "invalid_request_error")
-    return EngineError(f"upstream error ({status}): {message}", 502, "upstream_error")
+    return EngineUnavailable(f"upstream error ({status}): {message}")

@@ -17,8 +17,9 @@ by the `model` field of the request (the engine sends its configured `upstream_m
 - `script-NAME`: the reply of `SCRIPTS[NAME]` for the number of tool results the conversation
   holds so far (one reply per agent round), as content or as native tool calls
 
-Every request is recorded with its headers and body, and whether (and when) the fake saw
-the client disconnect.
+Every chat request is recorded with its headers and body, and whether (and when) the fake
+saw the client disconnect. `GET .../models` (a pool's health check) is only counted: it lists
+one model, or answers 503 while `healthy` is false.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,6 +136,9 @@ class FakeUpstream:
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self.url = ""
+        self.port = 0
+        self.healthy = True
+        self.health_checks = 0
 
     @property
     def last(self) -> Received:
@@ -143,6 +147,9 @@ class FakeUpstream:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert scope["type"] == "http"
+        if scope["method"] == "GET" and scope["path"].endswith("/models"):
+            await self._models(send)
+            return
         raw = b""
         while True:
             message = await receive()
@@ -164,6 +171,14 @@ class FakeUpstream:
         self.requests.append(record)
         model = str(body.get("model", ""))
         await self._answer(model, record, receive, send)
+
+    async def _models(self, send: Any) -> None:
+        self.health_checks += 1
+        status = 200 if self.healthy else 503
+        body = {"object": "list", "data": [{"id": "fake", "object": "model"}]}
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": json.dumps(body).encode()})
 
     async def _answer(self, model: str, record: Received, receive: Any, send: Any) -> None:
         async def start(status: int = 200, content_type: bytes = b"text/event-stream") -> None:
@@ -285,13 +300,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve() -> Iterator[FakeUpstream]:
-    """Run a fresh fake on a free 127.0.0.1 port until the block ends."""
-    fake = FakeUpstream()
+def serve(fake: FakeUpstream | None = None) -> Iterator[FakeUpstream]:
+    """Run `fake` (default: a fresh one) until the block ends: on a free 127.0.0.1 port, or on
+    the port it had before, so a fake that was stopped comes back at the same address."""
+    fake = fake or FakeUpstream()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
+    sock.bind(("127.0.0.1", fake.port))
+    port = fake.port = sock.getsockname()[1]
     config = uvicorn.Config(
         fake,
         lifespan="off",
@@ -316,3 +332,27 @@ def serve() -> Iterator[FakeUpstream]:
         server.should_exit = True
         thread.join(timeout=5)
         sock.close()
+
+
+class FakeFleet:
+    """Several fakes, each of which can be stopped (its address then refuses connections) and
+    started again at the same address."""
+
+    def __init__(self, size: int) -> None:
+        self.fakes = [FakeUpstream() for _ in range(size)]
+        self._running: dict[int, ExitStack] = {}
+        for index in range(size):
+            self.start(index)
+
+    def start(self, index: int) -> None:
+        if index not in self._running:
+            stack = ExitStack()
+            stack.enter_context(serve(self.fakes[index]))
+            self._running[index] = stack
+
+    def stop(self, index: int) -> None:
+        self._running.pop(index).close()
+
+    def close(self) -> None:
+        for index in list(self._running):
+            self.stop(index)

@@ -34,7 +34,7 @@ async def make_engine(fake_upstream: FakeUpstream) -> AsyncIterator[MakeEngine]:
         config = ModelConfig(
             id="remote", engine="upstream", upstream_model=upstream_model, **fields
         )
-        engine = UpstreamEngine(config)
+        engine = UpstreamEngine(config, config.pool_upstreams[0])
         engines.append(engine)
         return engine
 
@@ -106,7 +106,7 @@ async def test_model_id_is_sent_when_no_upstream_model_is_configured(
     fake_upstream: FakeUpstream,
 ) -> None:
     config = ModelConfig(id="chunks-2", engine="upstream", base_url=fake_upstream.url + "/v1")
-    engine = UpstreamEngine(config)
+    engine = UpstreamEngine(config, config.pool_upstreams[0])
     try:
         assert await collect(engine, chat()) == content_chunks("chunks-2", 2)
     finally:
