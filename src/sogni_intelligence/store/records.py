@@ -50,11 +50,17 @@ class Record:
     version: int = 0
 
 
-def _event(row: RecordEvent) -> Event:
+_RECORDS = DurableRecord.__table__
+_EVENTS = RecordEvent.__table__
+
+
+def _event(row: Any) -> Event:
+    """An event from its ORM object or its plain row (the same attribute names)."""
     return Event(row.record_id, row.sequence, row.type, aware(row.at), dict(row.payload or {}))
 
 
-def _record(row: DurableRecord) -> Record:
+def _record(row: Any) -> Record:
+    """A record from its ORM object or its plain row (the same attribute names)."""
     return Record(
         row.id,
         row.kind,
@@ -261,8 +267,10 @@ class RecordStore:
             watchdog.cancel()
 
     async def get(self, record_id: str, owner: str | None = None) -> Record | None:
-        async with self._db.session() as session:
-            row = await session.get(DurableRecord, record_id)
+        # Plain rows, not ORM objects: the hot reads of every durable step skip the session's
+        # identity map and object loading.
+        rows = await self._db.read(select(_RECORDS).where(_RECORDS.c.id == record_id))
+        row = rows[0] if rows else None
         if row is None or (owner is not None and row.owner != owner):
             return None
         return _record(row)
@@ -504,14 +512,13 @@ class RecordStore:
         self, record_id: str, after: int = BEFORE_FIRST, limit: int = 1000
     ) -> list[Event]:
         """Events with `sequence > after` (cursors are exclusive), oldest first."""
-        async with self._db.session() as session:
-            rows = await session.scalars(
-                select(RecordEvent)
-                .where(RecordEvent.record_id == record_id, RecordEvent.sequence > after)
-                .order_by(RecordEvent.sequence)
-                .limit(limit)
-            )
-            return [_event(row) for row in rows]
+        rows = await self._db.read(
+            select(_EVENTS)
+            .where(_EVENTS.c.record_id == record_id, _EVENTS.c.sequence > after)
+            .order_by(_EVENTS.c.sequence)
+            .limit(limit)
+        )
+        return [_event(row) for row in rows]
 
     async def _newest_sequences(self, record_ids: list[str]) -> dict[str, int]:
         """The newest sequence of each record that has events, in one query per page."""
