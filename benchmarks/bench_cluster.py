@@ -331,7 +331,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="8 workflows and 4 runs")
     parser.add_argument("--workflows", type=int, default=50)
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--takeover-after", type=float, default=8.0, help="seconds")
+    parser.add_argument("--takeover-after", type=float, default=6.0, help="seconds")
     parser.add_argument("--database-url", help="an empty PostgreSQL database to use")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

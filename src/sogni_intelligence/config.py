@@ -296,7 +296,7 @@ class Settings(BaseSettings):
         description="How often each process (API or worker) records that it is alive.",
     )
     takeover_after_s: float = Field(
-        default=8.0,
+        default=6.0,
         gt=0,
         description="How long a process may be silent before its unfinished workflows and "
         "jobs are handed to live processes.",

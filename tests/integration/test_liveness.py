@@ -30,24 +30,24 @@ def _process(db: Database, executor_id: str, beat_s: float = 0.1) -> Liveness:
 
 async def test_one_supervisor_at_a_time_and_a_dead_ones_lease_passes_on(db: Database) -> None:
     first, second = _process(db, "api-1"), _process(db, "api-2")
-    leading = await asyncio.gather(first.lead(), second.lead())
+    leading = await asyncio.gather(first.round(), second.round())
     assert sorted(leading) == [False, True]
     leader, other = (first, second) if leading[0] else (second, first)
-    assert await leader.lead()  # renewed
-    assert not await other.lead()
+    assert await leader.round()  # renewed
+    assert not await other.round()
     await asyncio.sleep(0.35)  # three beats without renewal: the lease has run out
-    assert await other.lead()
-    assert not await leader.lead()
+    assert await other.round()
+    assert not await leader.round()
 
 
 async def test_beats_record_each_process_and_its_queues(db: Database) -> None:
     process = _process(db, "worker-1")
-    await process.beat()
+    await process.round()
     async with db.session() as session:
         first = await session.get(ProcessBeat, "worker-1")
     assert first is not None and first.queues == ["image"] and first.role == "api"
     await asyncio.sleep(0.01)
-    await process.beat()
+    await process.round()
     async with db.session() as session:
         beats = list(await session.scalars(select(ProcessBeat)))
     assert [b.executor_id for b in beats] == ["worker-1"]

@@ -17,7 +17,7 @@ import socket
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from sogni_intelligence.runtime import durable
@@ -50,49 +50,39 @@ class Liveness:
         self._takeover_after = timedelta(seconds=takeover_after_s)
 
     async def run_forever(self) -> None:
-        """Beat, then supervise when leading, every `beat_s`; a failed round is retried."""
+        """A round every `beat_s`, supervising when leading; a failed round is retried."""
         while True:
             try:
-                await self.beat()
-                if await self.lead():
+                if await self.round():
                     await self.take_over_dead()
             except Exception:
                 log.warning("liveness round failed; retrying", exc_info=True)
             await asyncio.sleep(self._beat_s)
 
-    async def beat(self) -> None:
-        async with self._db.transaction() as session:
-            row = await session.get(ProcessBeat, self.executor_id)
-            if row is None:
-                row = ProcessBeat(executor_id=self.executor_id)
-                session.add(row)
-            row.role, row.queues = self._role, self._queues
-            row.host, row.pid, row.beat_at = socket.gethostname(), os.getpid(), utcnow()
-
-    async def lead(self) -> bool:
-        """Take or renew the supervisor lease (compare-and-set, so one holder at a time). It
-        lasts three beats: a dead supervisor is replaced within seconds."""
+    async def round(self) -> bool:
+        """Beat, and take or renew the supervisor lease, in one transaction (one commit per
+        round, which is what an idle process spends on this); whether this process leads. The
+        lease row is locked (PostgreSQL) or the beat's write already holds the database's
+        write lock (SQLite), so one process at a time holds it. It lasts three beats: a dead
+        supervisor is replaced within seconds."""
         now = utcnow()
-        until = now + timedelta(seconds=3 * self._beat_s)
-        async with self._db.session() as session:
-            lease = await session.get(Lease, SUPERVISOR)
         try:
             async with self._db.transaction() as session:
+                beat = await session.get(ProcessBeat, self.executor_id)
+                if beat is None:
+                    beat = ProcessBeat(executor_id=self.executor_id)
+                    session.add(beat)
+                beat.role, beat.queues = self._role, self._queues
+                beat.host, beat.pid, beat.beat_at = socket.gethostname(), os.getpid(), now
+                lease = await session.get(Lease, SUPERVISOR, with_for_update=True)
+                until = now + timedelta(seconds=3 * self._beat_s)
                 if lease is None:
                     session.add(Lease(name=SUPERVISOR, holder=self.executor_id, expires_at=until))
-                    return True
-                if lease.holder != self.executor_id and aware(lease.expires_at) > now:
+                elif lease.holder == self.executor_id or aware(lease.expires_at) <= now:
+                    lease.holder, lease.expires_at = self.executor_id, until
+                else:
                     return False
-                taken = await session.execute(
-                    update(Lease)
-                    .where(
-                        Lease.name == SUPERVISOR,
-                        Lease.holder == lease.holder,
-                        Lease.expires_at == lease.expires_at,
-                    )
-                    .values(holder=self.executor_id, expires_at=until)
-                )
-                return bool(taken.rowcount)  # type: ignore[attr-defined]
+            return True
         except IntegrityError:  # another process created the lease first
             return False
 

@@ -24,8 +24,7 @@ async def register_queues(concurrency: Mapping[str, int], poll_s: float) -> None
         await DBOS.register_queue_async(
             name, worker_concurrency=concurrency.get(name, 1), polling_interval_sec=poll_s
         )
-    # Looked at every second at most: a takeover should not wait for a slow media poll.
-    await DBOS.register_queue_async(ORCHESTRATION_QUEUE, polling_interval_sec=min(poll_s, 1.0))
+    await DBOS.register_queue_async(ORCHESTRATION_QUEUE, polling_interval_sec=poll_s)
 
 
 class QueueSlots:
