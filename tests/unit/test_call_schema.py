@@ -132,3 +132,10 @@ def test_calls_are_checked_against_the_session(
     tool: str, arguments: dict[str, Any], media: MediaContext, expected: list[str]
 ) -> None:
     assert call_problems(CATALOG[tool], arguments, media) == expected
+
+
+def test_a_join_is_offered_only_with_two_videos_to_join() -> None:
+    assert offered_definition(CATALOG["stitch_video"], _media(uploads=1, kind="video")) is None
+    parameters = _parameters("stitch_video", _media(uploads=1, generated=1, kind="video"))
+    indices = parameters["properties"]["videoIndices"]
+    assert indices["minItems"] == 2 and indices["items"] == {"enum": [0, -1]}

@@ -126,6 +126,8 @@ def _narrow(node: Any, counts: Counts, definitions: dict[str, Any]) -> Any:
         items = _narrow(node["items"], counts, definitions)
         if items is None:
             return None  # an array that could only be empty says nothing
+        if MEDIA_INDEX in node["items"] and node.get("minItems", 0) > len(items["enum"]):
+            return None  # a list of more media than the session has (a join of one video)
         out["items"] = items
     if "properties" in node:
         required = set(node.get("required") or ())
