@@ -14,10 +14,12 @@ from sogni_intelligence.config import ModelConfig
 from sogni_intelligence.llm.embedded import EmbeddedEngine
 from sogni_intelligence.llm.grammar import tool_call_schema
 from sogni_intelligence.llm.protocol import EngineError
+from sogni_intelligence.media.models import IMAGE_MODELS, VIDEO_MODELS
 from sogni_intelligence.media.store import AssetRecord
 from sogni_intelligence.tools.audio_tools import KEYSCALE_SCHEMA
 from sogni_intelligence.tools.call_schema import offered_definition
 from sogni_intelligence.tools.catalog import CATALOG, surface
+from sogni_intelligence.tools.composing import ALL_MEDIA_MODELS
 from sogni_intelligence.tools.media_context import MediaContext
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -304,3 +306,32 @@ async def test_every_hosted_tool_has_a_call_grammar_llama_cpp_can_use(
         }
         text, _, _ = await _text_and_calls(engine, request)
         assert text.startswith(f'[{{"name":"{name}","arguments":{{'), (name, text)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "Improve this image prompt for me: 'dog on beach'.",
+        "Enhance this video prompt for ltx25: 'a cat runs'.",
+        "Make my edit prompt better: 'make the sky red'.",
+    ],
+)
+async def test_a_forced_prompt_call_pairs_the_target_with_its_models(
+    engine: EmbeddedEngine, content: str
+) -> None:
+    """The schema ties destination_model to target_output, and the grammar holds a model to
+    it: no 'image_prompt.json' as a model, no video model for an image prompt."""
+    tool = CATALOG["enhance_prompt"]
+    request = _forced(content, tool.definition(), seed=1, max_tokens=400)
+    request["temperature"] = 0  # a 135M model sometimes rambles inside a string at random seeds
+    _, calls, finish = await _text_and_calls(engine, request)
+    assert finish == "tool_calls" and len(calls) == 1
+    arguments = json.loads(calls[0]["arguments"])
+    jsonschema.validate(arguments, tool.parameters())
+    tables = {
+        "image_prompt": IMAGE_MODELS,
+        "edit_prompt": IMAGE_MODELS,
+        "video_prompt": VIDEO_MODELS,
+        "model_prompt": ALL_MEDIA_MODELS,
+    }
+    assert arguments["destination_model"] in tables[arguments["target_output"]]

@@ -124,6 +124,12 @@ def test_call_grammars_cap_free_strings_and_lists() -> None:
     assert parameters["properties"]["prompt"]["maxLength"] == 32000  # the tool's own is intact
 
 
+def test_combinators_follow_an_objects_own_properties() -> None:
+    """llguidance orders properties as it reads them: the tool's own come first."""
+    schema = {"allOf": [{"anyOf": []}], "properties": {"a": {}}, "type": "object"}
+    assert list(strict_schema(schema)) == ["properties", "type", "additionalProperties", "allOf"]
+
+
 def _rules(grammar: str) -> dict[str, str]:
     lines = grammar.splitlines()
     assert lines[0] == "%llguidance {}"

@@ -37,7 +37,9 @@ def check_schema(schema: Any, param: str) -> None:
 
 
 def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `schema` that closes every object which names its properties."""
+    """A copy of `schema` that closes every object which names its properties, and puts those
+    properties before any combinator: llguidance fixes the order of properties as it reads a
+    schema, and pydantic sorts `allOf` before `properties`."""
     result = copy.deepcopy(schema)
     _close_objects(result)
     return result
@@ -48,6 +50,10 @@ def _close_objects(node: Any) -> None:
         return
     if "properties" in node and "additionalProperties" not in node:
         node["additionalProperties"] = False
+    if "properties" in node:
+        for key in ("allOf", "anyOf", "oneOf", "$ref"):
+            if key in node:
+                node[key] = node.pop(key)
     for key in _SUBSCHEMA_LISTS:
         for child in node.get(key) or []:
             _close_objects(child)
