@@ -12,9 +12,15 @@ import pytest_asyncio
 
 from sogni_intelligence.config import ModelConfig
 from sogni_intelligence.llm.embedded import EmbeddedEngine
+from sogni_intelligence.llm.grammar import tool_call_schema
 from sogni_intelligence.llm.protocol import EngineError
+from sogni_intelligence.media.models import IMAGE_MODELS, VIDEO_MODELS
+from sogni_intelligence.media.store import AssetRecord
 from sogni_intelligence.tools.audio_tools import KEYSCALE_SCHEMA
-from sogni_intelligence.tools.catalog import CATALOG
+from sogni_intelligence.tools.call_schema import offered_definition
+from sogni_intelligence.tools.catalog import CATALOG, surface
+from sogni_intelligence.tools.composing import ALL_MEDIA_MODELS
+from sogni_intelligence.tools.media_context import MediaContext
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -218,3 +224,114 @@ async def test_a_forced_call_holds_string_patterns(engine: EmbeddedEngine, seed:
     assert finish == "tool_calls" and len(calls) == 1
     keyscale = json.loads(calls[0]["arguments"])["keyscale"]
     assert re.fullmatch(KEYSCALE_SCHEMA["pattern"], keyscale), keyscale
+
+
+def _session_with_a_video() -> MediaContext:
+    media = MediaContext()
+    media.add_upload(
+        AssetRecord(
+            id="clip", owner="o", sha256="0" * 64, mime="video/mp4", kind="video", size_bytes=1
+        )
+    )
+    return media
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_a_free_reply_answers_or_calls_validly(engine: EmbeddedEngine, seed: int) -> None:
+    """After a call, the model may answer or call again; what it writes as a call is a valid
+    call of an offered tool, never text the server would have to reject (without the grammar
+    this conversation draws a call whose arguments are a list, or no JSON at all)."""
+    media = _session_with_a_video()
+    offered = {
+        tool.name: definition
+        for tool in surface("creative-tools")
+        if (definition := offered_definition(tool, media))
+    }
+    first = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "add_subtitles", "arguments": "{}"},
+    }
+    refusal = {
+        "ok": False,
+        "tool": "add_subtitles",
+        "error_type": "USER_INPUT_INCOMPLETE",
+        "message": "no subtitle lines were given: pass them as cues or srt",
+    }
+    messages = [
+        {"role": "system", "content": "Media of this request, by the index tools take: video -1."},
+        {"role": "user", "content": "Add the subtitle 'Hello world' to my video for two seconds."},
+        {"role": "assistant", "content": None, "tool_calls": [first]},
+        {
+            "role": "tool",
+            "tool_call_id": "c1",
+            "name": "add_subtitles",
+            "content": json.dumps(refusal),
+        },
+    ]
+    request = {
+        "messages": messages,
+        "tools": list(offered.values()),
+        "tool_choice": "auto",
+        "seed": seed,
+        "temperature": 0.8,
+        "max_tokens": 300,
+    }
+    text, calls, finish = await _text_and_calls(engine, request)
+    assert "<tool_call>" not in text
+    for call in calls:
+        arguments = json.loads(call["arguments"])
+        jsonschema.validate(arguments, offered[call["name"]]["function"]["parameters"])
+        CATALOG[call["name"]].args.model_validate(arguments)
+    assert finish == ("tool_calls" if calls else finish)
+
+
+async def test_every_hosted_tool_has_a_call_grammar_llama_cpp_can_use(
+    engine: EmbeddedEngine,
+) -> None:
+    """llama.cpp drops a grammar it cannot compile and samples freely (a schema pattern too
+    complex for llguidance did that once): each tool's call grammar, the one a forced call
+    gets, must hold the start of the reply, which the free model would not write."""
+    for name, tool in sorted(CATALOG.items()):
+        schema = tool_call_schema([tool.definition()], 1)
+        request = {
+            "messages": [{"role": "user", "content": "Go ahead."}],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "c", "schema": schema},
+            },
+            "max_tokens": 30,
+            "temperature": 0.8,
+            "seed": 1,
+        }
+        text, _, _ = await _text_and_calls(engine, request)
+        assert text.startswith(f'[{{"name":"{name}","arguments":{{'), (name, text)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "Improve this image prompt for me: 'dog on beach'.",
+        "Enhance this video prompt for ltx25: 'a cat runs'.",
+        "Make my edit prompt better: 'make the sky red'.",
+    ],
+)
+async def test_a_forced_prompt_call_pairs_the_target_with_its_models(
+    engine: EmbeddedEngine, content: str
+) -> None:
+    """The schema ties destination_model to target_output, and the grammar holds a model to
+    it: no 'image_prompt.json' as a model, no video model for an image prompt."""
+    tool = CATALOG["enhance_prompt"]
+    request = _forced(content, tool.definition(), seed=1, max_tokens=400)
+    request["temperature"] = 0  # a 135M model sometimes rambles inside a string at random seeds
+    _, calls, finish = await _text_and_calls(engine, request)
+    assert finish == "tool_calls" and len(calls) == 1
+    arguments = json.loads(calls[0]["arguments"])
+    jsonschema.validate(arguments, tool.parameters())
+    tables = {
+        "image_prompt": IMAGE_MODELS,
+        "edit_prompt": IMAGE_MODELS,
+        "video_prompt": VIDEO_MODELS,
+        "model_prompt": ALL_MEDIA_MODELS,
+    }
+    assert arguments["destination_model"] in tables[arguments["target_output"]]

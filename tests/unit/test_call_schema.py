@@ -132,3 +132,46 @@ def test_calls_are_checked_against_the_session(
     tool: str, arguments: dict[str, Any], media: MediaContext, expected: list[str]
 ) -> None:
     assert call_problems(CATALOG[tool], arguments, media) == expected
+
+
+def test_a_join_is_offered_only_with_two_videos_to_join() -> None:
+    assert offered_definition(CATALOG["stitch_video"], _media(uploads=1, kind="video")) is None
+    parameters = _parameters("stitch_video", _media(uploads=1, generated=1, kind="video"))
+    indices = parameters["properties"]["videoIndices"]
+    assert indices["minItems"] == 2 and indices["items"] == {"enum": [0, -1]}
+
+
+def test_asset_ids_are_the_sessions_own() -> None:
+    media = _media(uploads=1, generated=1)
+    assert _parameters("inspect_asset", media)["properties"]["asset_id"] == {"enum": ["u0", "g0"]}
+    mapped = _parameters("map_assets_for_model", media)["properties"]["asset_ids"]
+    assert mapped["items"] == {"enum": ["u0", "g0"]}
+    # With no media there is nothing to name: the tools that need an id are not offered.
+    for name in ("inspect_asset", "label_asset", "map_assets_for_model"):
+        assert offered_definition(CATALOG[name], MediaContext()) is None, name
+    arguments = {"model": "seedance2", "asset_ids": ["image1"]}
+    assert call_problems(CATALOG["map_assets_for_model"], arguments, media) == [
+        "asset_ids[0]='image1' is no asset of this session (its asset ids: u0, g0)"
+    ]
+
+
+def test_a_definition_naming_assets_is_not_shared_between_sessions() -> None:
+    first = _parameters("inspect_asset", _media(uploads=1))
+    second = _parameters("inspect_asset", _media(generated=1))
+    assert first["properties"]["asset_id"]["enum"] == ["u0"]
+    assert second["properties"]["asset_id"]["enum"] == ["g0"]
+
+
+def test_metadata_is_offered_for_the_kinds_of_media_there_are() -> None:
+    assert offered_definition(CATALOG["extract_metadata"], MediaContext()) is None
+    parameters = _parameters("extract_metadata", _media(uploads=1, kind="audio"))
+    [kinds] = [b for b in parameters["properties"]["mediaType"]["anyOf"] if "enum" in b]
+    assert kinds == {"enum": ["audio"]}
+    assert "sourceImageIndex" not in parameters["properties"]
+    assert call_problems(CATALOG["extract_metadata"], {}, MediaContext()) == [
+        "extract_metadata needs media (audio, image, video) and this session has none yet: "
+        "generate some first, or ask the user to upload some"
+    ]
+    assert call_problems(
+        CATALOG["extract_metadata"], {"mediaType": "video"}, _media(uploads=1, kind="audio")
+    ) == ["mediaType='video': this session has no video yet"]

@@ -8,6 +8,7 @@ from sogni_intelligence.llm.grammar import (
     check_schema,
     json_grammar,
     strict_schema,
+    text_or_calls_grammar,
     tool_call_schema,
 )
 from sogni_intelligence.llm.protocol import EngineError
@@ -121,3 +122,36 @@ def test_call_grammars_cap_free_strings_and_lists() -> None:
     assert arguments["tags"]["items"]["maxLength"] == CALL_STRING_CAP
     assert arguments["few"]["anyOf"][0]["maxItems"] == 2
     assert parameters["properties"]["prompt"]["maxLength"] == 32000  # the tool's own is intact
+
+
+def test_combinators_follow_an_objects_own_properties() -> None:
+    """llguidance orders properties as it reads them: the tool's own come first."""
+    schema = {"allOf": [{"anyOf": []}], "properties": {"a": {}}, "type": "object"}
+    assert list(strict_schema(schema)) == ["properties", "type", "additionalProperties", "allOf"]
+
+
+def _rules(grammar: str) -> dict[str, str]:
+    lines = grammar.splitlines()
+    assert lines[0] == "%llguidance {}"
+    return dict(line.split(": ", 1) for line in lines[1:])
+
+
+def test_a_free_reply_may_end_in_calls_that_follow_the_schema() -> None:
+    tools = [
+        {"type": "function", "function": {"name": "a", "parameters": {"type": "object"}}},
+        {"type": "function", "function": {"name": "b"}},
+    ]
+    rules = _rules(text_or_calls_grammar(tools, 3, "<c>", "</c>", "<c>|FENCE", "JSON"))
+    assert rules["start"] == "TEXT | call{1,3}"
+    assert rules["call"] == 'head arguments "</c>"'
+    assert rules["head[lazy]"] == 'TEXT "<c>"'
+    # Free text is anything without a call in it: once the opener is written, only a call.
+    assert rules["TEXT"] == "/(?s:.*)/ & ~/(?s:.*)(<c>|FENCE)(?s:.*)/ & ~/(JSON)(?s:.*)/"
+    call = json.loads(rules["arguments"].removeprefix("%json "))
+    assert [v["properties"]["name"]["const"] for v in call["anyOf"]] == ["a", "b"]
+    assert call["x-guidance"] == {"whitespace_flexible": False}
+
+
+def test_a_call_pattern_that_would_end_a_grammar_regex_is_refused() -> None:
+    with pytest.raises(ValueError, match="cannot hold"):
+        text_or_calls_grammar([], 1, "<c>", "</c>", "a/b", "x")

@@ -82,6 +82,18 @@ def test_required_allows_several_calls_only_when_parallel_is_asked() -> None:
     assert f'"maxItems":{structured.MAX_PARALLEL_CALLS}' in several.request["grammar"]
 
 
+def test_auto_without_native_template_lets_a_model_answer_or_call_validly() -> None:
+    base = {"messages": [{"role": "user", "content": "hi"}], "tools": [WEATHER, TIME]}
+    plan = structured.plan(base, native_tools=False)
+    assert plan.mode == "sniff" and plan.tool_names == {"get_weather", "get_time"}
+    grammar = plan.request["grammar"]
+    assert "start: TEXT | call{1,1}" in grammar
+    assert f"head[lazy]: TEXT {json.dumps(structured.CALL_OPEN)}" in grammar
+    assert '"const":"get_weather"' in grammar and '"const":"get_time"' in grammar
+    several = structured.plan({**base, "parallel_tool_calls": True}, native_tools=False)
+    assert f"call{{1,{structured.MAX_PARALLEL_CALLS}}}" in several.request["grammar"]
+
+
 def test_auto_with_native_template_passes_tools_through() -> None:
     request = {"messages": [{"role": "user", "content": "hi"}], "tools": [WEATHER]}
     plan = structured.plan(request, native_tools=True)

@@ -2,30 +2,32 @@
 answer while it streams, and a call that cannot be read is reported as such."""
 
 import json
+import re
 
 import pytest
 
-from sogni_intelligence.llm.text_calls import CallReader, read_calls
+from sogni_intelligence.llm.text_calls import CALL_ANYWHERE, CALL_FIRST, CallReader, read_calls
 
 NAMES = {"generate_image", "get_weather"}
 ARGS = {"prompt": "a red fox"}
+FORMS = [
+    '<tool_call>{"name": "generate_image", "arguments": {"prompt": "a red fox"}}</tool_call>',
+    '<tool_call>\n{"name": "generate_image", "arguments": "{\\"prompt\\": \\"a red fox\\"}"}',
+    '<function=generate_image>{"prompt": "a red fox"}</function>',
+    '<|python_tag|>{"name": "generate_image", "parameters": {"prompt": "a red fox"}}',
+    '[TOOL_CALLS][{"name": "generate_image", "arguments": {"prompt": "a red fox"}}]',
+    '```json\n{"name": "generate_image", "arguments": {"prompt": "a red fox"}}\n```',
+    '```\n{"name": "generate_image", "arguments": {"prompt": "a red fox"}}\n```',
+    '{"name": "generate_image", "parameters": {"prompt": "a red fox"}}',
+    '{"type": "function", "function": {"name": "generate_image", "arguments": '
+    '{"prompt": "a red fox"}}}',
+    '[{"name": "generate_image", "arguments": {"prompt": "a red fox"}}]',
+]
 
 
 @pytest.mark.parametrize(
     "text",
-    [
-        '<tool_call>{"name": "generate_image", "arguments": {"prompt": "a red fox"}}</tool_call>',
-        '<tool_call>\n{"name": "generate_image", "arguments": "{\\"prompt\\": \\"a red fox\\"}"}',
-        '<function=generate_image>{"prompt": "a red fox"}</function>',
-        '<|python_tag|>{"name": "generate_image", "parameters": {"prompt": "a red fox"}}',
-        '[TOOL_CALLS][{"name": "generate_image", "arguments": {"prompt": "a red fox"}}]',
-        '```json\n{"name": "generate_image", "arguments": {"prompt": "a red fox"}}\n```',
-        '```\n{"name": "generate_image", "arguments": {"prompt": "a red fox"}}\n```',
-        '{"name": "generate_image", "parameters": {"prompt": "a red fox"}}',
-        '{"type": "function", "function": {"name": "generate_image", "arguments": '
-        '{"prompt": "a red fox"}}}',
-        '[{"name": "generate_image", "arguments": {"prompt": "a red fox"}}]',
-    ],
+    FORMS,
     ids=[
         "hermes",
         "string-arguments",
@@ -120,3 +122,57 @@ def test_an_answer_that_is_not_a_call_comes_back_whole_at_the_end() -> None:
     reader = CallReader(NAMES)
     assert _stream(reader, ["  ", '{"name": "Ada"', "}"]) == ""
     assert reader.finish().text == '  {"name": "Ada"}'
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '```\nperson = {"name": "Ada"}\n```',  # not JSON in the fence: code that names a name
+        '```json\nNot JSON, but "name": "generate_image"\n```',
+        'Say "name": "generate_image" and stop.',
+    ],
+)
+def test_a_fence_or_text_that_does_not_open_with_json_is_no_call(text: str) -> None:
+    reading = read_calls(text, NAMES)
+    assert reading.calls == [] and reading.unread is None and reading.text == text
+
+
+def _admitted(text: str) -> bool:
+    """What a grammar of free text lets a model write (see `grammar.text_or_calls_grammar`)."""
+    return re.search(CALL_ANYWHERE, text) is None and re.match(CALL_FIRST, text) is None
+
+
+ANSWERS = [
+    "The capital of France is Paris.",
+    "Here:\n```python\nprint({'a': 1})\n```\nDone.",
+    "```\nplain words in a bare fence\n```",
+    '```json\n"just a string"\n```',
+    "Use a <tool> tag, or write <tool_ and stop",
+    'The result was {"name": "generate_image", "arguments": {}} as JSON mid-sentence.',
+    '```\nperson = {"name": "Ada"}\n```',
+    "A list: [1, 2, 3]",
+]
+
+
+@pytest.mark.parametrize("text", ANSWERS)
+def test_what_a_free_text_grammar_admits_is_read_as_an_answer(text: str) -> None:
+    assert _admitted(text)
+    reader = CallReader(NAMES)
+    shown = "".join(reader.feed(text[i : i + 3]) for i in range(0, len(text), 3))
+    reading = reader.finish()
+    assert reading.calls == [] and reading.unread is None
+    assert shown + reading.text == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        *FORMS,
+        '<tool_call>{"name": "generate_image", "arguments": {"prompt": "a fox',  # cut off
+        '```json\n{"name": "paint", "arguments": {"x": 1}}\n```',
+        'Sure: ```\n\n  [{"name": "generate_image"',
+        "Call <function=generate_image> now",
+    ],
+)
+def test_anything_read_as_a_call_is_kept_out_of_free_text(text: str) -> None:
+    assert not _admitted(text)

@@ -37,7 +37,9 @@ def check_schema(schema: Any, param: str) -> None:
 
 
 def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `schema` that closes every object which names its properties."""
+    """A copy of `schema` that closes every object which names its properties, and puts those
+    properties before any combinator: llguidance fixes the order of properties as it reads a
+    schema, and pydantic sorts `allOf` before `properties`."""
     result = copy.deepcopy(schema)
     _close_objects(result)
     return result
@@ -48,6 +50,10 @@ def _close_objects(node: Any) -> None:
         return
     if "properties" in node and "additionalProperties" not in node:
         node["additionalProperties"] = False
+    if "properties" in node:
+        for key in ("allOf", "anyOf", "oneOf", "$ref"):
+            if key in node:
+                node[key] = node.pop(key)
     for key in _SUBSCHEMA_LISTS:
         for child in node.get(key) or []:
             _close_objects(child)
@@ -60,12 +66,57 @@ def _close_objects(node: Any) -> None:
 
 def json_grammar(schema: dict[str, Any]) -> str:
     """An llguidance grammar whose only sentences are compact JSON documents of `schema`."""
+    return "%llguidance {}\nstart: %json " + _compact_json(schema)
+
+
+def text_or_calls_grammar(
+    tools: list[dict[str, Any]],
+    max_calls: int,
+    opener: str,
+    closer: str,
+    call_anywhere: str,
+    call_first: str,
+) -> str:
+    """An llguidance grammar for a free reply that may end in 1..max_calls calls written
+    `opener{"name": ..., "arguments": {...}}closer`.
+
+    Until the model writes `opener` it writes what it likes, except what a reader of written
+    calls would take for one (`call_anywhere` matched anywhere, `call_first` at the start;
+    regexes without `/`); from `opener` on, only a valid call of `tools` can follow. A model
+    can then answer in words or call, but cannot write a call that is malformed."""
+    for pattern in (call_anywhere, call_first):
+        if "/" in pattern:
+            raise ValueError(f"a grammar regex cannot hold '/': {pattern}")
+    call = _compact_json(one_call_schema(tools))
+    return "\n".join(
+        [
+            "%llguidance {}",
+            f"start: TEXT | call{{1,{max_calls}}}",
+            f"call: head arguments {json.dumps(closer)}",
+            f"head[lazy]: TEXT {json.dumps(opener)}",
+            f"arguments: %json {call}",
+            f"TEXT: /(?s:.*)/ & ~/(?s:.*)({call_anywhere})(?s:.*)/ & ~/({call_first})(?s:.*)/",
+        ]
+    )
+
+
+def _compact_json(schema: dict[str, Any]) -> str:
     guided = {**strict_schema(schema), "x-guidance": {"whitespace_flexible": False}}
-    return "%llguidance {}\nstart: %json " + json.dumps(guided, separators=(",", ":"))
+    return json.dumps(guided, separators=(",", ":"))
 
 
 def tool_call_schema(tools: list[dict[str, Any]], max_calls: int) -> dict[str, Any]:
-    """Schema of a JSON array of 1..max_calls calls `{"name": ..., "arguments": {...}}`.
+    """Schema of a JSON array of 1..max_calls calls `{"name": ..., "arguments": {...}}`."""
+    call = one_call_schema(tools)
+    definitions = call.pop("$defs", None)
+    schema = {"type": "array", "items": call, "minItems": 1, "maxItems": max_calls}
+    if definitions:
+        schema["$defs"] = definitions
+    return schema
+
+
+def one_call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """Schema of one call `{"name": ..., "arguments": {...}}` of any of `tools`.
 
     Each tool's own definitions (`$defs`) move to the root under the tool's name, and its
     `$ref`s with them: nested under `arguments` they would no longer resolve."""
@@ -93,10 +144,9 @@ def tool_call_schema(tools: list[dict[str, Any]], max_calls: int) -> dict[str, A
     for name, schema in definitions.items():
         _rebase_refs(schema, name.split("__", 1)[0] + "__")
     call = variants[0] if len(variants) == 1 else {"anyOf": variants}
-    schema = {"type": "array", "items": call, "minItems": 1, "maxItems": max_calls}
     if definitions:
-        schema["$defs"] = definitions
-    return schema
+        call["$defs"] = definitions
+    return call
 
 
 def _drop_skipped(parameters: dict[str, Any]) -> None:

@@ -3,7 +3,8 @@
 llama.cpp parses tool calls only with a tool-capable chat template and never enforces
 `tool_choice: required` or a named function. This module rewrites such a request before it
 reaches the engine (grammar, tool instructions, flattened tool turns) and turns the generated
-text back into OpenAI `tool_calls` chunks.
+text back into OpenAI `tool_calls` chunks. A forced choice gets a grammar of calls only; `auto`
+gets one of free text in which a call, once opened, must be a valid one.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sogni_intelligence.llm.grammar import json_grammar, tool_call_schema
+from sogni_intelligence.llm.grammar import json_grammar, text_or_calls_grammar, tool_call_schema
 from sogni_intelligence.llm.protocol import ChatRequest, Chunk
-from sogni_intelligence.llm.text_calls import CallReader
+from sogni_intelligence.llm.text_calls import CALL_ANYWHERE, CALL_FIRST, CallReader
 
 MAX_PARALLEL_CALLS = 4
 FULL_LISTING_CHARS = 6000
@@ -74,6 +75,11 @@ def plan(request: ChatRequest, native_tools: bool) -> Plan:
 
     req = _with_plain_history(req)
     req["messages"] = _with_tool_instructions(req["messages"], tools, forced=False)
+    # The model may answer or call; a call it starts must be finished as a valid one.
+    max_calls = MAX_PARALLEL_CALLS if parallel is True else 1
+    req["grammar"] = text_or_calls_grammar(
+        tools, max_calls, CALL_OPEN, CALL_CLOSE, CALL_ANYWHERE, CALL_FIRST
+    )
     return Plan(req, "sniff", {t["function"]["name"] for t in tools})
 
 

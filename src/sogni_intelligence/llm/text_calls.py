@@ -26,9 +26,19 @@ from typing import Any
 _TAGGED = ("<tool_call>", "<function=", "<|python_tag|>", "[TOOL_CALLS]")
 _FENCE = "```"
 _OPENERS = (*_TAGGED, _FENCE)
+#: Whitespace, spelled out: these patterns also serve as llguidance regexes (see `CALL_ANYWHERE`),
+#: whose `\s` is not Python's.
+_SPACE = r"[ \t\n\r\f\v]"
 _FUNCTION_TAG = re.compile(r"<function=([\w.\-]+)>(.*?)(?:</function>|$)", re.DOTALL)
 _NAME = re.compile(r'"name"\s*:\s*"([^"]+)"')
-_FENCED = re.compile(r"```(?:json)?\s*\n(.*?)(?:```|$)", re.DOTALL)
+_FENCED = re.compile(rf"```(?:json)?{_SPACE}*\n(.*?)(?:```|$)", re.DOTALL)
+_JSON_FIRST = re.compile(rf"{_SPACE}*[\[{{]")
+
+#: Where text holds a possible call, as regular expressions valid in Python and in llguidance:
+#: a call marker anywhere, or JSON opening a json (or bare) fence...
+CALL_ANYWHERE = "|".join([*map(re.escape, _TAGGED), rf"```(json)?{_SPACE}*\n{_SPACE}*[\[{{]"])
+#: ...or JSON that opens the reply. Text that matches neither is an answer to `read_calls`.
+CALL_FIRST = _JSON_FIRST.pattern
 
 #: A call read from text: the function's name and its arguments as compact JSON.
 TextCall = tuple[str, str]
@@ -151,9 +161,9 @@ def _candidates(text: str) -> list[tuple[str, str | None]]:
     for marker in ("<|python_tag|>", "[TOOL_CALLS]"):
         if marker in text:
             out.append((text.split(marker, 1)[1], None))
-    if not out:
-        out = [(m.group(1), None) for m in _FENCED.finditer(text)]
-    if not out and text.lstrip()[:1] in ("{", "["):
+    if not out:  # untagged JSON is a call only where it starts a fence or the reply
+        out = [(m.group(1), None) for m in _FENCED.finditer(text) if _JSON_FIRST.match(m.group(1))]
+    if not out and _JSON_FIRST.match(text):
         out = [(text, None)]
     return out
 

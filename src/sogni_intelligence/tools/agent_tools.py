@@ -17,6 +17,7 @@ from sogni_intelligence.tools.base import (
     ToolOutput,
     tool_family,
 )
+from sogni_intelligence.tools.media_context import AssetId
 
 AGENT_SURFACE = frozenset({"creative-agent"})
 #: Tools whose call ends the loop: the turn goes back to the user.
@@ -43,11 +44,11 @@ class CreateAssetManifestArgs(ToolArgs):
 
 
 class InspectAssetArgs(ToolArgs):
-    asset_id: str = Field(min_length=1, max_length=64)
+    asset_id: AssetId
 
 
 class LabelAssetArgs(ToolArgs):
-    asset_id: str = Field(min_length=1, max_length=64)
+    asset_id: AssetId
     label: str = Field(min_length=1, max_length=120, description="A short human name.")
 
 
@@ -56,7 +57,7 @@ Family = Literal["seedance", "minimax", "gpt-image", "ltx", "generic"]
 
 class MapAssetsForModelArgs(ToolArgs):
     model: str = Field(min_length=1, max_length=64, description="The model the prompt is for.")
-    asset_ids: list[str] = Field(
+    asset_ids: list[AssetId] = Field(
         min_length=1, max_length=50, description="The assets, in the order the call passes them."
     )
 
@@ -64,7 +65,7 @@ class MapAssetsForModelArgs(ToolArgs):
 class ValidateAssetReferencesArgs(ToolArgs):
     prompt: str = Field(min_length=1, max_length=8000)
     model: str = Field(min_length=1, max_length=64)
-    asset_ids: list[str] = Field(
+    asset_ids: list[AssetId] = Field(
         default_factory=list, max_length=50, description="The assets the call will pass."
     )
 

@@ -34,7 +34,12 @@ from sogni_intelligence.tools.base import (
     VisionLLM,
     tool_family,
 )
-from sogni_intelligence.tools.media_context import AudioIndex, ImageIndex, VideoIndex
+from sogni_intelligence.tools.media_context import (
+    AudioIndex,
+    ImageIndex,
+    SessionMediaKind,
+    VideoIndex,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +80,9 @@ def _source(record: AssetRecord, index: int | None) -> dict[str, Any]:
 
 
 class ExtractMetadataArgs(ToolArgs):
-    mediaType: Literal["image", "video", "audio"] | None = Field(
+    rarely_needed = frozenset({"fileIndex"})
+
+    mediaType: SessionMediaKind | None = Field(
         None, description="Which kind of media to inspect; inferred from the index given."
     )
     sourceImageIndex: ImageIndex | None = Field(
@@ -364,6 +371,7 @@ TOOLS = tool_family(
             args=ExtractMetadataArgs,
             run=extract_metadata,
             cost=lambda args: 0.05,
+            needs_any=frozenset({"image", "video", "audio"}),
         ),
         Tool(
             name="analyze_image",

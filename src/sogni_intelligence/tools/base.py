@@ -98,6 +98,9 @@ class Tool:
     #: Media the tool cannot work without: it is not offered to a model while the session has
     #: none of a kind named here, and a call made anyway is answered with what there is.
     needs: frozenset[MediaKind] = frozenset()
+    #: Media of which the tool needs one kind or another (metadata reads any): it is not
+    #: offered while the session has none of them.
+    needs_any: frozenset[MediaKind] = frozenset()
     #: False for a tool whose models this server cannot run: it keeps its place in the
     #: catalog (the hosted contract), but a model is not offered it unless the request forces it.
     runs_here: bool = True

@@ -10,6 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from pydantic import WithJsonSchema
+
 from sogni_intelligence.media.models import (
     IMAGE_MODELS,
     MUSIC_MODELS,
@@ -157,6 +159,17 @@ def check_model(table: Mapping[str, str | None], name: str, kind: str, argument:
         resolve_model(dict(table), name, kind)
     except ToolError as exc:
         raise ToolError(exc.error_type, f"{argument}: {exc.message}") from exc
+
+
+def runnable_models(table: Mapping[str, str | None]) -> list[str]:
+    """The ids of `table` that `check_model` lets through: those this server runs."""
+    return sorted(name for name, backend in table.items() if backend)
+
+
+def model_id_schema(table: Mapping[str, str | None]) -> WithJsonSchema:
+    """A model id as the schema shows it: one of `runnable_models(table)`, so that a call
+    grammar cannot write an id the tool would refuse."""
+    return WithJsonSchema({"type": "string", "enum": runnable_models(table)})
 
 
 ALL_MEDIA_MODELS: dict[str, str | None] = {

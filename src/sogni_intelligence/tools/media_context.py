@@ -27,12 +27,20 @@ MEDIA_INDEX = "x-media-index"
 #: Marks an index argument where -1 also means "the latest one" (extend and replace a video).
 LATEST_ALIAS = "x-media-latest"
 
+#: Marks a string argument that names a kind of media (image, video, audio): a call grammar
+#: offers the kinds the session has.
+MEDIA_KIND = "x-media-kind"
+#: Marks a string argument that is the id of one of the session's assets.
+ASSET_ID = "x-asset-id"
+
 ImageIndex = Annotated[int, Field(json_schema_extra={MEDIA_INDEX: "image"})]
 VideoIndex = Annotated[int, Field(json_schema_extra={MEDIA_INDEX: "video"})]
 AudioIndex = Annotated[int, Field(json_schema_extra={MEDIA_INDEX: "audio"})]
 LatestVideoIndex = Annotated[
     int, Field(json_schema_extra={MEDIA_INDEX: "video", LATEST_ALIAS: True})
 ]
+SessionMediaKind = Annotated[MediaKind, Field(json_schema_extra={MEDIA_KIND: True})]
+AssetId = Annotated[str, Field(min_length=1, max_length=64, json_schema_extra={ASSET_ID: True})]
 
 
 @dataclass

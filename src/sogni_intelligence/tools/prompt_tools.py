@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from sogni_intelligence.media.models import (
     IMAGE_MODELS,
@@ -27,7 +27,9 @@ from sogni_intelligence.tools.composing import (
     check_model,
     clean_text,
     joined_lines,
+    model_id_schema,
     object_schema,
+    runnable_models,
     string_schema,
     with_style,
 )
@@ -53,12 +55,42 @@ class PromptAsset(ToolArgs):
     url: str | None = Field(None, max_length=4096, description="Where it lives (informational).")
 
 
+_PROMPT_TABLES: dict[str, tuple[Mapping[str, str | None], str]] = {
+    "image_prompt": (IMAGE_MODELS, "image"),
+    "edit_prompt": (IMAGE_MODELS, "image"),
+    "video_prompt": (VIDEO_MODELS, "video"),
+    "model_prompt": (ALL_MEDIA_MODELS, "destination"),
+}
+
+
+def _models_per_target(schema: dict[str, Any]) -> None:
+    """Say in the schema which models each target_output takes (what `enhance_prompt`
+    checks), so that a call grammar cannot pair an image prompt with a video model."""
+    targets: dict[tuple[str, ...], list[str]] = {}
+    for target, (table, _) in _PROMPT_TABLES.items():
+        targets.setdefault(tuple(runnable_models(table)), []).append(target)
+    pairs = [
+        {
+            "properties": {
+                "target_output": {"enum": names},
+                "destination_model": {"enum": list(models)},
+            },
+            "additionalProperties": True,  # the object's own schema lists the rest
+        }
+        for models, names in targets.items()
+    ]
+    schema["allOf"] = [{"anyOf": pairs}]
+
+
 class EnhancePromptArgs(ToolArgs):
+    model_config = ConfigDict(json_schema_extra=_models_per_target)
+    rarely_needed = frozenset({"prompting_type", "model_title"})  # deprecated and ignored
+
     prompt: str = Field(min_length=1, max_length=MAX_TEXT, description="The idea to improve.")
     target_output: Literal["image_prompt", "video_prompt", "edit_prompt", "model_prompt"] = Field(
         description="What the prompt is for: a new image, a video, an image edit, or any model."
     )
-    destination_model: str = Field(
+    destination_model: Annotated[str, model_id_schema(ALL_MEDIA_MODELS)] = Field(
         description="Exact id of the model that will receive the prompt (e.g. z-turbo, ltx25)."
     )
     destination_tool: str | None = Field(None, description="Tool that will use the prompt.")
@@ -79,12 +111,6 @@ class EnhancePromptArgs(ToolArgs):
     model_title: str | None = Field(None, description="Deprecated; ignored.")
 
 
-_PROMPT_TABLES: dict[str, tuple[Mapping[str, str | None], str]] = {
-    "image_prompt": (IMAGE_MODELS, "image"),
-    "edit_prompt": (IMAGE_MODELS, "image"),
-    "video_prompt": (VIDEO_MODELS, "video"),
-    "model_prompt": (ALL_MEDIA_MODELS, "destination"),
-}
 _PROMPT_PURPOSE = {
     "image_prompt": "an image generation prompt",
     "edit_prompt": "an image editing instruction",

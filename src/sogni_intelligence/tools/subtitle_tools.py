@@ -27,6 +27,9 @@ from sogni_intelligence.tools.keyframes import FFMPEG, store_video
 from sogni_intelligence.tools.media_context import VideoIndex
 from sogni_intelligence.tools.styling import TextLook
 
+#: How long a cue without a length of its own is shown (a typical subtitle line).
+UNTIMED_CUE_S = 2.0
+
 
 class SubtitleCue(ToolArgs):
     startSeconds: float = Field(
@@ -36,12 +39,6 @@ class SubtitleCue(ToolArgs):
         ge=0, validation_alias=AliasChoices("endSeconds", "end"), description="Seconds."
     )
     text: str = Field(min_length=1, max_length=1000, description="Shown as written.")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> SubtitleCue:
-        if self.endSeconds <= self.startSeconds:
-            raise ValueError("a cue must end after it starts")
-        return self
 
 
 class SubtitleStyle(TextLook):
@@ -70,17 +67,27 @@ class AddSubtitlesArgs(ToolArgs):
         return self
 
 
-def _cues(args: AddSubtitlesArgs) -> list[Cue]:
+def _cues(args: AddSubtitlesArgs) -> tuple[list[Cue], list[str]]:
+    """The cues to burn, and a warning for each that had to be given a length."""
     if args.srt is not None:
         try:
-            return parse_srt(args.srt)
+            return parse_srt(args.srt), []
         except ValueError as exc:
             raise ToolError("PARAMETER_INVALID", f"srt: {exc}") from exc
     if args.cues:
-        return [
-            Cue(c.startSeconds, c.endSeconds, plain_cue_text(c.text))
-            for c in sorted(args.cues, key=lambda c: c.startSeconds)
-        ]
+        cues, warnings = [], []
+        for c in sorted(args.cues, key=lambda c: c.startSeconds):
+            end = c.endSeconds
+            # A schema cannot tie the end to the start, so a call grammar lets a model write
+            # a cue without a length: it gets the usual length of a subtitle line.
+            if end <= c.startSeconds:
+                end = c.startSeconds + UNTIMED_CUE_S
+                warnings.append(
+                    f"the cue at {c.startSeconds:g} s ended at or before its start; it is "
+                    f"shown for {UNTIMED_CUE_S:g} s"
+                )
+            cues.append(Cue(c.startSeconds, end, plain_cue_text(c.text)))
+        return cues, warnings
     reason = (
         "speech-to-text is not available on this server"
         if args.auto_transcribe
@@ -94,11 +101,10 @@ def _cues(args: AddSubtitlesArgs) -> list[Cue]:
 
 
 async def add_subtitles(args: AddSubtitlesArgs, ctx: ToolContext) -> ToolOutput:
-    cues = _cues(args)
+    cues, warnings = _cues(args)
     source = ctx.media.latest_video_or_first_upload(args.sourceVideoIndex, "sourceVideoIndex")
     path = ctx.store.path_of(source)
     duration = (await inspect(path)).duration
-    warnings = []
     if args.auto_transcribe:
         warnings.append("auto_transcribe ignored: no speech recogniser here; the given cues ran")
     if all(c.start >= duration for c in cues):

@@ -59,7 +59,12 @@ class StitchTransition(ToolArgs):
 
 class StitchVideoArgs(ToolArgs):
     videoIndices: list[VideoIndex] = Field(
-        max_length=32, description="Two or more videos in play order (index convention)."
+        max_length=32,
+        description="Two or more videos in play order (index convention).",
+        # Said by the schema, so that the tool is not offered with fewer videos and a call
+        # grammar holds a model to two; checked by the tool (the hosted manifest sets no
+        # minimum, and its one-video calls get the tool's message).
+        json_schema_extra={"minItems": 2},
     )
     audioIndex: AudioIndex | None = Field(
         None, description="Soundtrack for the whole result: >=0 generated, <0 uploaded audio."
@@ -270,7 +275,6 @@ async def _replacement_slice(
 
 
 async def stitch_video(args: StitchVideoArgs, ctx: ToolContext) -> ToolOutput:
-    # Checked here, not in the schema: the hosted manifest sets no minimum length.
     if len(args.videoIndices) < 2:
         raise ToolError("PARAMETER_INVALID", "videoIndices needs at least two videos")
     records = [ctx.media.resolve("video", i, "videoIndices") for i in args.videoIndices]

@@ -5,7 +5,7 @@ cost are built in code, or a reusable template of that plan with its inputs wove
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -34,6 +34,7 @@ from sogni_intelligence.tools.composing import (
     clean_text,
     even_share,
     joined_lines,
+    model_id_schema,
     string_schema,
     titled_scenes_schema,
     with_style,
@@ -42,11 +43,20 @@ from sogni_intelligence.tools.plan_model import MAX_STEPS
 from sogni_intelligence.tools.plans import normalise_plan, step_costs
 from sogni_intelligence.tools.template_model import parse_template
 
+#: The video models that animate a photo here (Seedance does not).
+PHOTO_ANIMATORS = {k: v for k, v in VIDEO_MODELS.items() if not k.startswith("seedance")}
+
 
 class DestinationModels(ToolArgs):
-    image: str | None = Field(None, description="Image model for the scene pictures.")
-    video: str | None = Field(None, description="Video model that animates them (not Seedance).")
-    music: str | None = Field(None, description="Music model for the soundtrack.")
+    image: Annotated[str, model_id_schema(IMAGE_MODELS)] | None = Field(
+        None, description="Image model for the scene pictures."
+    )
+    video: Annotated[str, model_id_schema(PHOTO_ANIMATORS)] | None = Field(
+        None, description="Video model that animates them (not Seedance)."
+    )
+    music: Annotated[str, model_id_schema(MUSIC_MODELS)] | None = Field(
+        None, description="Music model for the soundtrack."
+    )
 
 
 class ComposeWorkflowArgs(ToolArgs):
@@ -73,7 +83,7 @@ def _checked_models(models: DestinationModels | None) -> DestinationModels:
         check_model(IMAGE_MODELS, models.image, "image", "destination_models.image")
     if models.video is not None:
         check_model(VIDEO_MODELS, models.video, "video", "destination_models.video")
-        if models.video.startswith("seedance"):
+        if models.video not in PHOTO_ANIMATORS:
             raise ToolError(
                 "PARAMETER_INVALID",
                 "destination_models.video: the composed workflow animates photos, which "

@@ -6,7 +6,7 @@ range); the model supplies only the wording.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -26,6 +26,7 @@ from sogni_intelligence.tools.composing import (
     clock_time,
     even_share,
     joined_lines,
+    model_id_schema,
     object_schema,
     string_schema,
     titled_scenes_schema,
@@ -48,7 +49,9 @@ class ComposeScriptArgs(ToolArgs):
         ]
         | None
     ) = Field(None, description="The kind of script to write.")
-    destination_model: str | None = Field(None, description="Model the script is meant for.")
+    destination_model: Annotated[str, model_id_schema(ALL_MEDIA_MODELS)] | None = Field(
+        None, description="Model the script is meant for."
+    )
     destination_tool: str | None = Field(None, description="Tool the script is meant for.")
     duration_seconds: float | None = Field(None, ge=1, le=300, description="Total running time.")
     scene_count: int | None = Field(

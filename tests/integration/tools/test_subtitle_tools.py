@@ -113,3 +113,27 @@ async def test_auto_transcribe_without_a_recogniser(ctx: ToolContext, tmp_path: 
     assert any("auto_transcribe" in w for w in with_cues["warnings"])
     nothing = await run(ctx, "add_subtitles", cues=[])
     assert nothing["ok"] is False and nothing["error_type"] == "USER_INPUT_INCOMPLETE"
+
+
+async def test_a_cue_without_a_length_is_shown_for_a_line_s_time(
+    ctx: ToolContext, tmp_path: Path
+) -> None:
+    """A cue that ends where it starts (a schema cannot forbid it) runs for UNTIMED_CUE_S."""
+    source = await upload_grey_clip(ctx, tmp_path, 3.0)
+    result = await run(
+        ctx,
+        "add_subtitles",
+        sourceVideoIndex=-1,
+        cues=[{"startSeconds": 0.5, "endSeconds": 0.5, "text": "Hello there"}],
+        style={"fontSizePct": 15, "color": "#FFFF00", "position": "center"},
+    )
+    assert result["ok"], result
+    assert result["warnings"] == [
+        "the cue at 0.5 s ended at or before its start; it is shown for 2 s"
+    ]
+    path = await grey_clip_output(ctx, result, 3.0)
+    plain = frame_at(ctx.store.path_of(source), 1.0, tmp_path / "plain.png")
+    middle = slice(H // 4, 3 * H // 4)
+    assert coloured(frame_at(path, 2.0, tmp_path / "in.png"), (255, 255, 0)).sum() > 50
+    after = frame_at(path, 2.8, tmp_path / "after.png")  # past 0.5 + 2 s
+    assert differs(plain[middle], after[middle]) < 1
