@@ -96,7 +96,7 @@ def _cues(args: AddSubtitlesArgs) -> list[Cue]:
 async def add_subtitles(args: AddSubtitlesArgs, ctx: ToolContext) -> ToolOutput:
     cues = _cues(args)
     source = ctx.media.latest_video_or_first_upload(args.sourceVideoIndex, "sourceVideoIndex")
-    path = ctx.store.path_of(source)
+    path = await ctx.store.local_path(source)
     duration = (await inspect(path)).duration
     warnings = []
     if args.auto_transcribe:
