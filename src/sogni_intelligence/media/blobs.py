@@ -25,6 +25,10 @@ class Blobs(Protocol):
         """A local path holding the blob; a path that does not exist when there is no blob."""
         ...
 
+    async def check(self) -> None:
+        """Raise a clear error at startup when the blobs cannot be reached."""
+        ...
+
 
 class LocalBlobs:
     """Blobs in `<root>/blobs/<first two hex>/<sha256>` (the layout the store always had)."""
@@ -42,6 +46,9 @@ class LocalBlobs:
     async def local_path(self, sha256: str) -> Path:
         return self.path(sha256)
 
+    async def check(self) -> None:
+        return None
+
 
 class S3Blobs:
     """Blobs as objects `<prefix><first two hex>/<sha256>` in an S3-compatible bucket; what
@@ -53,6 +60,7 @@ class S3Blobs:
         self._bucket = bucket
         self._prefix = prefix
         self._cache = LocalBlobs(cache)
+        self._fetching: dict[str, asyncio.Future[None]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, cache: Path) -> S3Blobs:
@@ -82,10 +90,28 @@ class S3Blobs:
         return await self._cache.put(source, sha256)
 
     async def local_path(self, sha256: str) -> Path:
+        """The cached copy, downloaded first if needed; concurrent readers of one blob share
+        one download (a reader that gives up does not cancel it for the others)."""
         path = self._cache.path(sha256)
-        if not path.is_file():
-            await asyncio.to_thread(self._download, sha256, path)
+        if path.is_file():
+            return path
+        fetching = self._fetching.get(sha256)
+        if fetching is None:
+            fetching = asyncio.ensure_future(asyncio.to_thread(self._download, sha256, path))
+            self._fetching[sha256] = fetching
+            fetching.add_done_callback(lambda _: self._fetching.pop(sha256, None))
+        await asyncio.shield(fetching)
         return path
+
+    async def check(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            await asyncio.to_thread(self._client.head_bucket, Bucket=self._bucket)
+        except (BotoCoreError, ClientError) as exc:  # credentials, connection, no bucket
+            raise RuntimeError(
+                f"the media bucket {self._bucket!r} cannot be reached: {exc}"
+            ) from exc
 
     def _exists(self, sha256: str) -> bool:
         try:

@@ -5,6 +5,7 @@ served by another that shares only the database and the bucket."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib.util
 import os
@@ -174,6 +175,27 @@ async def test_another_host_reads_through_its_empty_cache_once(
     assert (await reader.local_path(found)) == path
     assert calls.downloads == 1
     assert _cached(tmp_path / "b") == [path]  # no partial download left beside it
+
+
+async def test_concurrent_readers_share_one_download(
+    tmp_path: Path, db: Database, endpoint: str, bucket: str
+) -> None:
+    client = boto3.client("s3", endpoint_url=endpoint)
+    record = await _store(db, tmp_path / "a", client, bucket).put_bytes("key_a", make_png())
+    calls = Calls()
+    reader = _store(db, tmp_path / "b", _counted_client(endpoint, calls), bucket)
+    paths = await asyncio.gather(*(reader.local_path(record) for _ in range(6)))
+    assert len(set(paths)) == 1 and paths[0].is_file()
+    assert calls.downloads == 1
+
+
+async def test_an_unreachable_bucket_is_a_clear_startup_error(
+    tmp_path: Path, db: Database, endpoint: str, bucket: str
+) -> None:
+    client = boto3.client("s3", endpoint_url=endpoint)
+    await _store(db, tmp_path / "a", client, bucket).blobs.check()
+    with pytest.raises(RuntimeError, match="'no-such-bucket' cannot be reached"):
+        await _store(db, tmp_path / "b", client, "no-such-bucket").blobs.check()
 
 
 async def test_a_missing_object_reads_as_a_missing_file(
