@@ -40,9 +40,10 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 extras=""
 if [ "$with_tests" = 1 ]; then
-  # The tests also run the local diffusers image backend. torch goes first and pinned, so that
-  # a CPU build from the configured wheel source is used when one is offered.
-  extras="[test,diffusers]"
+  # The tests also run the local diffusers image backend, and the S3 media store against a
+  # moto S3 server process. torch goes first and pinned, so that a CPU build from the
+  # configured wheel source is used when one is offered.
+  extras="[test,diffusers,s3]"
   .venv/bin/python -m pip install -q torch==2.13.0
 fi
 .venv/bin/python -m pip install -q -e ".$extras"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -233,6 +233,23 @@ class Settings(BaseSettings):
     media_fetch_timeout_s: float = Field(default=60.0, gt=0)
     media_fetch_max_redirects: int = Field(default=5, ge=0, le=20)
     image_backends: list[ImageBackendConfig] = Field(default_factory=list)
+    media_store: Literal["local", "s3"] = Field(
+        default="local",
+        description="Where media files live: data_dir (shared when mounted by every host) or "
+        "an S3-compatible bucket (credentials from the standard AWS environment/config).",
+    )
+    s3_bucket: str | None = None
+    s3_prefix: str = Field(default="", description="Key prefix inside the bucket, e.g. 'media/'.")
+    s3_endpoint_url: str | None = Field(
+        default=None, description="For S3-compatible servers (MinIO, Ceph, R2...); default AWS."
+    )
+    s3_region: str | None = None
+    url_signing_key: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="The key that signs media URLs, for replicas that share no data_dir; "
+        "default: a random key kept in data_dir.",
+    )
     # durable workflows
     workflow_cost_confirmation_units: float = Field(
         default=25.0,
@@ -329,6 +346,8 @@ class Settings(BaseSettings):
                 seen.add(name)
         if self.models and self.default_model not in seen:
             raise ValueError(f"default_model {self.default_model!r} is not a configured id")
+        if self.media_store == "s3" and not self.s3_bucket:
+            raise ValueError("media_store 's3' needs s3_bucket (SOGNI_S3_BUCKET)")
         return self
 
     @cached_property

@@ -383,7 +383,7 @@ async def _from_store(
         )
     if record.size_bytes > policy.max_bytes:
         raise _too_large(policy.max_bytes)
-    path = store.path_of(record)
+    path = await store.local_path(record)
     try:
         data = await asyncio.to_thread(path.read_bytes)
     except OSError as exc:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from sogni_intelligence.config import Settings
 from sogni_intelligence.errors import ServiceError
+from sogni_intelligence.media.blobs import Blobs, LocalBlobs, S3Blobs
 from sogni_intelligence.media.ffmpeg import MediaProcessError, probe, summarize
 from sogni_intelligence.media.signing import UrlSigner, load_secret
 from sogni_intelligence.media.sniff import Sniffed, sniff
@@ -102,29 +103,35 @@ def _record(row: Asset) -> AssetRecord:
 
 
 class AssetStore:
-    def __init__(self, db: Database, root: Path, signer: UrlSigner) -> None:
+    def __init__(
+        self, db: Database, root: Path, signer: UrlSigner, blobs: Blobs | None = None
+    ) -> None:
         self._db = db
         self.root = root
         self.signer = signer
-        (root / "blobs").mkdir(parents=True, exist_ok=True)
+        self.blobs = blobs if blobs is not None else LocalBlobs(root)
         (root / "tmp").mkdir(parents=True, exist_ok=True)
 
     @classmethod
     def from_settings(cls, db: Database, settings: Settings) -> AssetStore:
-        """The store every process of one deployment shares: same directory, same URL key."""
+        """The store every process of one deployment shares: same blobs (a directory or a
+        bucket), same URL key."""
+        key = settings.url_signing_key
         signer = UrlSigner(
-            load_secret(settings.data_dir / "url-signing.key"),
+            key.get_secret_value().encode()
+            if key is not None
+            else load_secret(settings.data_dir / "url-signing.key"),
             settings.resolved_public_base_url,
             settings.media_url_ttl_s,
         )
-        return cls(db, settings.data_dir / "media", signer)
+        root = settings.data_dir / "media"
+        if settings.media_store == "s3":
+            return cls(db, root, signer, S3Blobs.from_settings(settings, root / "cache"))
+        return cls(db, root, signer)
 
     def scratch_dir(self) -> Path:
         """A private working directory on the same filesystem (so results move, not copy)."""
         return Path(tempfile.mkdtemp(dir=self.root / "tmp"))
-
-    def blob_path(self, sha256: str) -> Path:
-        return self.root / "blobs" / sha256[:2] / sha256
 
     async def put_bytes(
         self,
@@ -182,19 +189,14 @@ class AssetStore:
                 "unsupported or unrecognised media type", 400, "invalid_request_error"
             )
         facts = asdict(made) if made is not None else await _inspect(path, sniffed)
-        target = self.blob_path(sha256)
-        if target.exists():
-            path.unlink()
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, target)
+        size = await self.blobs.put(path, sha256)
         row = Asset(
             id="ast_" + secrets.token_hex(12),
             owner=owner,
             sha256=sha256,
             mime=sniffed.mime,
             kind=sniffed.kind,
-            size_bytes=target.stat().st_size,
+            size_bytes=size,
             tool=tool,
             backend=backend,
             meta=meta or {},
@@ -226,8 +228,10 @@ class AssetStore:
             found = {row.id: _record(row) for row in rows}
         return {i: r for i, r in found.items() if owner is None or r.owner == owner}
 
-    def path_of(self, record: AssetRecord) -> Path:
-        return self.blob_path(record.sha256)
+    async def local_path(self, record: AssetRecord) -> Path:
+        """A local file with the asset's bytes (fetched into the cache first when the blobs
+        live elsewhere); the path does not exist when the blob is missing."""
+        return await self.blobs.local_path(record.sha256)
 
     def url(self, record: AssetRecord) -> str:
         return self.signer.url(f"/v1/media/{record.id}")

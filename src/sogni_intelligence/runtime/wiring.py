@@ -48,13 +48,14 @@ async def open_core(settings: Settings, *, load_models: bool = True) -> Core:
     settings.ensure_data_dir()
     db = Database(settings.resolved_database_url)
     await db.create_all()
+    assets = AssetStore.from_settings(db, settings)
+    await assets.blobs.check()
     registry = ModelRegistry(settings)
     if load_models:
         started = time.monotonic()
         await registry.start()
         log.info("models loaded in %.2f s", time.monotonic() - started)
     tool_services = build_tool_services(settings, registry)
-    assets = AssetStore.from_settings(db, settings)
     fetch_policy = FetchPolicy.from_settings(settings)
     records = RecordStore(db)
     workflows = WorkflowRuntime(

@@ -155,7 +155,7 @@ def _metadata_answer(record: AssetRecord, meta: dict[str, Any]) -> str:
 
 async def extract_metadata(args: ExtractMetadataArgs, ctx: ToolContext) -> ToolOutput:
     record = _pick_for_metadata(args, ctx)
-    path = ctx.store.path_of(record)
+    path = await ctx.store.local_path(record)
     if record.kind == "image":
         meta = await asyncio.to_thread(image_metadata, path)
     else:
@@ -231,12 +231,12 @@ async def analyze_image(args: AnalyzeImageArgs, ctx: ToolContext) -> ToolOutput:
             if args.compareImageIndex is not None
             else _other_image(ctx, source)
         )
-    path = ctx.store.path_of(source)
+    path = await ctx.store.local_path(source)
     ctx.progress(0.1, "measuring the image")
     stats = await asyncio.to_thread(image_stats, path)
     result: dict[str, Any] = {"type": args.analysisType, "image": stats}
     if other is not None:
-        other_path = ctx.store.path_of(other)
+        other_path = await ctx.store.local_path(other)
         result["compare_image"] = await asyncio.to_thread(image_stats, other_path)
         result["comparison"] = await asyncio.to_thread(compare_images, path, other_path)
     vision = ctx.services.vision_llm
@@ -245,7 +245,7 @@ async def analyze_image(args: AnalyzeImageArgs, ctx: ToolContext) -> ToolOutput:
         ctx.progress(0.4, "asking the vision model")
         images = [await asyncio.to_thread(data_uri, path)]
         if other is not None:
-            images.append(await asyncio.to_thread(data_uri, ctx.store.path_of(other)))
+            images.append(await asyncio.to_thread(data_uri, await ctx.store.local_path(other)))
         task = IMAGE_TASKS["compare" if other is not None else args.analysisType]
         facts = f"{stats['width']}×{stats['height']} px"
         answer = await _ask(vision, _vision_prompt(task, args.query, args.detailed, facts), images)
@@ -305,7 +305,7 @@ class AnalyzeVideoArgs(ToolArgs):
 
 async def analyze_video(args: AnalyzeVideoArgs, ctx: ToolContext) -> ToolOutput:
     source = ctx.media.resolve("video", args.sourceVideoIndex, "sourceVideoIndex")
-    path = ctx.store.path_of(source)
+    path = await ctx.store.local_path(source)
     scratch = ctx.store.scratch_dir()
     try:
         ctx.progress(0.1, "sampling frames")

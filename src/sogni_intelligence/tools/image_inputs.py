@@ -26,7 +26,7 @@ async def open_image(ctx: ToolContext, index: int | None, argument: str) -> Imag
 
 
 async def open_record(ctx: ToolContext, record: AssetRecord) -> Image.Image:
-    path = ctx.store.path_of(record)
+    path = await ctx.store.local_path(record)
 
     def load() -> Image.Image:
         with Image.open(path) as image:

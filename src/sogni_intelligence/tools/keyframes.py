@@ -241,11 +241,11 @@ async def animate(
     return motions, MadeFacts(width, height, round(length, 6), float(fps))
 
 
-def soundtrack(
+async def soundtrack(
     ctx: ToolContext, generate: bool, seed: int, audio: AssetRecord | None
 ) -> tuple[Soundtrack, str]:
     if audio is not None:
-        return Soundtrack("file", ctx.store.path_of(audio)), f"audio asset {audio.id}"
+        return Soundtrack("file", await ctx.store.local_path(audio)), f"audio asset {audio.id}"
     if generate:
         return Soundtrack.ambient_for(seed), "generated ambient tone (not a sound model)"
     return Soundtrack(), "silent"
@@ -293,8 +293,10 @@ def fraction(done: int, total: int, within: float) -> float:
 async def image_file(ctx: ToolContext, record: AssetRecord, out: Path) -> Path:
     """A PNG copy of an image asset, upright (EXIF), with alpha kept."""
 
+    source = await ctx.store.local_path(record)
+
     def convert() -> None:
-        with Image.open(ctx.store.path_of(record)) as image:
+        with Image.open(source) as image:
             ImageOps.exif_transpose(image).convert("RGBA").save(out, "PNG", compress_level=1)
 
     await asyncio.to_thread(convert)

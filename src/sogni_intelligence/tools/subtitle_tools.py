@@ -103,7 +103,7 @@ def _cues(args: AddSubtitlesArgs) -> tuple[list[Cue], list[str]]:
 async def add_subtitles(args: AddSubtitlesArgs, ctx: ToolContext) -> ToolOutput:
     cues, warnings = _cues(args)
     source = ctx.media.latest_video_or_first_upload(args.sourceVideoIndex, "sourceVideoIndex")
-    path = ctx.store.path_of(source)
+    path = await ctx.store.local_path(source)
     duration = (await inspect(path)).duration
     if args.auto_transcribe:
         warnings.append("auto_transcribe ignored: no speech recogniser here; the given cues ran")

@@ -208,7 +208,7 @@ async def _render_segment(
         count = 1 if length < 3 else min(4, keyframe_count(length))
         plan = [Frame(prompt=prompt, seed=stable_seed(seed, k)) for k in range(count)]
     keyframes = await prepare_frames(plan, width, height, workdir, "new")
-    track, sound = soundtrack(ctx, args.with_audio(), seed, None)
+    track, sound = await soundtrack(ctx, args.with_audio(), seed, None)
     motions, _ = await animate(
         keyframes,
         out,
@@ -246,7 +246,7 @@ async def _replacement_slice(
     """The replacement video and the stretch of it to splice in, in seconds."""
     assert args.replacementVideoIndex is not None
     record = ctx.media.resolve("video", args.replacementVideoIndex, "replacementVideoIndex")
-    length = (await inspect(ctx.store.path_of(record))).duration
+    length = (await inspect(await ctx.store.local_path(record))).duration
     begin = args.replacementStartSeconds or 0.0
     until = length if args.replacementEndSeconds is None else args.replacementEndSeconds
     warnings = []
@@ -281,7 +281,7 @@ async def stitch_video(args: StitchVideoArgs, ctx: ToolContext) -> ToolOutput:
     audio = None
     if args.audioIndex is not None:
         audio = ctx.media.resolve("audio", args.audioIndex, "audioIndex")
-    first = await inspect(ctx.store.path_of(records[0]))
+    first = await inspect(await ctx.store.local_path(records[0]))
     width, height = even(first.width), even(first.height)
     fps = pick_fps(first.fps)
     transition = args.transition
@@ -290,9 +290,9 @@ async def stitch_video(args: StitchVideoArgs, ctx: ToolContext) -> ToolOutput:
     try:
         ctx.progress(0.1, "joining clips")
         out = scratch / "stitched.mp4"
-        track = None if audio is None else Soundtrack("file", ctx.store.path_of(audio))
+        track = None if audio is None else Soundtrack("file", await ctx.store.local_path(audio))
         _, used = await join(
-            [ctx.store.path_of(r) for r in records],
+            [await ctx.store.local_path(r) for r in records],
             out,
             width=width,
             height=height,
@@ -325,7 +325,7 @@ async def stitch_video(args: StitchVideoArgs, ctx: ToolContext) -> ToolOutput:
 async def extend_video(args: ExtendVideoArgs, ctx: ToolContext) -> ToolOutput:
     backend = video_backend(args.videoModel)
     source = ctx.media.latest_video_or_first_upload(args.videoIndex, "videoIndex")
-    path = ctx.store.path_of(source)
+    path = await ctx.store.local_path(source)
     facts = await inspect(path)
     width, height = even(facts.width), even(facts.height)
     fps = pick_fps(facts.fps)
@@ -370,7 +370,7 @@ async def extend_video(args: ExtendVideoArgs, ctx: ToolContext) -> ToolOutput:
 async def replace_video_segment(args: ReplaceSegmentArgs, ctx: ToolContext) -> ToolOutput:
     backend = video_backend(args.videoModel)
     source = ctx.media.latest_video_or_first_upload(args.videoIndex, "videoIndex")
-    path = ctx.store.path_of(source)
+    path = await ctx.store.local_path(source)
     facts = await inspect(path)
     start, end, warnings = _window(args, facts.duration)
     width, height = even(facts.width), even(facts.height)
@@ -389,7 +389,7 @@ async def replace_video_segment(args: ReplaceSegmentArgs, ctx: ToolContext) -> T
         if args.replacementVideoIndex is not None:
             replacement, begin, until, notes = await _replacement_slice(ctx, args)
             warnings += notes
-            insert, model, backend = ctx.store.path_of(replacement), FFMPEG, FFMPEG
+            insert, model, backend = await ctx.store.local_path(replacement), FFMPEG, FFMPEG
             meta.update(operation="splice", replacement=replacement.id, slice=[begin, until])
         else:
             if args.prompt is None:
@@ -419,7 +419,7 @@ async def replace_video_segment(args: ReplaceSegmentArgs, ctx: ToolContext) -> T
             segment = await store_video(
                 ctx, insert, "replace_video_segment", backend, {**meta, "part": "segment"}
             )
-            insert = ctx.store.path_of(segment)  # storing moved the file into the store
+            insert = await ctx.store.local_path(segment)  # storing moved the file into the store
             extra["segmentUrl"] = ctx.store.url(segment)
         ctx.progress(0.6, "splicing")
         out = scratch / "spliced.mp4"
@@ -452,7 +452,7 @@ async def upscale_video(args: UpscaleVideoArgs, ctx: ToolContext) -> ToolOutput:
         raise ToolError("PARAMETER_INVALID", "videoIndex and sourceVideoIndex disagree")
     index = args.sourceVideoIndex if args.sourceVideoIndex is not None else args.videoIndex
     source = ctx.media.resolve("video", index, "sourceVideoIndex")
-    path = ctx.store.path_of(source)
+    path = await ctx.store.local_path(source)
     facts = await inspect(path)
     short, long = sorted((facts.width, facts.height))
     target = args.targetResolution or (1440 if short >= 720 else 1080)

@@ -116,7 +116,7 @@ def _source(ctx: ToolContext, index: int | None) -> AssetRecord:
 
 async def overlay_video(args: OverlayVideoArgs, ctx: ToolContext) -> ToolOutput:
     source = _source(ctx, args.sourceVideoIndex)
-    path = ctx.store.path_of(source)
+    path = await ctx.store.local_path(source)
     duration = (await inspect(path)).duration
     warnings = []
     scratch = ctx.store.scratch_dir()

@@ -301,14 +301,14 @@ async def generate_video(args: GenerateVideoArgs, ctx: ToolContext) -> ToolOutpu
         for v, seed in enumerate(seeds):
             ctx.progress(fraction(v, len(seeds), 0.05), "drawing keyframes")
             if references:
-                plan = [Frame(path=ctx.store.path_of(r)) for r in references[:8]]
+                plan = [Frame(path=await ctx.store.local_path(r)) for r in references[:8]]
             else:
                 plan = [
                     Frame(prompt=args.prompt, seed=stable_seed(seed, k), avoid=args.negativePrompt)
                     for k in range(keyframe_count(args.duration))
                 ]
             keyframes = await prepare_frames(plan, width, height, scratch, f"v{v}")
-            track, sound_note = soundtrack(ctx, args.with_audio(), seed, audio)
+            track, sound_note = await soundtrack(ctx, args.with_audio(), seed, audio)
             ctx.progress(fraction(v, len(seeds), 0.3), "animating and encoding")
             out = scratch / f"video-{v}.mp4"
             motions, facts = await animate(
@@ -414,9 +414,9 @@ async def animate_photo(args: AnimatePhotoArgs, ctx: ToolContext) -> ToolOutput:
                     records = [*records[1:], source]
                 elif role == "both" and len(records) > 1:
                     records = [*records, source]
-                plan = [Frame(path=ctx.store.path_of(r)) for r in records]
+                plan = [Frame(path=await ctx.store.local_path(r)) for r in records]
                 keyframes = await prepare_frames(plan, width, height, scratch, f"v{v}c{i}")
-                track, sound_note = soundtrack(ctx, args.with_audio(), seed + i, None)
+                track, sound_note = await soundtrack(ctx, args.with_audio(), seed + i, None)
                 ctx.progress(fraction(done, jobs, 0.3), f"animating photo {i + 1}")
                 out = scratch / f"clip-{v}-{i}.mp4"
                 motions, facts = await animate(

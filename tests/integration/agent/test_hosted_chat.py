@@ -306,7 +306,7 @@ async def test_indices_chain_across_calls_of_one_turn(api: Api) -> None:
     assert [w["status"] for w in session.workflows] == ["completed"] * 3
     stored = await api.app.state.server.assets.get(video["output_assets"][0]["asset_id"], api.owner)
     assert stored is not None
-    report = ffprobe(api.app.state.server.assets.path_of(stored))
+    report = ffprobe(await api.app.state.server.assets.local_path(stored))
     stream = next(s for s in report["streams"] if s["codec_type"] == "video")
     assert (stream["width"], stream["height"]) == (256, 256)
     assert 1.8 <= float(report["format"]["duration"]) <= 2.3

@@ -35,7 +35,7 @@ async def test_bytes_are_stored_under_their_hash_with_no_scratch_left(store: Ass
     png = make_png((40, 30))
     record = await store.put_bytes("key_owner", png, tool="test")
     assert record.sha256 == hashlib.sha256(png).hexdigest()
-    assert store.path_of(record).read_bytes() == png
+    assert (await store.local_path(record)).read_bytes() == png
     assert (record.kind, record.mime, record.size_bytes) == ("image", "image/png", len(png))
     assert (record.width, record.height) == (40, 30)
     again = await store.put_bytes("key_owner", png)
@@ -57,7 +57,7 @@ async def test_made_facts_describe_an_encoded_image(store: AssetStore) -> None:
     data = image_bytes(Image.new("RGB", (96, 64), "orange"), "jpg")
     record = await store.put_bytes("key_owner", data, made=MadeFacts(96, 64))
     assert (record.mime, record.width, record.height) == ("image/jpeg", 96, 64)
-    with Image.open(io.BytesIO(store.path_of(record).read_bytes())) as stored:
+    with Image.open(io.BytesIO((await store.local_path(record)).read_bytes())) as stored:
         assert stored.size == (96, 64)
 
 

@@ -233,7 +233,9 @@ async def test_malformed_ids_are_404_without_a_lookup(
         looked_up.append(asset_id)
 
     monkeypatch.setattr(api.store, "get", spy_get)
-    monkeypatch.setattr(api.store, "path_of", lambda record: pytest.fail("path_of was called"))
+    monkeypatch.setattr(
+        api.store, "local_path", lambda record: pytest.fail("local_path was called")
+    )
     for headers in ({}, api.a):
         response = await api.client.get(httpx.URL(BASE + raw_path), headers=headers)
         body = _shape_a(response, 404)

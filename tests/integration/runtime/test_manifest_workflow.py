@@ -127,7 +127,7 @@ async def test_a_workflow_in_manifest_spellings_shows_every_effect(
     for artifact in final.data["artifacts"]:
         asset = await assets.get(artifact["id"])
         assert asset is not None
-        by_step.setdefault(artifact["stepId"], []).append(assets.path_of(asset))
+        by_step.setdefault(artifact["stepId"], []).append(await assets.local_path(asset))
 
     # Two variations: two different pictures, two indices.
     first, second = by_step["stills"]

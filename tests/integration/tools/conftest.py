@@ -84,4 +84,4 @@ async def asset_file(ctx: ToolContext, result: dict[str, Any], index: int = 0) -
     assert result["ok"] is True, result
     record = await ctx.store.get(result["output_assets"][index]["asset_id"], ctx.owner)
     assert record is not None
-    return ctx.store.path_of(record)
+    return await ctx.store.local_path(record)

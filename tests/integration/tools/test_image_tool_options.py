@@ -36,7 +36,7 @@ def _changed(a: Image.Image, b: Image.Image, box: tuple[int, int, int, int]) -> 
 
 async def test_a_mask_keeps_its_opaque_half_of_the_source(ctx: ToolContext) -> None:
     record = await upload_image(ctx, (320, 240))
-    source = Image.open(ctx.store.path_of(record)).convert("RGB")
+    source = Image.open(await ctx.store.local_path(record)).convert("RGB")
     uri = "data:image/png;base64," + base64.b64encode(_mask_png((320, 240))).decode()
     result = await run(
         ctx, "edit_image", prompt="a neon sign", sourceImageIndex=-1, mask_image_url=uri, seed=2
@@ -52,7 +52,7 @@ async def test_a_mask_from_our_own_media_url_goes_through_the_guarded_fetch(
     ctx: ToolContext,
 ) -> None:
     record = await upload_image(ctx, (320, 240))
-    source = Image.open(ctx.store.path_of(record)).convert("RGB")
+    source = Image.open(await ctx.store.local_path(record)).convert("RGB")
     mask = await ctx.store.put_bytes(ctx.owner, _mask_png((160, 120)))  # resized to the output
     url = ctx.store.public(mask)["url"]
     result = await run(ctx, "edit_image", prompt="snow", sourceImageIndex=-1, mask_image_url=url)

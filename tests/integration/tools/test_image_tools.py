@@ -246,7 +246,7 @@ async def test_change_angle_with_the_manifest_arguments(ctx: ToolContext) -> Non
 
 async def test_change_angle_strength_sets_how_far_the_view_moves(ctx: ToolContext) -> None:
     source = await upload_image(ctx, (320, 240))
-    with Image.open(ctx.store.path_of(source)) as image:
+    with Image.open(await ctx.store.local_path(source)) as image:
         original = image.convert("RGB")
 
     async def distance(strength: float) -> float:

@@ -52,7 +52,7 @@ async def test_cues_in_their_windows_with_style(ctx: ToolContext, tmp_path: Path
     assert result["ok"] and result["cueCount"] == 2, result
     assert "warnings" not in result
     path = await grey_clip_output(ctx, result, 3.0)
-    plain = frame_at(ctx.store.path_of(source), 1.0, tmp_path / "plain.png")
+    plain = frame_at(await ctx.store.local_path(source), 1.0, tmp_path / "plain.png")
     middle, edges = slice(H // 4, 3 * H // 4), np.r_[0 : H // 4, 3 * H // 4 : H]
 
     shown = frame_at(path, 1.0, tmp_path / "shown.png")
@@ -79,7 +79,7 @@ async def test_webvtt_bottom_lines_and_old_spellings(ctx: ToolContext, tmp_path:
     result = await run(ctx, "add_subtitles", srt=vtt)
     assert result["ok"] and result["cueCount"] == 1, result
     path = await grey_clip_output(ctx, result, 2.0)
-    plain = frame_at(ctx.store.path_of(source), 0.5, tmp_path / "plain.png")
+    plain = frame_at(await ctx.store.local_path(source), 0.5, tmp_path / "plain.png")
     shown = frame_at(path, 0.5, tmp_path / "shown.png")
     assert changed(plain[-50:], shown[-50:]) > 30  # default position: the bottom
     assert changed(plain[:100], shown[:100]) == 0

@@ -30,7 +30,7 @@ async def segment_file(ctx: ToolContext, result: dict) -> Path:
     asset_id = result["segmentUrl"].split("/v1/media/")[1].split("?")[0]
     record = await ctx.store.get(asset_id, ctx.owner)
     assert record is not None
-    return ctx.store.path_of(record)
+    return await ctx.store.local_path(record)
 
 
 async def test_splice_a_stretch_of_another_video(ctx: ToolContext, tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ async def test_splice_a_stretch_of_another_video(ctx: ToolContext, tmp_path: Pat
     other = await upload_file(  # a different pattern, silent: -2
         ctx, make_clip(tmp_path / "other.mp4", 3.0, SIZE, audio=False, pattern="testsrc")
     )
-    base_path, other_path = ctx.store.path_of(base), ctx.store.path_of(other)
+    base_path, other_path = await ctx.store.local_path(base), await ctx.store.local_path(other)
     window = {"startSeconds": 1, "endSeconds": 2, "replacementVideoIndex": -2}
     # A replacement window: 1..2 s of the base becomes 0.5..1.5 s of the other video.
     result = await run(
@@ -75,7 +75,7 @@ async def test_splice_a_stretch_of_another_video(ctx: ToolContext, tmp_path: Pat
 async def test_insert_and_replace_to_the_end(ctx: ToolContext, tmp_path: Path) -> None:
     base = await upload_video(ctx, tmp_path, 2.0, SIZE)
     await upload_video(ctx, tmp_path, 1.0, SIZE, pattern="color=c=red", tone_hz=880)
-    base_path = ctx.store.path_of(base)
+    base_path = await ctx.store.local_path(base)
     inserted = await run(
         ctx, "replace_video_segment", startSeconds=1, endSeconds=1, replacementVideoIndex=-2
     )
@@ -104,7 +104,7 @@ async def test_insert_and_replace_to_the_end(ctx: ToolContext, tmp_path: Path) -
 
 async def test_regenerated_window_audio_and_seed(ctx: ToolContext, tmp_path: Path) -> None:
     await upload_video(ctx, tmp_path, 3.0, SIZE)
-    base_path = ctx.store.path_of(ctx.media.uploads["video"][0])
+    base_path = await ctx.store.local_path(ctx.media.uploads["video"][0])
     arguments = {
         "videoIndex": -1,  # the latest video: the upload while nothing is generated
         "startSeconds": 1,
@@ -165,7 +165,7 @@ async def test_extend_keeps_the_base_and_repeats_with_a_seed(
     check_video(await segment_file(ctx, result), *SIZE, 2.0)
     # The base plays unchanged with its tone; the added part has its own (ambient) sound.
     start = frame_at(path, 0.5, tmp_path / "start.png")
-    assert differs(start, frame_at(ctx.store.path_of(base), 0.5, tmp_path / "b.png")) < 6
+    assert differs(start, frame_at(await ctx.store.local_path(base), 0.5, tmp_path / "b.png")) < 6
     assert audio_rms(path, 0.1, 1.2) > 1000 and audio_rms(path, 2.0, 1.2) > 30
 
     ctx.media.add_upload(base)  # the same video again, as upload -2

@@ -91,7 +91,7 @@ async def test_text_and_logo_overlays(ctx: ToolContext, tmp_path: Path) -> None:
     assert result["ok"], result
     assert result["warnings"] == ["overlays[1]: widthPct ignored for a text"]
     path = await grey_clip_output(ctx, result, 3.0)
-    plain = frame_at(ctx.store.path_of(source), 1.0, tmp_path / "plain.png")
+    plain = frame_at(await ctx.store.local_path(source), 1.0, tmp_path / "plain.png")
 
     inside = frame_at(path, 1.0, tmp_path / "inside.png")
     top, bottom = inside[: H // 2], inside[H // 2 :]

@@ -157,7 +157,7 @@ async def test_generate_video_from_reference_images(ctx: ToolContext) -> None:
     check_video(path, 320, 240, 3.0)
     # The video opens on the first reference image, shown whole.
     opening = frame_at(path, 0, ctx.store.root / "open.png")
-    with Image.open(ctx.store.path_of(first)) as image:
+    with Image.open(await ctx.store.local_path(first)) as image:
         expected = np.asarray(image.convert("RGB")).astype(np.float64)
     assert np.abs(opening.mean(axis=(0, 1)) - expected.mean(axis=(0, 1))).max() < 12
 
@@ -268,7 +268,7 @@ async def test_animate_photo_from_upload(ctx: ToolContext) -> None:
     assert meta["source_image"] == source.id and meta["end_image"] == end.id
     assert result["videoStartIndex"] == 0 and result["lastFrameUrl"] == result["urls"][1]
     # It opens on the photo and ends on the end image, both shown whole.
-    with Image.open(ctx.store.path_of(end)) as image:
+    with Image.open(await ctx.store.local_path(end)) as image:
         purple = np.asarray(image.convert("RGB")).astype(np.float64).mean(axis=(0, 1))
     with Image.open(await asset_file(ctx, result, 1)) as image:
         last = np.asarray(image.convert("RGB")).astype(np.float64).mean(axis=(0, 1))
@@ -480,9 +480,9 @@ async def test_replace_video_segment(ctx: ToolContext, tmp_path: Path) -> None:
     check_video(path, 256, 144, 3.0)
     assert audio_rms(path) > 1000  # the source's tone continues under the new pictures
     source = ctx.media.uploads["video"][0]
-    before = frame_at(ctx.store.path_of(source), 1.5, tmp_path / "a.png")
+    before = frame_at(await ctx.store.local_path(source), 1.5, tmp_path / "a.png")
     after = frame_at(path, 1.5, tmp_path / "b.png")
-    kept_before = frame_at(ctx.store.path_of(source), 0.5, tmp_path / "c.png")
+    kept_before = frame_at(await ctx.store.local_path(source), 0.5, tmp_path / "c.png")
     kept_after = frame_at(path, 0.5, tmp_path / "d.png")
     assert np.abs(before - after).mean() > 20  # the window was regenerated
     assert np.abs(kept_before - kept_after).mean() < 8  # outside it the source stays
@@ -520,7 +520,7 @@ async def test_overlay_text_and_image(ctx: ToolContext, tmp_path: Path) -> None:
     check_video(path, 320, 180, 2.0)
     meta = result["output_assets"][0]["metadata"]
     assert meta["overlays"][1] == {"kind": "image", "image": logo.id, "window": [0.5, 1.5]}
-    source = ctx.store.path_of(ctx.media.uploads["video"][0])
+    source = await ctx.store.local_path(ctx.media.uploads["video"][0])
     plain = frame_at(source, 1.0, tmp_path / "p.png")
     marked = frame_at(path, 1.0, tmp_path / "m.png")
     corner = (slice(120, 175), slice(250, 315))
@@ -559,7 +559,7 @@ async def test_subtitles_from_cues(ctx: ToolContext, tmp_path: Path) -> None:
     assert result["ok"] and result["cueCount"] == 2, result
     path = await asset_file(ctx, result)
     check_video(path, 320, 180, 2.0)
-    source = ctx.store.path_of(ctx.media.uploads["video"][0])
+    source = await ctx.store.local_path(ctx.media.uploads["video"][0])
     plain = frame_at(source, 0.5, tmp_path / "p.png")
     subbed = frame_at(path, 0.5, tmp_path / "s.png")
     assert np.abs(plain[:50] - subbed[:50]).mean() > 3  # text at the top

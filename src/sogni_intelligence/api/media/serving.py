@@ -121,7 +121,7 @@ async def serve_asset(request: Request, asset_id: str) -> Response:
         raise _bad_signature()
     if record is None:
         raise _not_found()
-    path = store.path_of(record)
+    path = await store.local_path(record)
     if not path.is_file():
         raise _not_found()
     extension = EXTENSIONS.get(record.mime, "bin")
