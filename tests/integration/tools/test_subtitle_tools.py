@@ -132,7 +132,7 @@ async def test_a_cue_without_a_length_is_shown_for_a_line_s_time(
         "the cue at 0.5 s ended at or before its start; it is shown for 2 s"
     ]
     path = await grey_clip_output(ctx, result, 3.0)
-    plain = frame_at(ctx.store.path_of(source), 1.0, tmp_path / "plain.png")
+    plain = frame_at(await ctx.store.local_path(source), 1.0, tmp_path / "plain.png")
     middle = slice(H // 4, 3 * H // 4)
     assert coloured(frame_at(path, 2.0, tmp_path / "in.png"), (255, 255, 0)).sum() > 50
     after = frame_at(path, 2.8, tmp_path / "after.png")  # past 0.5 + 2 s
