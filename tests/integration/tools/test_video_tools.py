@@ -582,8 +582,7 @@ async def test_subtitles_errors(ctx: ToolContext, tmp_path: Path) -> None:
     assert both["ok"] is False and both["error_type"] == "PARAMETER_INVALID"
     neither = await run(ctx, "add_subtitles")
     assert neither["ok"] is False and neither["error_type"] == "USER_INPUT_INCOMPLETE"
-    backwards = await run(ctx, "add_subtitles", cues=[{"start": 1, "end": 0.5, "text": "a"}])
-    assert backwards["ok"] is False and backwards["error_type"] == "PARAMETER_INVALID"
+    # A cue that ends before it starts is shown briefly with a warning (test_subtitle_tools).
     colour = await run(
         ctx, "add_subtitles", cues=[{"start": 0, "end": 1, "text": "a"}], style={"color": "nope"}
     )
