@@ -286,6 +286,25 @@ async def test_a_free_reply_answers_or_calls_validly(engine: EmbeddedEngine, see
     assert finish == ("tool_calls" if calls else finish)
 
 
+async def test_a_plain_answer_with_tools_offered_ends_where_the_model_ends_it(
+    engine: EmbeddedEngine,
+) -> None:
+    """The free-text grammar lets the model close its turn: llama.cpp stops a grammar's
+    generation only when the grammar is complete (without the end-of-turn token in it, this
+    answer ran on to max_tokens)."""
+    media = MediaContext()
+    tools = [d for t in surface("creative-tools") if (d := offered_definition(t, media))]
+    request = {
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+        "tools": tools,
+        "tool_choice": "auto",
+        "temperature": 0,
+        "max_tokens": 80,
+    }
+    text, calls, finish = await _text_and_calls(engine, request)
+    assert (text, calls, finish) == ("The capital of France is Paris.", [], "stop")
+
+
 async def test_every_hosted_tool_has_a_call_grammar_llama_cpp_can_use(
     engine: EmbeddedEngine,
 ) -> None:

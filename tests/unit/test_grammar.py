@@ -141,8 +141,10 @@ def test_a_free_reply_may_end_in_calls_that_follow_the_schema() -> None:
         {"type": "function", "function": {"name": "a", "parameters": {"type": "object"}}},
         {"type": "function", "function": {"name": "b"}},
     ]
-    rules = _rules(text_or_calls_grammar(tools, 3, "<c>", "</c>", "<c>|FENCE", "JSON"))
-    assert rules["start"] == "TEXT | call{1,3}"
+    grammar = text_or_calls_grammar(tools, 3, "<c>", "</c>", "<c>|FENCE", "JSON", "<|end|>")
+    rules = _rules(grammar)
+    # The reply may end on the model's end-of-turn token: llama.cpp stops only there.
+    assert rules["start"] == "(TEXT | call{1,3}) <|end|>?"
     assert rules["call"] == 'head arguments "</c>"'
     assert rules["head[lazy]"] == 'TEXT "<c>"'
     # Free text is anything without a call in it: once the opener is written, only a call.
@@ -154,4 +156,10 @@ def test_a_free_reply_may_end_in_calls_that_follow_the_schema() -> None:
 
 def test_a_call_pattern_that_would_end_a_grammar_regex_is_refused() -> None:
     with pytest.raises(ValueError, match="cannot hold"):
-        text_or_calls_grammar([], 1, "<c>", "</c>", "a/b", "x")
+        text_or_calls_grammar([], 1, "<c>", "</c>", "a/b", "x", "<|end|>")
+
+
+@pytest.mark.parametrize("token", ["</s> ", "end", "<a b>", ""])
+def test_an_end_of_turn_a_grammar_cannot_name_is_refused(token: str) -> None:
+    with pytest.raises(ValueError, match="not a special token"):
+        text_or_calls_grammar([], 1, "<c>", "</c>", "x", "y", token)

@@ -84,14 +84,20 @@ def test_required_allows_several_calls_only_when_parallel_is_asked() -> None:
 
 def test_auto_without_native_template_lets_a_model_answer_or_call_validly() -> None:
     base = {"messages": [{"role": "user", "content": "hi"}], "tools": [WEATHER, TIME]}
-    plan = structured.plan(base, native_tools=False)
+    plan = structured.plan(base, native_tools=False, end_of_turn="<|im_end|>")
     assert plan.mode == "sniff" and plan.tool_names == {"get_weather", "get_time"}
     grammar = plan.request["grammar"]
-    assert "start: TEXT | call{1,1}" in grammar
+    assert "start: (TEXT | call{1,1}) <|im_end|>?" in grammar
     assert f"head[lazy]: TEXT {json.dumps(structured.CALL_OPEN)}" in grammar
     assert '"const":"get_weather"' in grammar and '"const":"get_time"' in grammar
-    several = structured.plan({**base, "parallel_tool_calls": True}, native_tools=False)
+    several = structured.plan(
+        {**base, "parallel_tool_calls": True}, native_tools=False, end_of_turn="<|im_end|>"
+    )
     assert f"call{{1,{structured.MAX_PARALLEL_CALLS}}}" in several.request["grammar"]
+    # An end token a grammar cannot name: the reply is still read for calls, unconstrained.
+    for end in (None, "</s> "):
+        loose = structured.plan(base, native_tools=False, end_of_turn=end)
+        assert loose.mode == "sniff" and "grammar" not in loose.request
 
 
 def test_auto_with_native_template_passes_tools_through() -> None:

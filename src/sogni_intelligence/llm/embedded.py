@@ -96,6 +96,8 @@ class EmbeddedEngine:
             slots=config.n_parallel,
         )
         self._server: Any = None
+        #: The model's end-of-turn token, as llama.cpp reports it (see `structured.plan`).
+        self._end_of_turn: str | None = None
         self._running = 0  # generations inside llama.cpp right now
         self._running_lock = threading.Lock()
         self._socket_dir: str | None = None
@@ -118,6 +120,7 @@ class EmbeddedEngine:
         props = _read_props(socket_path)
         caps = props.get("chat_template_caps") or {}
         vision = bool((props.get("modalities") or {}).get("vision"))
+        self._end_of_turn = props.get("eos_token") or None
         self.info = EngineInfo(
             engine="embedded",
             model=str(self.path),
@@ -150,7 +153,7 @@ class EmbeddedEngine:
         if "repetition_penalty" in request:  # llama.cpp's name for it
             request = {**request}
             request["repeat_penalty"] = request.pop("repetition_penalty")
-        plan = structured.plan(request, self.info.native_tools)
+        plan = structured.plan(request, self.info.native_tools, self._end_of_turn)
         async for chunk in structured.apply(plan, self._raw_stream(plan.request)):
             yield chunk
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 from jsonschema import SchemaError
@@ -13,6 +14,8 @@ from jsonschema.validators import validator_for
 
 from sogni_intelligence.llm.protocol import EngineError
 
+#: How a grammar names a special token of the model's vocabulary.
+SPECIAL_TOKEN = re.compile(r"<[^<>\s]+>")
 #: The schema keyword by which a tool marks a property call grammars leave out.
 GRAMMAR_SKIP = "x-grammar-skip"
 #: The longest string and list a call grammar lets a model write: a small model that starts
@@ -76,6 +79,7 @@ def text_or_calls_grammar(
     closer: str,
     call_anywhere: str,
     call_first: str,
+    end_of_turn: str,
 ) -> str:
     """An llguidance grammar for a free reply that may end in 1..max_calls calls written
     `opener{"name": ..., "arguments": {...}}closer`.
@@ -83,15 +87,21 @@ def text_or_calls_grammar(
     Until the model writes `opener` it writes what it likes, except what a reader of written
     calls would take for one (`call_anywhere` matched anywhere, `call_first` at the start;
     regexes without `/`); from `opener` on, only a valid call of `tools` can follow. A model
-    can then answer in words or call, but cannot write a call that is malformed."""
+    can then answer in words or call, but cannot write a call that is malformed.
+
+    `end_of_turn` is the model's end-of-turn special token (`<|im_end|>`): llama.cpp stops a
+    grammar's generation only when the grammar is complete, so free text must be able to
+    end with it, or every answer would run to max_tokens."""
     for pattern in (call_anywhere, call_first):
         if "/" in pattern:
             raise ValueError(f"a grammar regex cannot hold '/': {pattern}")
+    if not SPECIAL_TOKEN.fullmatch(end_of_turn):
+        raise ValueError(f"not a special token: {end_of_turn!r}")
     call = _compact_json(one_call_schema(tools))
     return "\n".join(
         [
             "%llguidance {}",
-            f"start: TEXT | call{{1,{max_calls}}}",
+            f"start: (TEXT | call{{1,{max_calls}}}) {end_of_turn}?",
             f"call: head arguments {json.dumps(closer)}",
             f"head[lazy]: TEXT {json.dumps(opener)}",
             f"arguments: %json {call}",

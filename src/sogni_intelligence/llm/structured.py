@@ -15,7 +15,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sogni_intelligence.llm.grammar import json_grammar, text_or_calls_grammar, tool_call_schema
+from sogni_intelligence.llm.grammar import (
+    SPECIAL_TOKEN,
+    json_grammar,
+    text_or_calls_grammar,
+    tool_call_schema,
+)
 from sogni_intelligence.llm.protocol import ChatRequest, Chunk
 from sogni_intelligence.llm.text_calls import CALL_ANYWHERE, CALL_FIRST, CallReader
 
@@ -36,8 +41,11 @@ class Plan:
     tool_names: set[str] = field(default_factory=set)
 
 
-def plan(request: ChatRequest, native_tools: bool) -> Plan:
-    """Decide how the engine serves `request` and return the request it should receive."""
+def plan(request: ChatRequest, native_tools: bool, end_of_turn: str | None = None) -> Plan:
+    """Decide how the engine serves `request` and return the request it should receive.
+
+    `end_of_turn` is the model's end-of-turn special token; without one (a vocabulary whose
+    end token a grammar cannot name) a free reply with tools is read but not constrained."""
     req = dict(request)
     tools: list[dict[str, Any]] = req.pop("tools", None) or []
     choice = req.pop("tool_choice", None) or ("auto" if tools else "none")
@@ -75,11 +83,12 @@ def plan(request: ChatRequest, native_tools: bool) -> Plan:
 
     req = _with_plain_history(req)
     req["messages"] = _with_tool_instructions(req["messages"], tools, forced=False)
-    # The model may answer or call; a call it starts must be finished as a valid one.
-    max_calls = MAX_PARALLEL_CALLS if parallel is True else 1
-    req["grammar"] = text_or_calls_grammar(
-        tools, max_calls, CALL_OPEN, CALL_CLOSE, CALL_ANYWHERE, CALL_FIRST
-    )
+    if end_of_turn is not None and SPECIAL_TOKEN.fullmatch(end_of_turn):
+        # The model may answer or call; a call it starts must be finished as a valid one.
+        max_calls = MAX_PARALLEL_CALLS if parallel is True else 1
+        req["grammar"] = text_or_calls_grammar(
+            tools, max_calls, CALL_OPEN, CALL_CLOSE, CALL_ANYWHERE, CALL_FIRST, end_of_turn
+        )
     return Plan(req, "sniff", {t["function"]["name"] for t in tools})
 
 
