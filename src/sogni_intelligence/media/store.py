@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from sogni_intelligence.config import Settings
 from sogni_intelligence.errors import ServiceError
@@ -25,7 +25,7 @@ from sogni_intelligence.media.ffmpeg import MediaProcessError, probe, summarize
 from sogni_intelligence.media.signing import UrlSigner, load_secret
 from sogni_intelligence.media.sniff import Sniffed, sniff
 from sogni_intelligence.store.db import Database
-from sogni_intelligence.store.models import Asset
+from sogni_intelligence.store.models import Asset, utcnow
 
 ASSET_ID = re.compile(r"^ast_[0-9a-f]{24}$")
 
@@ -80,7 +80,11 @@ class MadeFacts:
     fps: float | None = None
 
 
-def _record(row: Asset) -> AssetRecord:
+_ASSETS = Asset.__table__
+
+
+def _record(row: Any) -> AssetRecord:
+    """An asset from its plain row."""
     created = row.created_at
     if created is not None and created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
@@ -190,28 +194,28 @@ class AssetStore:
             )
         facts = asdict(made) if made is not None else await _inspect(path, sniffed)
         size = await self.blobs.put(path, sha256)
-        row = Asset(
-            id="ast_" + secrets.token_hex(12),
-            owner=owner,
-            sha256=sha256,
-            mime=sniffed.mime,
-            kind=sniffed.kind,
-            size_bytes=size,
-            tool=tool,
-            backend=backend,
-            meta=meta or {},
+        values: dict[str, Any] = {
+            "id": "ast_" + secrets.token_hex(12),
+            "owner": owner,
+            "sha256": sha256,
+            "mime": sniffed.mime,
+            "kind": sniffed.kind,
+            "size_bytes": size,
+            "tool": tool,
+            "backend": backend,
+            "meta": meta or {},
+            "created_at": utcnow(),
             **facts,
-        )
-        async with self._db.transaction() as session:
-            session.add(row)
-        return _record(row)
+        }
+        await self._db.write(lambda conn: conn.execute(insert(_ASSETS).values(**values)))
+        return AssetRecord(**values)
 
     async def get(self, asset_id: str, owner: str | None = None) -> AssetRecord | None:
         """The asset, or None when it does not exist or (with `owner`) belongs to another key."""
         if not ASSET_ID.match(asset_id):
             return None
-        async with self._db.session() as session:
-            row = await session.get(Asset, asset_id)
+        rows = await self._db.read(select(_ASSETS).where(_ASSETS.c.id == asset_id))
+        row = rows[0] if rows else None
         if row is None or (owner is not None and row.owner != owner):
             return None
         return _record(row)
@@ -223,9 +227,8 @@ class AssetStore:
         wanted = [a for a in dict.fromkeys(asset_ids) if ASSET_ID.match(a)]
         if not wanted:
             return {}
-        async with self._db.session() as session:
-            rows = await session.scalars(select(Asset).where(Asset.id.in_(wanted)))
-            found = {row.id: _record(row) for row in rows}
+        rows = await self._db.read(select(_ASSETS).where(_ASSETS.c.id.in_(wanted)))
+        found = {row.id: _record(row) for row in rows}
         return {i: r for i, r in found.items() if owner is None or r.owner == owner}
 
     async def local_path(self, record: AssetRecord) -> Path:

@@ -302,11 +302,9 @@ async def run_tool_batch(
     new_state = _state_of(
         session, state["messages"] + turn_messages(round_output(output), calls, results)
     )
-    record = await records.get(record_id)
-    assert record is not None
-    await records.patch(
-        record_id,
-        {
+
+    def change(record: Record) -> tuple[dict[str, Any], list[Announcement]]:
+        return {
             "state": new_state,
             "toolCalls": [
                 *record.data.get("toolCalls", []),
@@ -335,13 +333,14 @@ async def run_tool_batch(
             ],
             "childWorkflowIds": [w["workflowId"] for w in session.workflows],
             "artifacts": [*record.data.get("artifacts", []), *artifacts],
-        },
-    )
+        }, []
+
+    revised = await records.revise(record_id, change)
     if artifacts:
         await records.append(
             record_id,
             "media_context_updated",
-            await _media_payload(await records.get(record_id)),
+            await _media_payload(revised),
             dedupe_key=f"media:r{number}",
         )
     return {"results": results, "state": new_state}

@@ -217,38 +217,37 @@ async def _record_wave(
     record_id: str, results: dict[str, dict[str, Any]], artifacts: list[dict[str, Any]]
 ) -> None:
     """Persist the wave's step states and artifacts, and announce the new artifacts."""
-    records = DEPS().records
-    record = await records.get(record_id)
-    assert record is not None
-    steps = [
-        {
-            **s,
-            **(
-                {"status": results[s["id"]]["status"], "error": results[s["id"]].get("error")}
-                if s["id"] in results
-                else {}
-            ),
-        }
-        for s in record.data["steps"]
-    ]
-    known = {a["id"] for a in record.data.get("artifacts", [])}
-    new = [a for a in artifacts if a["id"] not in known]
-    done = sum(1 for s in steps if s.get("status") in ("completed", "failed", "skipped"))
-    announcements = [
-        Announcement("artifact_created", {"artifact": a}, f"{a['id']}:created") for a in new
-    ]
-    announcements.append(
-        Announcement(
-            "workflow_progress",
-            {"completedSteps": done, "totalSteps": len(steps)},
-            f"progress:{done}",
+
+    def change(record: Record) -> tuple[dict[str, Any], list[Announcement]]:
+        steps = [
+            {
+                **s,
+                **(
+                    {"status": results[s["id"]]["status"], "error": results[s["id"]].get("error")}
+                    if s["id"] in results
+                    else {}
+                ),
+            }
+            for s in record.data["steps"]
+        ]
+        known = {a["id"] for a in record.data.get("artifacts", [])}
+        new = [a for a in artifacts if a["id"] not in known]
+        done = sum(1 for s in steps if s.get("status") in ("completed", "failed", "skipped"))
+        announcements = [
+            Announcement("artifact_created", {"artifact": a}, f"{a['id']}:created") for a in new
+        ]
+        announcements.append(
+            Announcement(
+                "workflow_progress",
+                {"completedSteps": done, "totalSteps": len(steps)},
+                f"progress:{done}",
+            )
         )
-    )
-    await records.patch(
-        record_id,
-        {"steps": steps, "artifacts": [*record.data.get("artifacts", []), *new]},
-        announcements,
-    )
+        return {"steps": steps, "artifacts": [*record.data.get("artifacts", []), *new]}, (
+            announcements
+        )
+
+    await DEPS().records.revise(record_id, change)
 
 
 @DBOS.step()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Executable, Row, create_engine, event
+from sqlalchemy import Connection, Executable, Row, create_engine, event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
 
 from sogni_intelligence.store.models import Base
 from sogni_intelligence.store.notify import Heard, install_trigger, listening
+
+T = TypeVar("T")
 
 
 def async_url(url: str) -> str:
@@ -46,8 +48,17 @@ class Database:
         self._sqlite_reader = (
             create_engine(sync_url(self.url), **_pool_options(self.url)) if on_file else None
         )
-        if self._sqlite_reader is not None:
+        # Writes likewise, on their own engine whose transactions take SQLite's write lock at
+        # BEGIN: a transaction that reads and then writes cannot find, at its first write, that
+        # another process wrote since its read (SQLite would fail it at once).
+        self._sqlite_writer = (
+            create_engine(sync_url(self.url), pool_size=1, max_overflow=1) if on_file else None
+        )
+        if self._sqlite_reader is not None and self._sqlite_writer is not None:
             event.listen(self._sqlite_reader, "connect", _sqlite_pragmas)
+            event.listen(self._sqlite_writer, "connect", _sqlite_pragmas)
+            event.listen(self._sqlite_writer, "connect", _manual_transactions)
+            event.listen(self._sqlite_writer, "begin", _begin_immediate)
         # SQLite lets one transaction write at a time and makes the others sleep and retry in
         # its busy handler (in steps of up to 100 ms); queueing this process's writers here
         # instead hands the lock over the moment it is free.
@@ -78,6 +89,22 @@ class Database:
         with self._sqlite_reader.connect() as conn:
             return list(conn.execute(statement).all())
 
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one transaction that commits when it returns (rolls back if it
+        raises). `work` is plain blocking code on a Core connection, so a whole durable write
+        (look, compare, insert, update) is one trip: on a SQLite file, one worker-thread call
+        under this process's writer lock; elsewhere the async driver serves it in place."""
+        if self._sqlite_writer is not None:
+            async with self._writer or nullcontext():
+                return await asyncio.to_thread(self._write_sqlite, work)
+        async with self._writer or nullcontext(), self.engine.begin() as conn:
+            return await conn.run_sync(work)
+
+    def _write_sqlite(self, work: Callable[[Connection], T]) -> T:
+        assert self._sqlite_writer is not None
+        with self._sqlite_writer.begin() as conn:
+            return work(conn)
+
     def session(self) -> AsyncSession:
         return self.sessions()
 
@@ -89,8 +116,9 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
-        if self._sqlite_reader is not None:
-            self._sqlite_reader.dispose()
+        for engine in (self._sqlite_reader, self._sqlite_writer):
+            if engine is not None:
+                engine.dispose()
 
 
 def sync_url(url: str) -> str:
@@ -107,6 +135,16 @@ def _pool_options(url: str) -> dict[str, Any]:
     if ":memory:" in url or url.endswith("://"):
         return {}  # one shared connection
     return {"pool_size": 32, "max_overflow": 32}
+
+
+def _manual_transactions(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    # The standard module would open transactions itself (deferred ones); `_begin_immediate`
+    # opens them instead.
+    dbapi_conn.isolation_level = None
+
+
+def _begin_immediate(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
@@ -89,7 +89,7 @@ class LiveEvents:
         self.poll_interval_s = poll_interval_s
         self._records: dict[str, _Followed] = {}
         self._poller: asyncio.Task[None] | None = None
-        self._writing: dict[str, set[int]] = {}
+        self._writing: dict[str, list[set[int]]] = {}
 
     def publish(self, event: Event) -> None:
         followed = self._records.get(event.record_id)
@@ -101,17 +101,20 @@ class LiveEvents:
             follower.queue.put_nowait(event)
 
     @contextlib.contextmanager
-    def writing(self, record_id: str, sequences: Iterable[int]) -> Iterator[None]:
-        """Mark events this process is committing: a notice or a look that sees one before
-        its `publish` right after the commit is no news, and sends nobody to the database."""
-        mine = set(sequences)
-        self._writing.setdefault(record_id, set()).update(mine)
+    def writing(self, record_id: str) -> Iterator[set[int]]:
+        """Mark events this process is committing: the writer adds their sequences to the set
+        it is given before the commit (from any thread), and a notice or a look that sees
+        one before its `publish` right after the commit is no news, and sends nobody to the
+        database."""
+        mine: set[int] = set()
+        self._writing.setdefault(record_id, []).append(mine)
         try:
-            yield
+            yield mine
         finally:
             held = self._writing.get(record_id)
             if held is not None:
-                held -= mine  # a racing writer of the same sequence may have gone first
+                # By identity: another writer's set may hold the same sequences.
+                held[:] = [other for other in held if other is not mine]
                 if not held:
                     del self._writing[record_id]
 
@@ -164,7 +167,7 @@ class LiveEvents:
     def _tell_behind(self, newest: dict[str, int], now: float) -> None:
         for record_id, sequence in newest.items():
             followed = self._records.get(record_id)
-            if sequence in self._writing.get(record_id, ()):
+            if any(sequence in mine for mine in self._writing.get(record_id, ())):
                 continue
             if followed is None or sequence <= max(followed.handed_over, followed.behind):
                 continue

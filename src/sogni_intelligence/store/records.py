@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from sogni_intelligence.errors import ServiceError
@@ -34,6 +34,8 @@ CANCEL_POLL_S = 1.0
 RecordKind = Literal["workflow", "chat_run"]
 _PREFIX = {"workflow": "wf_", "chat_run": "run_"}
 _APPEND_ATTEMPTS = 16
+#: What a revision makes of a record: the patch to merge into its data and the events to add.
+Change = Callable[["Record"], tuple[dict[str, Any], Sequence[Announcement]]]
 #: The cursor before a log's first event (sequences start at 0; cursors are exclusive).
 BEFORE_FIRST = -1
 
@@ -52,6 +54,7 @@ class Record:
 
 _RECORDS = DurableRecord.__table__
 _EVENTS = RecordEvent.__table__
+_KEYS = IdempotencyKey.__table__
 
 
 def _event(row: Any) -> Event:
@@ -79,43 +82,79 @@ def body_digest(body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _claim(owner: str, endpoint: str, key: str, body: Any, record_id: str) -> IdempotencyKey:
-    return IdempotencyKey(
-        owner=owner,
-        endpoint=endpoint,
-        key=key,
-        body_sha256=body_digest(body),
-        record_id=record_id,
-        created_at=utcnow(),
-    )
+def _claim(owner: str, endpoint: str, key: str, body: Any, record_id: str) -> dict[str, Any]:
+    """The idempotency-key row of an action on `record_id`."""
+    return {
+        "owner": owner,
+        "endpoint": endpoint,
+        "key": key,
+        "body_sha256": body_digest(body),
+        "record_id": record_id,
+        "created_at": utcnow(),
+    }
 
 
-def _last_sequence(record_id: str) -> Any:
-    """The sequence of the record's newest event (NULL before the first), as a subquery."""
-    return (
-        select(func.max(RecordEvent.sequence))
-        .where(RecordEvent.record_id == record_id)
-        .scalar_subquery()
-    )
+# The statements of the hot write path, built once (building one costs more than SQLite
+# takes to run it); `rid` is the record's id.
+_RID = bindparam("rid")
+_STATUS_LOCKED = select(_RECORDS.c.status).where(_RECORDS.c.id == _RID).with_for_update()
+_RECORD_LOCKED = select(_RECORDS).where(_RECORDS.c.id == _RID).with_for_update()
+_BY_DEDUPE_KEY = select(_EVENTS).where(
+    _EVENTS.c.record_id == _RID, _EVENTS.c.dedupe_key == bindparam("key")
+)
+_WRITTEN_KEYS = select(_EVENTS.c.dedupe_key).where(
+    _EVENTS.c.record_id == _RID, _EVENTS.c.dedupe_key.in_(bindparam("keys", expanding=True))
+)
+_LAST_SEQUENCE = select(func.max(_EVENTS.c.sequence)).where(_EVENTS.c.record_id == _RID)
+_UPDATE_RECORD = update(_RECORDS).where(_RECORDS.c.id == _RID)
+_INSERT_EVENTS = insert(_EVENTS)
 
 
-def _event_model(record_id: str, sequence: int, event: Announcement) -> RecordEvent:
-    return RecordEvent(
-        record_id=record_id,
-        sequence=sequence,
-        type=event.type,
-        at=utcnow(),
-        payload=event.payload,
-        dedupe_key=event.dedupe_key,
-    )
+def _new_rows(
+    conn: Connection, record_id: str, events: Sequence[Announcement]
+) -> list[dict[str, Any]]:
+    """Rows for the `events` numbered on from the record's last one, leaving out those whose
+    dedupe keys were written already (by a repeated step)."""
+    if not events:
+        return []
+    keys = [e.dedupe_key for e in events if e.dedupe_key is not None]
+    written: set[str] = set()
+    if keys:
+        written = set(conn.scalars(_WRITTEN_KEYS, {"rid": record_id, "keys": keys}))
+    last = conn.scalar(_LAST_SEQUENCE, {"rid": record_id})
+    sequence = BEFORE_FIRST if last is None else last
+    at = utcnow()
+    rows = []
+    for event in events:
+        if event.dedupe_key in written:
+            continue
+        sequence += 1
+        rows.append(
+            {
+                "record_id": record_id,
+                "sequence": sequence,
+                "type": event.type,
+                "at": at,
+                "payload": event.payload,
+                "dedupe_key": event.dedupe_key,
+            }
+        )
+    return rows
+
+
+def _insert(conn: Connection, rows: list[dict[str, Any]], mine: set[int]) -> list[Event]:
+    """Insert event rows, noting their sequences in `mine` first (see `RecordStore._write`)."""
+    if not rows:
+        return []
+    mine.update(row["sequence"] for row in rows)
+    conn.execute(_INSERT_EVENTS, rows)
+    return [
+        Event(r["record_id"], r["sequence"], r["type"], aware(r["at"]), r["payload"]) for r in rows
+    ]
 
 
 #: Events read from the database at a time while a follower catches up.
 EVENTS_PAGE = 1000
-
-
-class _RecordEnded(Exception):
-    """Rolls back an event that lost the race with its record's terminal transition."""
 
 
 class RecordStore:
@@ -146,32 +185,35 @@ class RecordStore:
         exactly one record."""
         record_id = _PREFIX[kind] + secrets.token_hex(12)
         now = utcnow()
-        row = DurableRecord(
-            id=record_id,
-            kind=kind,
-            owner=owner,
-            status=status,
-            data=data,
-            created_at=now,
-            updated_at=now,
-        )
-        event_row = None if first_event is None else _event_model(record_id, 0, first_event)
+        record = Record(record_id, kind, owner, status, data, aware(now), aware(now))
+        first = [] if first_event is None else [first_event]
+
+        def work(conn: Connection, mine: set[int]) -> list[Event]:
+            conn.execute(
+                insert(_RECORDS).values(
+                    id=record_id,
+                    kind=kind,
+                    owner=owner,
+                    status=status,
+                    data=data,
+                    version=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            if idempotency is not None:
+                conn.execute(insert(_KEYS).values(**_claim(owner, *idempotency, record_id)))
+            return _insert(conn, _new_rows(conn, record_id, first), mine)
+
         try:
-            with self._live.writing(record_id, [0] if event_row else []):
-                async with self._db.transaction() as session:
-                    session.add(row)
-                    if idempotency is not None:
-                        await session.flush()
-                        session.add(_claim(owner, *idempotency, record_id))
-                    if event_row is not None:
-                        session.add(event_row)
-                if event_row is not None:
-                    self._live.publish(_event(event_row))
+            with self._live.writing(record_id) as mine:
+                for event in await self._db.write(lambda conn: work(conn, mine)):
+                    self._live.publish(event)
         except IntegrityError:
             if idempotency is None:
                 raise
             return await self._replay(owner, *idempotency), True
-        return _record(row), False
+        return record, False
 
     async def _replay(self, owner: str, endpoint: str, key: str, body: Any) -> Record:
         record = await self.replayed(owner, endpoint, key, body)
@@ -205,7 +247,7 @@ class RecordStore:
         a retry can be answered without doing it again."""
         try:
             async with self._db.transaction() as session:
-                session.add(_claim(owner, endpoint, key, body, record_id))
+                session.add(IdempotencyKey(**_claim(owner, endpoint, key, body, record_id)))
         except IntegrityError:
             await self._replay(owner, endpoint, key, body)  # a concurrent retry: 409 if changed
 
@@ -320,7 +362,7 @@ class RecordStore:
         never leaves the status without the event that tells followers."""
         events = [event] if event else []
         allowed = frozenset(allowed_from)
-        return await self._update(record_id, patch or {}, to_status, allowed, events)
+        return await self._update(record_id, lambda _: (patch or {}, events), to_status, allowed)
 
     async def patch(
         self, record_id: str, patch: dict[str, Any], events: Sequence[Announcement] = ()
@@ -328,106 +370,56 @@ class RecordStore:
         """Merge `patch` into the data without a status change, appending `events` in the same
         transaction (one commit for a whole step's news; dedupe keys already written are
         skipped, and a record that has ended takes the patch but no events)."""
-        return await self._update(record_id, patch, None, None, events)
+        return await self._update(record_id, lambda _: (patch, events), None, None)
+
+    async def revise(self, record_id: str, change: Change) -> Record | None:
+        """Like `patch`, with the patch and events made by `change` from the record as it is
+        inside the transaction: a read-modify-write that no other writer can interleave.
+        `change` runs in a worker thread, so it only computes."""
+        return await self._update(record_id, change, None, None)
 
     async def _update(
         self,
         record_id: str,
-        patch: dict[str, Any],
+        change: Change,
         to_status: str | None,
         allowed_from: frozenset[str] | None,
-        events: Sequence[Announcement],
     ) -> Record | None:
-        for _ in range(_APPEND_ATTEMPTS * 4):
-            # Everything is read first, so that the write transaction holds the write lock
-            # only for its writes; what changed meanwhile fails the compare-and-set or a
-            # unique key, and the loop reads again.
-            async with self._db.session() as session:
-                row = await session.get(DurableRecord, record_id)
-                current = None if row is None else _record(row)
-                if current is None:
-                    return None
-                if allowed_from is not None and current.status not in allowed_from:
-                    return None
-                # An ended record takes no more events: its terminal event stays last (the
-                # compare-and-set below makes `current.status` the one committed).
-                rows = (
-                    await self._new_event_rows(session, record_id, events)
-                    if current.status not in TERMINAL
-                    else []
-                )
+        def work(conn: Connection, mine: set[int]) -> tuple[Record | None, list[Event]]:
+            row = conn.execute(_RECORD_LOCKED, {"rid": record_id}).first()
+            if row is None:
+                return None, []
+            current = _record(row)
+            if allowed_from is not None and current.status not in allowed_from:
+                return None, []
+            patch, events = change(current)
             now = utcnow()
-            values: dict[str, Any] = {
-                "data": {**current.data, **patch},
-                "version": current.version + 1,
-                "updated_at": now,
-            }
-            if to_status is not None:
-                values["status"] = to_status
-            try:
-                with self._live.writing(record_id, [row.sequence for row in rows]):
-                    async with self._db.transaction() as session:
-                        done = await session.execute(
-                            update(DurableRecord)
-                            .where(
-                                DurableRecord.id == record_id,
-                                DurableRecord.version == current.version,
-                            )
-                            .values(**values)
-                        )
-                        moved = done.rowcount == 1  # type: ignore[attr-defined]
-                        if moved and rows:
-                            session.add_all(rows)
-                    if moved:
-                        for row in rows:
-                            self._live.publish(_event(row))
-            except (IntegrityError, OperationalError):
-                # The event's sequence was taken, or SQLite's write lock was held: nothing
-                # was written; try again.
-                moved = False
-            if not moved:  # another writer came first: read again
-                await asyncio.sleep(0.005 * secrets.randbelow(4))
-                continue
-            return Record(
+            changed = Record(
                 current.id,
                 current.kind,
                 current.owner,
                 to_status or current.status,
-                values["data"],
+                {**current.data, **patch},
                 current.created_at,
                 aware(now),
                 current.version + 1,
             )
-        raise ServiceError("could not update the record: too much contention", 503)
-
-    @staticmethod
-    async def _new_event_rows(
-        session: Any, record_id: str, events: Sequence[Announcement]
-    ) -> list[RecordEvent]:
-        """Rows for the `events` whose dedupe keys were not written yet (those are not
-        written again), numbered on from the record's last event."""
-        if not events:
-            return []
-        keys = [e.dedupe_key for e in events if e.dedupe_key is not None]
-        last, written = await session.scalar(select(_last_sequence(record_id))), set()
-        if keys:
-            written = set(
-                await session.scalars(
-                    select(RecordEvent.dedupe_key).where(
-                        RecordEvent.record_id == record_id, RecordEvent.dedupe_key.in_(keys)
-                    )
-                )
+            conn.execute(
+                _UPDATE_RECORD,
+                {
+                    "rid": record_id,
+                    "status": changed.status,
+                    "data": changed.data,
+                    "version": changed.version,
+                    "updated_at": now,
+                },
             )
-        sequence = BEFORE_FIRST if last is None else last
-        rows = []
-        for event in events:
-            if event.dedupe_key in written:
-                continue
-            sequence += 1
-            rows.append(_event_model(record_id, sequence, event))
-        return rows
+            # An ended record takes no more events: its terminal event stays last.
+            if current.status in TERMINAL:
+                return changed, []
+            return changed, _insert(conn, _new_rows(conn, record_id, events), mine)
 
-    # -- events ------------------------------------------------------------------------------
+        return await self._write(record_id, work)
 
     async def append(
         self,
@@ -442,71 +434,43 @@ class RecordStore:
         commit, so what a subscriber sees is always already persisted. A record that has ended
         takes no more events (None): its terminal event stays the last one, even when a step
         that was running at a cancel reports afterwards."""
-        for attempt in range(_APPEND_ATTEMPTS):
-            # Look first, outside the write transaction, so that it holds the write lock only
-            # for the insert and the final look; a stale look ends in a unique-key conflict.
-            async with self._db.session() as session:
-                if dedupe_key is not None:
-                    existing = await self._by_dedupe_key(session, record_id, dedupe_key)
-                    if existing is not None:
-                        return existing
-                status, last = (
-                    await session.execute(
-                        select(DurableRecord.status, _last_sequence(record_id)).where(
-                            DurableRecord.id == record_id
-                        )
-                    )
-                ).one_or_none() or (None, None)
+        announcement = Announcement(type, payload, dedupe_key)
+
+        def work(conn: Connection, mine: set[int]) -> tuple[Event | None, list[Event]]:
+            status = conn.scalar(_STATUS_LOCKED, {"rid": record_id})
+            if dedupe_key is not None:
+                existing = conn.execute(_BY_DEDUPE_KEY, {"rid": record_id, "key": dedupe_key})
+                row = existing.first()
+                if row is not None:
+                    return _event(row), []
             if status is None or status in TERMINAL:
-                return None
-            sequence = 0 if last is None else last + 1
-            row = _event_model(record_id, sequence, Announcement(type, payload, dedupe_key))
+                return None, []
+            written = _insert(conn, _new_rows(conn, record_id, [announcement]), mine)
+            return written[0], written
+
+        return await self._write(record_id, work)
+
+    async def _write(
+        self, record_id: str, work: Callable[[Connection, set[int]], tuple[T, list[Event]]]
+    ) -> T:
+        """Run `work` (which locks the record's row first, so that the writers of one record
+        take turns) in one transaction, then hand the events it wrote to this process's
+        followers. `work` notes the sequences it is about to commit in the set it is given,
+        so that the database's notice of them is not taken for another process's news."""
+        for attempt in range(_APPEND_ATTEMPTS):
             try:
-                with self._live.writing(record_id, [sequence]):
-                    event = await self._insert_event(record_id, row)
-            except _RecordEnded:
-                return None
+                with self._live.writing(record_id) as mine:
+                    result, written = await self._db.write(lambda conn: work(conn, mine))
+                    for event in written:
+                        self._live.publish(event)
+                return result
             except (IntegrityError, OperationalError):
-                # Another writer took this sequence or dedupe key, or held SQLite's write lock:
-                # look again, backing off so that a crowd of writers spreads out.
+                # Another process took the sequence first, or held SQLite's write lock past
+                # the busy timeout: nothing was written; back off and try again.
                 await asyncio.sleep(0.001 * secrets.randbelow(2 ** min(attempt + 2, 8)))
-                continue
-            return event
-        raise ServiceError("could not append an event: too much contention", 503)
+        raise ServiceError("could not write to the record: too much contention", 503)
 
-    async def _insert_event(self, record_id: str, row: RecordEvent) -> Event:
-        """Commit one event row unless the record has ended, then hand it over in memory."""
-        async with self._db.transaction() as session:
-            # A cancel may have committed since the look above. PostgreSQL locks the record's
-            # row here, before the insert (the other order deadlocks with a transition);
-            # SQLite locks only at the first write, so it looks again after the insert, and
-            # that look is final.
-            if await self._ended(session, record_id):
-                raise _RecordEnded
-            session.add(row)
-            await session.flush()
-            if await self._ended(session, record_id):
-                raise _RecordEnded
-        event = _event(row)
-        self._live.publish(event)
-        return event
-
-    @staticmethod
-    async def _ended(session: Any, record_id: str) -> bool:
-        """Whether the record is in a terminal status (locked on PostgreSQL until commit)."""
-        status = await session.scalar(
-            select(DurableRecord.status).where(DurableRecord.id == record_id).with_for_update()
-        )
-        return status in TERMINAL
-
-    @staticmethod
-    async def _by_dedupe_key(session: Any, record_id: str, dedupe_key: str) -> Event | None:
-        row = await session.scalar(
-            select(RecordEvent).where(
-                RecordEvent.record_id == record_id, RecordEvent.dedupe_key == dedupe_key
-            )
-        )
-        return None if row is None else _event(row)
+    # -- events ------------------------------------------------------------------------------
 
     async def events(
         self, record_id: str, after: int = BEFORE_FIRST, limit: int = 1000
@@ -523,15 +487,14 @@ class RecordStore:
     async def _newest_sequences(self, record_ids: list[str]) -> dict[str, int]:
         """The newest sequence of each record that has events, in one query per page."""
         newest: dict[str, int] = {}
-        async with self._db.session() as session:
-            for start in range(0, len(record_ids), EVENTS_PAGE):
-                page = record_ids[start : start + EVENTS_PAGE]
-                rows = await session.execute(
-                    select(RecordEvent.record_id, func.max(RecordEvent.sequence))
-                    .where(RecordEvent.record_id.in_(page))
-                    .group_by(RecordEvent.record_id)
-                )
-                newest.update({record_id: sequence for record_id, sequence in rows})
+        for start in range(0, len(record_ids), EVENTS_PAGE):
+            page = record_ids[start : start + EVENTS_PAGE]
+            rows = await self._db.read(
+                select(_EVENTS.c.record_id, func.max(_EVENTS.c.sequence))
+                .where(_EVENTS.c.record_id.in_(page))
+                .group_by(_EVENTS.c.record_id)
+            )
+            newest.update({record_id: sequence for record_id, sequence in rows})
         return newest
 
     async def follow(

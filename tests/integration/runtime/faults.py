@@ -55,7 +55,8 @@ def inject(monkeypatch: pytest.MonkeyPatch, fault: Fault) -> None:
     elif fault == "engine":
         monkeypatch.setattr(EmbeddedEngine, "stream", _failing_stream)
     else:
-        monkeypatch.setattr(RecordStore, "patch", _raiser(fault))
+        for data_write in ("patch", "revise"):
+            monkeypatch.setattr(RecordStore, data_write, _raiser(fault))
 
 
 @contextmanager

@@ -235,20 +235,17 @@ async def test_workflow_with_a_finished_step_ends_partial_failure(
 ) -> None:
     """The first wave completes; the record store then fails while the second wave's results
     are written: the kept image makes it a partial failure."""
-    store_patch = RecordStore.patch
+    store_revise = RecordStore.revise
     waves = 0
 
-    async def second_wave_fails(
-        self: RecordStore, record_id: str, patch: dict[str, Any], events: Any = ()
-    ) -> Any:
+    async def second_wave_fails(self: RecordStore, record_id: str, change: Any) -> Any:
         nonlocal waves
-        if "artifacts" in patch:
-            waves += 1
-            if waves == 2:
-                raise RuntimeError("injected records fault")
-        return await store_patch(self, record_id, patch, events)
+        waves += 1  # each wave's results are one revision
+        if waves == 2:
+            raise RuntimeError("injected records fault")
+        return await store_revise(self, record_id, change)
 
-    monkeypatch.setattr(RecordStore, "patch", second_wave_fails)
+    monkeypatch.setattr(RecordStore, "revise", second_wave_fails)
     record, events = await api.workflow_to_end({"input": TWO_WAVES})
     assert record["status"] == "partial_failure", record
     assert "injected records fault" in record["failureReason"]
