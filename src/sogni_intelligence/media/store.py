@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 
 from sogni_intelligence.config import Settings
 from sogni_intelligence.errors import ServiceError
@@ -81,6 +81,8 @@ class MadeFacts:
 
 
 _ASSETS = Asset.__table__
+#: Built once: building a statement costs more than SQLite takes to run it.
+_BY_ID = select(_ASSETS).where(_ASSETS.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def _record(row: Any) -> AssetRecord:
@@ -214,7 +216,7 @@ class AssetStore:
         """The asset, or None when it does not exist or (with `owner`) belongs to another key."""
         if not ASSET_ID.match(asset_id):
             return None
-        rows = await self._db.read(select(_ASSETS).where(_ASSETS.c.id == asset_id))
+        rows = await self._db.read(_BY_ID, {"ids": [asset_id]})
         row = rows[0] if rows else None
         if row is None or (owner is not None and row.owner != owner):
             return None
@@ -227,7 +229,7 @@ class AssetStore:
         wanted = [a for a in dict.fromkeys(asset_ids) if ASSET_ID.match(a)]
         if not wanted:
             return {}
-        rows = await self._db.read(select(_ASSETS).where(_ASSETS.c.id.in_(wanted)))
+        rows = await self._db.read(_BY_ID, {"ids": wanted})
         found = {row.id: _record(row) for row in rows}
         return {i: r for i, r in found.items() if owner is None or r.owner == owner}
 

@@ -70,10 +70,10 @@ def now() -> str:
 
 
 @DBOS.step()
-async def _mark_running(record_id: str) -> list[str] | None:
-    """Start the record; None when it was cancelled first. Otherwise the media queues this
-    process serves, whose steps then run inside this workflow: recorded with the step, so a
-    recovery makes the same choice (an older recorded `True` means "none here")."""
+async def _mark_running(record_id: str) -> dict[str, Any] | None:
+    """Start the record; None when it was cancelled first. Otherwise how this workflow runs,
+    recorded with the step so that a recovery makes the same choices (see `_how_it_runs`):
+    `served`, the media queues this process serves, whose steps then run inside it."""
     deps = DEPS()
     await deps.records.transition(
         record_id,
@@ -84,7 +84,28 @@ async def _mark_running(record_id: str) -> list[str] | None:
     record = await deps.records.get(record_id)
     if record is None or record.status != "running":
         return None
-    return QUEUE_SLOTS().served()
+    return {"served": QUEUE_SLOTS().served(), "waves": "in-workflow"}
+
+
+@dataclass(frozen=True)
+class _HowItRuns:
+    """The choices a workflow made at its start, read back from `_mark_running`'s result."""
+
+    #: The media queues whose steps run inside the workflow.
+    here: list[str]
+    #: Whether a wave's results are written by the workflow itself (an idempotent revision,
+    #: repeated on recovery) rather than by a step of their own; each step of its own is a
+    #: DBOS commit more per wave.
+    waves_in_workflow: bool
+
+
+def _how_it_runs(started: dict[str, Any] | list[str] | bool) -> _HowItRuns:
+    """Workflows started by earlier versions recorded `True` (every step a job) or a list of
+    served queues (each wave's results a step); they go on the way they began, so that their
+    recorded steps line up."""
+    if isinstance(started, dict):
+        return _HowItRuns(started["served"], started["waves"] == "in-workflow")
+    return _HowItRuns(started if isinstance(started, list) else [], False)
 
 
 @DBOS.step()
@@ -186,7 +207,8 @@ async def _run_started_step(
         return {"status": "skipped", "assets": [], "error": "workflow cancelled"}
     if not result.get("ok"):
         return await _step_failed(record_id, step_id, str(result.get("message")), result)
-    assets = [asset["asset_id"] for asset in result.get("output_assets", [])]
+    made = result.get("output_assets", [])
+    assets = [asset["asset_id"] for asset in made]
     summary = {k: result[k] for k in ("model", "backend", "warnings") if k in result}
     # What the tool said besides its assets (an analysis answer, a last-frame URL…).
     output = {k: v for k, v in result.items() if k not in ENVELOPE_KEYS}
@@ -196,7 +218,8 @@ async def _run_started_step(
         {"stepId": step_id, "assetIds": assets, **summary, "output": output},
         dedupe_key=f"{step_id}:completed",
     )
-    return {"status": "completed", "assets": assets, "result": summary}
+    kinds = [asset["type"] for asset in made]
+    return {"status": "completed", "assets": assets, "kinds": kinds, "result": summary}
 
 
 async def _step_failed(
@@ -216,7 +239,15 @@ async def _step_failed(
 async def _record_wave(
     record_id: str, results: dict[str, dict[str, Any]], artifacts: list[dict[str, Any]]
 ) -> None:
-    """Persist the wave's step states and artifacts, and announce the new artifacts."""
+    """`_write_wave` as a step of its own, for workflows that began that way."""
+    await _write_wave(record_id, results, artifacts)
+
+
+async def _write_wave(
+    record_id: str, results: dict[str, dict[str, Any]], artifacts: list[dict[str, Any]]
+) -> None:
+    """Persist the wave's step states and artifacts, and announce the new artifacts. Doing it
+    again changes nothing: artifacts are added once, and events have dedupe keys."""
 
     def change(record: Record) -> tuple[dict[str, Any], list[Announcement]]:
         steps = [
@@ -393,13 +424,29 @@ async def _jobs_stopped(job_ids: list[str]) -> bool:
     return await asyncio.create_task(read(), context=contextvars.Context())
 
 
+async def _asset_kinds(results: list[dict[str, Any]]) -> dict[str, str]:
+    """The media type of each asset the wave's steps made. A step reports them with its
+    result; results recorded by earlier versions name only the ids, which are looked up."""
+    kinds: dict[str, str] = {}
+    unknown = []
+    for result in results:
+        if "kinds" in result:
+            kinds.update(zip(result["assets"], result["kinds"], strict=True))
+        else:
+            unknown += result["assets"]
+    if unknown:
+        found = await DEPS().assets.get_many(unknown)
+        kinds.update({asset_id: asset.kind for asset_id, asset in found.items()})
+    return kinds
+
+
 @DBOS.workflow()
 @ends_record_on_error
 async def creative_workflow(record_id: str) -> str:
     started = await _mark_running(record_id)
     if started is None or started is False:
         return "cancelled"
-    here = started if isinstance(started, list) else []
+    how = _how_it_runs(started)
     record = await DEPS().records.get(record_id)
     assert record is not None
     if record.data.get("needsCostApproval"):
@@ -416,22 +463,23 @@ async def creative_workflow(record_id: str) -> str:
     generated: dict[str, list[str]] = {"image": [], "video": [], "audio": []}
     statuses: dict[str, str] = {}
     for wave in execution_order(plan):
-        results = await _run_wave(record_id, plan, wave, here, outputs, input_media, generated)
+        results = await _run_wave(record_id, plan, wave, how.here, outputs, input_media, generated)
         artifacts = []
-        made = await DEPS().assets.get_many([a for r in results for a in r["assets"]])
+        kinds = await _asset_kinds(results)
         # Indices are given in plan order once the wave is done, so they do not depend on
         # which parallel step happened to finish first.
         for step_id, result in zip(wave, results, strict=True):
             statuses[step_id] = result["status"]
             refs = []
             for asset_id in result["assets"]:
-                asset = made.get(asset_id)
-                if asset is None:
+                kind = kinds.get(asset_id)
+                if kind is None:
                     continue
-                generated[asset.kind].append(asset.id)
-                ref = {"id": asset.id, "kind": asset.kind, "index": len(generated[asset.kind]) - 1}
+                generated[kind].append(asset_id)
+                ref = {"id": asset_id, "kind": kind, "index": len(generated[kind]) - 1}
                 refs.append(ref)
                 artifacts.append({**ref, "stepId": step_id})
             outputs[step_id] = {"status": result["status"], "artifacts": refs}
-        await _record_wave(record_id, dict(zip(wave, results, strict=True)), artifacts)
+        write_wave = _write_wave if how.waves_in_workflow else _record_wave
+        await write_wave(record_id, dict(zip(wave, results, strict=True)), artifacts)
     return await _finish(record_id, statuses)

@@ -77,17 +77,19 @@ class Database:
             return None
         return listening(self.engine, heard)
 
-    async def read(self, statement: Executable) -> list[Row[Any]]:
+    async def read(
+        self, statement: Executable, params: dict[str, Any] | None = None
+    ) -> list[Row[Any]]:
         """The rows of one read-only Core statement, by the cheapest way there is here."""
         if self._sqlite_reader is None:
             async with self.engine.connect() as conn:
-                return list((await conn.execute(statement)).all())
-        return await asyncio.to_thread(self._read_sqlite, statement)
+                return list((await conn.execute(statement, params)).all())
+        return await asyncio.to_thread(self._read_sqlite, statement, params)
 
-    def _read_sqlite(self, statement: Executable) -> list[Row[Any]]:
+    def _read_sqlite(self, statement: Executable, params: dict[str, Any] | None) -> list[Row[Any]]:
         assert self._sqlite_reader is not None
         with self._sqlite_reader.connect() as conn:
-            return list(conn.execute(statement).all())
+            return list(conn.execute(statement, params).all())
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one transaction that commits when it returns (rolls back if it

@@ -97,6 +97,7 @@ def _claim(owner: str, endpoint: str, key: str, body: Any, record_id: str) -> di
 # The statements of the hot write path, built once (building one costs more than SQLite
 # takes to run it); `rid` is the record's id.
 _RID = bindparam("rid")
+_RECORD = select(_RECORDS).where(_RECORDS.c.id == _RID)
 _STATUS_LOCKED = select(_RECORDS.c.status).where(_RECORDS.c.id == _RID).with_for_update()
 _RECORD_LOCKED = select(_RECORDS).where(_RECORDS.c.id == _RID).with_for_update()
 _BY_DEDUPE_KEY = select(_EVENTS).where(
@@ -311,7 +312,7 @@ class RecordStore:
     async def get(self, record_id: str, owner: str | None = None) -> Record | None:
         # Plain rows, not ORM objects: the hot reads of every durable step skip the session's
         # identity map and object loading.
-        rows = await self._db.read(select(_RECORDS).where(_RECORDS.c.id == record_id))
+        rows = await self._db.read(_RECORD, {"rid": record_id})
         row = rows[0] if rows else None
         if row is None or (owner is not None and row.owner != owner):
             return None
