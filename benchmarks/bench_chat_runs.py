@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvloop
 import uvicorn
 
 from sogni_intelligence.api.app import create_app
@@ -315,7 +316,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-runs-") as tmp:
         root = Path(tmp)
-        result = asyncio.run(in_process(root, args))
+        # The server's own loop, as `serve` runs it (the client shares it here).
+        result = uvloop.run(in_process(root, args))
         result["recovery"] = bench_recovery(root)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -148,16 +148,14 @@ async def test_unless_cancelled_stops_work_at_once_here_and_by_polling_elsewhere
     records: RecordStore, db: Database
 ) -> None:
     """A cancel in this process arrives with its event; another process's cancel (a second
-    store on the same database shares no memory) is read on the next poll."""
+    store on the same database shares no memory) is seen by the store's poller."""
     loop = asyncio.get_running_loop()
     elsewhere = RecordStore(db)
     cancel = Announcement("workflow_cancelled", {"status": "cancelled"}, "terminal")
-    for store, poll_s, within in ((records, 5.0, 0.5), (elsewhere, 0.3, 1.5)):
+    for store, within in ((records, 0.5), (elsewhere, 1.5)):
         record, _ = await records.create("workflow", "key_a", {})
         await records.transition(record.id, "running", allowed_from={"queued"})
-        work = asyncio.create_task(
-            records.unless_cancelled(record.id, asyncio.sleep(30, "done"), poll_s=poll_s)
-        )
+        work = asyncio.create_task(records.unless_cancelled(record.id, asyncio.sleep(30, "done")))
         await asyncio.sleep(0.05)
         began = loop.time()
         await store.transition(record.id, "cancelled", allowed_from={"running"}, event=cancel)
@@ -257,9 +255,7 @@ async def test_another_process_hears_of_events_and_cancels_at_once_on_postgresql
         await records.transition(record.id, "running", allowed_from={"queued"})
         follower = elsewhere.follow(record.id)
         first = asyncio.create_task(anext(follower))
-        work = asyncio.create_task(
-            elsewhere.unless_cancelled(record.id, asyncio.sleep(30, "done"), poll_s=60)
-        )
+        work = asyncio.create_task(elsewhere.unless_cancelled(record.id, asyncio.sleep(30, "done")))
         await asyncio.sleep(0.3)  # both are listening
         began = loop.time()
         await records.append(record.id, "step_started", {})

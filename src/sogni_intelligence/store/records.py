@@ -30,7 +30,6 @@ Status = Literal[
 ]
 TERMINAL: frozenset[str] = frozenset({"completed", "partial_failure", "failed", "cancelled"})
 T = TypeVar("T")
-CANCEL_POLL_S = 1.0
 RecordKind = Literal["workflow", "chat_run"]
 _PREFIX = {"workflow": "wf_", "chat_run": "run_"}
 _APPEND_ATTEMPTS = 16
@@ -273,12 +272,11 @@ class RecordStore:
         await self.remember(*claim, record_id)
         return done
 
-    async def unless_cancelled(
-        self, record_id: str, work: Awaitable[T], poll_s: float = CANCEL_POLL_S
-    ) -> T | None:
+    async def unless_cancelled(self, record_id: str, work: Awaitable[T]) -> T | None:
         """Run `work`, stopping it (and answering None) as soon as the record is cancelled;
-        this is how a cancel reaches a running job. A cancel made in this process arrives at
-        once with its event; one made by another process is read every `poll_s`."""
+        this is how a cancel reaches a running job. Every cancel writes an event: one made in
+        this process arrives with it at once, one made by another process through the
+        process's one poller (or PostgreSQL's notice), so a running job costs no reads."""
         task = asyncio.ensure_future(work)
 
         async def cancelled() -> bool:
@@ -286,14 +284,14 @@ class RecordStore:
             return record is not None and record.status == "cancelled"
 
         async def watch() -> None:
-            follower = self._live.subscribe(record_id, idle_s=poll_s)
+            follower = self._live.subscribe(record_id, idle_s=None)
             try:
                 while not task.done():
                     signal = await follower.queue.get()
                     if isinstance(signal, Event):
                         if signal.type.endswith("_cancelled"):
                             break
-                    elif await cancelled():  # quiet, or written to by another process
+                    elif await cancelled():  # the poller could not hand the events over
                         break
                 task.cancel()
             finally:
