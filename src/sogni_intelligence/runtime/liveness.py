@@ -17,7 +17,7 @@ import socket
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sogni_intelligence.runtime import durable
@@ -28,6 +28,8 @@ from sogni_intelligence.store.models import Lease, ProcessBeat, utcnow
 log = logging.getLogger(__name__)
 
 SUPERVISOR = "supervisor"
+_BEATS = ProcessBeat.__table__
+_LEASES = Lease.__table__
 
 
 class Liveness:
@@ -66,42 +68,55 @@ class Liveness:
         write lock (SQLite), so one process at a time holds it. It lasts three beats: a dead
         supervisor is replaced within seconds."""
         now = utcnow()
-        try:
-            async with self._db.transaction() as session:
-                beat = await session.get(ProcessBeat, self.executor_id)
-                if beat is None:
-                    beat = ProcessBeat(executor_id=self.executor_id)
-                    session.add(beat)
-                beat.role, beat.queues = self._role, self._queues
-                beat.host, beat.pid, beat.beat_at = socket.gethostname(), os.getpid(), now
-                lease = await session.get(Lease, SUPERVISOR, with_for_update=True)
-                until = now + timedelta(seconds=3 * self._beat_s)
-                if lease is None:
-                    session.add(Lease(name=SUPERVISOR, holder=self.executor_id, expires_at=until))
-                elif lease.holder == self.executor_id or aware(lease.expires_at) <= now:
-                    lease.holder, lease.expires_at = self.executor_id, until
-                else:
-                    return False
+        beat = {
+            "role": self._role,
+            "queues": self._queues,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "beat_at": now,
+        }
+        until = now + timedelta(seconds=3 * self._beat_s)
+
+        def work(conn: Connection) -> bool:
+            mine = _BEATS.c.executor_id == self.executor_id
+            if conn.execute(update(_BEATS).where(mine).values(**beat)).rowcount == 0:
+                conn.execute(insert(_BEATS).values(executor_id=self.executor_id, **beat))
+            lease = conn.execute(
+                select(_LEASES).where(_LEASES.c.name == SUPERVISOR).with_for_update()
+            ).first()
+            if lease is None:
+                conn.execute(
+                    insert(_LEASES).values(
+                        name=SUPERVISOR, holder=self.executor_id, expires_at=until
+                    )
+                )
+            elif lease.holder == self.executor_id or aware(lease.expires_at) <= now:
+                conn.execute(
+                    update(_LEASES)
+                    .where(_LEASES.c.name == SUPERVISOR)
+                    .values(holder=self.executor_id, expires_at=until)
+                )
+            else:
+                return False
             return True
-        except IntegrityError:  # another process created the lease first
+
+        try:
+            return await self._db.write(work)
+        except IntegrityError:  # another process created the lease or the beat first
             return False
 
     async def take_over_dead(self) -> list[str]:
         """Hand the unfinished workflows of every silent executor to live processes; the
         executors taken over. A silent one's row goes, unless it beat again meanwhile."""
         cutoff = utcnow() - self._takeover_after
-        async with self._db.session() as session:
-            rows = list(await session.scalars(select(ProcessBeat)))
+        rows = await self._db.read(select(_BEATS))
         dead = [r for r in rows if r.executor_id != self.executor_id and aware(r.beat_at) < cutoff]
         for row in dead:
             moved = await asyncio.to_thread(durable.take_over, row.executor_id)
-            async with self._db.transaction() as session:
-                await session.execute(
-                    delete(ProcessBeat).where(
-                        ProcessBeat.executor_id == row.executor_id,
-                        ProcessBeat.beat_at == row.beat_at,
-                    )
-                )
+            gone = delete(_BEATS).where(
+                _BEATS.c.executor_id == row.executor_id, _BEATS.c.beat_at == row.beat_at
+            )
+            await self._db.write(lambda conn, gone=gone: conn.execute(gone))
             log.warning(
                 "%s %s (%s) silent since %s: %d unfinished workflows handed over",
                 row.role,

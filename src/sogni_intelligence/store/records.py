@@ -97,6 +97,10 @@ def _claim(owner: str, endpoint: str, key: str, body: Any, record_id: str) -> di
 # takes to run it); `rid` is the record's id.
 _RID = bindparam("rid")
 _RECORD = select(_RECORDS).where(_RECORDS.c.id == _RID)
+_IN_STATUS = select(_RECORDS).where(
+    _RECORDS.c.kind == bindparam("kind"),
+    _RECORDS.c.status.in_(bindparam("statuses", expanding=True)),
+)
 _STATUS_LOCKED = select(_RECORDS.c.status).where(_RECORDS.c.id == _RID).with_for_update()
 _RECORD_LOCKED = select(_RECORDS).where(_RECORDS.c.id == _RID).with_for_update()
 _BY_DEDUPE_KEY = select(_EVENTS).where(
@@ -338,13 +342,8 @@ class RecordStore:
         return await self.in_status(kind, ("queued",))
 
     async def in_status(self, kind: RecordKind, statuses: Iterable[Status]) -> list[Record]:
-        async with self._db.session() as session:
-            rows = await session.scalars(
-                select(DurableRecord).where(
-                    DurableRecord.kind == kind, DurableRecord.status.in_(list(statuses))
-                )
-            )
-            return [_record(row) for row in rows]
+        rows = await self._db.read(_IN_STATUS, {"kind": kind, "statuses": list(statuses)})
+        return [_record(row) for row in rows]
 
     async def transition(
         self,
