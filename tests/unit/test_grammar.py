@@ -5,6 +5,7 @@ import pytest
 from sogni_intelligence.llm.grammar import (
     CALL_LIST_CAP,
     CALL_STRING_CAP,
+    calls_grammar,
     check_schema,
     json_grammar,
     strict_schema,
@@ -163,3 +164,21 @@ def test_a_call_pattern_that_would_end_a_grammar_regex_is_refused() -> None:
 def test_an_end_of_turn_a_grammar_cannot_name_is_refused(token: str) -> None:
     with pytest.raises(ValueError, match="not a special token"):
         text_or_calls_grammar([], 1, "<c>", "</c>", "x", "y", token)
+
+
+def test_a_grammar_is_made_once_per_distinct_tool_set() -> None:
+    """Requests of one session repeat their tools; the grammar of a set already seen is the
+    same text, and a changed schema gives a new one."""
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "pick",
+            "parameters": {"type": "object", "properties": {"n": {"type": "integer"}}},
+        },
+    }
+    first = calls_grammar([tool], 1)
+    assert calls_grammar([json.loads(json.dumps(tool))], 1) is first
+    narrower = json.loads(json.dumps(tool))
+    narrower["function"]["parameters"]["properties"]["n"]["maximum"] = 3
+    assert calls_grammar([narrower], 1) != first
+    assert calls_grammar([tool], 2) != first

@@ -5,8 +5,11 @@ it, tiny models invent extra keys)."""
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from jsonschema import SchemaError
@@ -16,6 +19,8 @@ from sogni_intelligence.llm.protocol import EngineError
 
 #: How a grammar names a special token of the model's vocabulary.
 SPECIAL_TOKEN = re.compile(r"<[^<>\s]+>")
+#: How many distinct grammars are kept for reuse.
+GRAMMARS_KEPT = 128
 #: The schema keyword by which a tool marks a property call grammars leave out.
 GRAMMAR_SKIP = "x-grammar-skip"
 #: The longest string and list a call grammar lets a model write: a small model that starts
@@ -67,11 +72,40 @@ def _close_objects(node: Any) -> None:
         _close_objects(node.get(key))
 
 
+def _memoized(make: Callable[..., str]) -> Callable[..., str]:
+    """Keep the grammars a maker made, by its arguments written out as JSON. The tools of a
+    session's requests repeat, and making their grammar (copies of every tool's schema,
+    tightened) costs milliseconds of the event loop, several times the price of the key."""
+    made: OrderedDict[str, str] = OrderedDict()
+
+    @functools.wraps(make)
+    def maker(*args: Any) -> str:
+        key = json.dumps(args, sort_keys=True, separators=(",", ":"))
+        grammar = made.get(key)
+        if grammar is None:
+            grammar = made[key] = make(*args)
+            if len(made) > GRAMMARS_KEPT:
+                made.popitem(last=False)
+        else:
+            made.move_to_end(key)
+        return grammar
+
+    return maker
+
+
+@_memoized
 def json_grammar(schema: dict[str, Any]) -> str:
     """An llguidance grammar whose only sentences are compact JSON documents of `schema`."""
     return "%llguidance {}\nstart: %json " + _compact_json(schema)
 
 
+@_memoized
+def calls_grammar(tools: list[dict[str, Any]], max_calls: int) -> str:
+    """An llguidance grammar for a JSON array of 1..max_calls calls of `tools`."""
+    return json_grammar(tool_call_schema(tools, max_calls))
+
+
+@_memoized
 def text_or_calls_grammar(
     tools: list[dict[str, Any]],
     max_calls: int,

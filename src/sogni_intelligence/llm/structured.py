@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 from sogni_intelligence.llm.grammar import (
     SPECIAL_TOKEN,
+    calls_grammar,
     json_grammar,
     text_or_calls_grammar,
-    tool_call_schema,
 )
 from sogni_intelligence.llm.protocol import ChatRequest, Chunk
 from sogni_intelligence.llm.text_calls import CALL_ANYWHERE, CALL_FIRST, CallReader
@@ -71,7 +71,7 @@ def plan(request: ChatRequest, native_tools: bool, end_of_turn: str | None = Non
         max_calls = MAX_PARALLEL_CALLS if parallel is True and choice == "required" else 1
         req = _with_plain_history(req) if not native_tools else req
         req["messages"] = _with_tool_instructions(req["messages"], chosen, forced=True)
-        req["grammar"] = json_grammar(tool_call_schema(chosen, max_calls))
+        req["grammar"] = calls_grammar(chosen, max_calls)
         return Plan(req, "forced", {t["function"]["name"] for t in chosen})
 
     if native_tools:
