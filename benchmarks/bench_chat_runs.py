@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvloop
 import uvicorn
+import uvloop
 
 from sogni_intelligence.api.app import create_app
 from sogni_intelligence.config import PUBLIC_MODEL_IDS, ModelConfig, Settings

@@ -3,9 +3,9 @@ number next to a baseline measured in the same run:
 
 * step overhead: a chain of N cheap `generate_image` steps (256x256, each one bound to the
   previous image) run as a creative workflow, less the time spent inside those tools (timed
-  in the same run), against a DBOS workflow of N trivial `@DBOS.step()`s. Per-step costs are slopes between a
-  short and a long chain, so the fixed cost of a workflow (start, finish) is left out; and
-  the time from a workflow's start to its first step's start (target: 50 ms at most);
+  in the same run), against a DBOS workflow of N trivial `@DBOS.step()`s. Per-step costs are
+  slopes between a short and a long chain, so the fixed cost of a workflow (start, finish) is
+  left out; and the time from a workflow's start to its first step's start (at most 50 ms);
 * event delivery: 100 `RecordStore.follow()` subscribers on one record while 50 events are
   appended; latency from the call to `append` to each subscriber's receipt;
 * recovery: a worker process (tests/integration/runtime/crash_runner.py) is SIGKILLed while its

@@ -19,6 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from sogni_intelligence.store.events import Event
+from sogni_intelligence.store.notify import Heard
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ NewestSequences = Callable[[list[str]], Awaitable[dict[str, int]]]
 #: A record's events after a sequence, oldest first (one page).
 ReadAfter = Callable[[str, int], Awaitable[list[Event]]]
 #: Opens a subscription to the database's notices of appended events, when it has them.
-Listen = Callable[[Callable[[str, int], None]], AbstractAsyncContextManager[None] | None]
+Listen = Callable[[Heard], AbstractAsyncContextManager[None] | None]
 
 
 class LiveEvents:
@@ -161,7 +162,17 @@ class LiveEvents:
                     self._tell_behind(newest, asyncio.get_running_loop().time())
                 self._wake_quiet(asyncio.get_running_loop().time())
 
-    def _heard(self, record_id: str, sequence: int) -> None:
+    def _heard(self, record_id: str, sequence: int, event: Event | None) -> None:
+        """A notice of an appended event: handed over at once when it carries the event that
+        comes next for every follower, else the followers are sent to the database."""
+        followed = self._records.get(record_id)
+        if followed is None or any(sequence in mine for mine in self._writing.get(record_id, ())):
+            return
+        if event is not None and followed.followers:
+            behind = min(f.position for f in followed.followers)
+            if sequence == max(followed.handed_over, behind) + 1:
+                self.publish(event)
+                return
         self._tell_behind({record_id: sequence}, asyncio.get_running_loop().time())
 
     def _tell_behind(self, newest: dict[str, int], now: float) -> None:

@@ -1,30 +1,46 @@
 """PostgreSQL notifications of appended events, so that other processes hear of them at once.
 
-A trigger on the event log sends `record_id sequence` on one channel when an insert commits,
-whatever code wrote it. Each process that follows records holds one connection listening on
-that channel (see `LiveEvents`); SQLite has no such thing and keeps polling.
+A trigger on the event log sends each inserted event on one channel when its insert commits,
+whatever code wrote it: the whole event as JSON when it fits in a notification, else only its
+record id and sequence (the listener then reads it). Each process that follows records holds
+one connection listening on that channel (see `LiveEvents`); SQLite has no such thing and keeps
+polling.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from sogni_intelligence.store.events import Event
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "sogni_record_events"
+#: PostgreSQL refuses a notification payload of 8000 bytes or more; larger events are named.
+WHOLE_EVENT_BYTES = 7900
 
 #: Installed at start-up (idempotent): a notification per inserted event, sent at commit.
 TRIGGER_DDL = (
     f"""
     CREATE OR REPLACE FUNCTION sogni_notify_record_event() RETURNS trigger AS $$
+    DECLARE
+        body text := json_build_object(
+            'record_id', NEW.record_id, 'sequence', NEW.sequence, 'type', NEW.type,
+            'at', NEW.at, 'payload', NEW.payload
+        )::text;
     BEGIN
-        PERFORM pg_notify('{CHANNEL}', NEW.record_id || ' ' || NEW.sequence);
+        IF octet_length(body) > {WHOLE_EVENT_BYTES} THEN
+            body := json_build_object('record_id', NEW.record_id, 'sequence', NEW.sequence)::text;
+        END IF;
+        PERFORM pg_notify('{CHANNEL}', body);
         RETURN NULL;
     END;
     $$ LANGUAGE plpgsql
@@ -35,8 +51,9 @@ TRIGGER_DDL = (
     """,
 )
 
-#: Called with (record id, sequence) for each event another process (or this one) appended.
-Heard = Callable[[str, int], None]
+#: Called with (record id, sequence, the event when the notice carried it) for each event
+#: another process (or this one) appended.
+Heard = Callable[[str, int, Event | None], None]
 
 
 async def install_trigger(conn: AsyncConnection) -> None:
@@ -44,12 +61,24 @@ async def install_trigger(conn: AsyncConnection) -> None:
         await conn.execute(text(statement))
 
 
-def parse(payload: str) -> tuple[str, int] | None:
-    """`record_id sequence`, as the trigger writes it; None for anything else."""
-    record_id, _, sequence = payload.rpartition(" ")
-    if not record_id or not sequence.isascii() or not sequence.isdigit():
+def parse(payload: str) -> tuple[str, int, Event | None] | None:
+    """What a notice tells: the record id, the sequence and, when it fits, the event; None
+    for a payload this version cannot read. Processes of an earlier version sent
+    `record_id sequence`."""
+    if not payload.startswith("{"):
+        record_id, _, sequence = payload.rpartition(" ")
+        if not record_id or not sequence.isascii() or not sequence.isdigit():
+            return None
+        return record_id, int(sequence), None
+    try:
+        body = json.loads(payload)
+        record_id, sequence = str(body["record_id"]), int(body["sequence"])
+        if "type" not in body:
+            return record_id, sequence, None
+        at = datetime.fromisoformat(body["at"])
+        return record_id, sequence, Event(record_id, sequence, body["type"], at, body["payload"])
+    except (ValueError, KeyError, TypeError):
         return None
-    return record_id, int(sequence)
 
 
 @asynccontextmanager
