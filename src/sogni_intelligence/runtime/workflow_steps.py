@@ -158,7 +158,11 @@ async def _run_step(
     outputs: dict[str, dict[str, Any]],
     input_media: list[dict[str, Any]],
     generated: dict[str, list[str]],
+    end_told_by_workflow: bool = False,
 ) -> dict[str, Any]:
+    """Run one plan step. With `end_told_by_workflow`, a completed step's `step_completed`
+    event is not written here but returned (`endEvent`), and the workflow writes it with the
+    wave's results in one commit."""
     deps = DEPS()
     record = await deps.records.get(record_id)
     assert record is not None
@@ -166,7 +170,9 @@ async def _run_step(
         return {"status": "skipped", "assets": [], "error": "workflow cancelled"}
     step = Plan.model_validate(record.data["plan"]).step(step_id)
     async with QUEUE_SLOTS().held(STEP_CANDIDATES[step.toolName].queue):
-        return await _run_started_step(record, step, outputs, input_media, generated)
+        return await _run_started_step(
+            record, step, outputs, input_media, generated, end_told_by_workflow
+        )
 
 
 async def _run_started_step(
@@ -175,6 +181,7 @@ async def _run_started_step(
     outputs: dict[str, dict[str, Any]],
     input_media: list[dict[str, Any]],
     generated: dict[str, list[str]],
+    end_told_by_workflow: bool,
 ) -> dict[str, Any]:
     deps = DEPS()
     record_id, step_id = record.id, step.id
@@ -212,14 +219,15 @@ async def _run_started_step(
     summary = {k: result[k] for k in ("model", "backend", "warnings") if k in result}
     # What the tool said besides its assets (an analysis answer, a last-frame URL…).
     output = {k: v for k, v in result.items() if k not in ENVELOPE_KEYS}
-    await deps.records.append(
-        record_id,
-        "step_completed",
-        {"stepId": step_id, "assetIds": assets, **summary, "output": output},
-        dedupe_key=f"{step_id}:completed",
-    )
+    completed = {"stepId": step_id, "assetIds": assets, **summary, "output": output}
     kinds = [asset["type"] for asset in made]
-    return {"status": "completed", "assets": assets, "kinds": kinds, "result": summary}
+    ended = {"status": "completed", "assets": assets, "kinds": kinds, "result": summary}
+    if end_told_by_workflow:
+        return {**ended, "endEvent": completed}
+    await deps.records.append(
+        record_id, "step_completed", completed, dedupe_key=f"{step_id}:completed"
+    )
+    return ended
 
 
 async def _step_failed(
@@ -246,8 +254,9 @@ async def _record_wave(
 async def _write_wave(
     record_id: str, results: dict[str, dict[str, Any]], artifacts: list[dict[str, Any]]
 ) -> None:
-    """Persist the wave's step states and artifacts, and announce the new artifacts. Doing it
-    again changes nothing: artifacts are added once, and events have dedupe keys."""
+    """Persist the wave's step states and artifacts, and announce the ends of the steps that
+    left that to the workflow and the new artifacts. Doing it again changes nothing:
+    artifacts are added once, and events have dedupe keys."""
 
     def change(record: Record) -> tuple[dict[str, Any], list[Announcement]]:
         steps = [
@@ -265,6 +274,11 @@ async def _write_wave(
         new = [a for a in artifacts if a["id"] not in known]
         done = sum(1 for s in steps if s.get("status") in ("completed", "failed", "skipped"))
         announcements = [
+            Announcement("step_completed", result["endEvent"], f"{step_id}:completed")
+            for step_id, result in results.items()
+            if "endEvent" in result
+        ]
+        announcements += [
             Announcement("artifact_created", {"artifact": a}, f"{a['id']}:created") for a in new
         ]
         announcements.append(
@@ -337,11 +351,14 @@ async def _run_step_to_an_end(
     outputs: dict[str, dict[str, Any]],
     input_media: list[dict[str, Any]],
     generated: dict[str, list[str]],
+    end_told_by_workflow: bool = False,
 ) -> dict[str, Any]:
     """A plan step that always ends with an event of its own (see `_steps_settled`), even
     when the step itself broke."""
     try:
-        return await _run_step(record_id, step_id, outputs, input_media, generated)
+        return await _run_step(
+            record_id, step_id, outputs, input_media, generated, end_told_by_workflow
+        )
     except Exception as exc:
         log.exception("step %s of %s broke", step_id, record_id)
         return await _step_failed(record_id, step_id, f"the step broke: {exc}")
@@ -363,17 +380,24 @@ async def _run_wave(
     record_id: str,
     plan: Plan,
     wave: list[str],
-    here: list[str],
+    how: _HowItRuns,
     outputs: dict[str, dict[str, Any]],
     input_media: list[dict[str, Any]],
     generated: dict[str, list[str]],
 ) -> list[dict[str, Any]]:
     """Run a wave's steps at once and return their results in wave order. A step whose queue
-    this process serves (`here`) runs as a step of this workflow, bounded by the queue's
+    this process serves (`how.here`) runs as a step of this workflow, bounded by the queue's
     slots; any other is a job on its queue for a worker that serves it."""
     args = (outputs, input_media, generated)
     queue = {sid: STEP_CANDIDATES[plan.step(sid).toolName].queue for sid in wave}
-    inline = {sid: _run_step_to_an_end(record_id, sid, *args) for sid in wave if queue[sid] in here}
+    # A wave of one step has nothing to wait for after it: its end event can go out with the
+    # wave's results, one commit instead of two.
+    tell_end = how.waves_in_workflow and len(wave) == 1
+    inline = {
+        sid: _run_step_to_an_end(record_id, sid, *args, tell_end)
+        for sid in wave
+        if queue[sid] in how.here
+    }
     remote = [sid for sid in wave if sid not in inline]
     jobs = [
         await DBOS.enqueue_workflow_async(queue[sid], tool_job, record_id, sid, *args)
@@ -463,7 +487,7 @@ async def creative_workflow(record_id: str) -> str:
     generated: dict[str, list[str]] = {"image": [], "video": [], "audio": []}
     statuses: dict[str, str] = {}
     for wave in execution_order(plan):
-        results = await _run_wave(record_id, plan, wave, how.here, outputs, input_media, generated)
+        results = await _run_wave(record_id, plan, wave, how, outputs, input_media, generated)
         artifacts = []
         kinds = await _asset_kinds(results)
         # Indices are given in plan order once the wave is done, so they do not depend on
