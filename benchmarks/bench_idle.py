@@ -69,14 +69,24 @@ def dbos_idle_cpu(root: Path, window_s: float) -> dict[str, Any]:
     )
     try:
         assert peer.stdout is not None and peer.stdout.readline().strip() == "ready"
-        time.sleep(5)
-        before, started = _cpu_seconds(peer.pid), time.monotonic()
-        time.sleep(window_s)
-        used, elapsed = _cpu_seconds(peer.pid) - before, time.monotonic() - started
-    finally:
+    except BaseException:
         peer.terminate()
-        peer.wait(30)
-    return {"name": "DBOS alone (baseline)", "cpu_percent_of_one_core": 100 * used / elapsed}
+        raise
+    return _measured(peer, "DBOS alone (baseline)", window_s)
+
+
+def _measured(process: subprocess.Popen[Any], name: str, window_s: float) -> dict[str, Any]:
+    """The CPU a started process uses over a quiet window once its start-up work (model
+    warm-up, DBOS recovery) is over; the process is stopped afterwards."""
+    try:
+        time.sleep(5)
+        before, started = _cpu_seconds(process.pid), time.monotonic()
+        time.sleep(window_s)
+        used, elapsed = _cpu_seconds(process.pid) - before, time.monotonic() - started
+    finally:
+        process.terminate()
+        process.wait(30)
+    return {"name": name, "cpu_percent_of_one_core": 100 * used / elapsed}
 
 
 def idle_cpu(
@@ -112,14 +122,10 @@ def idle_cpu(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name}: the server did not become healthy")
             time.sleep(0.1)
-        time.sleep(5)  # start-up work (model warm-up, DBOS recovery) is over
-        before, started = _cpu_seconds(server.pid), time.monotonic()
-        time.sleep(window_s)
-        used, elapsed = _cpu_seconds(server.pid) - before, time.monotonic() - started
-    finally:
+    except BaseException:
         server.terminate()
-        server.wait(30)
-    return {"name": name, "cpu_percent_of_one_core": 100 * used / elapsed}
+        raise
+    return _measured(server, name, window_s)
 
 
 def main() -> None:
