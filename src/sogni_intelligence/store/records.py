@@ -114,36 +114,37 @@ _UPDATE_RECORD = update(_RECORDS).where(_RECORDS.c.id == _RID)
 _INSERT_EVENTS = insert(_EVENTS)
 
 
-def _new_rows(
+def _unwritten(
+    conn: Connection, record_id: str, events: Sequence[Announcement]
+) -> list[Announcement]:
+    """The `events` whose dedupe keys were not written yet (a repeated step writes none)."""
+    keys = [e.dedupe_key for e in events if e.dedupe_key is not None]
+    if not keys:
+        return list(events)
+    written = set(conn.scalars(_WRITTEN_KEYS, {"rid": record_id, "keys": keys}))
+    return [e for e in events if e.dedupe_key not in written]
+
+
+def _numbered(
     conn: Connection, record_id: str, events: Sequence[Announcement]
 ) -> list[dict[str, Any]]:
-    """Rows for the `events` numbered on from the record's last one, leaving out those whose
-    dedupe keys were written already (by a repeated step)."""
+    """Rows for `events`, numbered on from the record's last event."""
     if not events:
         return []
-    keys = [e.dedupe_key for e in events if e.dedupe_key is not None]
-    written: set[str] = set()
-    if keys:
-        written = set(conn.scalars(_WRITTEN_KEYS, {"rid": record_id, "keys": keys}))
     last = conn.scalar(_LAST_SEQUENCE, {"rid": record_id})
-    sequence = BEFORE_FIRST if last is None else last
+    first = BEFORE_FIRST + 1 if last is None else last + 1
     at = utcnow()
-    rows = []
-    for event in events:
-        if event.dedupe_key in written:
-            continue
-        sequence += 1
-        rows.append(
-            {
-                "record_id": record_id,
-                "sequence": sequence,
-                "type": event.type,
-                "at": at,
-                "payload": event.payload,
-                "dedupe_key": event.dedupe_key,
-            }
-        )
-    return rows
+    return [
+        {
+            "record_id": record_id,
+            "sequence": sequence,
+            "type": event.type,
+            "at": at,
+            "payload": event.payload,
+            "dedupe_key": event.dedupe_key,
+        }
+        for sequence, event in enumerate(events, first)
+    ]
 
 
 def _insert(conn: Connection, rows: list[dict[str, Any]], mine: set[int]) -> list[Event]:
@@ -207,7 +208,7 @@ class RecordStore:
             )
             if idempotency is not None:
                 conn.execute(insert(_KEYS).values(**_claim(owner, *idempotency, record_id)))
-            return _insert(conn, _new_rows(conn, record_id, first), mine)
+            return _insert(conn, _numbered(conn, record_id, first), mine)
 
         try:
             with self._live.writing(record_id) as mine:
@@ -415,7 +416,8 @@ class RecordStore:
             # An ended record takes no more events: its terminal event stays last.
             if current.status in TERMINAL:
                 return changed, []
-            return changed, _insert(conn, _new_rows(conn, record_id, events), mine)
+            rows = _numbered(conn, record_id, _unwritten(conn, record_id, events))
+            return changed, _insert(conn, rows, mine)
 
         return await self._write(record_id, work)
 
@@ -443,7 +445,8 @@ class RecordStore:
                     return _event(row), []
             if status is None or status in TERMINAL:
                 return None, []
-            written = _insert(conn, _new_rows(conn, record_id, [announcement]), mine)
+            # Its dedupe key was looked up above.
+            written = _insert(conn, _numbered(conn, record_id, [announcement]), mine)
             return written[0], written
 
         return await self._write(record_id, work)
