@@ -353,8 +353,8 @@ async def _run_step_to_an_end(
     generated: dict[str, list[str]],
     end_told_by_workflow: bool = False,
 ) -> dict[str, Any]:
-    """A plan step that always ends with an event of its own (see `_steps_settled`), even
-    when the step itself broke."""
+    """A plan step that always ends with an end event (see `_steps_settled`), even when the
+    step itself broke: written here, or by the workflow when `end_told_by_workflow`."""
     try:
         return await _run_step(
             record_id, step_id, outputs, input_media, generated, end_told_by_workflow
