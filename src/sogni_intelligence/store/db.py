@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Executable, Row, create_engine, event
+from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -45,16 +45,14 @@ class Database:
         # out, execute, fetch, roll back) is a trip to the connection's thread and back; a
         # plain engine run in one worker-thread call makes the whole read a single trip.
         on_file = sqlite and ":memory:" not in self.url and not self.url.endswith("://")
-        self._sqlite_reader = (
-            create_engine(sync_url(self.url), **_pool_options(self.url)) if on_file else None
-        )
+        self._sqlite_reader: Engine | None = None
         # Writes likewise, on their own engine whose transactions take SQLite's write lock at
         # BEGIN: a transaction that reads and then writes cannot find, at its first write, that
         # another process wrote since its read (SQLite would fail it at once).
-        self._sqlite_writer = (
-            create_engine(sync_url(self.url), pool_size=1, max_overflow=1) if on_file else None
-        )
-        if self._sqlite_reader is not None and self._sqlite_writer is not None:
+        self._sqlite_writer: Engine | None = None
+        if on_file:
+            self._sqlite_reader = create_engine(sync_url(self.url), **_pool_options(self.url))
+            self._sqlite_writer = create_engine(sync_url(self.url), pool_size=1, max_overflow=1)
             event.listen(self._sqlite_reader, "connect", _sqlite_pragmas)
             event.listen(self._sqlite_writer, "connect", _sqlite_pragmas)
             event.listen(self._sqlite_writer, "connect", _manual_transactions)
