@@ -15,7 +15,8 @@ PACKAGE = "sogni_intelligence"
 SOURCE = Path(__file__).resolve().parents[2] / "src" / PACKAGE
 
 #: Top to bottom; a module may import from its own layer and the layers below it. The bottom
-#: layer is the package root (`__version__`), `config.py` and `errors.py`.
+#: layer is the package root (`__version__`), `config.py`, `errors.py` and `observability/`
+#: (metrics and logs, which every layer reports into).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli", "agent_cli"),
     ("api",),
@@ -25,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("media",),
     ("llm",),
     ("store",),
-    ("", "config", "errors"),
+    ("", "config", "errors", "observability"),
 )
 _RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 

@@ -1,0 +1,1 @@
+"""Metrics and structured logs: the lowest layer, so every other layer can report into it."""
