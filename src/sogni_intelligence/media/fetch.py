@@ -32,6 +32,7 @@ from sogni_intelligence import __version__
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.media.sniff import Sniffed, sniff
 from sogni_intelligence.media.store import ASSET_ID, AssetRecord, AssetStore
+from sogni_intelligence.observability.metrics import FETCH_REFUSALS
 
 if TYPE_CHECKING:
     from sogni_intelligence.config import Settings
@@ -203,6 +204,7 @@ def refuse_early(raw: object, policy: FetchPolicy, param: str | None = None) -> 
     try:
         _refuse_literal_host(validate_url(raw), policy)
     except FetchError as exc:
+        _count_refusal(exc)
         if param is None:
             raise
         raise FetchError(
@@ -326,6 +328,24 @@ async def fetch_media(
     With `store`, our own media URLs are read from it: a valid signature, or `owner` owning the
     asset, is required.
     """
+    try:
+        return await _fetch_media(url, policy, store, owner, kinds)
+    except FetchError as exc:
+        _count_refusal(exc)
+        raise
+
+
+def _count_refusal(exc: FetchError) -> None:
+    FETCH_REFUSALS.labels(exc.code or "media_fetch_failed").inc()
+
+
+async def _fetch_media(
+    url: str,
+    policy: FetchPolicy,
+    store: AssetStore | None,
+    owner: str | None,
+    kinds: Collection[str] | None,
+) -> FetchedMedia:
     current = validate_url(url)
     if store is not None:
         local = await _from_store(current, store, owner, policy, kinds)

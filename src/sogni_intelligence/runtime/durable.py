@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from dbos import DBOS
 from dbos._dbos import _get_dbos_instance
+from dbos._schemas.system_database import SystemSchema
 from dbos._utils import GlobalParams
 
 from sogni_intelligence import __version__
@@ -105,6 +106,19 @@ def take_over(executor_id: str) -> int:
         system.reenqueue_for_recovery(w.workflow_id, [executor_id], ORCHESTRATION_QUEUE)
         for w in pending
     )
+
+
+def enqueued_by_queue() -> dict[str, int]:
+    """How many workflows wait in each DBOS queue (ENQUEUED: not yet taken by a process),
+    counted in DBOS's system table with one query. Blocking: call it on a worker thread."""
+    status = SystemSchema.workflow_status
+    query = (
+        sa.select(status.c.queue_name, sa.func.count())
+        .where(status.c.status == "ENQUEUED", status.c.queue_name.is_not(None))
+        .group_by(status.c.queue_name)
+    )
+    with _get_dbos_instance()._sys_db.engine.connect() as conn:
+        return {name: int(count) for name, count in conn.execute(query)}
 
 
 def shutdown() -> None:

@@ -23,6 +23,7 @@ from dbos import DBOS
 
 from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.store import AssetStore
+from sogni_intelligence.observability.metrics import JOB_DURATION
 from sogni_intelligence.runtime import cost_approval
 from sogni_intelligence.runtime.endings import STOPPED, ends_record_on_error
 from sogni_intelligence.runtime.launched import Launched
@@ -169,10 +170,13 @@ async def _run_step(
     if record.status == "cancelled":
         return {"status": "skipped", "assets": [], "error": "workflow cancelled"}
     step = Plan.model_validate(record.data["plan"]).step(step_id)
-    async with QUEUE_SLOTS().held(STEP_CANDIDATES[step.toolName].queue):
-        return await _run_started_step(
-            record, step, outputs, input_media, generated, end_told_by_workflow
-        )
+    queue = STEP_CANDIDATES[step.toolName].queue
+    async with QUEUE_SLOTS().held(queue):
+        # Timed once it holds a slot: the work itself, not the wait for room.
+        with JOB_DURATION.labels(queue, step.toolName).time():
+            return await _run_started_step(
+                record, step, outputs, input_media, generated, end_told_by_workflow
+            )
 
 
 async def _run_started_step(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -112,6 +113,27 @@ _WRITTEN_KEYS = select(_EVENTS.c.dedupe_key).where(
 _LAST_SEQUENCE = select(func.max(_EVENTS.c.sequence)).where(_EVENTS.c.record_id == _RID)
 _UPDATE_RECORD = update(_RECORDS).where(_RECORDS.c.id == _RID)
 _INSERT_EVENTS = insert(_EVENTS)
+_COUNTS = select(_RECORDS.c.kind, _RECORDS.c.status, func.count()).group_by(
+    _RECORDS.c.kind, _RECORDS.c.status
+)
+
+log = logging.getLogger(__name__)
+
+
+def _log_status(record: Record, reason: object = None) -> None:
+    """One line per status a record takes, written after the commit that gave it."""
+    log.info(
+        "%s %s is %s",
+        record.kind,
+        record.id,
+        record.status,
+        extra={
+            "record_id": record.id,
+            "kind": record.kind,
+            "status": record.status,
+            "reason": reason if isinstance(reason, str) and reason else None,
+        },
+    )
 
 
 def _unwritten(
@@ -218,6 +240,7 @@ class RecordStore:
             if idempotency is None:
                 raise
             return await self._replay(owner, *idempotency), True
+        _log_status(record)
         return record, False
 
     async def _replay(self, owner: str, endpoint: str, key: str, body: Any) -> Record:
@@ -342,6 +365,11 @@ class RecordStore:
         page = [_record(row) for row in rows[:limit]]
         return page, (offset + limit if len(rows) > limit else None)
 
+    async def counts(self) -> dict[tuple[str, str], int]:
+        """How many records there are of each (kind, status), in one grouped query."""
+        rows = await self._db.read(_COUNTS)
+        return {(kind, status): int(count) for kind, status, count in rows}
+
     async def unlaunched(self, kind: RecordKind) -> list[Record]:
         """Records still `queued`: candidates for a launch that a crash may have prevented."""
         return await self.in_status(kind, ("queued",))
@@ -365,7 +393,10 @@ class RecordStore:
         never leaves the status without the event that tells followers."""
         events = [event] if event else []
         allowed = frozenset(allowed_from)
-        return await self._update(record_id, lambda _: (patch or {}, events), to_status, allowed)
+        moved = await self._update(record_id, lambda _: (patch or {}, events), to_status, allowed)
+        if moved is not None:
+            _log_status(moved, event.payload.get("reason") if event else None)
+        return moved
 
     async def patch(
         self, record_id: str, patch: dict[str, Any], events: Sequence[Announcement] = ()
