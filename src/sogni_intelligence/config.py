@@ -219,6 +219,25 @@ class Settings(BaseSettings):
         default=5.0, ge=0, description="How long a checked key is trusted before re-reading it."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="Log lines as JSON objects (one per line, for collectors) or readable "
+        "text; auto: text when stderr is a terminal, JSON otherwise.",
+    )
+    # metrics
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve /metrics without a key on this port of metrics_host (also in a "
+        "worker process) and not on the API port; default: /metrics on the API port, for "
+        "admin keys only.",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="The address the metrics_port listens on: keep it where only your "
+        "scrapers reach it.",
+    )
     # media
     public_base_url: str | None = Field(
         default=None,

@@ -24,6 +24,7 @@ from sogni_intelligence.api.chat_runs.api_router import router as chat_runs_rout
 from sogni_intelligence.api.keys.api_router import router as keys_router
 from sogni_intelligence.api.limits import BodySizeLimit
 from sogni_intelligence.api.media.api_router import router as media_router
+from sogni_intelligence.api.metrics import router as metrics_router
 from sogni_intelligence.api.models.api_router import router as models_router
 from sogni_intelligence.api.openapi_errors import document_errors
 from sogni_intelligence.api.state import Server
@@ -31,8 +32,11 @@ from sogni_intelligence.api.tools_execute.api_router import router as tools_exec
 from sogni_intelligence.api.workflows.api_router import router as workflows_router
 from sogni_intelligence.config import Settings
 from sogni_intelligence.errors import ServiceError
+from sogni_intelligence.observability.http import ObserveRequests
+from sogni_intelligence.observability.server import MetricsServer
 from sogni_intelligence.runtime import durable, endings
 from sogni_intelligence.runtime.chat_runs import ChatRunDeps, ChatRunRuntime
+from sogni_intelligence.runtime.gauges import gauge_refresher
 from sogni_intelligence.runtime.liveness import Liveness
 from sogni_intelligence.runtime.template_store import TemplateStore
 from sogni_intelligence.runtime.wiring import open_core
@@ -112,9 +116,17 @@ def create_app(settings: Settings) -> FastAPI:
             chat=chat,
             started_at=int(time.time()),
         )
+        metrics_server = None
+        if settings.metrics_port is not None:
+            metrics_server = MetricsServer(
+                settings.metrics_host, settings.metrics_port, gauge_refresher(core.records)
+            )
+            await metrics_server.start()
         try:
             yield
         finally:
+            if metrics_server is not None:
+                await metrics_server.stop()
             for task in (sweeper, beating):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -126,6 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     document_errors(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ObserveRequests)  # added last: it sees every response leave
     routers = (
         health_router,
         models_router,
@@ -139,6 +152,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     for router in routers:
         app.include_router(router)
+    if settings.metrics_port is None:  # else they are served on a port of their own
+        app.include_router(metrics_router)
 
     @app.api_route(
         "/v1/{path:path}",

@@ -33,6 +33,7 @@ async def require_key(request: Request) -> KeyInfo:
     info = await server.keys.check(key)
     if info is None:
         raise ServiceError("Invalid API key.", 401, "authentication_error", "invalid_api_key")
+    request.state.key_id = info.id  # for the request's log line
     await server.usage.admit_request(info)
     return info
 

@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sogni_intelligence.errors import ServiceError
+from sogni_intelligence.observability.http import request_id_of
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,12 @@ def install(app: FastAPI) -> None:
         return error_response(http_error_of(exc))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return error_response(ServiceError("internal server error", 500, "server_error"))
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # This runs, and answers, outside the middleware that tags the other requests' log
+        # lines and answers with their id.
+        request_id = request_id_of(request.scope)
+        log.exception("unhandled error", exc_info=exc, extra={"request_id": request_id})
+        response = error_response(ServiceError("internal server error", 500, "server_error"))
+        if request_id:
+            response.headers["X-Request-Id"] = request_id
+        return response

@@ -9,6 +9,7 @@ from typing import Any
 
 from sogni_intelligence.cli import keys
 from sogni_intelligence.config import QUEUE_NAMES, Settings
+from sogni_intelligence.observability.logs import configure_logging
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -25,11 +26,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         overrides["worker_queues"] = []
     if overrides:
         settings = settings.model_copy(update=overrides)
+    configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # Our handler formats uvicorn's lines too, and our middleware logs each request.
+        log_config=None,
+        access_log=False,
         timeout_graceful_shutdown=5,
     )
     return 0
@@ -47,6 +52,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    configure_logging(settings.log_level, settings.log_format)
     asyncio.run(run_worker(settings, queues, args.executor_id or default_executor_id(queues)))
     return 0
 

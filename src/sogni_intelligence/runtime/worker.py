@@ -11,7 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from sogni_intelligence.config import Settings
+from sogni_intelligence.observability.server import MetricsServer
 from sogni_intelligence.runtime import durable
+from sogni_intelligence.runtime.gauges import gauge_refresher
 from sogni_intelligence.runtime.liveness import Liveness
 from sogni_intelligence.runtime.wiring import open_core
 
@@ -39,10 +41,18 @@ async def run_worker(
         core.db, executor_id, "worker", queues, settings.heartbeat_s, settings.takeover_after_s
     )
     beating = asyncio.create_task(liveness.run_forever())
+    metrics = None
+    if settings.metrics_port is not None:
+        metrics = MetricsServer(
+            settings.metrics_host, settings.metrics_port, gauge_refresher(core.records)
+        )
+        await metrics.start()
     print(f"worker {executor_id} serving {', '.join(queues)}", file=sys.stderr, flush=True)
     try:
         await stop.wait()
     finally:
+        if metrics is not None:
+            await metrics.stop()
         beating.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beating
