@@ -121,8 +121,9 @@ def create_app(settings: Settings) -> FastAPI:
             metrics_server = MetricsServer(
                 settings.metrics_host, settings.metrics_port, gauge_refresher(core.records)
             )
-            await metrics_server.start()
         try:
+            if metrics_server is not None:
+                await metrics_server.start()
             yield
         finally:
             if metrics_server is not None:

@@ -22,10 +22,11 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("sogni_request_id", default=None
 
 MAX_REQUEST_ID = 128
 
-#: The attributes every LogRecord has; anything else on a record came from `extra`.
+#: The attributes every LogRecord has; anything else on a record came from `extra` (except
+#: uvicorn's ANSI-coloured copy of its message).
 _STANDARD = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
-    | {"message", "asctime", "taskName", "request_id"}
+    | {"message", "asctime", "taskName", "request_id", "color_message"}
 )
 
 

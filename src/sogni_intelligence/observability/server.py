@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Iterator
 
@@ -12,6 +13,8 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from sogni_intelligence.observability.metrics import CONTENT_TYPE, Refresh, scrape
+
+log = logging.getLogger(__name__)
 
 
 class MetricsApp:
@@ -80,6 +83,7 @@ class MetricsServer:
                 await self._task  # its exception, if any
                 raise RuntimeError("the metrics server stopped while starting")
             await asyncio.sleep(0.01)
+        log.info("metrics on http://%s:%d/metrics", config.host, self.port)
 
     async def stop(self) -> None:
         if self._task is None:

@@ -46,9 +46,10 @@ async def run_worker(
         metrics = MetricsServer(
             settings.metrics_host, settings.metrics_port, gauge_refresher(core.records)
         )
-        await metrics.start()
-    print(f"worker {executor_id} serving {', '.join(queues)}", file=sys.stderr, flush=True)
     try:
+        if metrics is not None:
+            await metrics.start()
+        print(f"worker {executor_id} serving {', '.join(queues)}", file=sys.stderr, flush=True)
         await stop.wait()
     finally:
         if metrics is not None:
