@@ -1,6 +1,6 @@
 """Metric helpers: LLM metering of an engine's chunks, gauge replacement, the request
-middleware (route templates, request ids, streams counted at start and timed at the end) and
-the metrics-only server.
+middleware (route templates, request ids, streams counted at start and timed at the end), the
+metrics-only server and fetch refusals.
 
 The registry is the process's own, so each test reads how much a value moved."""
 
@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from sogni_intelligence.llm.metering import decode_rate, generates, metered
+from sogni_intelligence.media.fetch import FetchError, FetchPolicy, fetch_media, refuse_early
 from sogni_intelligence.observability.http import ObserveRequests
 from sogni_intelligence.observability.metrics import RECORDS, REGISTRY, replace
 from sogni_intelligence.observability.server import MetricsApp, MetricsServer
@@ -283,3 +284,20 @@ async def test_a_port_in_use_is_an_error_at_start() -> None:
             await MetricsServer("127.0.0.1", first.port, None).start()
     finally:
         await first.stop()
+
+
+# --- fetch refusals ---------------------------------------------------------------------------
+
+
+async def test_fetch_refusals_are_counted_by_reason() -> None:
+    policy = FetchPolicy(own_base_url="https://api.example.test")
+    blocked = value("sogni_media_fetch_refusals_total", reason="media_url_blocked")
+    invalid = value("sogni_media_fetch_refusals_total", reason="media_url_invalid")
+    with pytest.raises(FetchError):
+        refuse_early("http://169.254.169.254/latest/meta-data", policy, "image_url")
+    with pytest.raises(FetchError):
+        await fetch_media("http://127.0.0.1:9/cat.png", policy=policy)
+    with pytest.raises(FetchError):
+        await fetch_media("ftp://example.test/cat.png", policy=policy)
+    assert value("sogni_media_fetch_refusals_total", reason="media_url_blocked") == blocked + 2
+    assert value("sogni_media_fetch_refusals_total", reason="media_url_invalid") == invalid + 1
