@@ -122,7 +122,7 @@ class RunReplays:
             record = await self.records.get(record_id)
             if record is None or record.kind != "chat_run":
                 return None
-            events = await self.records.events(record_id)
+            events = await self.records.all_events(record_id)
             built = run_record(record, events)
             return await self.replays.put(record.owner, checked(built, self.max_bytes))
         except Exception:  # the run itself is finished and kept; only its replay is missing

@@ -505,6 +505,13 @@ class RecordStore:
         )
         return [_event(row) for row in rows]
 
+    async def all_events(self, record_id: str) -> list[Event]:
+        """Every event of the record, oldest first, read a page at a time."""
+        events: list[Event] = []
+        while page := await self.events(record_id, events[-1].sequence if events else BEFORE_FIRST):
+            events += page
+        return events
+
     async def _newest_sequences(self, record_ids: list[str]) -> dict[str, int]:
         """The newest sequence of each record that has events, in one query per page."""
         newest: dict[str, int] = {}

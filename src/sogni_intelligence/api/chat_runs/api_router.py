@@ -40,13 +40,18 @@ async def start_run(
     await usage.admit_record(key)
     await usage.admit_tokens(key)
     runs = serving.runs_of(request)
-    echo, engine, media = await serving.prepare_run(server_of(request).chat, body)
+    fork = None
+    if body.fork_from is not None:
+        echo, engine, media, fork = await serving.prepare_fork(request, key.id, body)
+    else:
+        echo, engine, media = await serving.prepare_run(server_of(request).chat, body)
     record, replayed = await runs.start(
         key.id,
         {**echo, "idempotencyKey": idempotency_key},
         engine,
         media,
         None if idempotency_key is None else (idempotency_key, body.model_dump()),
+        fork,
     )
     data: dict[str, Any] = {"run": await runs.public(record)}
     if replayed:

@@ -70,6 +70,8 @@ async def create_upload_form(
 async def post_upload_form(request: Request) -> UploadedResponse:
     """The presigned POST: its fields, then the file, in one multipart body."""
     if serving.form_boundary(request.headers.get("content-type", "")) is None:
+        async for _ in request.stream():  # read through the size limit: too large is a 413
+            pass
         raise invalid_request("send the upload as multipart/form-data: the fields, then 'file'")
     signed: dict[str, str] = {}
 

@@ -5,27 +5,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import RootModel
+from pydantic import ConfigDict, Field
 
+from sogni_intelligence.api.wire import WireModel
 from sogni_intelligence.store.replays import StoredReplay
 
-#: camelCase spellings a client may use for the RunRecord's top-level fields.
-_SNAKE = {
-    "runId": "run_id",
-    "schemaVersion": "schema_version",
-    "sessionId": "session_id",
-    "accountId": "account_id",
-    "modelId": "model_id",
-    "userRequest": "user_request",
-    "finalResponse": "final_response",
-}
 
+class RunRecordBody(WireModel):
+    """A RunRecord: `run_id` and any other fields, kept as sent (the known ones are read in
+    either spelling and stored under their snake_case names)."""
 
-class RunRecordBody(RootModel[dict[str, Any]]):
-    """Any JSON object with a `run_id`; known fields are read in either spelling."""
+    model_config = ConfigDict(extra="allow")
+
+    run_id: str = Field(min_length=1, max_length=128)
+    schema_version: int | str | None = None
+    session_id: str | None = None
+    account_id: str | None = None
+    model_id: str | None = None
+    user_request: str | None = None
+    final_response: Any = None
+    rounds: list[Any] | None = None
 
     def normalised(self) -> dict[str, Any]:
-        return {_SNAKE.get(key, key): value for key, value in self.root.items()}
+        return self.model_dump(exclude_unset=True)
 
 
 def millis(stored: StoredReplay) -> tuple[int, int]:
