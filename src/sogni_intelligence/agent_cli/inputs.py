@@ -23,9 +23,16 @@ class Connection(BaseModel):
     api_key: str
 
 
-def connection(api_base_url: str | None, api_key: str | None, env: Mapping[str, str]) -> Connection:
+def connection(
+    api_base_url: str | None,
+    api_key: str | None,
+    env: Mapping[str, str],
+    *,
+    require_key: bool = True,
+) -> Connection:
     """Base URL from the flag, `SOGNI_API_BASE_URL`, `SOGNI_REST_ENDPOINT` or the local
-    default; key from the flag or `SOGNI_API_KEY`."""
+    default; key from the flag or `SOGNI_API_KEY` (may be empty only without `require_key`,
+    for `--doctor`, which reports a missing key itself)."""
     base = (
         api_base_url
         or env.get("SOGNI_API_BASE_URL")
@@ -36,7 +43,7 @@ def connection(api_base_url: str | None, api_key: str | None, env: Mapping[str, 
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise UsageError(f"the API base URL must be an http(s) URL, got {base!r}")
     key = (api_key or env.get("SOGNI_API_KEY") or "").strip()
-    if not key:
+    if not key and require_key:
         raise UsageError("no API key: pass --api-key or set SOGNI_API_KEY")
     return Connection(base_url=base.rstrip("/"), api_key=key)
 
