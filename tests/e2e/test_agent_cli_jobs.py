@@ -1,5 +1,6 @@
-"""`sogni-agent`'s long-job modes against the real server process: `--detach`, `--status`,
-`--result [--wait]`, `--recent`, `--doctor` and the `--json` failure object."""
+"""`sogni-agent`'s long-job and replay modes against the real server process: `--detach`,
+`--status`, `--result [--wait]`, `--recent`, `--doctor`, the `--json` failure object and
+`--ingest-replay`/`--list-replays`/`--get-replay`."""
 
 from __future__ import annotations
 
@@ -147,3 +148,33 @@ def test_json_failure_objects(server: RunningServer) -> None:
     assert "--api-base-url" in refused["hint"]
     usage = failure_of(agent(server, "--status", "nope", "--json"), 2)
     assert usage["errorCode"] == "usage"
+
+
+def test_replays_ingest_list_and_get(server: RunningServer, tmp_path: Path) -> None:
+    record = {
+        "run_id": "cli-replay-1",
+        "model_id": "qwen3.6-35b-a3b-gguf-iq4xs",
+        "user_request": "draw a fox",
+        "final_response": "a fox, drawn",
+        "rounds": [{"round": 0, "tool_calls": [{"id": "c1", "name": "generate_image"}]}],
+    }
+    (tmp_path / "record.json").write_text(json.dumps(record))
+    stored = json_out(agent(server, "--ingest-replay", str(tmp_path / "record.json"), "--json"))
+    assert stored["runId"] == "cli-replay-1" and stored["redacted"] is True
+
+    listed = json_out(agent(server, "--list-replays", "--limit", "5", "--json"))
+    [summary] = [r for r in listed["records"] if r["runId"] == "cli-replay-1"]
+    assert summary["userRequest"] == "draw a fox" and summary["rounds"] == 1
+    human = agent(server, "--list-replays")
+    assert any(line.startswith("cli-replay-1 ") for line in human.stdout.splitlines())
+
+    got = json_out(agent(server, "--get-replay", "cli-replay-1", "--json"))
+    assert got["record"]["final_response"] == "a fox, drawn" and got["createTime"]
+    shown = agent(server, "--get-replay", "cli-replay-1")
+    assert "  round 0  1 tool calls: generate_image" in shown.stdout
+
+    missing = failure_of(agent(server, "--get-replay", "no-such-run", "--json"))
+    assert missing["errorCode"] == "not_found" and "No such replay record." in missing["error"]
+    (tmp_path / "nameless.json").write_text('{"rounds": []}')
+    bad = failure_of(agent(server, "--ingest-replay", str(tmp_path / "nameless.json"), "--json"), 2)
+    assert "has no run_id" in bad["error"]

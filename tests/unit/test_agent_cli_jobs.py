@@ -1,6 +1,6 @@
 """`sogni-agent`'s long-job parts without a server: flags of the job modes, failure objects,
-quiet and live progress, following a dropped stream, paging `--recent` and the doctor's
-dependency order (the modes themselves run against the real server in tests/e2e)."""
+quiet and live progress, following a dropped stream, paging `--recent`, the doctor's
+dependency order and replay records (the modes run against the real server in tests/e2e)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,10 +26,11 @@ from sogni_intelligence.agent_cli.client import (
 )
 from sogni_intelligence.agent_cli.doctor import run_checks, tiny_png
 from sogni_intelligence.agent_cli.failures import api_failure
-from sogni_intelligence.agent_cli.inputs import UsageError
+from sogni_intelligence.agent_cli.inputs import UsageError, load_run_record
 from sogni_intelligence.agent_cli.jobs import created_since, not_finished, status_lines, title_of
 from sogni_intelligence.agent_cli.main import main
 from sogni_intelligence.agent_cli.output import Reporter
+from sogni_intelligence.agent_cli.replays import replay_lines
 from sogni_intelligence.agent_cli.session import Context, follow, record_kind
 
 
@@ -67,12 +69,10 @@ def context(client: FakeClient, **args: Any) -> Context:
 # --- the command line ------------------------------------------------------------------------
 
 
-def test_recent_hours_default_and_fork_prompt() -> None:
+def test_recent_hours_default() -> None:
     parser = build_parser()
     assert parser.parse_args(["--recent"]).recent == 24.0
     assert parser.parse_args(["--recent", "2.5"]).recent == 2.5
-    fork = parser.parse_args(["--fork-run", "run_a", "--after", "4", "now in blue"])
-    assert (fork.fork_run, fork.after, fork.prompt) == ("run_a", 4, "now in blue")
 
 
 @pytest.mark.parametrize(
@@ -82,10 +82,10 @@ def test_recent_hours_default_and_fork_prompt() -> None:
             ["--api-workflow", "--workflow-input", "{}", "--detach", "--watch-workflow"],
             "contradict",
         ),
-        (["--fork-run", "run_a"], "needs --after"),
         (["--status", "wf_1", "--wait"], "--wait works only with --result"),
         (["--get-workflow", "wf_1", "--status-filter", "failed"], "--status-filter works only"),
-        (["--api-chat", "hi", "extra words"], "PROMPT works only with --fork-run"),
+        (["--get-replay", "r1", "--offset", "3"], "--offset works only with --list-workflows"),
+        (["--ingest-replay", "/no/such/record.json"], "cannot read --ingest-replay file"),
         (["--list-api-models", "--detach"], "--detach works only"),
         (["--recent", "0"], "must be more than 0"),
         (["--list-api-models", "--no-such-flag"], "unrecognized arguments"),
@@ -290,3 +290,37 @@ def test_doctor_reports_the_first_failure_and_skips_what_needs_it() -> None:
     assert not checks["key"].ok and "SOGNI_API_KEY" in (checks["key"].hint or "")
     for name in ("models", "completion", "upload"):
         assert checks[name].detail == "not run: key failed"
+
+
+# --- replays ---------------------------------------------------------------------------------
+
+
+def test_run_record_files_are_checked_before_any_request(tmp_path: Path) -> None:
+    good = {"run_id": "r1", "rounds": []}
+    (tmp_path / "r.json").write_text(json.dumps(good))
+    assert load_run_record(str(tmp_path / "r.json")) == good
+    assert load_run_record("-", stdin=io.StringIO('{"runId": "r2"}')) == {"runId": "r2"}
+    for text, message in [("[]", "must be a JSON object"), ('{"rounds": []}', "has no run_id")]:
+        with pytest.raises(UsageError, match=message):
+            load_run_record("-", stdin=io.StringIO(text))
+
+
+def test_replay_lines() -> None:
+    record = {
+        "run_id": "r1",
+        "model_id": "m",
+        "schema_version": 1,
+        "user_request": "draw a fox",
+        "final_response": "here it is",
+        "rounds": [
+            {"round": 0, "tool_calls": [{"name": "generate_image"}]},
+            {"round": 1, "tool_calls": []},
+        ],
+    }
+    assert replay_lines(record, 0) == [
+        "replay r1  1970-01-01T00:00:00+00:00  model m  schema 1",
+        "  request:  draw a fox",
+        "  round 0  1 tool calls: generate_image",
+        "  round 1  0 tool calls",
+        "  response: here it is",
+    ]

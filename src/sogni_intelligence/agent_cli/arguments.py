@@ -25,11 +25,9 @@ class Parser(argparse.ArgumentParser):
 CHAT = {"api_chat"}
 BOTH_CHATS = {"api_chat", "durable_chat"}
 WITH_MEDIA = {"api_chat", "durable_chat", "api_workflow"}
-STARTS_RUNS = {"durable_chat", "fork_run"}
 WITH_RESULTS = {
     "api_chat",
     "durable_chat",
-    "fork_run",
     "api_workflow",
     "get_workflow",
     "stream_workflow",
@@ -52,18 +50,17 @@ MODE_FLAGS: tuple[tuple[str, str, set[str]], ...] = (
     ("ref_video", "--ref-video", WITH_MEDIA),
     ("workflow_input", "--workflow-input", {"api_workflow"}),
     ("workflow_title", "--workflow-title", {"api_workflow"}),
-    ("workflow_idempotency_key", "--workflow-idempotency-key", {"api_workflow", *STARTS_RUNS}),
+    ("workflow_idempotency_key", "--workflow-idempotency-key", {"api_workflow", "durable_chat"}),
     ("workflow_max_cost", "--workflow-max-cost", {"api_workflow", "durable_chat"}),
     ("confirm_cost", "--confirm-cost", {"api_workflow", "durable_chat"}),
     ("watch_workflow", "--watch-workflow", {"api_workflow", "resume_workflow", "api_chat"}),
-    ("detach", "--detach", {"api_workflow", *STARTS_RUNS}),
+    ("detach", "--detach", {"api_workflow", "durable_chat"}),
     ("wait", "--wait", {"result"}),
     ("output", "--output", WITH_RESULTS),
-    ("limit", "--limit", {"list_workflows"}),
+    ("limit", "--limit", {"list_workflows", "list_replays"}),
     ("offset", "--offset", {"list_workflows"}),
     ("status_filter", "--status-filter", {"list_workflows", "recent"}),
-    ("after", "--after", {"workflow_events", "stream_workflow", "fork_run"}),
-    ("prompt", "PROMPT", {"fork_run"}),
+    ("after", "--after", {"workflow_events", "stream_workflow"}),
 )
 
 
@@ -116,11 +113,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start a workflow from --workflow-input",
     )
-    modes.add_argument(
-        "--fork-run",
-        metavar="RUN_ID",
-        help="a new run continuing RUN_ID from --after SEQ, with PROMPT as a new user message",
-    )
     modes.add_argument("--status", metavar="ID", help="where a run (run_…) or workflow (wf_…) is")
     modes.add_argument(
         "--result", metavar="ID", help="the results of a finished run or workflow (see --wait)"
@@ -150,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     modes.add_argument("--list-api-models", action="store_true", help="list the chat models")
     modes.add_argument("--get-api-model", metavar="ID", help="show one chat model")
+    modes.add_argument("--list-replays", action="store_true", help="list your replay records")
+    modes.add_argument("--get-replay", metavar="RUN_ID", help="show one replay record")
+    modes.add_argument(
+        "--ingest-replay",
+        metavar="FILE",
+        help="store the RunRecord in FILE (JSON; - for stdin) as a replay record",
+    )
 
     conn = parser.add_argument_group("connection")
     conn.add_argument(
@@ -186,9 +185,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--status-filter",
         metavar="S[,S]",
         help="only records in these statuses (--recent, --list-workflows)",
-    )
-    jobs.add_argument(
-        "prompt", nargs="?", metavar="PROMPT", help="with --fork-run: the new user message"
     )
 
     chat = parser.add_argument_group("chat")
@@ -257,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--after",
         type=_non_negative_int,
         metavar="SEQ",
-        help="only events after this sequence; with --fork-run, the sequence to fork after",
+        help="only events after this sequence",
     )
     return parser
 
@@ -270,8 +266,6 @@ def check_mode_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, 
             raise UsageError(f"{flag} works only with {modes}")
     if mode == "api_workflow" and args.workflow_input is None:
         raise UsageError("--api-workflow needs --workflow-input JSON|@FILE")
-    if mode == "fork_run" and args.after is None:
-        raise UsageError("--fork-run needs --after SEQ: the event sequence to continue after")
     if args.detach and args.watch_workflow:
         raise UsageError("--detach and --watch-workflow contradict each other")
 

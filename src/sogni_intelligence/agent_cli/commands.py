@@ -251,19 +251,6 @@ def durable_chat(ctx: Context) -> int:
     return start_run(ctx, body)
 
 
-def fork_run(ctx: Context) -> int:
-    """A new run that continues an earlier one from after one of its event sequences,
-    optionally with a new user message."""
-    args = ctx.args
-    messages = [{"role": "user", "content": args.prompt}] if args.prompt else []
-    body = {
-        "fork_from": {"run_id": args.fork_run, "after_sequence": args.after},
-        "messages": messages,
-        "app_source": APP_SOURCE,
-    }
-    return start_run(ctx, body)
-
-
 # --- models ----------------------------------------------------------------------------------
 
 

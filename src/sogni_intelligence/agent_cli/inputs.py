@@ -48,6 +48,27 @@ def connection(
     return Connection(base_url=base.rstrip("/"), api_key=key)
 
 
+def read_input_file(name: str, flag: str, stdin: TextIO = sys.stdin) -> tuple[str, str]:
+    """The text of file `name` (`-`: standard input) and how errors should name it."""
+    if name == "-":
+        return stdin.read(), f"{flag} on stdin"
+    try:
+        return Path(name).expanduser().read_text(encoding="utf-8"), name
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {flag} file {name}: {exc}") from exc
+
+
+def parse_json_object(text: str, source: str, shape: str) -> dict[str, Any]:
+    """`text` as a JSON object; `shape` tells the user what the object should be."""
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{source} is not valid JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise UsageError(f"{source} must be a JSON object: {shape}")
+    return parsed
+
+
 def load_workflow_input(value: str, stdin: TextIO = sys.stdin) -> dict[str, Any]:
     """`--workflow-input`: the workflow `input` object `{title?, steps}` as JSON text, as
     `@path` to a JSON file, or as `@-` to read it from standard input."""
@@ -55,20 +76,17 @@ def load_workflow_input(value: str, stdin: TextIO = sys.stdin) -> dict[str, Any]
         name = value[1:]
         if not name:
             raise UsageError("--workflow-input @ needs a file name (or @- for stdin)")
-        if name == "-":
-            text, source = stdin.read(), "the workflow input on stdin"
-        else:
-            try:
-                text = Path(name).expanduser().read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise UsageError(f"cannot read --workflow-input file {name}: {exc}") from exc
-            source = name
+        text, source = read_input_file(name, "--workflow-input", stdin)
     else:
         text, source = value, "--workflow-input"
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{source} is not valid JSON: {exc}") from exc
-    if not isinstance(parsed, dict):
-        raise UsageError(f"{source} must be a JSON object: the workflow input {{title?, steps}}")
-    return parsed
+    return parse_json_object(text, source, "the workflow input {title?, steps}")
+
+
+def load_run_record(name: str, stdin: TextIO = sys.stdin) -> dict[str, Any]:
+    """`--ingest-replay`: a RunRecord `{run_id, schema_version?, model_id?, user_request?,
+    final_response?, rounds?}` from a JSON file (`-`: standard input)."""
+    text, source = read_input_file(name, "--ingest-replay", stdin)
+    record = parse_json_object(text, source, "a RunRecord {run_id, rounds?, ...}")
+    if not isinstance(record.get("run_id", record.get("runId")), str):
+        raise UsageError(f"{source} has no run_id: a RunRecord names its run")
+    return record

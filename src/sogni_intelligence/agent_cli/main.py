@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from sogni_intelligence.agent_cli import commands, doctor, jobs
+from sogni_intelligence.agent_cli import commands, doctor, jobs, replays
 from sogni_intelligence.agent_cli.arguments import (
     PROG,
     build_parser,
@@ -28,7 +28,12 @@ from sogni_intelligence.agent_cli.failures import (
     os_failure,
     usage_failure,
 )
-from sogni_intelligence.agent_cli.inputs import UsageError, connection, load_workflow_input
+from sogni_intelligence.agent_cli.inputs import (
+    UsageError,
+    connection,
+    load_run_record,
+    load_workflow_input,
+)
 from sogni_intelligence.agent_cli.output import Reporter
 from sogni_intelligence.agent_cli.references import check_sources
 from sogni_intelligence.agent_cli.session import Context
@@ -37,7 +42,6 @@ COMMANDS: dict[str, Callable[[Context], int]] = {
     "api_chat": commands.api_chat,
     "durable_chat": commands.durable_chat,
     "api_workflow": commands.api_workflow,
-    "fork_run": commands.fork_run,
     "status": jobs.status,
     "result": jobs.result,
     "recent": jobs.recent,
@@ -50,6 +54,9 @@ COMMANDS: dict[str, Callable[[Context], int]] = {
     "resume_workflow": commands.resume_workflow,
     "list_api_models": commands.list_api_models,
     "get_api_model": commands.get_api_model,
+    "list_replays": replays.list_replays,
+    "get_replay": replays.get_replay,
+    "ingest_replay": replays.ingest_replay,
 }
 
 
@@ -82,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sources = reference_sources(args)
         check_sources(sources)
         plan = load_workflow_input(args.workflow_input) if args.workflow_input else None
+        run_record = load_run_record(args.ingest_replay) if args.ingest_replay else None
     except UsageError as exc:
         reporter = Reporter("--json" in argv, tty=False)
         return fail(reporter, usage_failure(str(exc)), parser.format_usage())
@@ -89,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reporter = Reporter(args.json, quiet=args.quiet)
     client = ApiClient(settings.base_url, settings.api_key, args.timeout)
     try:
-        return COMMANDS[mode](Context(args, client, reporter, sources, plan))
+        return COMMANDS[mode](Context(args, client, reporter, sources, plan, run_record))
     except CliFailure as exc:
         failure = exc.failure
     except ApiError as exc:

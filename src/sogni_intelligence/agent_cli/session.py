@@ -45,6 +45,8 @@ class Context:
     reporter: Reporter
     sources: list[RefSource] = field(default_factory=list)
     workflow_input: dict[str, Any] | None = None
+    #: The RunRecord of `--ingest-replay`, read before any request.
+    run_record: dict[str, Any] | None = None
 
 
 def ended_status(kind: str, record: dict[str, Any], reporter: Reporter) -> int:
