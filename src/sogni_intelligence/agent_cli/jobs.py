@@ -61,7 +61,7 @@ def status_lines(kind: RecordKind, record: dict[str, Any]) -> list[str]:
     if kind == "workflow":
         lines = workflow_summary(record)
     else:
-        lines = run_summary({**record, "finalResponse": None})
+        lines = run_summary(record, answer=False)
         calls = len(record.get("toolCalls") or [])
         lines.append(f"  tool calls: {calls}")
     times = record.get("timestamps") or {}

@@ -241,11 +241,12 @@ def report_run_event(reporter: Reporter, run_id: str, event: dict[str, Any]) -> 
         reporter.note(f"run {run_id} {kind.removeprefix('run_')}", once=True)
 
 
-def run_summary(run: dict[str, Any]) -> list[str]:
-    """A chat-run record for people: the answer, then status and anything pending."""
+def run_summary(run: dict[str, Any], answer: bool = True) -> list[str]:
+    """A chat-run record for people: the answer (unless not asked for), then status and
+    anything pending."""
     lines = []
     final = run.get("finalResponse") if isinstance(run.get("finalResponse"), dict) else {}
-    if final.get("content"):
+    if answer and final.get("content"):
         lines.append(str(final["content"]))
     lines.append(f"run {run.get('runId')}: {run.get('status')}")
     waiting = run.get("waiting")

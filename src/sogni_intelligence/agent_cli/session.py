@@ -80,7 +80,8 @@ def follow(
                 new_events = True
                 on_event(frame.data)
         except StreamDropped as exc:
-            ctx.reporter.note(f"{exc}; resuming after event {cursor}")
+            where = "from the start" if cursor is None else f"after event {cursor}"
+            ctx.reporter.note(f"{exc}; resuming {where}")
         record = read_record()
         status = record.get("status")
         if status not in LIVE_STATUSES:
