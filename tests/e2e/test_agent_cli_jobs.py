@@ -178,3 +178,30 @@ def test_replays_ingest_list_and_get(server: RunningServer, tmp_path: Path) -> N
     (tmp_path / "nameless.json").write_text('{"rounds": []}')
     bad = failure_of(agent(server, "--ingest-replay", str(tmp_path / "nameless.json"), "--json"), 2)
     assert "has no run_id" in bad["error"]
+
+
+def test_fork_run_continues_a_finished_run(server: RunningServer) -> None:
+    first = agent(server, "--durable-chat", "Name a colour.", "--max-tokens", "8", "--json")
+    run = json_out(first)
+    last = run["events"][-1]["sequence"]
+    forked = agent(
+        server,
+        "--fork-run",
+        run["runId"],
+        "And a fruit?",
+        "--after",
+        str(last),
+        "--max-tokens",
+        "8",
+        "--json",
+    )
+    fork = json_out(forked)
+    assert fork["runId"] != run["runId"] and fork["status"] == "completed"
+    assert fork["request"]["forkFrom"] == {"runId": run["runId"], "afterSequence": last}
+    assert fork["messages"][0] == {"role": "user", "content": "And a fruit?"}
+    # Without a new message after the answer, the server says what is missing.
+    refused = agent(server, "--fork-run", run["runId"], "--after", str(last), "--json")
+    assert "add a message" in failure_of(refused)["error"]
+    assert (
+        failure_of(agent(server, "--fork-run", run["runId"], "--json"), 2)["errorCode"] == "usage"
+    )

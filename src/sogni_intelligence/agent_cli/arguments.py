@@ -24,10 +24,12 @@ class Parser(argparse.ArgumentParser):
 
 CHAT = {"api_chat"}
 BOTH_CHATS = {"api_chat", "durable_chat"}
+RUNS = {"durable_chat", "fork_run"}
 WITH_MEDIA = {"api_chat", "durable_chat", "api_workflow"}
 WITH_RESULTS = {
     "api_chat",
     "durable_chat",
+    "fork_run",
     "api_workflow",
     "get_workflow",
     "stream_workflow",
@@ -40,9 +42,9 @@ MODE_FLAGS: tuple[tuple[str, str, set[str]], ...] = (
     ("no_api_tool_execution", "--no-api-tool-execution", CHAT),
     ("task_profile", "--task-profile", BOTH_CHATS),
     ("thinking", "--thinking/--no-thinking", CHAT),
-    ("llm_model", "--llm-model", BOTH_CHATS),
+    ("llm_model", "--llm-model", {*BOTH_CHATS, "fork_run"}),
     ("system", "--system", BOTH_CHATS),
-    ("max_tokens", "--max-tokens", BOTH_CHATS),
+    ("max_tokens", "--max-tokens", {*BOTH_CHATS, "fork_run"}),
     ("context", "-c/--context", WITH_MEDIA),
     ("ref", "--ref", WITH_MEDIA),
     ("ref_end", "--ref-end", WITH_MEDIA),
@@ -54,13 +56,14 @@ MODE_FLAGS: tuple[tuple[str, str, set[str]], ...] = (
     ("workflow_max_cost", "--workflow-max-cost", {"api_workflow", "durable_chat"}),
     ("confirm_cost", "--confirm-cost", {"api_workflow", "durable_chat"}),
     ("watch_workflow", "--watch-workflow", {"api_workflow", "resume_workflow", "api_chat"}),
-    ("detach", "--detach", {"api_workflow", "durable_chat"}),
+    ("detach", "--detach", {"api_workflow", *RUNS}),
+    ("replay", "--replay", {"fork_run"}),
     ("wait", "--wait", {"result"}),
     ("output", "--output", WITH_RESULTS),
     ("limit", "--limit", {"list_workflows", "list_replays"}),
     ("offset", "--offset", {"list_workflows"}),
     ("status_filter", "--status-filter", {"list_workflows", "recent"}),
-    ("after", "--after", {"workflow_events", "stream_workflow"}),
+    ("after", "--after", {"workflow_events", "stream_workflow", "fork_run"}),
 )
 
 
@@ -107,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     modes.add_argument("--api-chat", metavar="PROMPT", help="one hosted chat completion")
     modes.add_argument(
         "--durable-chat", metavar="PROMPT", help="a durable chat run, followed live to its end"
+    )
+    modes.add_argument(
+        "--fork-run",
+        nargs="+",
+        metavar="ID [PROMPT]",
+        help="a durable chat run that continues run ID's history after event --after SEQ, "
+        "with PROMPT as a new message; followed live to its end",
     )
     modes.add_argument(
         "--api-workflow",
@@ -253,7 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--after",
         type=_non_negative_int,
         metavar="SEQ",
-        help="only events after this sequence",
+        help="only events after this sequence (with --fork-run: the event to fork after)",
+    )
+    workflow.add_argument(
+        "--replay",
+        action="store_true",
+        help="with --fork-run: run the original's later rounds again and report differences",
     )
     return parser
 
@@ -264,6 +279,8 @@ def check_mode_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, 
         if getattr(args, dest) != parser.get_default(dest) and mode not in allowed:
             modes = ", ".join(sorted("--" + m.replace("_", "-") for m in allowed))
             raise UsageError(f"{flag} works only with {modes}")
+    if mode == "fork_run" and (len(args.fork_run) > 2 or args.after is None):
+        raise UsageError("--fork-run takes ID [PROMPT] and needs --after SEQ")
     if mode == "api_workflow" and args.workflow_input is None:
         raise UsageError("--api-workflow needs --workflow-input JSON|@FILE")
     if args.detach and args.watch_workflow:

@@ -251,6 +251,24 @@ def durable_chat(ctx: Context) -> int:
     return start_run(ctx, body)
 
 
+def fork_run(ctx: Context) -> int:
+    """A run that continues another run's history after one of its events."""
+    args = ctx.args
+    run_id, *prompt = args.fork_run
+    body: dict[str, Any] = {
+        "fork_from": {"run_id": run_id, "after_sequence": args.after},
+        "messages": [{"role": "user", "content": text} for text in prompt],
+        "app_source": APP_SOURCE,
+    }
+    if args.replay:
+        body["replay"] = True
+    if args.llm_model is not None:
+        body["model"] = args.llm_model
+    if args.max_tokens is not None:
+        body["sampling"] = {"max_tokens": args.max_tokens}
+    return start_run(ctx, body)
+
+
 # --- models ----------------------------------------------------------------------------------
 
 

@@ -41,6 +41,7 @@ from sogni_intelligence.agent_cli.session import Context
 COMMANDS: dict[str, Callable[[Context], int]] = {
     "api_chat": commands.api_chat,
     "durable_chat": commands.durable_chat,
+    "fork_run": commands.fork_run,
     "api_workflow": commands.api_workflow,
     "status": jobs.status,
     "result": jobs.result,
