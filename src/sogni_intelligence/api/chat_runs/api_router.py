@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from sogni_intelligence.api.auth import CurrentKey, listed_owner, readable_owner
+from sogni_intelligence.api.auth import CurrentKey, readable_owner
 from sogni_intelligence.api.chat_runs import serving
 from sogni_intelligence.api.chat_runs.protocol import (
     CancelRunBody,
@@ -15,7 +15,7 @@ from sogni_intelligence.api.chat_runs.protocol import (
     StartRunBody,
 )
 from sogni_intelligence.api.errors import SogniRoute
-from sogni_intelligence.api.record_lists import Offset, Scope, StatusFilter, statuses_in
+from sogni_intelligence.api.record_lists import Offset, Scope, StatusFilter, listed
 from sogni_intelligence.api.sse import SSE_HEADERS, After, cursor
 from sogni_intelligence.api.state import server_of
 from sogni_intelligence.runtime.chat_runs import CONFIRM_ENDPOINT
@@ -70,8 +70,8 @@ async def list_runs(
 ) -> JSONResponse:
     """Newest first; `next` is the offset of the following page, or null."""
     runs = serving.runs_of(request)
-    records, next_offset = await runs.deps.records.list(
-        "chat_run", listed_owner(key, scope), offset, limit, statuses_in(status)
+    records, next_offset = await listed(
+        runs.deps.records, "chat_run", key, offset, limit, status, scope
     )
     return _ok({"runs": [await runs.public(r) for r in records], "next": next_offset})
 

@@ -34,24 +34,24 @@ def millis(stored: StoredReplay) -> tuple[int, int]:
     return int(stored.created_at.timestamp() * 1000), int(stored.updated_at.timestamp() * 1000)
 
 
-def written_view(stored: StoredReplay) -> dict[str, Any]:
+def _identity(stored: StoredReplay) -> dict[str, Any]:
     created, updated = millis(stored)
     return {
         "runId": stored.run_id,
         "schemaVersion": _version(stored.schema_version),
-        "redacted": True,
         "createTime": created,
         "updateTime": updated,
     }
 
 
+def written_view(stored: StoredReplay) -> dict[str, Any]:
+    """What a write answers: the record is always stored redacted."""
+    return {**_identity(stored), "redacted": True}
+
+
 def summary_view(stored: StoredReplay) -> dict[str, Any]:
-    created, updated = millis(stored)
     return {
-        "runId": stored.run_id,
-        "schemaVersion": _version(stored.schema_version),
-        "createTime": created,
-        "updateTime": updated,
+        **_identity(stored),
         "userRequest": stored.user_request,
         "finalResponse": stored.record.get("final_response"),
         "modelId": stored.model_id,
