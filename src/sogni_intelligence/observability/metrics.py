@@ -19,6 +19,8 @@ from prometheus_client import (
 )
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+#: The Prometheus text format's media type, for the responses that carry `scrape()`.
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 #: Seconds: from a quick JSON answer to a long completion or media job.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -134,6 +136,3 @@ async def scrape(refresh: Refresh | None) -> bytes:
     if refresh is not None:
         await refresh()
     return generate_latest(REGISTRY)
-
-
-CONTENT_TYPE = CONTENT_TYPE_LATEST
