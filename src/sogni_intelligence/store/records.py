@@ -8,115 +8,52 @@ cursor, so a stream never skips or repeats a sequence number.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.events import Announcement, Event, aware
 from sogni_intelligence.store.live import LiveEvents, ReadDatabase
-from sogni_intelligence.store.models import DurableRecord, IdempotencyKey, RecordEvent, utcnow
+from sogni_intelligence.store.models import DurableRecord, IdempotencyKey, utcnow
+from sogni_intelligence.store.record_rows import (
+    BEFORE_FIRST,
+    BY_DEDUPE_KEY,
+    COUNTS,
+    EVENTS,
+    IN_STATUS,
+    KEYS,
+    RECORD,
+    RECORD_LOCKED,
+    RECORDS,
+    STATUS_LOCKED,
+    UPDATE_RECORD,
+    Record,
+    body_digest,
+    claim,
+    event_of,
+    insert_events,
+    numbered,
+    record_of,
+    unwritten,
+)
 
 Status = Literal[
     "queued", "running", "waiting_for_user", "completed", "partial_failure", "failed", "cancelled"
 ]
 TERMINAL: frozenset[str] = frozenset({"completed", "partial_failure", "failed", "cancelled"})
 T = TypeVar("T")
-log = logging.getLogger(__name__)
 RecordKind = Literal["workflow", "chat_run"]
 _PREFIX = {"workflow": "wf_", "chat_run": "run_"}
 _APPEND_ATTEMPTS = 16
 #: What a revision makes of a record: the patch to merge into its data and the events to add.
 Change = Callable[["Record"], tuple[dict[str, Any], Sequence[Announcement]]]
-#: The cursor before a log's first event (sequences start at 0; cursors are exclusive).
-BEFORE_FIRST = -1
 
-
-@dataclass(frozen=True)
-class Record:
-    id: str
-    kind: str
-    owner: str
-    status: str
-    data: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-    version: int = 0
-
-
-_RECORDS = DurableRecord.__table__
-_EVENTS = RecordEvent.__table__
-_KEYS = IdempotencyKey.__table__
-
-
-def _event(row: Any) -> Event:
-    """An event from its ORM object or its plain row (the same attribute names)."""
-    return Event(row.record_id, row.sequence, row.type, aware(row.at), dict(row.payload or {}))
-
-
-def _record(row: Any) -> Record:
-    """A record from its ORM object or its plain row (the same attribute names)."""
-    return Record(
-        row.id,
-        row.kind,
-        row.owner,
-        row.status,
-        dict(row.data or {}),
-        aware(row.created_at),
-        aware(row.updated_at),
-        row.version or 0,
-    )
-
-
-def body_digest(body: Any) -> str:
-    """A stable digest of a request body, for comparing idempotent retries."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _claim(owner: str, endpoint: str, key: str, body: Any, record_id: str) -> dict[str, Any]:
-    """The idempotency-key row of an action on `record_id`."""
-    return {
-        "owner": owner,
-        "endpoint": endpoint,
-        "key": key,
-        "body_sha256": body_digest(body),
-        "record_id": record_id,
-        "created_at": utcnow(),
-    }
-
-
-# The statements of the hot write path, built once (building one costs more than SQLite
-# takes to run it); `rid` is the record's id.
-_RID = bindparam("rid")
-_RECORD = select(_RECORDS).where(_RECORDS.c.id == _RID)
-_IN_STATUS = select(_RECORDS).where(
-    _RECORDS.c.kind == bindparam("kind"),
-    _RECORDS.c.status.in_(bindparam("statuses", expanding=True)),
-)
-_STATUS_LOCKED = select(_RECORDS.c.status).where(_RECORDS.c.id == _RID).with_for_update()
-_RECORD_LOCKED = select(_RECORDS).where(_RECORDS.c.id == _RID).with_for_update()
-_BY_DEDUPE_KEY = select(_EVENTS).where(
-    _EVENTS.c.record_id == _RID, _EVENTS.c.dedupe_key == bindparam("key")
-)
-_WRITTEN_KEYS = select(_EVENTS.c.dedupe_key).where(
-    _EVENTS.c.record_id == _RID, _EVENTS.c.dedupe_key.in_(bindparam("keys", expanding=True))
-)
-_LAST_SEQUENCE = select(func.max(_EVENTS.c.sequence)).where(_EVENTS.c.record_id == _RID)
-_UPDATE_RECORD = update(_RECORDS).where(_RECORDS.c.id == _RID)
-_INSERT_EVENTS = insert(_EVENTS)
-_COUNTS = select(_RECORDS.c.kind, _RECORDS.c.status, func.count()).group_by(
-    _RECORDS.c.kind, _RECORDS.c.status
-)
 
 log = logging.getLogger(__name__)
 
@@ -135,50 +72,6 @@ def _log_status(record: Record, reason: object = None) -> None:
             "reason": reason if isinstance(reason, str) and reason else None,
         },
     )
-
-
-def _unwritten(
-    conn: Connection, record_id: str, events: Sequence[Announcement]
-) -> list[Announcement]:
-    """The `events` whose dedupe keys were not written yet (a repeated step writes none)."""
-    keys = [e.dedupe_key for e in events if e.dedupe_key is not None]
-    if not keys:
-        return list(events)
-    written = set(conn.scalars(_WRITTEN_KEYS, {"rid": record_id, "keys": keys}))
-    return [e for e in events if e.dedupe_key not in written]
-
-
-def _numbered(
-    conn: Connection, record_id: str, events: Sequence[Announcement]
-) -> list[dict[str, Any]]:
-    """Rows for `events`, numbered on from the record's last event."""
-    if not events:
-        return []
-    last = conn.scalar(_LAST_SEQUENCE, {"rid": record_id})
-    first = BEFORE_FIRST + 1 if last is None else last + 1
-    at = utcnow()
-    return [
-        {
-            "record_id": record_id,
-            "sequence": sequence,
-            "type": event.type,
-            "at": at,
-            "payload": event.payload,
-            "dedupe_key": event.dedupe_key,
-        }
-        for sequence, event in enumerate(events, first)
-    ]
-
-
-def _insert(conn: Connection, rows: list[dict[str, Any]], mine: set[int]) -> list[Event]:
-    """Insert event rows, noting their sequences in `mine` first (see `RecordStore._write`)."""
-    if not rows:
-        return []
-    mine.update(row["sequence"] for row in rows)
-    conn.execute(_INSERT_EVENTS, rows)
-    return [
-        Event(r["record_id"], r["sequence"], r["type"], aware(r["at"]), r["payload"]) for r in rows
-    ]
 
 
 #: Events read from the database at a time while a follower catches up.
@@ -231,7 +124,7 @@ class RecordStore:
 
         def work(conn: Connection, mine: set[int]) -> list[Event]:
             conn.execute(
-                insert(_RECORDS).values(
+                insert(RECORDS).values(
                     id=record_id,
                     kind=kind,
                     owner=owner,
@@ -243,8 +136,8 @@ class RecordStore:
                 )
             )
             if idempotency is not None:
-                conn.execute(insert(_KEYS).values(**_claim(owner, *idempotency, record_id)))
-            return _insert(conn, _numbered(conn, record_id, first), mine)
+                conn.execute(insert(KEYS).values(**claim(owner, *idempotency, record_id)))
+            return insert_events(conn, numbered(conn, record_id, first), mine)
 
         try:
             with self._live.writing(record_id) as mine:
@@ -289,7 +182,7 @@ class RecordStore:
         a retry can be answered without doing it again."""
         try:
             async with self._db.transaction() as session:
-                session.add(IdempotencyKey(**_claim(owner, endpoint, key, body, record_id)))
+                session.add(IdempotencyKey(**claim(owner, endpoint, key, body, record_id)))
         except IntegrityError:
             await self._replay(owner, endpoint, key, body)  # a concurrent retry: 409 if changed
 
@@ -352,11 +245,11 @@ class RecordStore:
     async def get(self, record_id: str, owner: str | None = None) -> Record | None:
         # Plain rows, not ORM objects: the hot reads of every durable step skip the session's
         # identity map and object loading.
-        rows = await self._db.read(_RECORD, {"rid": record_id})
+        rows = await self._db.read(RECORD, {"rid": record_id})
         row = rows[0] if rows else None
         if row is None or (owner is not None and row.owner != owner):
             return None
-        return _record(row)
+        return record_of(row)
 
     async def list(
         self,
@@ -376,12 +269,12 @@ class RecordStore:
         query = query.order_by(DurableRecord.created_at.desc(), DurableRecord.id)
         async with self._db.session() as session:
             rows = (await session.scalars(query.offset(offset).limit(limit + 1))).all()
-        page = [_record(row) for row in rows[:limit]]
+        page = [record_of(row) for row in rows[:limit]]
         return page, (offset + limit if len(rows) > limit else None)
 
     async def counts(self) -> dict[tuple[str, str], int]:
         """How many records there are of each (kind, status), in one grouped query."""
-        rows = await self._db.read(_COUNTS)
+        rows = await self._db.read(COUNTS)
         return {(kind, status): int(count) for kind, status, count in rows}
 
     async def unlaunched(self, kind: RecordKind) -> list[Record]:
@@ -389,8 +282,8 @@ class RecordStore:
         return await self.in_status(kind, ("queued",))
 
     async def in_status(self, kind: RecordKind, statuses: Iterable[Status]) -> list[Record]:
-        rows = await self._db.read(_IN_STATUS, {"kind": kind, "statuses": list(statuses)})
-        return [_record(row) for row in rows]
+        rows = await self._db.read(IN_STATUS, {"kind": kind, "statuses": list(statuses)})
+        return [record_of(row) for row in rows]
 
     async def transition(
         self,
@@ -434,10 +327,10 @@ class RecordStore:
         allowed_from: frozenset[str] | None,
     ) -> Record | None:
         def work(conn: Connection, mine: set[int]) -> tuple[Record | None, list[Event]]:
-            row = conn.execute(_RECORD_LOCKED, {"rid": record_id}).first()
+            row = conn.execute(RECORD_LOCKED, {"rid": record_id}).first()
             if row is None:
                 return None, []
-            current = _record(row)
+            current = record_of(row)
             if allowed_from is not None and current.status not in allowed_from:
                 return None, []
             patch, events = change(current)
@@ -453,7 +346,7 @@ class RecordStore:
                 current.version + 1,
             )
             conn.execute(
-                _UPDATE_RECORD,
+                UPDATE_RECORD,
                 {
                     "rid": record_id,
                     "status": changed.status,
@@ -465,8 +358,8 @@ class RecordStore:
             # An ended record takes no more events: its terminal event stays last.
             if current.status in TERMINAL:
                 return changed, []
-            rows = _numbered(conn, record_id, _unwritten(conn, record_id, events))
-            return changed, _insert(conn, rows, mine)
+            rows = numbered(conn, record_id, unwritten(conn, record_id, events))
+            return changed, insert_events(conn, rows, mine)
 
         return await self._write(record_id, work)
 
@@ -486,16 +379,16 @@ class RecordStore:
         announcement = Announcement(type, payload, dedupe_key)
 
         def work(conn: Connection, mine: set[int]) -> tuple[Event | None, list[Event]]:
-            status = conn.scalar(_STATUS_LOCKED, {"rid": record_id})
+            status = conn.scalar(STATUS_LOCKED, {"rid": record_id})
             if dedupe_key is not None:
-                existing = conn.execute(_BY_DEDUPE_KEY, {"rid": record_id, "key": dedupe_key})
+                existing = conn.execute(BY_DEDUPE_KEY, {"rid": record_id, "key": dedupe_key})
                 row = existing.first()
                 if row is not None:
-                    return _event(row), []
+                    return event_of(row), []
             if status is None or status in TERMINAL:
                 return None, []
             # Its dedupe key was looked up above.
-            written = _insert(conn, _numbered(conn, record_id, [announcement]), mine)
+            written = insert_events(conn, numbered(conn, record_id, [announcement]), mine)
             return written[0], written
 
         return await self._write(record_id, work)
@@ -528,12 +421,12 @@ class RecordStore:
     ) -> list[Event]:
         """Events with `sequence > after` (cursors are exclusive), oldest first."""
         rows = await self._db.read(
-            select(_EVENTS)
-            .where(_EVENTS.c.record_id == record_id, _EVENTS.c.sequence > after)
-            .order_by(_EVENTS.c.sequence)
+            select(EVENTS)
+            .where(EVENTS.c.record_id == record_id, EVENTS.c.sequence > after)
+            .order_by(EVENTS.c.sequence)
             .limit(limit)
         )
-        return [_event(row) for row in rows]
+        return [event_of(row) for row in rows]
 
     async def all_events(self, record_id: str) -> list[Event]:
         """Every event of the record, oldest first, read a page at a time."""
@@ -548,9 +441,9 @@ class RecordStore:
         for start in range(0, len(record_ids), EVENTS_PAGE):
             page = record_ids[start : start + EVENTS_PAGE]
             rows = await self._db.read(
-                select(_EVENTS.c.record_id, func.max(_EVENTS.c.sequence))
-                .where(_EVENTS.c.record_id.in_(page))
-                .group_by(_EVENTS.c.record_id)
+                select(EVENTS.c.record_id, func.max(EVENTS.c.sequence))
+                .where(EVENTS.c.record_id.in_(page))
+                .group_by(EVENTS.c.record_id)
             )
             newest.update({record_id: sequence for record_id, sequence in rows})
         return newest
