@@ -1,0 +1,318 @@
+"""The web console at `/console` in a real browser (Debian's chromium driven by Playwright)
+against the real server process: sign in, follow workflows and runs live, act on them, run a
+template, chat, and the admin pages. Screenshots are kept under `SOGNI_TEST_ARTIFACTS` (default:
+a pytest temporary directory)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.e2e.conftest import RunningServer
+
+CHROMIUM = shutil.which("chromium")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed"),
+]
+#: Generous for a 2-core machine, but bounded: every wait ends within these.
+WAIT_MS = 60_000
+VIEWPORT = {"width": 1280, "height": 800}
+
+FOUR_STEPS = {
+    "title": "Boat poster, upscaled, with a voice line",
+    "steps": [
+        {
+            "id": "poster",
+            "toolName": "generate_image",
+            "arguments": {
+                "prompt": "a paper boat on a lake",
+                "width": 256,
+                "height": 256,
+                "seed": 3,
+            },
+        },
+        {
+            "id": "bigger",
+            "toolName": "upscale_image",
+            "arguments": {"scale": 2},
+            "dependsOn": [
+                {
+                    "sourceStepId": "poster",
+                    "targetArgument": "sourceImageIndex",
+                    "transform": "image_index",
+                    "mediaType": "image",
+                }
+            ],
+        },
+        {
+            "id": "facts",
+            "toolName": "extract_metadata",
+            "arguments": {"mediaType": "image"},
+            "dependsOn": [
+                {
+                    "sourceStepId": "bigger",
+                    "targetArgument": "sourceImageIndex",
+                    "transform": "image_index",
+                    "mediaType": "image",
+                }
+            ],
+        },
+        {
+            "id": "voice",
+            "toolName": "generate_speech",
+            "arguments": {"prompt": "A paper boat drifts on the lake."},
+        },
+    ],
+}
+
+#: One long render: still running when the console's cancel button is clicked.
+SLOW = {
+    "title": "Long pan",
+    "steps": [
+        {
+            "id": "pan",
+            "toolName": "generate_video",
+            "arguments": {"prompt": "long pan", "duration": 30, "width": 1280, "height": 720},
+        }
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    configured = os.environ.get("SOGNI_TEST_ARTIFACTS")
+    if configured:
+        path = Path(configured) / "console"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return tmp_path_factory.mktemp("console")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: RunningServer, artifacts: Path, request: Any) -> Iterator[Page]:
+    """A fresh tab (its own session storage); fails the test on any console error."""
+    context = browser.new_context(viewport=VIEWPORT, base_url=server.url)
+    context.set_default_timeout(WAIT_MS)
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda e: problems.append(str(e)))
+    try:
+        yield tab
+        tab.screenshot(path=str(artifacts / f"{request.node.name}.png"))
+    finally:
+        context.close()
+    assert problems == [], problems
+
+
+def sign_in(page: Page, key: str) -> None:
+    page.goto("/console/")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("navigation", name="Sections")).to_be_visible()
+
+
+def start_plan(page: Page, plan: dict[str, Any]) -> str:
+    """Start a workflow from the console's form; its id, once its detail view is open."""
+    page.goto("/console/#/workflows")
+    page.get_by_label("Plan (JSON)").fill(json.dumps(plan))
+    page.get_by_role("button", name="Start workflow").click()
+    page.wait_for_url(re.compile(r"#/workflows/wf_"))
+    return page.url.rsplit("/", 1)[1]
+
+
+def status(page: Page) -> Any:
+    return page.get_by_role("status", name="Status")
+
+
+def test_console_pages_are_static_with_a_strict_policy(server: RunningServer) -> None:
+    index = httpx.get(f"{server.url}/console/", timeout=10)
+    assert index.status_code == 200 and "text/html" in index.headers["content-type"]
+    policy = index.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "connect-src 'self'" in policy
+    assert httpx.get(f"{server.url}/console/app.js", timeout=10).status_code == 200
+    assert httpx.get(f"{server.url}/console/../pyproject.toml", timeout=10).status_code == 404
+    moved = httpx.get(f"{server.url}/console", timeout=10)
+    assert moved.status_code == 308 and moved.headers["location"] == "/console/"
+
+
+def test_a_refused_key_is_shown_plainly(browser: Browser, server: RunningServer) -> None:
+    # Its own tab: the browser logs the 401 as a console error, which is the point here.
+    context = browser.new_context(viewport=VIEWPORT, base_url=server.url)
+    try:
+        tab = context.new_page()
+        tab.goto("/console/")
+        tab.get_by_label("API key").fill("sk-not-a-key")
+        tab.get_by_role("button", name="Sign in").click()
+        expect(tab.get_by_role("alert")).to_contain_text("Invalid API key")
+        expect(tab.get_by_role("navigation", name="Sections")).to_be_hidden()
+        assert tab.evaluate("() => sessionStorage.length") == 0
+    finally:
+        context.close()
+
+
+def test_sign_in_and_watch_a_workflow_live(page: Page, server: RunningServer) -> None:
+    sign_in(page, server.key)
+    assert page.evaluate("() => Object.keys(sessionStorage)") == ["sogni-console-key"]
+    assert page.evaluate("() => localStorage.length") == 0
+
+    start_plan(page, FOUR_STEPS)
+    expect(status(page)).to_have_text("completed", timeout=WAIT_MS)
+    steps = page.get_by_role("list", name="Steps").get_by_role("listitem")
+    expect(steps).to_have_count(4)
+    for step in ("poster", "bigger", "facts", "voice"):
+        row = steps.filter(has_text=step)
+        expect(row.locator(".badge")).to_have_text("completed")
+        expect(row.get_by_label("Duration")).to_have_text(re.compile(r"\d+(\.\d+)? (ms|s)"))
+    images = page.get_by_label("Artifacts").locator("img")
+    expect(images).to_have_count(2)
+    images.first.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.gallery img')]"
+        ".every((img) => img.complete && img.naturalWidth > 0)"
+    )
+    expect(page.get_by_label("Artifacts").locator("audio")).to_have_count(1)
+    # Every event came once and in order through the stream.
+    page.get_by_text("Events (").click()  # open the log
+    events = page.get_by_role("list", name="Events").get_by_role("listitem")
+    sequences = [int(t.split()[0]) for t in events.all_inner_texts()]
+    assert sequences == list(range(len(sequences))) and len(sequences) >= 10
+
+
+def test_cancel_a_running_workflow(page: Page, server: RunningServer) -> None:
+    sign_in(page, server.key)
+    workflow_id = start_plan(page, SLOW)
+    expect(status(page)).to_have_text("running")
+    expect(page.get_by_role("list", name="Steps").locator(".badge")).to_have_text("running")
+    page.get_by_role("button", name="Cancel workflow").click()
+    expect(status(page)).to_have_text("cancelled")
+    expect(page.get_by_role("button", name="Cancel workflow")).to_have_count(0)
+    record = httpx.get(
+        f"{server.url}/v1/creative-agent/workflows/{workflow_id}",
+        headers={"Authorization": f"Bearer {server.key}"},
+        timeout=10,
+    ).json()["data"]["workflow"]
+    assert record["status"] == "cancelled"
+    assert record["cancellationReason"] == "cancelled from the console"
+
+
+def test_run_a_template_with_inputs(page: Page, server: RunningServer) -> None:
+    sign_in(page, server.key)
+    page.get_by_role("link", name="Templates").click()
+    template = {
+        "name": "Console square art",
+        "inputs": [{"name": "subject", "type": "text", "required": True}],
+        "stages": [
+            {
+                "type": "fixed",
+                "id": "art",
+                "tool": "generate_image",
+                "args": {"prompt": "$inputs.subject", "width": 256, "height": 256},
+            }
+        ],
+    }
+    page.get_by_label("Template (JSON)").fill(json.dumps(template))
+    page.get_by_role("button", name="Create template").click()
+    expect(page.get_by_role("heading", name="Console square art")).to_be_visible()
+    page.get_by_label("subject (required)").fill("a red fox in snow")
+    page.get_by_role("button", name="Run template").click()
+    page.wait_for_url(re.compile(r"#/workflows/wf_"))
+    expect(status(page)).to_have_text("completed")
+    expect(page.get_by_role("list", name="Steps").get_by_role("listitem")).to_have_text(
+        re.compile("art")
+    )
+    page.wait_for_function(
+        "() => { const img = document.querySelector('.gallery img');"
+        " return img && img.complete && img.naturalWidth === 256; }"
+    )
+
+
+def test_chat_playground_streams_an_answer(page: Page, server: RunningServer) -> None:
+    sign_in(page, server.key)
+    page.get_by_role("link", name="Playground").click()
+    page.get_by_label("Hosted tools").select_option("none")
+    page.get_by_label("Message", exact=True).fill("Say hello in one short sentence.")
+    page.get_by_role("button", name="Send").click()
+    answer = page.locator("li.msg.assistant.done .bubble")
+    expect(answer).to_have_text(re.compile(r"\w"))
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+
+
+def test_durable_chat_run_followed_live(page: Page, server: RunningServer) -> None:
+    sign_in(page, server.key)
+    page.get_by_role("link", name="Chat runs").click()
+    page.get_by_label("Run message").fill("Name one colour.")
+    page.get_by_label("Run tools").select_option("none")
+    page.get_by_role("button", name="Start run").click()
+    page.wait_for_url(re.compile(r"#/runs/run_"))
+    expect(status(page)).to_have_text("completed")
+    rounds = page.get_by_role("list", name="Rounds and tool calls").get_by_role("listitem")
+    expect(rounds.first).to_contain_text("LLM round 1")
+    expect(page.get_by_label("Assistant text")).to_have_text(re.compile(r"\w"))
+
+
+def test_event_stream_reader_resumes_after_a_drop(page: Page, server: RunningServer) -> None:
+    """The console's SSE follower in the browser, fed by a fetch that drops the connection
+    after two events: it reconnects with Last-Event-ID, skips the replayed duplicate and stops
+    at the final event. Frames are cut at awkward places (inside CRLF, inside a field)."""
+    page.goto("/console/")
+    outcome = page.evaluate(
+        """async () => {
+        const { followEvents } = await import('/console/sse.js');
+        const frame = (id, status) =>
+          `id: ${id}\\r\\nevent: step\\r\\ndata: {"sequence":${id},\\r\\ndata: "status":"${status}"}\\r\\n\\r\\n`;
+        const bodies = [
+          [': hello\\n\\n' + frame(0, 'running') + frame(1, 'running')],
+          [frame(1, 'running') + frame(2, 'completed')],
+        ];
+        const seen = [];
+        const fetchImpl = async (url, init) => {
+          seen.push(init.headers['Last-Event-ID'] ?? null);
+          const text = bodies.shift().join('');
+          const bytes = new TextEncoder().encode(text);
+          const cuts = [0, 5, 17, 30, 31, 32, 60, bytes.length];
+          return new Response(new ReadableStream({
+            start(controller) {
+              for (let i = 1; i < cuts.length; i += 1) controller.enqueue(bytes.slice(cuts[i - 1], cuts[i]));
+              controller.close();
+            },
+          }), { status: 200, headers: { 'Content-Type': 'text/event-stream' } });
+        };
+        const events = [];
+        const states = [];
+        const follower = followEvents('/x', {
+          headers: () => ({}), fetchImpl, retryMs: [10],
+          isFinal: (_event, data) => data.status === 'completed',
+          onEvent: (e) => events.push([e.id, e.data.status]),
+          onState: (s) => states.push(s),
+        });
+        const end = await follower.done;
+        return { end, seen, events, states };
+    }"""
+    )
+    assert outcome["end"] == "ended"
+    assert outcome["seen"] == [None, "1"]
+    assert outcome["events"] == [["0", "running"], ["1", "running"], ["2", "completed"]]
+    assert outcome["states"] == ["connecting", "open", "retrying", "open", "ended"]
