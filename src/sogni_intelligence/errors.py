@@ -23,6 +23,16 @@ class ServiceError(Exception):
         self.type = type
         self.code = code
         self.param = param
+        #: Seconds the client should wait before trying again (429, 503), or None.
+        self.retry_after: int | None = None
+
+
+class RateLimited(ServiceError):
+    """429: a key is over one of its limits; `retry_after` says for how many more seconds."""
+
+    def __init__(self, message: str, retry_after: int, code: str) -> None:
+        super().__init__(message, 429, "rate_limit_error", code)
+        self.retry_after = max(1, retry_after)
 
 
 def invalid_request(

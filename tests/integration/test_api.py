@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 
-from sogni_intelligence.store.keys import KeyStore
+from sogni_intelligence.store.keys import KeyLimits, KeyStore
 from tests.conftest import embedded_settings, in_process_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -234,3 +234,18 @@ async def test_image_on_text_only_model_is_400_naming_the_model(api: Api) -> Non
 async def test_stream_error_before_first_token_is_a_real_status(api: Api) -> None:
     response = await api.chat(stream=True, messages=[{"role": "user", "content": "x " * 5000}])
     assert _assert_openai_error(response, 400)["code"] == "context_length_exceeded"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_tokens_per_minute_count_the_tokens_a_key_used(api: Api, stream: bool) -> None:
+    key, _ = await api.keys.create("tpm", limits=KeyLimits(tokens_per_minute=5))
+    auth = {"Authorization": f"Bearer {key}"}
+    body = {"messages": USER, "max_tokens": 4, "stream": stream}
+    first = await api.client.post("/v1/chat/completions", json=body, headers=auth)
+    assert first.status_code == 200, first.text  # its prompt alone is past the limit
+    second = await api.client.post("/v1/chat/completions", json=body, headers=auth)
+    assert second.status_code == 429, second.text
+    assert second.json()["error"]["code"] == "tokens_per_minute"
+    assert int(second.headers["Retry-After"]) == second.json()["retry_after"] >= 1
+    # Reading is still allowed: only requests that generate text are held back.
+    assert (await api.client.get("/v1/models", headers=auth)).status_code == 200

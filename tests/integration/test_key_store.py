@@ -4,8 +4,8 @@ import pytest
 from sqlalchemy import delete
 
 from sogni_intelligence.store.db import Database
-from sogni_intelligence.store.keys import KEY_PREFIX, KeyStore, digest
-from sogni_intelligence.store.models import ApiKey
+from sogni_intelligence.store.keys import KEY_PREFIX, KeyLimits, KeyStore, digest
+from sogni_intelligence.store.models import ApiKey, KeyPolicy
 
 
 @pytest.fixture
@@ -50,3 +50,30 @@ async def test_cache_keeps_a_revoked_key_only_for_its_window(database_url: str) 
     assert await cached.check(key) is not None  # still within the window
     assert await KeyStore(db, cache_seconds=0).check(key) is None
     await db.close()
+
+
+async def test_roles_and_limits_are_kept_and_changed(store: KeyStore) -> None:
+    key, info = await store.create("ops", "admin", KeyLimits(requests_per_minute=60))
+    assert info.is_admin and info.limits == KeyLimits(requests_per_minute=60)
+    checked = await store.check(key)
+    assert checked is not None and checked.role == "admin" and checked.limits.any
+    changed = await store.update(
+        info.id, "user", {"requests_per_minute": None, "daily_capacity_units": 2.5}, name="ops2"
+    )
+    assert changed is not None and changed.role == "user" and changed.name == "ops2"
+    assert changed.limits == KeyLimits(daily_capacity_units=2.5)
+    assert await store.get(info.id) == changed
+    assert await store.update("key_missing", "admin") is None
+    with pytest.raises(ValueError, match="unknown limits"):
+        await store.update(info.id, limits={"bogus": 1})
+
+
+async def test_a_key_made_before_roles_is_a_user_without_limits(store: KeyStore) -> None:
+    """Databases made before key policies existed have keys without a policy row."""
+    key, info = await store.create("old")
+    async with store._db.session() as session, session.begin():
+        await session.execute(delete(KeyPolicy).where(KeyPolicy.key_id == info.id))
+    checked = await store.check(key)
+    assert checked is not None and checked.role == "user" and not checked.limits.any
+    promoted = await store.update(info.id, "admin")
+    assert promoted is not None and promoted.is_admin

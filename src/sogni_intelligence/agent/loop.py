@@ -31,6 +31,7 @@ from sogni_intelligence.llm.protocol import (
 from sogni_intelligence.llm.structured import CALL_FORM, new_call_id
 from sogni_intelligence.llm.text_calls import CallReader, Reading, Unread
 from sogni_intelligence.media.store import AssetStore
+from sogni_intelligence.store.usage import UsageStore
 from sogni_intelligence.tools.base import (
     Tool,
     ToolContext,
@@ -148,12 +149,15 @@ class AgentLoop:
         services: ToolServices,
         public_base_url: str,
         limits: LoopLimits,
+        usage: UsageStore | None = None,
     ) -> None:
         self.workflows = workflows
         self.assets = assets
         self.services = services
         self.base_url = public_base_url.rstrip("/")
         self.limits = limits
+        #: Counts each owner's tokens against its tokens-per-minute limit.
+        self.usage = usage
 
     async def run(self, session: Session) -> AsyncIterator[LoopEvent]:
         """The turn, in memory: its events as they come (see `agent.driver`)."""
@@ -179,6 +183,7 @@ class AgentLoop:
         reader = CallReader(names) if calls_allowed else None
         looping = False
         pieces = 0
+        spent = session.usage["total_tokens"]
         try:
             # Closed explicitly, so a turn abandoned mid-round (or a round cut short below)
             # frees its slot at once.
@@ -221,6 +226,8 @@ class AgentLoop:
                 raise
             yield RoundOutput("".join(content) or None, [], "length")
             return
+        if self.usage is not None:
+            await self.usage.add_tokens(session.owner, session.usage["total_tokens"] - spent)
         # A call still being written when a looping round was cut is not a call.
         made = [] if looping else [calls[i] for i in sorted(calls)]
         reading = reader.finish() if reader is not None else Reading()

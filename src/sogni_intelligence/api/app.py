@@ -22,6 +22,7 @@ from sogni_intelligence.api.chat_completions.serving import ChatCompletionsServi
 from sogni_intelligence.api.chat_completions.vision import ImageLimits
 from sogni_intelligence.api.chat_runs.api_router import router as chat_runs_router
 from sogni_intelligence.api.console.api_router import router as console_router
+from sogni_intelligence.api.keys.api_router import router as keys_router
 from sogni_intelligence.api.limits import BodySizeLimit
 from sogni_intelligence.api.media.api_router import router as media_router
 from sogni_intelligence.api.models.api_router import router as models_router
@@ -53,9 +54,9 @@ async def ensure_first_key(keys: KeyStore) -> None:
     """On a fresh database, mint one key and show it once, so the server is usable at once."""
     if await keys.count_active() > 0:
         return
-    key, info = await keys.create("first key")
+    key, info = await keys.create("first key", role="admin")
     print(
-        f"\nCreated API key {info.id} (shown only once):\n\n    {key}\n\n"
+        f"\nCreated admin API key {info.id} (shown only once):\n\n    {key}\n\n"
         "Send it as 'Authorization: Bearer <key>'. Manage keys with 'sogni-intelligence keys'.\n",
         file=sys.stderr,
         flush=True,
@@ -74,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
             core.tool_services,
             settings.resolved_public_base_url,
             LoopLimits.from_settings(settings),
+            core.usage,
         )
         chat_runs = ChatRunRuntime(
             ChatRunDeps(core.records, agent, core.registry, core.fetch_policy, core.workflows)
@@ -101,6 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings.max_images,
             agent,
             core.fetch_policy,
+            core.usage,
         )
         app.state.server = Server.on(
             core,
@@ -133,6 +136,7 @@ def create_app(settings: Settings) -> FastAPI:
         media_router,
         workflows_router,
         tools_execute_router,
+        keys_router,
         console_router,
     )
     for router in routers:

@@ -33,11 +33,24 @@ def error_body(
     return {"error": {"message": message, "type": type, "code": code, "param": param}}
 
 
+def _headers(exc: ServiceError) -> dict[str, str]:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    return headers
+
+
+def _retry_fields(exc: ServiceError) -> dict[str, int]:
+    """The wait in the body as well, under both spellings clients read (the Sogni SDK takes
+    `retryAfter`, OpenAI-style clients `retry_after`)."""
+    if exc.retry_after is None:
+        return {}
+    return {"retry_after": exc.retry_after, "retryAfter": exc.retry_after}
+
+
 def error_response(exc: ServiceError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return JSONResponse(
-        error_body(exc.message, exc.type, exc.code, exc.param), exc.status, headers=headers
-    )
+    body = {**error_body(exc.message, exc.type, exc.code, exc.param), **_retry_fields(exc)}
+    return JSONResponse(body, exc.status, headers=_headers(exc))
 
 
 def sogni_error_response(exc: ServiceError) -> JSONResponse:
@@ -48,9 +61,9 @@ def sogni_error_response(exc: ServiceError) -> JSONResponse:
         "message": exc.message,
         "errorCode": exc.status,
         "error": {"message": exc.message, "type": exc.type, "code": exc.code, "param": exc.param},
+        **_retry_fields(exc),
     }
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return JSONResponse(body, exc.status, headers=headers)
+    return JSONResponse(body, exc.status, headers=_headers(exc))
 
 
 class SogniRoute(APIRoute):

@@ -27,12 +27,15 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     """The OpenAI error shape; the Sogni REST routes (media, workflows, templates) also carry
-    `status`, `message` and `errorCode` beside `error`, which the Sogni SDK reads."""
+    `status`, `message` and `errorCode` beside `error`, which the Sogni SDK reads. A 429 says
+    how many seconds to wait in `retry_after` and `retryAfter` (and the `Retry-After` header)."""
 
     error: ErrorDetail
     status: Literal["error"] | None = None
     message: str | None = None
     errorCode: int | None = None
+    retry_after: int | None = None
+    retryAfter: int | None = None
 
 
 def _refused() -> dict[str, Any]:

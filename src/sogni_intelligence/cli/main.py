@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sogni_intelligence.cli import keys
 from sogni_intelligence.config import QUEUE_NAMES, Settings
-from sogni_intelligence.store.db import Database
-from sogni_intelligence.store.keys import KeyStore
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -54,56 +51,6 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _with_keys(settings: Settings, action: Callable[[KeyStore], Awaitable[int]]) -> int:
-    settings.ensure_data_dir()
-    db = Database(settings.resolved_database_url)
-    try:
-        await db.create_all()
-        return await action(KeyStore(db, cache_seconds=0))
-    finally:
-        await db.close()
-
-
-def _keys(args: argparse.Namespace, settings: Settings) -> int:
-    async def create(store: KeyStore) -> int:
-        key, info = await store.create(args.name)
-        if args.json:
-            print(json.dumps({"id": info.id, "name": info.name, "key": key}))
-        else:
-            print(key)
-            print(f"created {info.id}; the key is shown only once", file=sys.stderr)
-        return 0
-
-    async def list_keys(store: KeyStore) -> int:
-        rows = [
-            {
-                "id": k.id,
-                "name": k.name,
-                "fingerprint": k.fingerprint,
-                "created_at": k.created_at.isoformat(),
-                "revoked": k.revoked_at is not None,
-            }
-            for k in await store.list()
-        ]
-        if args.json:
-            print(json.dumps(rows))
-        else:
-            for row in rows:
-                state = "revoked" if row["revoked"] else "active"
-                print(f"{row['id']}  {row['fingerprint']:<18} {state:<8} {row['name']}")
-        return 0
-
-    async def revoke(store: KeyStore) -> int:
-        if await store.revoke(args.key_id):
-            print(f"revoked {args.key_id}", file=sys.stderr)
-            return 0
-        print(f"no active key with id {args.key_id}", file=sys.stderr)
-        return 1
-
-    action = {"create": create, "list": list_keys, "revoke": revoke}[args.keys_command]
-    return asyncio.run(_with_keys(settings, action))
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sogni-intelligence",
@@ -136,15 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(handler=_worker)
 
-    keys = commands.add_parser("keys", help="manage API keys")
-    keys.add_argument("--json", action="store_true", help="machine-readable output")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True)
-    create = key_commands.add_parser("create", help="create a key and print it once")
-    create.add_argument("--name", default="", help="a label for the key")
-    key_commands.add_parser("list", help="list keys (never their secret)")
-    revoke = key_commands.add_parser("revoke", help="revoke a key by id")
-    revoke.add_argument("key_id")
-    keys.set_defaults(handler=_keys)
+    keys.add_parser(commands)
     return parser
 
 

@@ -16,6 +16,7 @@ from sogni_intelligence.runtime.workflow_steps import WorkflowDeps
 from sogni_intelligence.runtime.workflows import WorkflowRuntime
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.records import RecordStore
+from sogni_intelligence.store.usage import UsageStore
 from sogni_intelligence.tools.base import ToolServices
 from sogni_intelligence.tools.services import build_tool_services
 
@@ -34,6 +35,8 @@ class Core:
     #: One store per process, so events reach their followers in memory.
     records: RecordStore
     workflows: WorkflowRuntime
+    #: Per-key usage against the keys' limits, shared by every process on the database.
+    usage: UsageStore
 
     async def close(self) -> None:
         for backend in self.tool_services.image_backends.values():
@@ -58,8 +61,12 @@ async def open_core(settings: Settings, *, load_models: bool = True) -> Core:
     tool_services = build_tool_services(settings, registry)
     fetch_policy = FetchPolicy.from_settings(settings)
     records = RecordStore(db)
+    usage = UsageStore(db, settings.key_cache_seconds)
     workflows = WorkflowRuntime(
         WorkflowDeps(records, assets, fetch_policy, tool_services),
         approval_threshold=settings.workflow_cost_confirmation_units,
+        usage=usage,
     )
-    return Core(settings, db, registry, assets, tool_services, fetch_policy, records, workflows)
+    return Core(
+        settings, db, registry, assets, tool_services, fetch_policy, records, workflows, usage
+    )

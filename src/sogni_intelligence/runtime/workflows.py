@@ -19,6 +19,7 @@ from sogni_intelligence.runtime import cost_approval
 from sogni_intelligence.runtime.launched import RECORDS
 from sogni_intelligence.runtime.workflow_steps import DEPS, WorkflowDeps, creative_workflow, now
 from sogni_intelligence.store.records import Announcement, Event, Record, RecordStore
+from sogni_intelligence.store.usage import UsageStore
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.media_inputs import media_location
 from sogni_intelligence.tools.plans import normalise_plan, step_costs
@@ -39,9 +40,16 @@ RESEED_ENDPOINT = "workflows.reseed"
 
 
 class WorkflowRuntime:
-    def __init__(self, deps: WorkflowDeps, approval_threshold: float = 25.0) -> None:
+    def __init__(
+        self,
+        deps: WorkflowDeps,
+        approval_threshold: float = 25.0,
+        usage: UsageStore | None = None,
+    ) -> None:
         self.deps = deps
         self.approval_threshold = approval_threshold
+        #: Holds each owner to its daily capacity-unit budget; None holds no one.
+        self.usage = usage
 
     @property
     def records(self) -> RecordStore:
@@ -108,10 +116,27 @@ class WorkflowRuntime:
             "needsCostApproval": not confirm_cost and total > self.approval_threshold,
         }
         key = None if idempotency is None else (endpoint, idempotency[0], idempotency[1])
-        record, replayed = await self.deps.records.create("workflow", owner, data, idempotency=key)
+        # Every media job is a workflow started here (a chat's tool calls too), so this is
+        # where a day's capacity units are counted: taken before the record exists, given
+        # back if no new workflow comes of it.
+        reserved = self.usage is not None and await self.usage.reserve_units(owner, total)
+        try:
+            record, replayed = await self.deps.records.create(
+                "workflow", owner, data, idempotency=key
+            )
+        except BaseException:
+            if reserved:
+                await self._refund(owner, total)
+            raise
+        if reserved and replayed:
+            await self._refund(owner, total)
         if not replayed:
             await self._launch_workflow(record.id)
         return record, replayed
+
+    async def _refund(self, owner: str, units: float) -> None:
+        assert self.usage is not None
+        await self.usage.refund_units(owner, units)
 
     async def _launch_workflow(self, record_id: str) -> None:
         async def launch() -> None:

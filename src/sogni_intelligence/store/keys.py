@@ -1,23 +1,41 @@
-"""API keys: create, list, revoke and check. Keys are random; only their digest is stored."""
+"""API keys: create, list, revoke and check, with each key's role and limits. Keys are random;
+only their digest is stored."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
+from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from sogni_intelligence.store.db import Database
-from sogni_intelligence.store.models import ApiKey, utcnow
+from sogni_intelligence.store.models import ApiKey, KeyPolicy, utcnow
 
 KEY_PREFIX = "sk-sogni-"
+Role = Literal["admin", "user"]
 
 
 def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class KeyLimits:
+    """Per-key limits; None is no limit."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    concurrent_records: int | None = None
+    daily_capacity_units: float | None = None
+
+    @property
+    def any(self) -> bool:
+        return any(getattr(self, f.name) is not None for f in fields(self))
 
 
 @dataclass(frozen=True)
@@ -27,10 +45,19 @@ class KeyInfo:
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    role: Role = "user"
+    limits: KeyLimits = field(default_factory=KeyLimits)
 
     @property
     def fingerprint(self) -> str:
         return f"{self.prefix}…"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+LIMIT_NAMES = frozenset(f.name for f in fields(KeyLimits))
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -38,10 +65,26 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
-def _info(row: ApiKey) -> KeyInfo:
+def _info(row: ApiKey, policy: KeyPolicy | None) -> KeyInfo:
     created = _aware(row.created_at)
     assert created is not None
-    return KeyInfo(row.id, row.name, row.prefix, created, _aware(row.revoked_at))
+    info = KeyInfo(row.id, row.name, row.prefix, created, _aware(row.revoked_at))
+    if policy is None:
+        return info
+    role: Role = "admin" if policy.role == "admin" else "user"
+    return replace(info, role=role, limits=limits_in(policy))
+
+
+def limits_in(policy: Any) -> KeyLimits:
+    """The limits of a `key_policies` row (an ORM object or a Core row)."""
+    return KeyLimits(**{name: getattr(policy, name) for name in LIMIT_NAMES})
+
+
+def _with_policy(row: Row[Any]) -> KeyInfo:
+    return _info(row[0], row[1])
+
+
+_KEYS = select(ApiKey, KeyPolicy).outerjoin(KeyPolicy, KeyPolicy.key_id == ApiKey.id)
 
 
 class KeyStore:
@@ -50,7 +93,9 @@ class KeyStore:
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
 
-    async def create(self, name: str = "") -> tuple[str, KeyInfo]:
+    async def create(
+        self, name: str = "", role: Role = "user", limits: KeyLimits | None = None
+    ) -> tuple[str, KeyInfo]:
         """Return the new key in clear (shown once) and its stored record."""
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         row = ApiKey(
@@ -60,17 +105,54 @@ class KeyStore:
             prefix=key[: len(KEY_PREFIX) + 4],
             created_at=utcnow(),
         )
+        policy = _policy(row.id, role, limits or KeyLimits())
         async with self._db.transaction() as session:
             session.add(row)
-        return key, _info(row)
+            session.add(policy)
+        return key, _info(row, policy)
 
     async def list(self) -> list[KeyInfo]:
         async with self._db.session() as session:
-            rows = (await session.scalars(select(ApiKey).order_by(ApiKey.created_at))).all()
-        return [_info(row) for row in rows]
+            rows = (await session.execute(_KEYS.order_by(ApiKey.created_at))).all()
+        return [_with_policy(row) for row in rows]
+
+    async def get(self, key_id: str) -> KeyInfo | None:
+        async with self._db.session() as session:
+            row = (await session.execute(_KEYS.where(ApiKey.id == key_id))).first()
+        return None if row is None else _with_policy(row)
 
     async def count_active(self) -> int:
         return sum(1 for info in await self.list() if info.revoked_at is None)
+
+    async def update(
+        self,
+        key_id: str,
+        role: Role | None = None,
+        limits: Mapping[str, int | float | None] | None = None,
+        name: str | None = None,
+    ) -> KeyInfo | None:
+        """Change a key's name, role and the limits named in `limits` (by `KeyLimits` field
+        name; a None value lifts that limit); None when there is no such key."""
+        unknown = set(limits or {}) - LIMIT_NAMES
+        if unknown:
+            raise ValueError(f"unknown limits: {sorted(unknown)}")
+        async with self._db.transaction() as session:
+            row = await session.get(ApiKey, key_id)
+            if row is None:
+                return None
+            if name is not None:
+                row.name = name
+            policy = await session.get(KeyPolicy, key_id)
+            if policy is None:
+                policy = _policy(key_id, "user", KeyLimits())
+                session.add(policy)
+            if role is not None:
+                policy.role = role
+            for name, value in (limits or {}).items():
+                setattr(policy, name, value)
+            info = _info(row, policy)
+        self._cache.clear()
+        return info
 
     async def revoke(self, key_id: str) -> bool:
         async with self._db.transaction() as session:
@@ -83,16 +165,28 @@ class KeyStore:
 
     async def check(self, key: str) -> KeyInfo | None:
         """The active key's record, or None. Results are cached briefly to keep auth off the
-        hot path; a revocation from another process takes effect within `cache_seconds`."""
+        hot path; a revocation or a new limit from another process takes effect within
+        `cache_seconds`."""
         key_digest = digest(key)
         now = time.monotonic()
         cached = self._cache.get(key_digest)
         if cached is not None and now - cached[0] < self._cache_seconds:
             return cached[1]
         async with self._db.session() as session:
-            row = await session.scalar(select(ApiKey).where(ApiKey.digest == key_digest))
-        info = _info(row) if row is not None and row.revoked_at is None else None
+            row = (await session.execute(_KEYS.where(ApiKey.digest == key_digest))).first()
+        info = _with_policy(row) if row is not None and row[0].revoked_at is None else None
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[key_digest] = (now, info)
         return info
+
+
+def _policy(key_id: str, role: Role, limits: KeyLimits) -> KeyPolicy:
+    return KeyPolicy(
+        key_id=key_id,
+        role=role,
+        requests_per_minute=limits.requests_per_minute,
+        tokens_per_minute=limits.tokens_per_minute,
+        concurrent_records=limits.concurrent_records,
+        daily_capacity_units=limits.daily_capacity_units,
+    )

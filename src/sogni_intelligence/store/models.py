@@ -30,6 +30,35 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
+class KeyPolicy(Base):
+    """A key's role and limits. A table of its own (not columns of `api_keys`) so that a
+    database made before roles existed gains it without a migration; a key without a row is
+    a `user` without limits."""
+
+    __tablename__ = "key_policies"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), default="user")
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer, default=None)
+    tokens_per_minute: Mapped[int | None] = mapped_column(Integer, default=None)
+    concurrent_records: Mapped[int | None] = mapped_column(Integer, default=None)
+    daily_capacity_units: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class KeyUsage(Base):
+    """What a key used in one window: requests and tokens per minute, capacity units per UTC
+    day. `window` is the window's length in seconds, `start` its Unix start time."""
+
+    __tablename__ = "key_usage"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    window: Mapped[int] = mapped_column(Integer, primary_key=True)
+    start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    units: Mapped[float] = mapped_column(Float, default=0.0)
+
+
 class Asset(Base):
     """One media file a key owns. Bytes live content-addressed on disk (`sha256`), so the same
     bytes stored twice take the space once."""

@@ -322,19 +322,23 @@ class RecordStore:
         return _record(row)
 
     async def list(
-        self, kind: RecordKind, owner: str, offset: int, limit: int
+        self,
+        kind: RecordKind,
+        owner: str | None,
+        offset: int,
+        limit: int,
+        statuses: Sequence[Status] | None = None,
     ) -> tuple[list[Record], int | None]:
-        """Newest first; `next` is the offset of the following page, or None."""
+        """Newest first, of one owner (None: of everyone), optionally only in `statuses`;
+        `next` is the offset of the following page, or None."""
+        query = select(DurableRecord).where(DurableRecord.kind == kind)
+        if owner is not None:
+            query = query.where(DurableRecord.owner == owner)
+        if statuses:
+            query = query.where(DurableRecord.status.in_(list(statuses)))
+        query = query.order_by(DurableRecord.created_at.desc(), DurableRecord.id)
         async with self._db.session() as session:
-            rows = (
-                await session.scalars(
-                    select(DurableRecord)
-                    .where(DurableRecord.kind == kind, DurableRecord.owner == owner)
-                    .order_by(DurableRecord.created_at.desc(), DurableRecord.id)
-                    .offset(offset)
-                    .limit(limit + 1)
-                )
-            ).all()
+            rows = (await session.scalars(query.offset(offset).limit(limit + 1))).all()
         page = [_record(row) for row in rows[:limit]]
         return page, (offset + limit if len(rows) > limit else None)
 

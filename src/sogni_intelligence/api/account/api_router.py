@@ -19,6 +19,7 @@ async def account_me(key: CurrentKey) -> dict[str, object]:
                 "name": key.name or key.id,
                 "apiKeyFingerprint": key.fingerprint,
                 "createdAt": key.created_at.isoformat(),
+                "role": key.role,
             }
         },
     }

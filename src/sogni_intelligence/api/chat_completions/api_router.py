@@ -26,7 +26,9 @@ T = TypeVar("T")
 async def create_chat_completion(
     body: ChatCompletionRequest, request: Request, key: CurrentKey
 ) -> Response:
-    service: ChatCompletionsService = server_of(request).chat
+    server = server_of(request)
+    await server.usage.admit_tokens(key)
+    service: ChatCompletionsService = server.chat
     prepared = await service.prepare(body)
     if prepared.loop:
         turn = AgentTurn(service, prepared)
@@ -42,9 +44,9 @@ async def create_chat_completion(
             _sse(await anext(frames), frames), media_type="text/event-stream", headers=SSE_HEADERS
         )
     if not body.stream:
-        result = await _unless_disconnected(request, service.complete(prepared))
+        result = await _unless_disconnected(request, service.complete(prepared, key.id))
         return JSONResponse(result) if result is not None else Response(status_code=499)
-    chunks = service.stream(prepared)
+    chunks = service.stream(prepared, key.id)
     # Pull the first chunk before answering, so a request the engine refuses gets a real
     # 4xx status instead of an error inside a 200 stream.
     try:

@@ -31,6 +31,7 @@ from sogni_intelligence.llm.grammar import check_schema
 from sogni_intelligence.llm.protocol import ChatRequest, Chunk, merge_tool_call
 from sogni_intelligence.llm.registry import ModelEntry, ModelRegistry
 from sogni_intelligence.media.fetch import FetchPolicy
+from sogni_intelligence.store.usage import UsageStore
 from sogni_intelligence.tools.base import Tool
 
 _SAMPLING_FIELDS = (
@@ -72,12 +73,15 @@ class ChatCompletionsService:
         max_images: int,
         agent: AgentLoop,
         fetch_policy: FetchPolicy,
+        usage: UsageStore | None = None,
     ) -> None:
         self.registry = registry
         self.limits = limits
         self.max_images = max_images
         self.agent = agent
         self.fetch_policy = fetch_policy
+        #: Counts each key's tokens against its tokens-per-minute limit.
+        self.usage = usage
 
     async def prepare(self, body: ChatCompletionRequest) -> PreparedChat:
         entry = self.registry.resolve(body.model)
@@ -169,14 +173,16 @@ class ChatCompletionsService:
         messages = [_engine_message(i, m, normalised) for i, m in enumerate(body.messages)]
         return messages, uris if uploads else []
 
-    async def stream(self, prepared: PreparedChat) -> AsyncIterator[Chunk]:
+    async def stream(self, prepared: PreparedChat, owner: str) -> AsyncIterator[Chunk]:
         """The engine's chunks under one id and the public model name."""
         role_sent = False
         async for chunk in prepared.entry.engine.stream(prepared.engine_request):
             choices = chunk.get("choices") or []
             if not choices:
-                if prepared.include_usage and chunk.get("usage"):
-                    yield _chunk(prepared, [], usage=_usage(chunk["usage"]))
+                if chunk.get("usage"):
+                    await self.count_tokens(owner, chunk["usage"])
+                    if prepared.include_usage:
+                        yield _chunk(prepared, [], usage=_usage(chunk["usage"]))
                 continue
             out_choices = []
             for choice in choices:
@@ -191,7 +197,11 @@ class ChatCompletionsService:
                 )
             yield _chunk(prepared, out_choices)
 
-    async def complete(self, prepared: PreparedChat) -> dict[str, Any]:
+    async def count_tokens(self, owner: str, usage: dict[str, Any]) -> None:
+        if self.usage is not None:
+            await self.usage.add_tokens(owner, int(usage.get("total_tokens") or 0))
+
+    async def complete(self, prepared: PreparedChat, owner: str) -> dict[str, Any]:
         content: list[str] = []
         calls: dict[int, dict[str, Any]] = {}
         finish_reason: str | None = None
@@ -206,6 +216,7 @@ class ChatCompletionsService:
                 for call in delta.get("tool_calls") or []:
                     merge_tool_call(calls, call)
                 finish_reason = choice.get("finish_reason") or finish_reason
+        await self.count_tokens(owner, usage or {})
         message: dict[str, Any] = {"role": "assistant", "content": "".join(content) or None}
         if calls:
             message["tool_calls"] = [calls[i] for i in sorted(calls)]

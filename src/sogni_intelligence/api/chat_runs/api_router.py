@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from sogni_intelligence.api.auth import CurrentKey
+from sogni_intelligence.api.auth import CurrentKey, listed_owner, readable_owner
 from sogni_intelligence.api.chat_runs import serving
 from sogni_intelligence.api.chat_runs.protocol import (
     CancelRunBody,
@@ -15,6 +15,7 @@ from sogni_intelligence.api.chat_runs.protocol import (
     StartRunBody,
 )
 from sogni_intelligence.api.errors import SogniRoute
+from sogni_intelligence.api.record_lists import Offset, Scope, StatusFilter, statuses_in
 from sogni_intelligence.api.sse import SSE_HEADERS, After, cursor
 from sogni_intelligence.api.state import server_of
 from sogni_intelligence.runtime.chat_runs import CONFIRM_ENDPOINT
@@ -35,6 +36,9 @@ async def start_run(
     idempotency_key: str | None = Header(None, max_length=255),
 ) -> JSONResponse:
     serving.reject_inline_media(body)
+    usage = server_of(request).usage
+    await usage.admit_record(key)
+    await usage.admit_tokens(key)
     runs = serving.runs_of(request)
     echo, engine, media = await serving.prepare_run(server_of(request).chat, body)
     record, replayed = await runs.start(
@@ -50,9 +54,26 @@ async def start_run(
     return _ok(data, 200 if replayed else 202)
 
 
+@router.get(BASE)
+async def list_runs(
+    request: Request,
+    key: CurrentKey,
+    offset: Offset = 0,
+    limit: int = Query(20, ge=1, le=200),
+    status: StatusFilter = None,
+    scope: Scope = "own",
+) -> JSONResponse:
+    """Newest first; `next` is the offset of the following page, or null."""
+    runs = serving.runs_of(request)
+    records, next_offset = await runs.deps.records.list(
+        "chat_run", listed_owner(key, scope), offset, limit, statuses_in(status)
+    )
+    return _ok({"runs": [await runs.public(r) for r in records], "next": next_offset})
+
+
 @router.get(f"{BASE}/{{run_id}}")
 async def get_run(run_id: str, request: Request, key: CurrentKey) -> JSONResponse:
-    record = await serving.owned_run(request, key.id, run_id)
+    record = await serving.owned_run(request, readable_owner(key), run_id)
     return _ok({"run": await serving.runs_of(request).public(record)})
 
 
@@ -60,7 +81,7 @@ async def get_run(run_id: str, request: Request, key: CurrentKey) -> JSONRespons
 async def run_events(
     run_id: str, request: Request, key: CurrentKey, after: After = None
 ) -> JSONResponse:
-    record = await serving.owned_run(request, key.id, run_id)
+    record = await serving.owned_run(request, readable_owner(key), run_id)
     runs = serving.runs_of(request)
     events = await runs.deps.records.events(record.id, cursor(after, None))
     return _ok({"events": [runs.public_event(e) for e in events]})
@@ -74,7 +95,7 @@ async def stream_run_events(
     after: After = None,
     last_event_id: str | None = Header(None),
 ) -> StreamingResponse:
-    record = await serving.owned_run(request, key.id, run_id)
+    record = await serving.owned_run(request, readable_owner(key), run_id)
     stream = await serving.event_stream(
         serving.runs_of(request), record.id, cursor(after, last_event_id)
     )
@@ -86,7 +107,7 @@ async def cancel_run(
     run_id: str, request: Request, key: CurrentKey, body: CancelRunBody | None = None
 ) -> JSONResponse:
     runs = serving.runs_of(request)
-    record = await serving.owned_run(request, key.id, run_id)
+    record = await serving.owned_run(request, readable_owner(key), run_id)
     record = await runs.cancel(record, (body or CancelRunBody()).reason)
     return _ok({"run": await runs.public(record)})
 

@@ -38,7 +38,8 @@ def runs_of(request: Request) -> ChatRunRuntime:
     return server_of(request).chat_runs
 
 
-async def owned_run(request: Request, owner: str, run_id: str) -> Record:
+async def owned_run(request: Request, owner: str | None, run_id: str) -> Record:
+    """The run if `owner` owns it (None: anyone may), else a 404."""
     record = await runs_of(request).deps.records.get(run_id, owner)
     if record is None or record.kind != "chat_run":
         raise ServiceError("No such chat run.", 404, "not_found_error", "not_found")

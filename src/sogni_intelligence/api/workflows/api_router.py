@@ -5,15 +5,16 @@ Template routes come first so that `templates` is never read as a workflow id.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from sogni_intelligence.api.auth import CurrentKey
+from sogni_intelligence.api.auth import CurrentKey, listed_owner, readable_owner
 from sogni_intelligence.api.errors import SogniRoute
+from sogni_intelligence.api.record_lists import Offset, Scope, StatusFilter, statuses_in
 from sogni_intelligence.api.sse import SSE_HEADERS, After, cursor
-from sogni_intelligence.api.wire import MAX_DB_INT
+from sogni_intelligence.api.state import server_of
 from sogni_intelligence.api.workflows import serving
 from sogni_intelligence.api.workflows.protocol import (
     CancelBody,
@@ -30,7 +31,6 @@ from sogni_intelligence.store.records import Record
 router = APIRouter(route_class=SogniRoute, tags=["workflows"])
 BASE = "/v1/creative-agent/workflows"
 CONFIRM_ENDPOINT = "workflows.confirm-cost"
-Offset = Annotated[int, Query(ge=0, le=MAX_DB_INT)]
 
 
 def _ok(data: dict[str, Any], status: int = 200) -> JSONResponse:
@@ -100,6 +100,7 @@ async def start_workflow(
     key: CurrentKey,
     idempotency_key: str | None = Header(None, max_length=255),
 ) -> JSONResponse:
+    await server_of(request).usage.admit_record(key)
     runtime = serving.runtime_of(request)
     media = body.media_references or []
     options = body.options()
@@ -131,15 +132,19 @@ async def list_workflows(
     key: CurrentKey,
     offset: Offset = 0,
     limit: int = Query(20, ge=1, le=200),
+    status: StatusFilter = None,
+    scope: Scope = "own",
 ) -> JSONResponse:
     runtime = serving.runtime_of(request)
-    records, next_offset = await runtime.deps.records.list("workflow", key.id, offset, limit)
+    records, next_offset = await runtime.deps.records.list(
+        "workflow", listed_owner(key, scope), offset, limit, statuses_in(status)
+    )
     return _ok({"workflows": [await runtime.public(r) for r in records], "next": next_offset})
 
 
 @router.get(f"{BASE}/{{workflow_id}}")
 async def get_workflow(workflow_id: str, request: Request, key: CurrentKey) -> JSONResponse:
-    record = await serving.owned_workflow(request, key.id, workflow_id)
+    record = await serving.owned_workflow(request, readable_owner(key), workflow_id)
     return _ok({"workflow": await serving.runtime_of(request).public(record)})
 
 
@@ -147,7 +152,7 @@ async def get_workflow(workflow_id: str, request: Request, key: CurrentKey) -> J
 async def workflow_events(
     workflow_id: str, request: Request, key: CurrentKey, after: After = None
 ) -> JSONResponse:
-    record = await serving.owned_workflow(request, key.id, workflow_id)
+    record = await serving.owned_workflow(request, readable_owner(key), workflow_id)
     runtime = serving.runtime_of(request)
     events = await serving.public_events(runtime, record.id, cursor(after, None))
     return _ok({"events": events})
@@ -161,7 +166,7 @@ async def stream_workflow_events(
     after: After = None,
     last_event_id: str | None = Header(None),
 ) -> StreamingResponse:
-    record = await serving.owned_workflow(request, key.id, workflow_id)
+    record = await serving.owned_workflow(request, readable_owner(key), workflow_id)
     stream = await serving.event_stream(
         serving.runtime_of(request), record.id, cursor(after, last_event_id)
     )
@@ -173,7 +178,7 @@ async def cancel_workflow(
     workflow_id: str, request: Request, key: CurrentKey, body: CancelBody | None = None
 ) -> JSONResponse:
     runtime = serving.runtime_of(request)
-    record = await serving.owned_workflow(request, key.id, workflow_id)
+    record = await serving.owned_workflow(request, readable_owner(key), workflow_id)
     record, transitioned = await runtime.cancel(record, (body or CancelBody()).reason)
     return _ok({"workflow": await runtime.public(record), "transitioned": transitioned})
 

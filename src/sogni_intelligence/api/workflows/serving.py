@@ -41,7 +41,8 @@ def conflict(message: str) -> ServiceError:
     return ServiceError(message, 409, "conflict_error", "stale_cost_preview")
 
 
-async def owned_workflow(request: Request, owner: str, workflow_id: str) -> Record:
+async def owned_workflow(request: Request, owner: str | None, workflow_id: str) -> Record:
+    """The workflow if `owner` owns it (None: anyone may), else a 404."""
     record = await runtime_of(request).deps.records.get(workflow_id, owner)
     if record is None or record.kind != "workflow":
         raise not_found()
