@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.e2e.conftest import RunningServer
@@ -27,6 +28,7 @@ pytestmark = [
 #: Generous for a 2-core machine, but bounded: every wait ends within these.
 WAIT_MS = 60_000
 VIEWPORT = {"width": 1280, "height": 800}
+expect.set_options(timeout=WAIT_MS)
 
 FOUR_STEPS = {
     "title": "Boat poster, upscaled, with a voice line",
@@ -110,21 +112,50 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
+class ConsoleErrors:
+    """Errors the page logs; a test names the ones it expects."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.expected: list[str] = []
+
+    def unexpected(self) -> list[str]:
+        return [m for m in self.seen if not any(e in m for e in self.expected)]
+
+
 @pytest.fixture
-def page(browser: Browser, server: RunningServer, artifacts: Path, request: Any) -> Iterator[Page]:
-    """A fresh tab (its own session storage); fails the test on any console error."""
+def console_errors() -> ConsoleErrors:
+    return ConsoleErrors()
+
+
+@pytest.fixture
+def page(
+    browser: Browser,
+    server: RunningServer,
+    artifacts: Path,
+    console_errors: ConsoleErrors,
+    request: Any,
+) -> Iterator[Page]:
+    """A fresh tab (its own session storage); fails the test on an unexpected console error."""
     context = browser.new_context(viewport=VIEWPORT, base_url=server.url)
     context.set_default_timeout(WAIT_MS)
     tab = context.new_page()
-    problems: list[str] = []
-    tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    tab.on("pageerror", lambda e: problems.append(str(e)))
+    seen = console_errors.seen
+    tab.on("console", lambda m: seen.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda e: seen.append(str(e)))
     try:
         yield tab
-        tab.screenshot(path=str(artifacts / f"{request.node.name}.png"))
     finally:
+        tab.screenshot(path=str(artifacts / f"{request.node.name}.png"))
         context.close()
-    assert problems == [], problems
+    assert console_errors.unexpected() == []
+
+
+@pytest.fixture(scope="module")
+def admin_key(server: RunningServer) -> str:
+    created = server.cli("keys", "--json", "create", "--name", "console admin", "--role", "admin")
+    assert created.returncode == 0, created.stderr
+    return json.loads(created.stdout)["key"]
 
 
 def sign_in(page: Page, key: str) -> None:
@@ -253,6 +284,7 @@ def test_chat_playground_streams_an_answer(page: Page, server: RunningServer) ->
     sign_in(page, server.key)
     page.get_by_role("link", name="Playground").click()
     page.get_by_label("Hosted tools").select_option("none")
+    page.get_by_label("Max tokens").fill("24")
     page.get_by_label("Message", exact=True).fill("Say hello in one short sentence.")
     page.get_by_role("button", name="Send").click()
     answer = page.locator("li.msg.assistant.done .bubble")
@@ -260,11 +292,31 @@ def test_chat_playground_streams_an_answer(page: Page, server: RunningServer) ->
     expect(page.get_by_role("button", name="Send")).to_be_enabled()
 
 
+def test_playground_uploads_media(page: Page, server: RunningServer, tmp_path: Path) -> None:
+    picture = tmp_path / "square.png"
+    Image.new("RGB", (128, 128), (200, 40, 40)).save(picture)
+    sign_in(page, server.key)
+    page.get_by_role("link", name="Playground").click()
+    page.get_by_label("Hosted tools").select_option("none")
+    page.get_by_label("Max tokens").fill("24")
+    page.get_by_label("Attach media").set_input_files(str(picture))
+    page.get_by_label("Message", exact=True).fill("What colour is my picture?")
+    page.get_by_role("button", name="Send").click()
+    sent = page.locator("li.msg.user")
+    expect(sent).to_contain_text("with square.png")
+    page.wait_for_function(
+        "() => { const img = document.querySelector('li.msg.user .gallery img');"
+        " return img && img.complete && img.naturalWidth === 128; }"
+    )
+    expect(page.locator("li.msg.assistant.done .bubble")).to_have_text(re.compile(r"\S"))
+
+
 def test_durable_chat_run_followed_live(page: Page, server: RunningServer) -> None:
     sign_in(page, server.key)
     page.get_by_role("link", name="Chat runs").click()
     page.get_by_label("Run message").fill("Name one colour.")
     page.get_by_label("Run tools").select_option("none")
+    page.get_by_label("Run max tokens").fill("24")
     page.get_by_role("button", name="Start run").click()
     page.wait_for_url(re.compile(r"#/runs/run_"))
     expect(status(page)).to_have_text("completed")
@@ -316,3 +368,69 @@ def test_event_stream_reader_resumes_after_a_drop(page: Page, server: RunningSer
     assert outcome["seen"] == [None, "1"]
     assert outcome["events"] == [["0", "running"], ["1", "running"], ["2", "completed"]]
     assert outcome["states"] == ["connecting", "open", "retrying", "open", "ended"]
+
+
+def test_chat_runs_list_with_filters(page: Page, server: RunningServer) -> None:
+    sign_in(page, server.key)
+    page.get_by_role("link", name="Chat runs").click()
+    page.get_by_label("Run message").fill("Name one fruit.")
+    page.get_by_label("Run tools").select_option("none")
+    page.get_by_label("Run max tokens").fill("24")
+    page.get_by_role("button", name="Start run").click()
+    expect(status(page)).to_have_text("completed")
+    page.get_by_role("link", name="← Chat runs").click()
+    table = page.get_by_role("table", name="Chat runs")
+    expect(table.get_by_role("link", name="Name one fruit.").first).to_be_visible()
+    page.get_by_label("Status").select_option("failed")
+    expect(page.get_by_text("No chat runs here.")).to_be_visible()
+    page.get_by_label("Status").select_option("completed")
+    expect(table.get_by_role("link", name="Name one fruit.").first).to_be_visible()
+    expect(page.get_by_label("Whose")).to_have_count(0)  # not an admin
+
+
+def test_admin_keys_and_metrics(
+    page: Page, server: RunningServer, admin_key: str, console_errors: ConsoleErrors
+) -> None:
+    metrics = httpx.get(
+        f"{server.url}/metrics", headers={"Authorization": f"Bearer {admin_key}"}, timeout=10
+    )
+    if metrics.status_code == 404:  # a server without the metrics route says so plainly
+        console_errors.expected.append("status of 404")
+    sign_in(page, admin_key)
+    expect(page.get_by_text("console admin (admin)")).to_be_visible()
+    page.get_by_role("link", name="Admin").click()
+    keys = page.get_by_role("table", name="API keys")
+    expect(keys.get_by_role("row").filter(has_text="console admin")).to_contain_text("admin")
+    expect(keys.get_by_role("row").filter(has_text="e2e")).to_contain_text("user")
+
+    page.get_by_label("Key name").fill("made in the console")
+    page.get_by_label("Role").select_option("user")
+    page.get_by_label("Requests per minute").fill("60")
+    page.get_by_role("button", name="Create key").click()
+    secret = page.get_by_label("New key secret").input_value()
+    made = keys.get_by_role("row").filter(has_text="made in the console")
+    expect(made).to_contain_text("requests per minute: 60")
+    me = httpx.get(
+        f"{server.url}/v1/account/me", headers={"Authorization": f"Bearer {secret}"}, timeout=10
+    )
+    assert me.status_code == 200 and me.json()["data"]["account"]["role"] == "user"
+
+    made.get_by_role("button", name="Revoke made in the console").click()
+    made.get_by_role("button", name="Confirm revoke made in the console").click()
+    expect(made).to_contain_text("revoked")
+    gone = httpx.get(
+        f"{server.url}/v1/account/me", headers={"Authorization": f"Bearer {secret}"}, timeout=10
+    )
+    assert gone.status_code == 401
+
+    tiles = page.get_by_label("Metrics")
+    if metrics.status_code == 200:
+        expect(tiles).to_contain_text("HTTP requests")
+        expect(tiles).to_contain_text("Records by status")
+    else:
+        expect(tiles.get_by_role("alert")).to_contain_text("404")
+
+    # An admin may list every key's records.
+    page.get_by_role("link", name="Workflows").click()
+    page.get_by_label("Whose").select_option("all")
+    expect(page.get_by_role("table", name="Workflows")).to_be_visible()

@@ -36,7 +36,7 @@ export function applyWorkflowEvent(state, event) {
       break;
     case 'step_completed':
       Object.assign(step, { status: 'completed', end: ms(event.timestamp) });
-      step.detail = [data.model, data.backend].filter(Boolean).join(' · ');
+      step.detail = [...new Set([data.model, data.backend].filter(Boolean))].join(' · ');
       break;
     case 'step_failed':
       Object.assign(step, { status: 'failed', end: ms(event.timestamp), error: data.error?.message || 'failed' });

@@ -64,6 +64,12 @@ function limitsText(limits) {
   return parts.join(', ') || 'defaults';
 }
 
+function usageText(usage) {
+  if (!usage) return '';
+  return [`${usage.requestsThisMinute ?? 0} req/min`, `${usage.tokensThisMinute ?? 0} tokens/min`,
+    `${usage.capacityUnitsToday ?? 0} units today`].join(', ');
+}
+
 function createForm(refresh, secretBox) {
   const name = h('input', { type: 'text', required: true, maxlength: 200 });
   const role = select([['user', 'User'], ['admin', 'Admin']], 'user');
@@ -111,10 +117,10 @@ export function adminView(root) {
       const list = (await api('/v1/keys')).data.keys;
       clear(keys, h('table', {},
         h('caption', {}, 'API keys'),
-        h('thead', {}, h('tr', {}, ['Name', 'Prefix', 'Role', 'Limits', 'Created', 'State', ''].map((t) => h('th', { scope: 'col' }, t)))),
+        h('thead', {}, h('tr', {}, ['Name', 'Prefix', 'Role', 'Limits', 'Used', 'Created', 'State', ''].map((t) => h('th', { scope: 'col' }, t)))),
         h('tbody', {}, list.map((key) => h('tr', { class: key.revokedAt ? 'revoked' : '' },
           h('td', {}, key.name || key.id), h('td', {}, h('code', {}, key.prefix || '')), h('td', {}, key.role || 'user'),
-          h('td', {}, limitsText(key.limits)), h('td', {}, when(key.createdAt)),
+          h('td', {}, limitsText(key.limits)), h('td', {}, usageText(key.usage)), h('td', {}, when(key.createdAt)),
           h('td', {}, key.revokedAt ? `revoked ${when(key.revokedAt)}` : 'active'),
           h('td', {}, key.revokedAt ? null : revokeButton(key)))))));
     } catch (error) {

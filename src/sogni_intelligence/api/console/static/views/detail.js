@@ -91,7 +91,7 @@ function renderEvents(list, events, count) {
  */
 function liveRecord(root, ctx, kind, id) {
   const parts = detailView(root, ctx, kind);
-  const live = { record: null, state: null, follower: null, disposed: false, frame: 0, shownArtifacts: '' };
+  const live = { record: null, state: null, follower: null, disposed: false, frame: 0, shownArtifacts: null };
 
   const render = () => {
     live.frame = 0;

@@ -60,11 +60,19 @@ export function playgroundView(root) {
   const model = select([['', 'Default model']], '');
   const tools = select(TOOL_SURFACES, 'none');
   const files = h('input', { type: 'file', multiple: true, accept: 'image/*,video/*,audio/*' });
+  const required = h('input', { type: 'text', list: 'tool-names', spellcheck: 'false', placeholder: 'any' });
+  const toolNames = h('datalist', { id: 'tool-names' },
+    ['generate_image', 'edit_image', 'upscale_image', 'analyze_image', 'extract_metadata', 'generate_video',
+      'animate_photo', 'generate_music', 'generate_speech'].map((name) => h('option', { value: name })));
+  const maxTokens = h('input', { type: 'number', min: 1, step: 1, placeholder: 'model default' });
   const message = h('textarea', { rows: 3, required: true });
   const send = h('button', { type: 'submit', class: 'primary' }, 'Send');
   const errors = h('div', {});
   const form = h('form', { class: 'card chat-form', 'aria-label': 'Chat' },
-    h('div', { class: 'row' }, field('Model', model), field('Hosted tools', tools), field('Attach media', files)),
+    h('div', { class: 'row' }, field('Model', model), field('Hosted tools', tools),
+      field('Call this tool first', required, 'Optional: the first round must call it.'), toolNames,
+      field('Max tokens', maxTokens)),
+    field('Attach media', files),
     field('Message', message),
     h('div', { class: 'actions' }, send,
       h('button', { type: 'button', class: 'quiet', onclick: () => { history.length = 0; clear(log); } }, 'Clear conversation')),
@@ -92,7 +100,8 @@ export function playgroundView(root) {
     try {
       const references = await upload([...files.files]);
       log.append(h('li', { class: 'msg user' }, h('span', { class: 'who' }, 'You'), h('div', { class: 'bubble' }, text),
-        references.length ? h('p', { class: 'muted' }, `with ${references.map((r) => r.filename).join(', ')}`) : null));
+        references.length ? [h('p', { class: 'muted' }, `with ${references.map((r) => r.filename).join(', ')}`),
+          gallery(references.map((r) => ({ ...r, toolName: r.filename })))] : null));
       log.append(answer);
       history.push({ role: 'user', content: text });
       message.value = '';
@@ -101,8 +110,11 @@ export function playgroundView(root) {
         messages: history,
         sogni_tools: tools.value === 'none' ? false : tools.value,
         model: model.value || undefined,
+        max_tokens: maxTokens.value ? Number(maxTokens.value) : undefined,
         media_references: references.length ? references : undefined,
       };
+      const forced = required.value.trim();
+      if (forced && tools.value !== 'none') body.tool_choice = { type: 'function', function: { name: forced } };
       const { text: reply, extras } = await streamCompletion(body, bubble, progress);
       history.push({ role: 'assistant', content: reply });
       if (!reply) bubble.textContent = '(no text)';
@@ -114,6 +126,7 @@ export function playgroundView(root) {
     } catch (error) {
       errors.append(errorBox(error));
       answer.remove();
+      if (history.at(-1)?.role === 'user') history.pop();
     } finally {
       answer.setAttribute('aria-busy', 'false');
       answer.classList.add('done');

@@ -13,12 +13,13 @@ export const TOOL_SURFACES = [
 function startForm(ctx) {
   const message = h('textarea', { rows: 3, required: true });
   const tools = select(TOOL_SURFACES, 'creative-agent');
+  const maxTokens = h('input', { type: 'number', min: 1, step: 1, placeholder: 'model default' });
   const confirm = h('input', { type: 'checkbox' });
   const errors = h('div', {});
   const form = h('form', { class: 'card', 'aria-label': 'Start a chat run' },
     h('h2', {}, 'Start a chat run'),
     field('Run message', message),
-    field('Run tools', tools),
+    h('div', { class: 'row' }, field('Run tools', tools), field('Run max tokens', maxTokens)),
     h('label', { class: 'check' }, confirm, ' Ask me before each paid tool call'),
     h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Start run')),
     errors);
@@ -31,6 +32,7 @@ function startForm(ctx) {
         body: {
           messages: [{ role: 'user', content: message.value }],
           sogni_tools: tools.value,
+          sampling: maxTokens.value ? { max_tokens: Number(maxTokens.value) } : undefined,
           runtime_config: confirm.checked ? { requireJobConfirmation: true } : undefined,
         },
       });
