@@ -204,7 +204,9 @@ def test_a_refused_key_is_shown_plainly(browser: Browser, server: RunningServer)
         context.close()
 
 
-def test_sign_in_and_watch_a_workflow_live(page: Page, server: RunningServer) -> None:
+def test_sign_in_and_watch_a_workflow_live(
+    page: Page, server: RunningServer, artifacts: Path
+) -> None:
     sign_in(page, server.key)
     assert page.evaluate("() => Object.keys(sessionStorage)") == ["sogni-console-key"]
     assert page.evaluate("() => localStorage.length") == 0
@@ -225,6 +227,8 @@ def test_sign_in_and_watch_a_workflow_live(page: Page, server: RunningServer) ->
         ".every((img) => img.complete && img.naturalWidth > 0)"
     )
     expect(page.get_by_label("Artifacts").locator("audio")).to_have_count(1)
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.screenshot(path=str(artifacts / "workflow-detail.png"))
     # Every event came once and in order through the stream.
     page.get_by_text("Events (").click()  # open the log
     events = page.get_by_role("list", name="Events").get_by_role("listitem")

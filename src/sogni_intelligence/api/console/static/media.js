@@ -33,7 +33,10 @@ export function preview(artifact, caption) {
 }
 
 export function gallery(artifacts, emptyText = 'No artifacts yet.') {
-  const items = artifacts.filter((a) => a && a.url);
+  // Pictures first, then video, then audio (which takes a whole row).
+  const order = { image: 0, video: 1, model: 2, other: 3, audio: 4 };
+  const items = artifacts.filter((a) => a && a.url)
+    .map((a, i) => [order[mediaKind(a)] ?? 3, i, a]).sort((x, y) => x[0] - y[0] || x[1] - y[1]).map(([, , a]) => a);
   return items.length
     ? h('div', { class: 'gallery' }, items.map((a) => preview(a)))
     : h('p', { class: 'muted' }, emptyText);

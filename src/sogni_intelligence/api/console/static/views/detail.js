@@ -9,7 +9,7 @@ import {
 } from '../timeline.js';
 
 const CONNECTION = {
-  connecting: 'connecting…', open: 'live', retrying: 'reconnecting…', ended: 'stream closed',
+  connecting: 'connecting…', open: 'live', retrying: 'reconnecting…', ended: 'closed',
   failed: 'stream failed', stopped: 'stopped',
 };
 
@@ -40,9 +40,10 @@ function detailView(root, ctx, kind) {
     h('p', { class: 'meta' }, 'Status: ', parts.status, ' · Stream: ', parts.connection, ' ',
       parts.progress, h('br'), parts.meta),
     parts.actions, parts.errors, parts.waiting,
-    h('h2', {}, kind.timelineLabel), parts.timeline,
-    kind.hasText ? [h('h2', {}, 'Answer'), parts.text] : null,
-    h('h2', {}, 'Artifacts'), parts.artifacts,
+    h('div', { class: 'panes' },
+      h('div', {}, h('h2', {}, kind.timelineLabel), parts.timeline,
+        kind.hasText ? [h('h2', {}, 'Answer'), parts.text] : null),
+      h('div', {}, h('h2', {}, 'Artifacts'), parts.artifacts)),
     h('details', { class: 'event-log' }, h('summary', {}, 'Events (', parts.eventCount, ')'), parts.events)));
   parts.showError = (error) => parts.errors.append(errorBox(error));
   return parts;
