@@ -253,6 +253,27 @@ def test_cancel_a_running_workflow(page: Page, server: RunningServer) -> None:
     assert record["cancellationReason"] == "cancelled from the console"
 
 
+def test_confirm_the_cost_of_a_workflow_then_cancel_it(page: Page, server: RunningServer) -> None:
+    """Above the approval threshold the workflow waits (its stream closes); confirming in the
+    console sets it running and the view follows on from the last event it had."""
+    sign_in(page, server.key)
+    page.goto("/console/#/workflows")
+    page.get_by_label("Plan (JSON)").fill(json.dumps(SLOW))
+    page.get_by_label("Approve the estimated cost now").uncheck()
+    page.get_by_role("button", name="Start workflow").click()
+    expect(status(page)).to_have_text("waiting for user")
+    expect(page.get_by_text("Waiting for you: cost approval required")).to_be_visible()
+    page.get_by_role("button", name="Confirm cost").click()
+    expect(status(page)).to_have_text("running")
+    expect(page.get_by_role("list", name="Steps").locator(".badge")).to_have_text("running")
+    page.get_by_role("button", name="Cancel workflow").click()
+    expect(status(page)).to_have_text("cancelled")
+    page.get_by_text("Events (").click()
+    events = page.get_by_role("list", name="Events").get_by_role("listitem")
+    sequences = [int(t.split()[0]) for t in events.all_inner_texts()]
+    assert sequences == list(range(len(sequences)))
+
+
 def test_run_a_template_with_inputs(page: Page, server: RunningServer) -> None:
     sign_in(page, server.key)
     page.get_by_role("link", name="Templates").click()
@@ -282,6 +303,10 @@ def test_run_a_template_with_inputs(page: Page, server: RunningServer) -> None:
         "() => { const img = document.querySelector('.gallery img');"
         " return img && img.complete && img.naturalWidth === 256; }"
     )
+    first = page.url
+    page.get_by_role("button", name="Reseed").click()
+    page.wait_for_url(lambda url: url != first and "#/workflows/wf_" in url)
+    expect(status(page)).to_have_text("completed")
 
 
 def test_chat_playground_streams_an_answer(page: Page, server: RunningServer) -> None:
