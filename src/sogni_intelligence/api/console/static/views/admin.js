@@ -38,10 +38,14 @@ async function loadMetrics(box) {
   const response = await fetch('/metrics', { headers: authHeaders() });
   if (!response.ok) throw await errorOf(response);
   const samples = parseMetrics(await response.text());
+  // Records by kind (rows) and status (columns), from `sogni_records{kind,status}`.
   const records = new Map();
+  const statuses = new Set();
   for (const s of samples.filter((x) => x.name === 'sogni_records')) {
-    const key = [s.labels.kind, s.labels.status].filter(Boolean).join(' ');
-    records.set(key, (records.get(key) || 0) + s.value);
+    const kind = s.labels.kind || 'record';
+    statuses.add(s.labels.status);
+    if (!records.has(kind)) records.set(kind, new Map());
+    records.get(kind).set(s.labels.status, (records.get(kind).get(s.labels.status) || 0) + s.value);
   }
   const tiles = [
     ['HTTP requests', sum(samples, 'sogni_http_requests_total')],
@@ -54,7 +58,13 @@ async function loadMetrics(box) {
     h('dl', { class: 'tiles' }, tiles.map(([name, value]) => h('div', { class: 'tile' }, h('dt', {}, name), h('dd', {}, format(value))))),
     h('h3', {}, 'Records by status'),
     records.size
-      ? h('dl', { class: 'tiles small' }, [...records].map(([name, value]) => h('div', { class: 'tile' }, h('dt', {}, name.replaceAll('_', ' ')), h('dd', {}, format(value)))))
+      ? h('table', { class: 'compact' },
+        h('caption', { class: 'visually-hidden' }, 'Records by status'),
+        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Kind'),
+          [...statuses].map((status) => h('th', { scope: 'col' }, status.replaceAll('_', ' '))))),
+        h('tbody', {}, [...records].map(([kind, counts]) => h('tr', {},
+          h('th', { scope: 'row' }, kind.replaceAll('_', ' ')),
+          [...statuses].map((status) => h('td', {}, format(counts.get(status) || 0)))))))
       : h('p', { class: 'muted' }, 'No records yet.'));
 }
 
@@ -116,7 +126,7 @@ export function adminView(root) {
     try {
       const list = (await api('/v1/keys')).data.keys;
       clear(keys, h('table', {},
-        h('caption', {}, 'API keys'),
+        h('caption', { class: 'visually-hidden' }, 'API keys'),
         h('thead', {}, h('tr', {}, ['Name', 'Prefix', 'Role', 'Limits', 'Used', 'Created', 'State', ''].map((t) => h('th', { scope: 'col' }, t)))),
         h('tbody', {}, list.map((key) => h('tr', { class: key.revokedAt ? 'revoked' : '' },
           h('td', {}, key.name || key.id), h('td', {}, h('code', {}, key.prefix || '')), h('td', {}, key.role || 'user'),
