@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.e2e.conftest import RunningServer
+from tests.e2e.conftest import RunningServer, start_workflow
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = [
@@ -425,6 +425,9 @@ def test_admin_keys_and_metrics(
     )
     if metrics.status_code == 404:  # a server without the metrics route says so plainly
         console_errors.expected.append("status of 404")
+    title = "A user key's poster"
+    plan = {"title": title, "steps": [FOUR_STEPS["steps"][0]]}
+    start_workflow(server, plan)
     sign_in(page, admin_key)
     expect(page.get_by_text("console admin (admin)")).to_be_visible()
     page.get_by_role("link", name="Admin").click()
@@ -459,7 +462,13 @@ def test_admin_keys_and_metrics(
     else:
         expect(tiles.get_by_role("alert")).to_contain_text("404")
 
-    # An admin may list every key's records.
+    # An admin may list every key's records, and open another key's workflow.
     page.get_by_role("link", name="Workflows").click()
     page.get_by_label("Whose").select_option("all")
-    expect(page.get_by_role("table", name="Workflows")).to_be_visible()
+    others = page.get_by_role("table", name="Workflows").get_by_role("link", name=title)
+    expect(others).to_have_count(1)
+    page.get_by_label("Whose").select_option("own")
+    expect(page.get_by_role("link", name=title)).to_have_count(0)
+    page.get_by_label("Whose").select_option("all")
+    page.get_by_role("link", name=title).click()
+    expect(status(page)).to_have_text("completed")
