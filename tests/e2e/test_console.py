@@ -200,6 +200,15 @@ def test_a_refused_key_is_shown_plainly(browser: Browser, server: RunningServer)
         expect(tab.get_by_role("alert")).to_contain_text("Invalid API key")
         expect(tab.get_by_role("navigation", name="Sections")).to_be_hidden()
         assert tab.evaluate("() => sessionStorage.length") == 0
+        # A key revoked while signed in: the next call signs the tab out and says why.
+        made = server.cli("keys", "--json", "create", "--name", "short-lived")
+        key = json.loads(made.stdout)
+        sign_in(tab, key["key"])
+        assert server.cli("keys", "revoke", key["id"]).returncode == 0
+        tab.get_by_role("button", name="Refresh").click()
+        expect(tab.get_by_role("alert")).to_contain_text("refused the key")
+        expect(tab.get_by_label("API key")).to_be_visible()
+        assert tab.evaluate("() => sessionStorage.length") == 0
     finally:
         context.close()
 
