@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sogni_intelligence.api.app import create_app
 from sogni_intelligence.config import PUBLIC_MODEL_IDS, ModelConfig, Settings
 from sogni_intelligence.store.db import Database
-from sogni_intelligence.store.keys import KeyStore
+from sogni_intelligence.store.keys import KeyStore, Role
 
 POSTGRES_URL = os.environ.get("SOGNI_TEST_POSTGRES_URL")
 
@@ -70,13 +70,15 @@ class InProcessApp:
 
 
 @asynccontextmanager
-async def in_process_app(settings: Settings, timeout_s: float = 60) -> AsyncIterator[InProcessApp]:
-    """The whole app with its lifespan, an HTTP client over ASGI, and an API key (its owner id
-    is what records are stored under)."""
+async def in_process_app(
+    settings: Settings, timeout_s: float = 60, role: Role = "user"
+) -> AsyncIterator[InProcessApp]:
+    """The whole app with its lifespan, an HTTP client over ASGI, and an API key of `role` (its
+    owner id is what records are stored under)."""
     settings.ensure_data_dir()
     db = Database(settings.resolved_database_url)
     await db.create_all()
-    key, info = await KeyStore(db).create("tests")
+    key, info = await KeyStore(db).create("tests", role)
     await db.close()
     app = create_app(settings)
     async with (

@@ -226,6 +226,12 @@ class Settings(BaseSettings):
     )
     media_url_ttl_s: int = Field(default=24 * 3600, ge=60, description="Signed URL lifetime.")
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    replay_record_max_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1024, description="The largest RunRecord a client may write."
+    )
+    replay_records_from_runs: bool = Field(
+        default=True, description="Whether every finished chat run writes its replay record."
+    )
     media_fetch_allow_hosts: list[str] = Field(
         default_factory=list,
         description="Hosts fetched even when they resolve to private addresses.",

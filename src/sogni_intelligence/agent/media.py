@@ -23,15 +23,23 @@ def uploads_note(lines: list[str]) -> str:
     return "Media of this request, by the index tools take: " + "; ".join(lines) + "."
 
 
+def note_takes_a_message(messages: list[dict[str, Any]]) -> bool:
+    """Whether an uploads note comes as a message of its own (else it joins the first)."""
+    first = messages[0] if messages else None
+    return not (
+        first is not None and first.get("role") == "system" and isinstance(first["content"], str)
+    )
+
+
 def with_uploads_note(messages: list[dict[str, Any]], lines: list[str]) -> list[dict[str, Any]]:
     """The note joins the leading system message (some chat templates take only one, first)."""
     if not lines:
         return messages
     note = uploads_note(lines)
-    first = messages[0] if messages else None
-    if first is not None and first.get("role") == "system" and isinstance(first["content"], str):
-        return [{**first, "content": first["content"] + "\n\n" + note}, *messages[1:]]
-    return [{"role": "system", "content": note}, *messages]
+    if note_takes_a_message(messages):
+        return [{"role": "system", "content": note}, *messages]
+    first = messages[0]
+    return [{**first, "content": first["content"] + "\n\n" + note}, *messages[1:]]
 
 
 async def session_media(

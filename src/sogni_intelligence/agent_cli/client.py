@@ -24,15 +24,39 @@ STREAM_TIMEOUT = httpx.Timeout(None, connect=15.0)
 
 
 class ApiError(Exception):
-    """A request that failed: `status` is the HTTP status, 0 when the server was not reached."""
+    """A request that failed: `status` is the HTTP status, 0 when the server was not reached.
 
-    def __init__(self, status: int, message: str) -> None:
+    `code` is the server's own error code when it sent one, and `retry_after` the seconds it
+    asked the client to wait (body `retry_after`/`retryAfter`, else the `Retry-After` header).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         return f"{self.message} (HTTP {self.status})" if self.status else self.message
+
+
+class StreamDropped(ApiError):
+    """An event stream that broke after it had started; following it again resumes it."""
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def error_message(status: int, text: str) -> str:
@@ -40,11 +64,8 @@ def error_message(status: int, text: str) -> str:
 
     Sogni shape `{"status": "error", "message"}`, OpenAI shape `{"error": {"message"}}`,
     socket shape `{"error": "<type>", "error_message"}`; other bodies are shown as text."""
-    try:
-        body = json.loads(text)
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
+    body = _json_object(text)
+    if body is not None:
         message = body.get("message")
         if isinstance(message, str) and message:
             return message
@@ -60,6 +81,40 @@ def error_message(status: int, text: str) -> str:
     if stripped:
         return stripped[:500]
     return f"the server answered HTTP {status} with an empty body"
+
+
+def error_code(body: dict[str, Any] | None) -> str | int | None:
+    """The most specific code an error body names: the OpenAI `error.code` (such as
+    `invalid_api_key`), else the Sogni `errorCode` or socket `error_code`."""
+    if body is None:
+        return None
+    error = body.get("error")
+    candidates = [error.get("code") if isinstance(error, dict) else None]
+    candidates += [body.get("errorCode"), body.get("error_code")]
+    return next((c for c in candidates if isinstance(c, str | int) and c != ""), None)
+
+
+def retry_after_of(body: dict[str, Any] | None, header: str | None) -> float | None:
+    """Seconds to wait before a retry: the body's value, else a delta-seconds header."""
+    for key in ("retry_after", "retryAfter"):
+        value = (body or {}).get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    try:
+        return float(header) if header else None
+    except ValueError:
+        return None  # an HTTP-date: rare, and the hint then says "later"
+
+
+def response_error(response: httpx.Response, text: str) -> ApiError:
+    """The `ApiError` of a failed response whose body is `text`."""
+    body = _json_object(text)
+    return ApiError(
+        response.status_code,
+        error_message(response.status_code, text),
+        error_code(body),
+        retry_after_of(body, response.headers.get("retry-after")),
+    )
 
 
 class SseFrame(BaseModel):
@@ -112,9 +167,13 @@ class ApiClient:
 
     def __init__(self, base_url: str, api_key: str, timeout: float) -> None:
         self.base_url = base_url.rstrip("/")
+        self.has_key = bool(api_key)
+        headers = {"User-Agent": USER_AGENT}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
         self._api = httpx.Client(
             base_url=self.base_url,
-            headers={"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT},
+            headers=headers,
             timeout=httpx.Timeout(timeout, connect=15.0),
         )
         # Upload and artifact URLs are signed: they are fetched without the key, so it never
@@ -146,7 +205,7 @@ class ApiClient:
         except httpx.RequestError as exc:
             raise self._unreachable(exc) from exc
         if response.is_error:
-            raise ApiError(response.status_code, error_message(response.status_code, response.text))
+            raise response_error(response, response.text)
         try:
             return response.json()
         except ValueError as exc:
@@ -161,22 +220,37 @@ class ApiClient:
             raise ApiError(0, f"unexpected answer from {path}: no data object")
         return body["data"]
 
-    def stream(self, path: str, params: dict[str, Any] | None = None) -> Iterator[SseFrame]:
-        """The frames of an SSE route until the server closes it."""
+    def stream(self, path: str, after: int | None = None) -> Iterator[SseFrame]:
+        """The frames of an SSE route until the server closes it, from after the event
+        sequence `after` (sent both as `?after=` and as `Last-Event-ID`).
+
+        A connection that breaks once frames flow raises `StreamDropped`."""
+        params = None if after is None else {"after": after}
+        headers = {"Accept": "text/event-stream"}
+        if after is not None:
+            headers["Last-Event-ID"] = str(after)
         try:
             with self._api.stream(
-                "GET",
-                path,
-                params=params,
-                headers={"Accept": "text/event-stream"},
-                timeout=STREAM_TIMEOUT,
+                "GET", path, params=params, headers=headers, timeout=STREAM_TIMEOUT
             ) as response:
                 if response.is_error:
-                    text = response.read().decode("utf-8", "replace")
-                    raise ApiError(response.status_code, error_message(response.status_code, text))
-                yield from parse_sse(response.iter_lines())
+                    raise response_error(response, response.read().decode("utf-8", "replace"))
+                try:
+                    yield from parse_sse(response.iter_lines())
+                except httpx.TransportError as exc:
+                    raise StreamDropped(0, f"the event stream of {path} broke: {exc}") from exc
         except httpx.RequestError as exc:
             raise self._unreachable(exc) from exc
+
+    def get_signed(self, url: str) -> bytes:
+        """The body of a signed URL, fetched without the key."""
+        try:
+            response = self._plain.get(url)
+        except httpx.RequestError as exc:
+            raise self._unreachable(exc, url) from exc
+        if response.is_error:
+            raise response_error(response, response.text)
+        return response.content
 
     def put_signed(self, url: str, content: bytes, content_type: str) -> None:
         """PUT bytes to a presigned upload URL (the signature is the permission)."""
@@ -185,7 +259,7 @@ class ApiClient:
         except httpx.RequestError as exc:
             raise self._unreachable(exc) from exc
         if response.is_error:
-            raise ApiError(response.status_code, error_message(response.status_code, response.text))
+            raise response_error(response, response.text)
 
     def download(self, url: str, directory: Path, stem: str) -> Path:
         """Save a signed artifact URL as `directory/stem.<ext>`; the file appears complete or
@@ -194,8 +268,7 @@ class ApiClient:
         try:
             with self._plain.stream("GET", url, timeout=STREAM_TIMEOUT) as response:
                 if response.is_error:
-                    text = response.read().decode("utf-8", "replace")
-                    raise ApiError(response.status_code, error_message(response.status_code, text))
+                    raise response_error(response, response.read().decode("utf-8", "replace"))
                 target = directory / f"{stem}{_extension(url, response.headers)}"
                 partial = target.with_name(f".{target.name}.part")
                 try:

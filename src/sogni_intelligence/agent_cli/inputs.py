@@ -23,9 +23,16 @@ class Connection(BaseModel):
     api_key: str
 
 
-def connection(api_base_url: str | None, api_key: str | None, env: Mapping[str, str]) -> Connection:
+def connection(
+    api_base_url: str | None,
+    api_key: str | None,
+    env: Mapping[str, str],
+    *,
+    require_key: bool = True,
+) -> Connection:
     """Base URL from the flag, `SOGNI_API_BASE_URL`, `SOGNI_REST_ENDPOINT` or the local
-    default; key from the flag or `SOGNI_API_KEY`."""
+    default; key from the flag or `SOGNI_API_KEY` (may be empty only without `require_key`,
+    for `--doctor`, which reports a missing key itself)."""
     base = (
         api_base_url
         or env.get("SOGNI_API_BASE_URL")
@@ -36,9 +43,30 @@ def connection(api_base_url: str | None, api_key: str | None, env: Mapping[str, 
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise UsageError(f"the API base URL must be an http(s) URL, got {base!r}")
     key = (api_key or env.get("SOGNI_API_KEY") or "").strip()
-    if not key:
+    if not key and require_key:
         raise UsageError("no API key: pass --api-key or set SOGNI_API_KEY")
     return Connection(base_url=base.rstrip("/"), api_key=key)
+
+
+def read_input_file(name: str, flag: str, stdin: TextIO = sys.stdin) -> tuple[str, str]:
+    """The text of file `name` (`-`: standard input) and how errors should name it."""
+    if name == "-":
+        return stdin.read(), f"{flag} on stdin"
+    try:
+        return Path(name).expanduser().read_text(encoding="utf-8"), name
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {flag} file {name}: {exc}") from exc
+
+
+def parse_json_object(text: str, source: str, shape: str) -> dict[str, Any]:
+    """`text` as a JSON object; `shape` tells the user what the object should be."""
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{source} is not valid JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise UsageError(f"{source} must be a JSON object: {shape}")
+    return parsed
 
 
 def load_workflow_input(value: str, stdin: TextIO = sys.stdin) -> dict[str, Any]:
@@ -48,20 +76,17 @@ def load_workflow_input(value: str, stdin: TextIO = sys.stdin) -> dict[str, Any]
         name = value[1:]
         if not name:
             raise UsageError("--workflow-input @ needs a file name (or @- for stdin)")
-        if name == "-":
-            text, source = stdin.read(), "the workflow input on stdin"
-        else:
-            try:
-                text = Path(name).expanduser().read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise UsageError(f"cannot read --workflow-input file {name}: {exc}") from exc
-            source = name
+        text, source = read_input_file(name, "--workflow-input", stdin)
     else:
         text, source = value, "--workflow-input"
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{source} is not valid JSON: {exc}") from exc
-    if not isinstance(parsed, dict):
-        raise UsageError(f"{source} must be a JSON object: the workflow input {{title?, steps}}")
-    return parsed
+    return parse_json_object(text, source, "the workflow input {title?, steps}")
+
+
+def load_run_record(name: str, stdin: TextIO = sys.stdin) -> dict[str, Any]:
+    """`--ingest-replay`: a RunRecord `{run_id, schema_version?, model_id?, user_request?,
+    final_response?, rounds?}` from a JSON file (`-`: standard input)."""
+    text, source = read_input_file(name, "--ingest-replay", stdin)
+    record = parse_json_object(text, source, "a RunRecord {run_id, rounds?, ...}")
+    if not isinstance(record.get("run_id", record.get("runId")), str):
+        raise UsageError(f"{source} has no run_id: a RunRecord names its run")
+    return record

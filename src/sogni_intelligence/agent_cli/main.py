@@ -1,7 +1,8 @@
 """`sogni-agent`: hosted chat, durable chat runs and durable workflows from the command line.
 
 Exit status: 0 on success, 1 when the API refused or failed (its message is printed) or
-followed work ended failed, partially failed or cancelled, 2 for a usage error.
+followed work ended failed, partially failed or cancelled, 2 for a usage error, 3 when
+`--result` finds work that has not finished, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -9,253 +10,108 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
-from sogni_intelligence import __version__
-from sogni_intelligence.agent_cli.client import ApiClient, ApiError
-from sogni_intelligence.agent_cli.commands import COMMANDS, Context
-from sogni_intelligence.agent_cli.inputs import UsageError, connection, load_workflow_input
-from sogni_intelligence.agent_cli.output import Reporter
-from sogni_intelligence.agent_cli.references import RefSource, check_sources, ordered_sources
-
-PROG = "sogni-agent"
-
-CHAT = {"api_chat"}
-BOTH_CHATS = {"api_chat", "durable_chat"}
-WITH_MEDIA = {"api_chat", "durable_chat", "api_workflow"}
-WITH_RESULTS = {
-    "api_chat",
-    "durable_chat",
-    "api_workflow",
-    "get_workflow",
-    "stream_workflow",
-    "resume_workflow",
-}
-#: Flags that only mean something in some modes: (dest, flag as written, modes).
-MODE_FLAGS: tuple[tuple[str, str, set[str]], ...] = (
-    ("api_tools", "--api-tools", BOTH_CHATS),
-    ("no_api_tool_execution", "--no-api-tool-execution", CHAT),
-    ("task_profile", "--task-profile", BOTH_CHATS),
-    ("thinking", "--thinking/--no-thinking", CHAT),
-    ("llm_model", "--llm-model", BOTH_CHATS),
-    ("system", "--system", BOTH_CHATS),
-    ("max_tokens", "--max-tokens", BOTH_CHATS),
-    ("context", "-c/--context", WITH_MEDIA),
-    ("ref", "--ref", WITH_MEDIA),
-    ("ref_end", "--ref-end", WITH_MEDIA),
-    ("ref_audio", "--ref-audio", WITH_MEDIA),
-    ("ref_video", "--ref-video", WITH_MEDIA),
-    ("workflow_input", "--workflow-input", {"api_workflow"}),
-    ("workflow_title", "--workflow-title", {"api_workflow"}),
-    ("workflow_idempotency_key", "--workflow-idempotency-key", {"api_workflow", "durable_chat"}),
-    ("workflow_max_cost", "--workflow-max-cost", {"api_workflow", "durable_chat"}),
-    ("confirm_cost", "--confirm-cost", {"api_workflow", "durable_chat"}),
-    ("watch_workflow", "--watch-workflow", {"api_workflow", "resume_workflow", "api_chat"}),
-    ("output", "--output", WITH_RESULTS),
-    ("limit", "--limit", {"list_workflows"}),
-    ("offset", "--offset", {"list_workflows"}),
-    ("after", "--after", {"workflow_events", "stream_workflow"}),
+from sogni_intelligence.agent_cli import commands, doctor, jobs, replays
+from sogni_intelligence.agent_cli.arguments import (
+    PROG,
+    build_parser,
+    check_mode_flags,
+    reference_sources,
 )
+from sogni_intelligence.agent_cli.client import ApiClient, ApiError
+from sogni_intelligence.agent_cli.failures import (
+    CliFailure,
+    Failure,
+    api_failure,
+    interrupted_failure,
+    os_failure,
+    usage_failure,
+)
+from sogni_intelligence.agent_cli.inputs import (
+    UsageError,
+    connection,
+    load_run_record,
+    load_workflow_input,
+)
+from sogni_intelligence.agent_cli.output import Reporter
+from sogni_intelligence.agent_cli.references import check_sources
+from sogni_intelligence.agent_cli.session import Context
 
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Client of a Sogni Intelligence server: hosted chat, durable chat runs and "
-        "durable creative workflows. Results go to stdout (one JSON object with --json), "
-        "progress to stderr.",
-    )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-
-    modes = parser.add_argument_group("modes (pick one)").add_mutually_exclusive_group(
-        required=True
-    )
-    modes.add_argument("--api-chat", metavar="PROMPT", help="one hosted chat completion")
-    modes.add_argument(
-        "--durable-chat", metavar="PROMPT", help="a durable chat run, followed live to its end"
-    )
-    modes.add_argument(
-        "--api-workflow",
-        action="store_true",
-        help="start a workflow from --workflow-input",
-    )
-    modes.add_argument("--list-workflows", action="store_true", help="list your workflows")
-    modes.add_argument("--get-workflow", metavar="ID", help="show one workflow")
-    modes.add_argument("--workflow-events", metavar="ID", help="print a workflow's events")
-    modes.add_argument(
-        "--stream-workflow", metavar="ID", help="follow a workflow's event stream until it closes"
-    )
-    modes.add_argument("--cancel-workflow", metavar="ID", help="cancel a workflow")
-    modes.add_argument(
-        "--resume-workflow", metavar="ID", help="release a paused or restart an interrupted one"
-    )
-    modes.add_argument("--list-api-models", action="store_true", help="list the chat models")
-    modes.add_argument("--get-api-model", metavar="ID", help="show one chat model")
-
-    conn = parser.add_argument_group("connection")
-    conn.add_argument(
-        "--api-base-url",
-        metavar="URL",
-        help="server URL (else SOGNI_API_BASE_URL, SOGNI_REST_ENDPOINT, http://127.0.0.1:8000)",
-    )
-    conn.add_argument("--api-key", metavar="KEY", help="API key (else SOGNI_API_KEY)")
-    conn.add_argument(
-        "--timeout",
-        type=float,
-        default=300.0,
-        metavar="S",
-        help="seconds to wait for an answer (streams wait as long as the work runs)",
-    )
-
-    out = parser.add_argument_group("output")
-    out.add_argument("--json", action="store_true", help="print one JSON object: the record")
-    out.add_argument("--output", type=Path, metavar="DIR", help="download the results here")
-
-    chat = parser.add_argument_group("chat")
-    chat.add_argument(
-        "--api-tools",
-        choices=["creative-agent", "creative-tools", "none"],
-        help="hosted tool surface of the chat (default creative-agent)",
-    )
-    chat.add_argument(
-        "--no-api-tool-execution",
-        action="store_true",
-        help="return hosted tool calls instead of running them",
-    )
-    chat.add_argument("--llm-model", metavar="ID", help="chat model id")
-    chat.add_argument("--system", metavar="TEXT", help="system message")
-    chat.add_argument("--task-profile", choices=["general", "coding", "reasoning"])
-    chat.add_argument("--max-tokens", type=_positive_int, metavar="N")
-    chat.add_argument(
-        "--thinking",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="turn the model's thinking on or off (chat_template_kwargs.enable_thinking)",
-    )
-
-    media = parser.add_argument_group(
-        "media references (local files are uploaded first; http(s) URLs are passed on)"
-    )
-    for flags, dest, what in (
-        (("-c", "--context"), "context", "context image"),
-        (("--ref",), "ref", "reference image"),
-        (("--ref-end",), "ref_end", "end-frame image"),
-        (("--ref-audio",), "ref_audio", "reference audio"),
-        (("--ref-video",), "ref_video", "reference video"),
-    ):
-        media.add_argument(
-            *flags, dest=dest, action="append", metavar="FILE|URL", help=f"{what} (repeatable)"
-        )
-
-    workflow = parser.add_argument_group("workflows")
-    workflow.add_argument(
-        "--workflow-input",
-        metavar="JSON|@FILE",
-        help="the workflow input {title?, steps} as JSON, @file, or @- for stdin",
-    )
-    workflow.add_argument("--workflow-title", metavar="TEXT", help="title of the new workflow")
-    workflow.add_argument(
-        "--workflow-idempotency-key",
-        metavar="KEY",
-        help="Idempotency-Key: a retry with the same key returns the first workflow or run",
-    )
-    workflow.add_argument(
-        "--workflow-max-cost",
-        type=_non_negative_float,
-        metavar="UNITS",
-        help="refuse to start above this many capacity units (max_estimated_capacity_units)",
-    )
-    workflow.add_argument(
-        "--confirm-cost", action="store_true", help="approve the estimated cost up front"
-    )
-    workflow.add_argument(
-        "--watch-workflow", action="store_true", help="follow the workflow until its stream closes"
-    )
-    workflow.add_argument("--limit", type=_positive_int, default=20, metavar="N")
-    workflow.add_argument("--offset", type=_non_negative_int, default=0, metavar="N")
-    workflow.add_argument(
-        "--after", type=_non_negative_int, metavar="SEQ", help="only events after this sequence"
-    )
-    return parser
+COMMANDS: dict[str, Callable[[Context], int]] = {
+    "api_chat": commands.api_chat,
+    "durable_chat": commands.durable_chat,
+    "fork_run": commands.fork_run,
+    "api_workflow": commands.api_workflow,
+    "status": jobs.status,
+    "result": jobs.result,
+    "recent": jobs.recent,
+    "doctor": doctor.doctor,
+    "list_workflows": commands.list_workflows,
+    "get_workflow": commands.get_workflow,
+    "workflow_events": commands.workflow_events,
+    "stream_workflow": commands.stream_workflow,
+    "cancel_workflow": commands.cancel_workflow,
+    "resume_workflow": commands.resume_workflow,
+    "list_api_models": commands.list_api_models,
+    "get_api_model": commands.get_api_model,
+    "list_replays": replays.list_replays,
+    "get_replay": replays.get_replay,
+    "ingest_replay": replays.ingest_replay,
+}
 
 
 def selected_mode(args: argparse.Namespace) -> str:
+    """The mode flag given (argparse lets exactly one through)."""
     return next(name for name in COMMANDS if getattr(args, name) not in (None, False))
 
 
-def check_mode_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, mode: str) -> None:
-    """Refuse flags that the chosen mode would silently ignore."""
-    for dest, flag, allowed in MODE_FLAGS:
-        if getattr(args, dest) != parser.get_default(dest) and mode not in allowed:
-            modes = ", ".join(sorted("--" + m.replace("_", "-") for m in allowed))
-            raise UsageError(f"{flag} works only with {modes}")
-    if mode == "api_workflow" and args.workflow_input is None:
-        raise UsageError("--api-workflow needs --workflow-input JSON|@FILE")
-
-
-def reference_sources(args: argparse.Namespace) -> list[RefSource]:
-    """The media flags' values in the order they are sent."""
-    return ordered_sources(
-        {
-            "-c": args.context or [],
-            "--ref": args.ref or [],
-            "--ref-end": args.ref_end or [],
-            "--ref-audio": args.ref_audio or [],
-            "--ref-video": args.ref_video or [],
-        }
-    )
+def fail(reporter: Reporter, failure: Failure, usage: str = "") -> int:
+    """Report a failure: message and hint on stderr, and under `--json` the failure object
+    on stdout."""
+    reporter.finish()
+    print(f"{usage}{PROG}: error: {failure.message}", file=sys.stderr)
+    print(f"{PROG}: hint: {failure.hint}", file=sys.stderr, flush=True)
+    if reporter.json_mode:
+        reporter.emit(failure.as_json())
+    return failure.exit_status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
-    mode = selected_mode(args)
     try:
+        args = parser.parse_args(argv)
+        mode = selected_mode(args)
         check_mode_flags(parser, args, mode)
-        settings = connection(args.api_base_url, args.api_key, os.environ)
+        settings = connection(
+            args.api_base_url, args.api_key, os.environ, require_key=mode != "doctor"
+        )
         sources = reference_sources(args)
         check_sources(sources)
         plan = load_workflow_input(args.workflow_input) if args.workflow_input else None
+        run_record = load_run_record(args.ingest_replay) if args.ingest_replay else None
     except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+        reporter = Reporter("--json" in argv, tty=False)
+        return fail(reporter, usage_failure(str(exc)), parser.format_usage())
 
-    reporter = Reporter(args.json)
+    reporter = Reporter(args.json, quiet=args.quiet)
     client = ApiClient(settings.base_url, settings.api_key, args.timeout)
     try:
-        return COMMANDS[mode](Context(args, client, reporter, sources, plan))
-    except (ApiError, OSError) as exc:
-        reporter.finish()
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
+        return COMMANDS[mode](Context(args, client, reporter, sources, plan, run_record))
+    except CliFailure as exc:
+        failure = exc.failure
+    except ApiError as exc:
+        failure = api_failure(exc)
+    except UsageError as exc:
+        failure = usage_failure(str(exc))
+    except OSError as exc:
+        failure = os_failure(exc)
     except KeyboardInterrupt:
-        reporter.finish()
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        failure = interrupted_failure()
     finally:
         client.close()
+    return fail(reporter, failure)
 
 
 if __name__ == "__main__":

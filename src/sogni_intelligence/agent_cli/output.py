@@ -1,8 +1,9 @@
 """Where output goes: results on stdout (one JSON object with `--json`), progress on stderr.
 
 Progress is de-duplicated: an event stream repeats itself on reconnects and many ticks carry
-the same rounded percentage, and neither should reach the reader twice. On a terminal the
-bars redraw in place; elsewhere (logs, agents reading stderr) each new state is one line.
+the same rounded percentage, and neither should reach the reader twice. On a terminal a live
+display redraws in place; elsewhere (logs, agents reading stderr) each new state is one line.
+`quiet` drops progress and notes, never results or errors.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
+
+from sogni_intelligence.agent_cli.progress import LiveBoard, StepState
 
 BAR_WIDTH = 24
 TERMINAL_STATUSES = frozenset({"completed", "partial_failure", "failed", "cancelled"})
@@ -33,57 +36,88 @@ def render_bar(label: str, fraction: float, eta_s: float | None = None) -> str:
 
 class Reporter:
     """Writes everything the CLI shows; `json_mode` moves human results to stderr so that
-    stdout carries only the final JSON object."""
+    stdout carries only the final JSON object. `tty` (default: whether `err` is a terminal)
+    chooses the live display over plain lines."""
 
-    def __init__(self, json_mode: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr):
+    def __init__(
+        self,
+        json_mode: bool,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+        *,
+        quiet: bool = False,
+        tty: bool | None = None,
+    ) -> None:
         self.json_mode = json_mode
-        self.out = out
-        self.err = err
-        self.tty = err.isatty()
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.quiet = quiet
+        live = self.err.isatty() if tty is None else tty
+        self._board = LiveBoard(self.err) if live else None
         self._said: set[str] = set()
         self._bars: dict[str, str] = {}
-        self._bar_open = False
+        self._labels: dict[str, str] = {}
 
     def note(self, text: str, *, once: bool = False) -> None:
         """A progress line on stderr; with `once`, a line already shown is not shown again."""
+        if self.quiet:
+            return
         if once:
             if text in self._said:
                 return
             self._said.add(text)
-        self._close_bar()
-        print(text, file=self.err, flush=True)
+        if self._board is not None:
+            self._board.log(text)
+        else:
+            print(text, file=self.err, flush=True)
 
     def bar(self, key: str, label: str, fraction: float, eta_s: float | None = None) -> None:
         """Progress of one piece of work (`key`), shown only when its text changes."""
+        if self.quiet:
+            return
         text = render_bar(label, fraction, eta_s)
         if self._bars.get(key) == text:
             return
         self._bars[key] = text
-        if self.tty:
-            self.err.write(f"\r{text}\x1b[K")
-            self.err.flush()
-            self._bar_open = True
+        if self._board is not None:
+            eta = f"ETA {format_eta(eta_s)}" if eta_s is not None and fraction < 1 else ""
+            self._board.row(key, label, "started", min(1.0, max(0.0, fraction)), eta)
         else:
             print(text, file=self.err, flush=True)
 
+    def step(self, key: str, label: str | None, state: StepState, detail: str = "") -> None:
+        """A piece of work (`key`) that started or ended: a row of the live display, or the
+        line `<label> <state>[: detail]`. A start names the work; at its end the name given at
+        the start wins and `label` is only the fallback (None: skip work never started)."""
+        if self.quiet:
+            return
+        if state == "started" and label:
+            self._labels[key] = label
+        name = self._labels.get(key) or label
+        if name is None:
+            return
+        self._labels[key] = name
+        if self._board is not None:
+            self._board.row(key, name, state)
+            if detail and state == "failed":
+                self._board.log(f"{name} failed: {detail}")
+            return
+        self.note(f"{name} {state}{': ' + detail if detail else ''}", once=True)
+
     def result(self, text: str) -> None:
         """A human result line: stdout normally, stderr under `--json`."""
-        self._close_bar()
+        self.finish()
         print(text, file=self.err if self.json_mode else self.out, flush=True)
 
     def emit(self, obj: Any) -> None:
         """The one JSON object of `--json` mode."""
-        self._close_bar()
+        self.finish()
         print(json.dumps(obj, ensure_ascii=False), file=self.out, flush=True)
 
     def finish(self) -> None:
-        self._close_bar()
-
-    def _close_bar(self) -> None:
-        if self._bar_open:
-            self.err.write("\n")
-            self.err.flush()
-            self._bar_open = False
+        """End the live display (before results, errors or the exit)."""
+        if self._board is not None:
+            self._board.stop()
 
 
 # --- workflows -------------------------------------------------------------------------------
@@ -114,12 +148,12 @@ def report_workflow_event(reporter: Reporter, workflow_id: str, event: dict[str,
     if kind == "workflow_started":
         reporter.note(f"workflow {workflow_id} running", once=True)
     elif kind == "step_started":
-        reporter.note(f"step {step} ({payload.get('toolName')}) started", once=True)
+        reporter.step(f"step:{step}", f"step {step} ({payload.get('toolName')})", "started")
     elif kind == "step_completed":
-        reporter.note(f"step {step} completed", once=True)
+        reporter.step(f"step:{step}", f"step {step}", "completed")
     elif kind == "step_failed":
         message = (payload.get("error") or {}).get("message", "no reason given")
-        reporter.note(f"step {step} failed: {message}", once=True)
+        reporter.step(f"step:{step}", f"step {step}", "failed", message)
     elif kind == "workflow_progress" and "totalSteps" in payload:
         total = max(1, int(payload["totalSteps"]))
         done = int(payload.get("completedSteps", 0))
@@ -174,9 +208,10 @@ def report_run_event(reporter: Reporter, run_id: str, event: dict[str, Any]) -> 
     if kind in ("run_queued", "run_started", "run_resumed"):
         reporter.note(f"run {run_id} {kind.removeprefix('run_')}", once=True)
     elif kind == "llm_round_started":
-        reporter.note(f"model round {payload.get('round', '')}".rstrip(), once=True)
+        # One row for the model's rounds: they follow each other, never overlap.
+        reporter.step("rounds", f"model round {payload.get('round', '')}".rstrip(), "started")
     elif kind == "tool_call_dispatched":
-        reporter.note(f"-> {tool} started ({call})", once=True)
+        reporter.step(str(call), f"{tool} ({call})", "started")
     elif kind == "tool_call_progress":
         fraction = payload.get("progress", payload.get("jobProgress"))
         stage = payload.get("stepLabel") or payload.get("jobLabel")
@@ -190,8 +225,9 @@ def report_run_event(reporter: Reporter, run_id: str, event: dict[str, Any]) -> 
         for url in [*_urls([payload.get("resultUrl")]), *_urls(payload.get("mediaUrls"))]:
             reporter.note(f"result: {url}", once=True)
     elif kind == "tool_call_resolved":
-        summary = payload.get("summary") or payload.get("errorCode") or ""
-        reporter.note(f"<- {tool} {payload.get('status', 'done')} {summary}".rstrip(), once=True)
+        summary = str(payload.get("summary") or payload.get("errorCode") or "")
+        state = "completed" if payload.get("status", "ok") == "ok" else "failed"
+        reporter.step(str(call), f"{tool} ({call})", state, summary)
         for url in [*_urls(payload.get("mediaUrls")), *_urls(payload.get("artifacts"))]:
             reporter.note(f"result: {url}", once=True)
     elif kind == "run_awaiting_cost_confirmation":
@@ -201,14 +237,16 @@ def report_run_event(reporter: Reporter, run_id: str, event: dict[str, Any]) -> 
         message = payload.get("message") or payload.get("reason") or "input"
         reporter.note(f"run {run_id} waits: {message}", once=True)
     elif kind in ("run_completed", "run_partial_failure", "run_failed", "run_cancelled"):
+        reporter.step("rounds", None, "completed")
         reporter.note(f"run {run_id} {kind.removeprefix('run_')}", once=True)
 
 
-def run_summary(run: dict[str, Any]) -> list[str]:
-    """A chat-run record for people: the answer, then status and anything pending."""
+def run_summary(run: dict[str, Any], answer: bool = True) -> list[str]:
+    """A chat-run record for people: the answer (unless not asked for), then status and
+    anything pending."""
     lines = []
     final = run.get("finalResponse") if isinstance(run.get("finalResponse"), dict) else {}
-    if final.get("content"):
+    if answer and final.get("content"):
         lines.append(str(final["content"]))
     lines.append(f"run {run.get('runId')}: {run.get('status')}")
     waiting = run.get("waiting")

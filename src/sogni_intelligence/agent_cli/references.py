@@ -100,18 +100,25 @@ def url_filename(url: str) -> str | None:
     return name or None
 
 
-def upload(client: ApiClient, ref: RefSource, job_id: str) -> str:
-    """Upload one local file through the server's presigned upload URL; its signed download
-    URL is what the API then receives."""
-    path = Path(ref.source).expanduser()
-    mime = content_type_of(path, ref.kind)
-    family = "image" if ref.kind == "image" else "media"
-    slot = {"jobId": job_id, "type": ref.slot, "imageId": uuid.uuid4().hex}
+def upload_content(
+    client: ApiClient, kind: MediaKind, slot_type: str, content: bytes, mime: str, job_id: str
+) -> str:
+    """Upload bytes through the server's presigned upload URL; its signed download URL is
+    what the API then receives."""
+    family = "image" if kind == "image" else "media"
+    slot = {"jobId": job_id, "type": slot_type, "imageId": uuid.uuid4().hex}
     upload_url = client.data(
         "GET", f"/v1/{family}/uploadUrl", params={**slot, "contentType": mime}
     )["uploadUrl"]
-    client.put_signed(upload_url, path.read_bytes(), mime)
+    client.put_signed(upload_url, content, mime)
     return client.data("GET", f"/v1/{family}/downloadUrl", params=slot)["downloadUrl"]
+
+
+def upload(client: ApiClient, ref: RefSource, job_id: str) -> str:
+    """Upload one local file; its signed download URL."""
+    path = Path(ref.source).expanduser()
+    mime = content_type_of(path, ref.kind)
+    return upload_content(client, ref.kind, ref.slot, path.read_bytes(), mime, job_id)
 
 
 def resolve(

@@ -27,6 +27,7 @@ from sogni_intelligence.api.limits import BodySizeLimit
 from sogni_intelligence.api.media.api_router import router as media_router
 from sogni_intelligence.api.models.api_router import router as models_router
 from sogni_intelligence.api.openapi_errors import document_errors
+from sogni_intelligence.api.replay.api_router import router as replay_router
 from sogni_intelligence.api.state import Server
 from sogni_intelligence.api.tools_execute.api_router import router as tools_execute_router
 from sogni_intelligence.api.workflows.api_router import router as workflows_router
@@ -35,9 +36,11 @@ from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.runtime import durable, endings
 from sogni_intelligence.runtime.chat_runs import ChatRunDeps, ChatRunRuntime
 from sogni_intelligence.runtime.liveness import Liveness
+from sogni_intelligence.runtime.replay_records import RunReplays
 from sogni_intelligence.runtime.template_store import TemplateStore
 from sogni_intelligence.runtime.wiring import open_core
 from sogni_intelligence.store.keys import KeyStore
+from sogni_intelligence.store.replays import ReplayStore
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,10 @@ def create_app(settings: Settings) -> FastAPI:
         chat_runs = ChatRunRuntime(
             ChatRunDeps(core.records, agent, core.registry, core.fetch_policy, core.workflows)
         )
+        replays = ReplayStore(core.db)
+        run_replays = RunReplays(core.records, replays, settings.replay_record_max_bytes)
+        if settings.replay_records_from_runs:
+            run_replays.watch()
         core.workflows.launch()
         chat_runs.launch()
         await chat_runs.recover()
@@ -111,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
             templates=TemplateStore(core.db),
             chat_runs=chat_runs,
             chat=chat,
+            replays=replays,
             started_at=int(time.time()),
         )
         try:
@@ -121,6 +129,7 @@ def create_app(settings: Settings) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task  # before the database and DBOS go away under it
             durable.shutdown()
+            await run_replays.settle()
             await core.close()
 
     app = FastAPI(title="Sogni Intelligence (self-hosted)", version=__version__, lifespan=lifespan)
@@ -137,6 +146,7 @@ def create_app(settings: Settings) -> FastAPI:
         workflows_router,
         tools_execute_router,
         keys_router,
+        replay_router,
         console_router,
     )
     for router in routers:

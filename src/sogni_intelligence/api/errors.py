@@ -102,8 +102,8 @@ def _body_problem(error: Mapping[str, Any]) -> str | None:
     if error.get("type") == "json_invalid":
         reason = (error.get("ctx") or {}).get("error", "it does not parse")
         return f"The request body is not valid JSON: {reason}."
-    if loc != ("body",):
-        return None
+    if loc != ("body",) or error.get("type") == "value_error":
+        return None  # a bad field, or a rule across fields that says what is wrong itself
     if error.get("type") == "missing":
         return "The request needs a JSON object body (Content-Type: application/json)."
     if isinstance(error.get("input"), bytes | bytearray):
@@ -118,7 +118,7 @@ def invalid_request_of(exc: RequestValidationError) -> ServiceError:
     if problem is not None:
         return ServiceError(problem, 400, "invalid_request_error", "invalid_body")
     param = _param(tuple(first.get("loc", ())))
-    message = str(first.get("msg", "invalid request"))
+    message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
     if param:
         message = f"{param}: {message}"
     return ServiceError(message, 400, "invalid_request_error", None, param or None)

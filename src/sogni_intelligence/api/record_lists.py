@@ -7,9 +7,11 @@ from typing import Annotated, Literal, get_args
 
 from fastapi import Query
 
+from sogni_intelligence.api.auth import listed_owner
 from sogni_intelligence.api.wire import MAX_DB_INT
 from sogni_intelligence.errors import invalid_request
-from sogni_intelligence.store.records import Status
+from sogni_intelligence.store.keys import KeyInfo
+from sogni_intelligence.store.records import Record, RecordKind, RecordStore, Status
 
 Offset = Annotated[int, Query(ge=0, le=MAX_DB_INT)]
 #: `own` (the default) or `all`: every key's records, for an admin key.
@@ -32,3 +34,16 @@ def statuses_in(raw: str | None) -> list[Status] | None:
             "status",
         )
     return names  # type: ignore[return-value]
+
+
+async def listed(
+    records: RecordStore,
+    kind: RecordKind,
+    key: KeyInfo,
+    offset: int,
+    limit: int,
+    status: str | None,
+    scope: str,
+) -> tuple[list[Record], int | None]:
+    """A page of the records a list route shows this key (see `listed_owner`)."""
+    return await records.list(kind, listed_owner(key, scope), offset, limit, statuses_in(status))

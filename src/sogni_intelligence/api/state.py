@@ -12,6 +12,7 @@ from sogni_intelligence.runtime.chat_runs import ChatRunRuntime
 from sogni_intelligence.runtime.template_store import TemplateStore
 from sogni_intelligence.runtime.wiring import Core
 from sogni_intelligence.store.keys import KeyStore
+from sogni_intelligence.store.replays import ReplayStore
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Server(Core):
     templates: TemplateStore
     chat_runs: ChatRunRuntime
     chat: ChatCompletionsService
+    replays: ReplayStore
     #: Unix time the server started (the `created` of `/v1/models`).
     started_at: int
 
@@ -32,6 +34,7 @@ class Server(Core):
         templates: TemplateStore,
         chat_runs: ChatRunRuntime,
         chat: ChatCompletionsService,
+        replays: ReplayStore,
         started_at: int,
     ) -> Server:
         parts = {f.name: getattr(core, f.name) for f in fields(Core)}
@@ -41,6 +44,7 @@ class Server(Core):
             templates=templates,
             chat_runs=chat_runs,
             chat=chat,
+            replays=replays,
             started_at=started_at,
         )
 

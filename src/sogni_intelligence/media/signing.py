@@ -32,9 +32,14 @@ class UrlSigner:
         message = f"{method}\n{path}\n{expires}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
-    def url(self, path: str, method: str = "GET", ttl_s: int | None = None) -> str:
+    def sign(self, path: str, method: str = "GET", ttl_s: int | None = None) -> tuple[int, str]:
+        """The expiry (Unix time) and signature that let `method` on `path` in until then."""
         expires = int(time.time()) + (ttl_s or self.default_ttl_s)
-        return f"{self.base_url}{path}?exp={expires}&sig={self._mac(method, path, expires)}"
+        return expires, self._mac(method, path, expires)
+
+    def url(self, path: str, method: str = "GET", ttl_s: int | None = None) -> str:
+        expires, signature = self.sign(path, method, ttl_s)
+        return f"{self.base_url}{path}?exp={expires}&sig={signature}"
 
     def verify(self, method: str, path: str, expires: str | None, signature: str | None) -> bool:
         if not expires or not signature or not expires.isdigit():

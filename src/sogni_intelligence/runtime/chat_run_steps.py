@@ -23,6 +23,7 @@ from sogni_intelligence.agent.media import with_uploads_note
 from sogni_intelligence.agent.surfaces import tools_named
 from sogni_intelligence.llm.registry import ModelRegistry
 from sogni_intelligence.media.fetch import FetchPolicy
+from sogni_intelligence.runtime.chat_run_forks import diverged
 from sogni_intelligence.runtime.launched import Launched
 from sogni_intelligence.runtime.workflows import WorkflowRuntime
 from sogni_intelligence.store.records import Announcement, Record, RecordStore
@@ -60,8 +61,9 @@ def now() -> datetime:
 # State shared by the steps
 
 
-async def _session(record_id: str, state: dict[str, Any]) -> Session:
-    """The loop's session as the state left it: the run's engine, tools and media."""
+async def _session(record_id: str, state: dict[str, Any]) -> tuple[Session, Record]:
+    """The loop's session as the state left it (the run's engine, tools and media), and the
+    run's record."""
     deps = DEPS()
     record = await deps.records.get(record_id)
     assert record is not None
@@ -82,7 +84,7 @@ async def _session(record_id: str, state: dict[str, Any]) -> Session:
             dedupe_key=f"{call_id}:workflow",
         )
 
-    return Session(
+    session = Session(
         owner=record.owner,
         engine=deps.registry.resolve(engine["model"]).engine,
         request=engine["request"],
@@ -99,6 +101,7 @@ async def _session(record_id: str, state: dict[str, Any]) -> Session:
         workflows=list(state["workflows"]),
         usage=dict(state["usage"]),
     )
+    return session, record
 
 
 def _state_of(session: Session, messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -148,7 +151,13 @@ async def run_ingest(record_id: str) -> dict[str, Any]:
         )
         for item in record.data["mediaInputs"]
     ]
-    media, ingested = await ingest(record.owner, inputs, deps.agent.assets, deps.fetch_policy)
+    fork = record.data.get("fork")
+    start = None
+    if fork is not None:  # a fork keeps the media of its history, with the same indices
+        start = await MediaContext.load(deps.agent.assets, record.owner, fork["media"])
+    media, ingested = await ingest(
+        record.owner, inputs, deps.agent.assets, deps.fetch_policy, start
+    )
     lines = [item.note() for item in ingested]
     state = {
         "messages": with_uploads_note(record.data["engine"]["request"]["messages"], lines),
@@ -159,7 +168,8 @@ async def run_ingest(record_id: str) -> dict[str, Any]:
         "spent": 0.0,
     }
     patched = await deps.records.patch(record_id, {"state": state})
-    if record.data["mediaInputs"]:  # from the patched record: the media is in its state
+    # From the patched record: the media is in its state.
+    if record.data["mediaInputs"] or fork is not None:
         await deps.records.append(
             record_id, "media_context_updated", await _media_payload(patched), dedupe_key="media:0"
         )
@@ -173,7 +183,7 @@ async def run_llm_round(
     """One LLM round; its text goes out as coarse deltas. None when the run was cancelled."""
     deps = DEPS()
     records = deps.records
-    session = await _session(record_id, state)
+    session, record = await _session(record_id, state)
     await records.append(
         record_id, "llm_round_started", {"round": number}, dedupe_key=f"r{number}:started"
     )
@@ -214,6 +224,12 @@ async def run_llm_round(
             f"r{number}:completed",
         )
     )
+    expected = (record.data.get("fork") or {}).get("laterRounds")
+    if record.data["request"].get("replay") and expected is not None:
+        names = [c["function"]["name"] for c in output.calls]
+        divergence = diverged(expected, number, output.text or "", names)
+        if divergence is not None:
+            closing.append(Announcement("replay_diverged", divergence, f"r{number}:replay"))
     new_state = {**state, "usage": session.usage}
     await records.patch(record_id, {"state": new_state}, closing)
     return {
@@ -244,7 +260,7 @@ async def run_tool_batch(
     """Run the round's hosted calls; None when the run was cancelled meanwhile."""
     deps = DEPS()
     records = deps.records
-    session = await _session(record_id, state)
+    session, _ = await _session(record_id, state)
     before = {a for ids in state["media"]["generated"].values() for a in ids}
     for call in calls:
         await records.append(

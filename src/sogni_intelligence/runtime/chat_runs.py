@@ -148,9 +148,11 @@ class ChatRunRuntime:
         engine: dict[str, Any],
         media_inputs: list[dict[str, str]],
         idempotency: tuple[str, Any] | None = None,
+        fork: dict[str, Any] | None = None,
     ) -> tuple[Record, bool]:
         """Persist a run (with `run_created`) and start its DBOS workflow. `request` is the
-        public echo, `engine` what the loop needs, `media_inputs` the URLs to fetch."""
+        public echo, `engine` what the loop needs, `media_inputs` the URLs to fetch, `fork`
+        the run and point it continues from (its media and the original's later rounds)."""
         for item in media_inputs:
             refuse_early(item["url"], self.deps.fetch_policy, item.get("param", item["label"]))
         data = {
@@ -164,6 +166,8 @@ class ChatRunRuntime:
             "billingPreviews": [],
             "recovery": {"resumeCount": 0},
         }
+        if fork is not None:
+            data["fork"] = fork
         key = None if idempotency is None else (START_ENDPOINT, idempotency[0], idempotency[1])
         record, replayed = await self.deps.records.create(
             "chat_run",

@@ -8,12 +8,13 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import Row, select
 
 from sogni_intelligence.store.db import Database
+from sogni_intelligence.store.events import aware
 from sogni_intelligence.store.models import ApiKey, KeyPolicy, utcnow
 
 KEY_PREFIX = "sk-sogni-"
@@ -61,8 +62,7 @@ LIMIT_NAMES = frozenset(f.name for f in fields(KeyLimits))
 
 
 def _aware(moment: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; every time we store is UTC.
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+    return None if moment is None else aware(moment)
 
 
 def _info(row: ApiKey, policy: KeyPolicy | None) -> KeyInfo:

@@ -134,6 +134,25 @@ class RecordEvent(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(160), default=None)
 
 
+class ReplayRecord(Base):
+    """A RunRecord kept for replay viewers and audits: one per (owner, run id), written by a
+    client or by a chat run as it finishes. `record` is stored redacted."""
+
+    __tablename__ = "replay_records"
+
+    owner: Mapped[str] = mapped_column(String(32), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    schema_version: Mapped[str] = mapped_column(String(32), default="1")
+    model_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    user_request: Mapped[str | None] = mapped_column(String(4096), default=None)
+    rounds: Mapped[int] = mapped_column(Integer, default=0)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+
+
 class IdempotencyKey(Base):
     """`Idempotency-Key` of a start request, scoped per owner and endpoint."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ Status = Literal[
 ]
 TERMINAL: frozenset[str] = frozenset({"completed", "partial_failure", "failed", "cancelled"})
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 RecordKind = Literal["workflow", "chat_run"]
 _PREFIX = {"workflow": "wf_", "chat_run": "run_"}
 _APPEND_ATTEMPTS = 16
@@ -171,6 +173,19 @@ class RecordStore:
             poll_interval_s,
             db.listening,
         )
+        self._watchers: list[Callable[[Event], None]] = []
+
+    def watch(self, watcher: Callable[[Event], None]) -> None:
+        """Call `watcher` with every event this process writes, once it is committed. It runs
+        on the writer's path, so it must only note the event (or start a task), never wait."""
+        self._watchers.append(watcher)
+
+    def _tell_watchers(self, event: Event) -> None:
+        for watcher in self._watchers:
+            try:
+                watcher(event)
+            except Exception:  # the write is committed; a watcher's failure must not undo it
+                log.exception("record watcher failed on %s", event.type)
 
     # -- records ---------------------------------------------------------------------------
 
@@ -468,6 +483,7 @@ class RecordStore:
                     result, written = await self._db.write(lambda conn: work(conn, mine))
                     for event in written:
                         self._live.publish(event)
+                        self._tell_watchers(event)
                 return result
             except (IntegrityError, OperationalError):
                 # Another process took the sequence first, or held SQLite's write lock past
@@ -488,6 +504,13 @@ class RecordStore:
             .limit(limit)
         )
         return [_event(row) for row in rows]
+
+    async def all_events(self, record_id: str) -> list[Event]:
+        """Every event of the record, oldest first, read a page at a time."""
+        events: list[Event] = []
+        while page := await self.events(record_id, events[-1].sequence if events else BEFORE_FIRST):
+            events += page
+        return events
 
     async def _newest_sequences(self, record_ids: list[str]) -> dict[str, int]:
         """The newest sequence of each record that has events, in one query per page."""

@@ -72,13 +72,15 @@ async def ingest(
     inputs: Sequence[MediaInput],
     store: AssetStore,
     policy: FetchPolicy,
+    start: MediaContext | None = None,
 ) -> tuple[MediaContext, list[Ingested]]:
     """Store every input (fetching URLs through the guard) and build the media context they
-    make. URLs no fetch could take are refused before anything is fetched or stored."""
+    make (on top of `start`, when given). URLs no fetch could take are refused before
+    anything is fetched or stored."""
     for item in inputs:
         if not item.source.startswith("data:"):
             refuse_early(item.source, policy, item.param)
-    media = MediaContext()
+    media = start if start is not None else MediaContext()
     ingested = []
     for item in inputs:
         if item.source.startswith("data:"):

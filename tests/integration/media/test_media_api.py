@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -522,3 +524,57 @@ async def test_a_new_upload_url_replaces_the_slot(api: Api, samples: Samples) ->
         headers=api.a,
     )
     assert (await api.client.get(download.json()["data"]["downloadUrl"])).content == red
+
+
+# --- v2: presigned POST forms -----------------------------------------------------------------
+
+
+async def _form(api: Api, route: str, **params: str) -> dict:
+    response = await api.client.get(f"/v2/{route}/uploadUrl", params=params, headers=api.a)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "success"
+    return response.json()["data"]
+
+
+async def test_v2_upload_form_flow(api: Api, samples: Samples) -> None:
+    form = await _form(
+        api, "image", imageId="img-2", jobId="job-2", type="startingImage", contentType="image/png"
+    )
+    assert form["url"] == f"{BASE}/v2/uploads"
+    fields = form["fields"]
+    assert fields["key"].startswith("upl_image_") and fields["Content-Type"] == "image/png"
+    policy = json.loads(base64.b64decode(fields["policy"]))
+    assert ["content-length-range", 1, MAX_UPLOAD] in policy["conditions"]
+    # Fields first, then the file, as a browser or an S3 client sends a presigned form.
+    posted = await api.client.post(form["url"], data=fields, files={"file": ("a.png", samples.png)})
+    assert posted.status_code == 201, posted.text
+    asset_id = posted.json()["data"]["assetId"]
+    download = await api.client.get(
+        "/v2/image/downloadUrl",
+        params={"jobId": "job-2", "type": "startingImage", "imageId": "img-2"},
+        headers=api.a,
+    )
+    assert download.status_code == 200 and download.json()["status"] == "success"
+    url = download.json()["data"]["downloadUrl"]
+    assert url.startswith(f"{BASE}/v1/media/{asset_id}?exp=")
+    assert (await api.client.get(url)).content == samples.png
+    _shape_a(await api.client.get(f"/v1/media/{asset_id}", headers=api.b), 404)
+
+
+async def test_v2_upload_form_refusals(api: Api, samples: Samples) -> None:
+    form = await _form(api, "media", jobId="job-3", type="referenceAudio", contentType="audio/wav")
+    fields = form["fields"]
+    forged = {**fields, "signature": "0" * 64}
+    _shape_a(await api.client.post(form["url"], data=forged, files={"file": samples.wav}), 403)
+    other_slot = {**fields, "key": fields["key"].replace("audio", "image")}
+    _shape_a(await api.client.post(form["url"], data=other_slot, files={"file": samples.wav}), 403)
+    # The bytes must be of the slot's kind, within the limit, and sent as a form.
+    _shape_a(await api.client.post(form["url"], data=fields, files={"file": samples.png}), 400)
+    big = b"RIFF" + b"\0" * (MAX_UPLOAD + 10)
+    _shape_a(await api.client.post(form["url"], data=fields, files={"file": big}), 413)
+    _shape_a(await api.client.post(form["url"], content=samples.wav), 400)
+    missing = await api.client.post(form["url"], data=fields)
+    _shape_a(missing, 400)
+    assert api.scratch() == []
+    ok = await api.client.post(form["url"], data=fields, files={"file": samples.wav})
+    assert ok.status_code == 201, ok.text

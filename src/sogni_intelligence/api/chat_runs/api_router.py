@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from sogni_intelligence.api.auth import CurrentKey, listed_owner, readable_owner
+from sogni_intelligence.api.auth import CurrentKey, readable_owner
 from sogni_intelligence.api.chat_runs import serving
 from sogni_intelligence.api.chat_runs.protocol import (
     CancelRunBody,
@@ -15,7 +15,7 @@ from sogni_intelligence.api.chat_runs.protocol import (
     StartRunBody,
 )
 from sogni_intelligence.api.errors import SogniRoute
-from sogni_intelligence.api.record_lists import Offset, Scope, StatusFilter, statuses_in
+from sogni_intelligence.api.record_lists import Offset, Scope, StatusFilter, listed
 from sogni_intelligence.api.sse import SSE_HEADERS, After, cursor
 from sogni_intelligence.api.state import server_of
 from sogni_intelligence.runtime.chat_runs import CONFIRM_ENDPOINT
@@ -40,13 +40,18 @@ async def start_run(
     await usage.admit_record(key)
     await usage.admit_tokens(key)
     runs = serving.runs_of(request)
-    echo, engine, media = await serving.prepare_run(server_of(request).chat, body)
+    fork = None
+    if body.fork_from is not None:
+        echo, engine, media, fork = await serving.prepare_fork(request, key.id, body)
+    else:
+        echo, engine, media = await serving.prepare_run(server_of(request).chat, body)
     record, replayed = await runs.start(
         key.id,
         {**echo, "idempotencyKey": idempotency_key},
         engine,
         media,
         None if idempotency_key is None else (idempotency_key, body.model_dump()),
+        fork,
     )
     data: dict[str, Any] = {"run": await runs.public(record)}
     if replayed:
@@ -65,8 +70,8 @@ async def list_runs(
 ) -> JSONResponse:
     """Newest first; `next` is the offset of the following page, or null."""
     runs = serving.runs_of(request)
-    records, next_offset = await runs.deps.records.list(
-        "chat_run", listed_owner(key, scope), offset, limit, statuses_in(status)
+    records, next_offset = await listed(
+        runs.deps.records, "chat_run", key, offset, limit, status, scope
     )
     return _ok({"runs": [await runs.public(r) for r in records], "next": next_offset})
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sogni_intelligence.agent.profiles import TaskProfile
 from sogni_intelligence.agent.surfaces import SogniTools
 from sogni_intelligence.api.chat_completions.protocol import Message, NamedToolChoice, Tool
-from sogni_intelligence.api.wire import WireModel
+from sogni_intelligence.api.wire import MAX_DB_INT, WireModel
 
 
 class Sampling(WireModel):
@@ -27,8 +27,16 @@ class Sampling(WireModel):
     seed: int | None = None
 
 
+class ForkFrom(WireModel):
+    """The run to continue, and the event after which its history is cut."""
+
+    run_id: str = Field(min_length=1, max_length=64)
+    after_sequence: int = Field(ge=0, le=MAX_DB_INT)
+
+
 class StartRunBody(WireModel):
-    messages: list[Message] = Field(min_length=1)
+    #: The conversation; with `fork_from`, the messages added after the forked history.
+    messages: list[Message] = Field(default_factory=list)
     tools: list[Tool] | None = None
     tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
     model: str | None = None
@@ -46,6 +54,19 @@ class StartRunBody(WireModel):
     #: Our extension: which hosted tools the run's agent has (the agent set by default).
     sogni_tools: SogniTools = "creative-agent"
     task_profile: TaskProfile | None = None
+    #: Our extension: start from another run's history up to one of its events.
+    fork_from: ForkFrom | None = None
+    #: With `fork_from`: run the original's later rounds again (same seed and sampling) and
+    #: report each round that comes out differently as a `replay_diverged` event.
+    replay: bool = False
+
+    @model_validator(mode="after")
+    def _needs_a_conversation(self) -> StartRunBody:
+        if not self.messages and self.fork_from is None:
+            raise ValueError("messages must have at least one message (or give fork_from)")
+        if self.replay and self.fork_from is None:
+            raise ValueError("replay needs fork_from: the run to replay")
+        return self
 
 
 class CancelRunBody(WireModel):

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import copy
+import secrets
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
@@ -13,13 +15,15 @@ from sogni_intelligence.agent.media import attached_image
 from sogni_intelligence.api.chat_completions.protocol import (
     ChatCompletionRequest,
     ImagePart,
+    Message,
     TextPart,
 )
 from sogni_intelligence.api.chat_completions.serving import ChatCompletionsService
 from sogni_intelligence.api.chat_runs.protocol import StartRunBody
 from sogni_intelligence.api.sse import Framed, is_latest, nothing, record_events
 from sogni_intelligence.api.state import server_of
-from sogni_intelligence.errors import ServiceError
+from sogni_intelligence.errors import ServiceError, invalid_request
+from sogni_intelligence.runtime.chat_run_forks import fork_point
 from sogni_intelligence.runtime.chat_run_steps import MEDIA_CONTEXT_FIELDS
 from sogni_intelligence.runtime.chat_runs import (
     STREAM_CLOSES_AFTER,
@@ -83,12 +87,10 @@ def reject_inline_media(body: StartRunBody) -> None:
         )
 
 
-async def prepare_run(
-    service: ChatCompletionsService, body: StartRunBody
-) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, str]]]:
-    """The public request echo, what the loop needs, and the media to fetch, in index order:
-    `media_context` first (a continued session keeps its indices), then `media_references`,
-    then the messages' images (as in chat completions)."""
+def _media_and_messages(body: StartRunBody) -> tuple[list[dict[str, str]], list[Message]]:
+    """The media to fetch, in index order (`media_context` first, so a continued session
+    keeps its indices, then `media_references`, then the messages' images), and the
+    messages with each image replaced by a note of its index."""
     media: list[dict[str, str]] = []
     for field, (part, _) in MEDIA_CONTEXT_FIELDS.items():
         urls = (body.media_context or {}).get(field, [])
@@ -131,6 +133,14 @@ async def prepare_run(
                     parts.append(part)
             message = message.model_copy(update={"content": parts})
         messages.append(message)
+    return media, messages
+
+
+async def prepare_run(
+    service: ChatCompletionsService, body: StartRunBody
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, str]]]:
+    """The public request echo, what the loop needs, and the media to fetch."""
+    media, messages = _media_and_messages(body)
     sampling = body.sampling.model_dump(exclude_none=True) if body.sampling else {}
     chat = ChatCompletionRequest.model_validate(
         {
@@ -153,6 +163,8 @@ async def prepare_run(
         "hosted": list(prepared.hosted),
         "toolChoice": prepared.tool_choice,
     }
+    # Every run samples with a known seed, so that it can be replayed.
+    engine["request"].setdefault("seed", secrets.randbelow(2**31))
     echo = {
         "sessionId": body.session_id,
         "clientMessageId": body.client_message_id,
@@ -172,6 +184,52 @@ async def prepare_run(
         "sogniTools": body.sogni_tools,
     }
     return echo, engine, media
+
+
+async def prepare_fork(
+    request: Request, owner: str, body: StartRunBody
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, str]], dict[str, Any]]:
+    """As `prepare_run`, for a run that continues another run's history (`fork_from`): its
+    engine, tools and sampling unless the body changes the model or sampling."""
+    assert body.fork_from is not None
+    runs = runs_of(request)
+    original = await owned_run(request, owner, body.fork_from.run_id)
+    events = await runs.deps.records.all_events(original.id)
+    point = fork_point(original, events, body.fork_from.after_sequence)
+    media, messages = _media_and_messages(body)
+    if point.ends_with_answer and not messages:
+        raise invalid_request(
+            "the forked history ends with the run's answer; add a message to continue it",
+            "messages",
+        )
+    engine = copy.deepcopy(original.data["engine"])
+    if point.kept_rounds:  # a forced first-round choice was used up by the original
+        engine["toolChoice"] = "auto"
+    if body.model is not None:
+        engine["model"] = server_of(request).registry.resolve(body.model).id
+    sampling = body.sampling.model_dump(exclude_none=True) if body.sampling else {}
+    engine["request"].update(sampling)
+    added = [m.model_dump(exclude_none=True) for m in messages]
+    engine["request"]["messages"] = point.messages + added
+    echo = {
+        **original.data["request"],
+        "model": engine["model"],
+        "messages": added,
+        "sampling": {**(original.data["request"].get("sampling") or {}), **sampling} or None,
+        "mediaReferences": body.media_references,
+        "mediaContext": body.media_context,
+        "forkFrom": {"runId": original.id, "afterSequence": body.fork_from.after_sequence},
+        "replay": body.replay,
+        "sessionId": body.session_id or original.data["request"].get("sessionId"),
+        "clientMessageId": body.client_message_id,
+    }
+    fork = {
+        "runId": original.id,
+        "afterSequence": body.fork_from.after_sequence,
+        "media": point.media,
+        "laterRounds": point.later_rounds,
+    }
+    return echo, engine, media, fork
 
 
 async def event_stream(runs: ChatRunRuntime, record_id: str, after: int) -> AsyncIterator[bytes]:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 
 from sogni_intelligence.api.auth import CurrentKey
 from sogni_intelligence.api.errors import SogniRoute
-from sogni_intelligence.api.media import serving
+from sogni_intelligence.api.media import forms, serving
 from sogni_intelligence.api.media.protocol import (
     AssetResponse,
     DownloadUrlResponse,
@@ -20,6 +20,7 @@ from sogni_intelligence.api.media.protocol import (
     MediaSlotQuery,
     MediaUploadUrlQuery,
     UploadedResponse,
+    UploadFormResponse,
     UploadUrlResponse,
 )
 
@@ -38,6 +39,14 @@ _DIRECT_UPLOAD = {
         },
     }
 }
+_SIGNED_FORM = {
+    "type": "object",
+    "properties": {**{name: {"type": "string"} for name in forms.FIELDS}, "file": _BYTES},
+    "required": ["key", "expires", "signature", "file"],
+}
+_FORM_UPLOAD = {
+    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _SIGNED_FORM}}}
+}
 _SLOT_UPLOAD = {
     "requestBody": {"required": True, "content": {"application/octet-stream": {"schema": _BYTES}}}
 }
@@ -55,13 +64,32 @@ async def media_upload_url(request: Request, key: CurrentKey) -> UploadUrlRespon
     return await serving.create_upload_url(request, key, query, None)
 
 
+@router.get("/v2/image/uploadUrl")
+async def image_upload_form(request: Request, key: CurrentKey) -> UploadFormResponse:
+    query = serving.parse_query(ImageUploadUrlQuery, request)
+    return await forms.create_upload_form(request, key, query, "image")
+
+
+@router.get("/v2/media/uploadUrl")
+async def media_upload_form(request: Request, key: CurrentKey) -> UploadFormResponse:
+    query = serving.parse_query(MediaUploadUrlQuery, request)
+    return await forms.create_upload_form(request, key, query, None)
+
+
+@router.post(forms.FORM_PATH, status_code=201, openapi_extra=_FORM_UPLOAD)
+async def post_upload_form(request: Request) -> UploadedResponse:
+    return await forms.post_upload_form(request)
+
+
 @router.get("/v1/image/downloadUrl")
+@router.get("/v2/image/downloadUrl")
 async def image_download_url(request: Request, key: CurrentKey) -> DownloadUrlResponse:
     query = serving.parse_query(ImageSlotQuery, request)
     return await serving.create_download_url(request, key, query)
 
 
 @router.get("/v1/media/downloadUrl")
+@router.get("/v2/media/downloadUrl")
 async def media_download_url(request: Request, key: CurrentKey) -> DownloadUrlResponse:
     query = serving.parse_query(MediaSlotQuery, request)
     return await serving.create_download_url(request, key, query)

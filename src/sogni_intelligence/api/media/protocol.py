@@ -131,6 +131,13 @@ class UploadUrlData(BaseModel):
     uploadUrl: str
 
 
+class UploadFormData(BaseModel):
+    """A presigned POST form: send `fields` and then the file (as `file`) to `url`."""
+
+    url: str
+    fields: dict[str, str]
+
+
 class DownloadUrlData(BaseModel):
     downloadUrl: str
 
@@ -146,6 +153,11 @@ class AssetData(BaseModel):
 class UploadUrlResponse(BaseModel):
     status: Literal["success"] = "success"
     data: UploadUrlData
+
+
+class UploadFormResponse(BaseModel):
+    status: Literal["success"] = "success"
+    data: UploadFormData
 
 
 class DownloadUrlResponse(BaseModel):

@@ -10,9 +10,9 @@ from typing import Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from sogni_intelligence.api.auth import CurrentKey, listed_owner, readable_owner
+from sogni_intelligence.api.auth import CurrentKey, readable_owner
 from sogni_intelligence.api.errors import SogniRoute
-from sogni_intelligence.api.record_lists import Offset, Scope, StatusFilter, statuses_in
+from sogni_intelligence.api.record_lists import Offset, Scope, StatusFilter, listed
 from sogni_intelligence.api.sse import SSE_HEADERS, After, cursor
 from sogni_intelligence.api.state import server_of
 from sogni_intelligence.api.workflows import serving
@@ -136,8 +136,8 @@ async def list_workflows(
     scope: Scope = "own",
 ) -> JSONResponse:
     runtime = serving.runtime_of(request)
-    records, next_offset = await runtime.deps.records.list(
-        "workflow", listed_owner(key, scope), offset, limit, statuses_in(status)
+    records, next_offset = await listed(
+        runtime.deps.records, "workflow", key, offset, limit, status, scope
     )
     return _ok({"workflows": [await runtime.public(r) for r in records], "next": next_offset})
 
