@@ -2,10 +2,11 @@
 import { api, onUnauthorized, session } from './api.js';
 import { clear, errorBox, field, h } from './dom.js';
 import { adminView } from './views/admin.js';
-import { runDetail, workflowDetail } from './views/detail.js';
+import { runDetail } from './views/run_detail.js';
 import { playgroundView } from './views/playground.js';
 import { runsView } from './views/runs.js';
 import { templateDetail, templatesView } from './views/templates.js';
+import { workflowDetail } from './views/workflow_detail.js';
 import { workflowsView } from './views/workflows.js';
 
 const main = document.getElementById('main');

@@ -1,19 +1,19 @@
-// Detail views of one workflow or chat run: the record's status and timeline, live from its
-// event stream, with artifacts previewed inline and the actions its state allows.
-import { api, authHeaders, enc, errorOf } from '../api.js';
-import { actionButton, clear, duration, errorBox, h, statusBadge, when } from '../dom.js';
+// What the detail views of a workflow and of a chat run share: the record's status and timeline,
+// live from its event stream, artifacts previewed inline, and its actions. `kind` says how to
+// load, read and act on one kind of record (workflow_detail.js, run_detail.js).
+import { authHeaders, errorOf } from '../api.js';
+import { clear, duration, errorBox, h, statusBadge } from '../dom.js';
 import { gallery } from '../media.js';
 import { followEvents } from '../sse.js';
-import {
-  TERMINAL, applyRunEvent, applyWorkflowEvent, runFinal, runState, workflowFinal, workflowState,
-} from '../timeline.js';
+import { STOPPED, TERMINAL } from '../timeline.js';
 
 const CONNECTION = {
   connecting: 'connecting…', open: 'live', retrying: 'reconnecting…', ended: 'closed',
   failed: 'stream failed', stopped: 'stopped',
 };
 
-function newKey() {
+/** A fresh Idempotency-Key, so a retried click does the action once. */
+export function newKey() {
   return `console-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
 }
 
@@ -90,7 +90,7 @@ function renderEvents(list, events, count) {
  * Shared life of a detail view: load the record, follow its stream (again after an action
  * that moves it on), re-render at most once a frame. Returns the cleanup.
  */
-function liveRecord(root, ctx, kind, id) {
+export function liveRecord(root, ctx, kind, id) {
   const parts = detailView(root, ctx, kind);
   const live = { record: null, state: null, follower: null, disposed: false, frame: 0, shownArtifacts: null };
 
@@ -188,151 +188,16 @@ function liveRecord(root, ctx, kind, id) {
   };
 }
 
-// --- workflows -------------------------------------------------------------------------------
-
-const WORKFLOWS = '/v1/creative-agent/workflows';
-
-const workflowKind = {
-  noun: 'Workflow', back: '#/workflows', backText: 'Workflows', timelineLabel: 'Steps', hasText: false,
-  streamUrl: (id) => `${WORKFLOWS}/${enc(id)}/events/stream`,
-  load: async (id) => (await api(`${WORKFLOWS}/${enc(id)}`)).data.workflow,
-  initial: workflowState,
-  isFinal: workflowFinal,
-  apply(live, event, refresh) {
-    applyWorkflowEvent(live.state, event);
-    if (event.type === 'artifact_created' || workflowFinal(event.type, event)) refresh();
-  },
-  merge(live) {
-    const { record, state } = live;
-    // The record is newer than the stream only when it is stopped: trust it then.
-    if (STOPPED_OR_TERMINAL(record.status)) state.status = record.status;
-  },
-  artifacts: (live) => live.record?.artifacts || [],
-  renderExtra(parts, live) {
-    const { record, state } = live;
-    parts.title.textContent = record.title || 'Workflow';
-    parts.meta.textContent = `${record.workflowId} · created ${when(record.timestamps?.createdAt)}`;
-    parts.progress.textContent = state.progress ? `· ${state.progress}` : '';
-    const reason = record.failureReason || record.cancellationReason;
-    clear(parts.waiting, state.status === 'waiting_for_user'
-      ? h('p', { class: 'notice' }, `Waiting for you: ${(record.waitingReason || 'input').replaceAll('_', ' ')}`,
-        record.billingPreview ? ` (estimated ${record.billingPreview.estimatedCapacityUnits} capacity units)` : '')
-      : reason && TERMINAL.has(state.status) ? h('p', { class: 'muted' }, reason) : null);
-  },
-  renderActions(parts, live, actions) {
-    const { record, state } = live;
-    const id = record.workflowId;
-    const post = (path, body, headers) => api(`${WORKFLOWS}/${enc(id)}/${path}`, { method: 'POST', body, headers });
-    const buttons = [];
-    if (!TERMINAL.has(state.status)) {
-      buttons.push(actionButton('Cancel workflow', () => actions.run(async () =>
-        (await post('cancel', { reason: 'cancelled from the console' })).data.workflow), actions.error, { class: 'danger' }));
-    }
-    if (['waiting_for_user', 'queued'].includes(state.status) && !record.awaitingCostApproval) {
-      buttons.push(actionButton('Resume', () => actions.run(async () =>
-        (await post('resume', {})).data.workflow), actions.error));
-    }
-    if (state.status === 'waiting_for_user' && record.awaitingCostApproval) {
-      buttons.push(actionButton('Confirm cost', () => actions.run(async () =>
-        (await post('confirm-cost', { decision: 'confirm', acceptedCostPreview: live.record.billingPreview },
-          { 'Idempotency-Key': newKey() })).data.workflow), actions.error, { class: 'primary' }));
-      buttons.push(actionButton('Decline cost', () => actions.run(async () =>
-        (await post('confirm-cost', { decision: 'cancel' }, { 'Idempotency-Key': newKey() })).data.workflow),
-      actions.error));
-    }
-    if (['completed', 'partial_failure'].includes(state.status)) {
-      buttons.push(actionButton('Reseed', async () => {
-        const answer = await post('reseed', {}, { 'Idempotency-Key': newKey() });
-        actions.navigate(`#/workflows/${enc(answer.data.workflow.workflowId)}`);
-      }, actions.error));
-    }
-    const key = buttons.map((b) => b.textContent).join('|');
-    if (parts.actions.dataset.key !== key) {
-      parts.actions.dataset.key = key;
-      clear(parts.actions, buttons);
-    }
-  },
-};
-
-function STOPPED_OR_TERMINAL(status) {
-  return TERMINAL.has(status) || status === 'waiting_for_user';
+/** The record is newer than its stream only once it has stopped: trust it then. */
+export function isStopped(status) {
+  return STOPPED.has(status);
 }
 
-export function workflowDetail(root, ctx, id) {
-  return liveRecord(root, ctx, workflowKind, id);
-}
-
-// --- chat runs -------------------------------------------------------------------------------
-
-const RUNS = '/v1/chat/runs';
-
-const runKind = {
-  noun: 'Chat run', back: '#/runs', backText: 'Chat runs', timelineLabel: 'Rounds and tool calls', hasText: true,
-  streamUrl: (id) => `${RUNS}/${enc(id)}/events/stream`,
-  load: async (id) => (await api(`${RUNS}/${enc(id)}`)).data.run,
-  initial: runState,
-  isFinal: runFinal,
-  apply(live, event, refresh) {
-    applyRunEvent(live.state, event);
-    if (runFinal(event.type)) refresh();
-  },
-  merge(live) {
-    const { record, state } = live;
-    if (STOPPED_OR_TERMINAL(record.status)) {
-      state.status = record.status;
-      state.waiting = record.waiting || null;
-    }
-    for (const artifact of record.artifacts || []) {
-      if (artifact.url && !state.artifacts.some((a) => a.id === artifact.id)) state.artifacts.push(artifact);
-    }
-  },
-  artifacts: (live) => live.state.artifacts,
-  renderExtra(parts, live) {
-    const { record, state } = live;
-    const question = record.request?.messages?.findLast?.((m) => m.role === 'user');
-    parts.title.textContent = `Chat run: ${String(question?.content ?? '').slice(0, 80) || record.runId}`;
-    parts.meta.textContent = `${record.runId} · created ${when(record.timestamps?.createdAt)}`;
-    const rounds = [...state.text.entries()].sort((a, b) => a[0] - b[0]).map(([, text]) => text).filter(Boolean);
-    const answer = rounds.join('\n\n') || record.finalResponse?.content || '';
-    if (parts.text.textContent !== answer) parts.text.textContent = answer;
-    const waiting = state.waiting;
-    const reason = record.failureReason || record.cancellationReason;
-    clear(parts.waiting, waiting
-      ? h('p', { class: 'notice' }, `Waiting for you: ${(waiting.reason || 'input').replaceAll('_', ' ')}`,
-        waiting.message ? ` — ${waiting.message}` : '')
-      : reason && TERMINAL.has(state.status) ? h('p', { class: 'muted' }, reason) : null);
-  },
-  renderActions(parts, live, actions) {
-    const { record, state } = live;
-    const id = record.runId;
-    const post = (path, body, headers) => api(`${RUNS}/${enc(id)}/${path}`, { method: 'POST', body, headers });
-    const buttons = [];
-    if (!TERMINAL.has(state.status)) {
-      buttons.push(actionButton('Cancel run', () => actions.run(async () =>
-        (await post('cancel', { reason: 'cancelled from the console' })).data.run), actions.error, { class: 'danger' }));
-    }
-    const detailsNow = () => live.state.waiting?.details || live.record.waiting?.details;
-    if (state.status === 'waiting_for_user' && detailsNow()?.costApprovalPreview) {
-      // Read at click time: the preview must be the one the server holds now.
-      const decide = (decision) => () => actions.run(async () => {
-        const details = detailsNow();
-        const preview = details.costApprovalPreview;
-        const toolCallId = details.toolCallId || preview.perToolBreakdown?.[0]?.toolCallId;
-        return (await post('confirm-cost', {
-          tool_call_id: toolCallId, decision, acceptedCostPreview: decision === 'confirm' ? preview : undefined,
-        }, { 'Idempotency-Key': newKey() })).data.run;
-      });
-      buttons.push(actionButton('Confirm cost', decide('confirm'), actions.error, { class: 'primary' }));
-      buttons.push(actionButton('Decline cost', decide('cancel'), actions.error));
-    }
-    const key = buttons.map((b) => b.textContent).join('|');
-    if (parts.actions.dataset.key !== key) {
-      parts.actions.dataset.key = key;
-      clear(parts.actions, buttons);
-    }
-  },
-};
-
-export function runDetail(root, ctx, id) {
-  return liveRecord(root, ctx, runKind, id);
+/** Replace the action buttons only when the set changes (keeps focus and pending clicks). */
+export function setActions(parts, buttons) {
+  const key = buttons.map((b) => b.textContent).join('|');
+  if (parts.actions.dataset.key !== key) {
+    parts.actions.dataset.key = key;
+    clear(parts.actions, buttons);
+  }
 }
