@@ -23,7 +23,10 @@ from tests.e2e.conftest import RunningServer, start_workflow
 CHROMIUM = shutil.which("chromium")
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed"),
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="no chromium on PATH (the Debian package; scripts/install.sh --test installs it)",
+    ),
 ]
 #: Generous for a 2-core machine, but bounded: every wait ends within these.
 WAIT_MS = 60_000
