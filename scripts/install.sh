@@ -11,7 +11,7 @@ with_tests=0
 # ffprobe (Debian ffmpeg; encoding uses the ffmpeg bundled in imageio-ffmpeg), the General MIDI
 # synthesizer and soundfont for music, espeak-ng for speech, DejaVu for text in video.
 debs=(ca-certificates ffmpeg fluidsynth fluid-soundfont-gm espeak-ng fonts-dejavu-core)
-[ "$with_tests" = 1 ] && debs+=(postgresql)
+[ "$with_tests" = 1 ] && debs+=(postgresql chromium)
 
 missing=()
 for deb in "${debs[@]}"; do

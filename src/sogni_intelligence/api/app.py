@@ -21,6 +21,7 @@ from sogni_intelligence.api.chat_completions.api_router import router as chat_ro
 from sogni_intelligence.api.chat_completions.serving import ChatCompletionsService
 from sogni_intelligence.api.chat_completions.vision import ImageLimits
 from sogni_intelligence.api.chat_runs.api_router import router as chat_runs_router
+from sogni_intelligence.api.console.api_router import router as console_router
 from sogni_intelligence.api.keys.api_router import router as keys_router
 from sogni_intelligence.api.limits import BodySizeLimit
 from sogni_intelligence.api.media.api_router import router as media_router
@@ -160,6 +161,7 @@ def create_app(settings: Settings) -> FastAPI:
         tools_execute_router,
         keys_router,
         replay_router,
+        console_router,
     )
     for router in routers:
         app.include_router(router)

@@ -1,0 +1,1 @@
+"""The web console: static pages served at `/console` that talk to the public `/v1` API."""
