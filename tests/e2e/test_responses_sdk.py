@@ -259,6 +259,53 @@ def test_background_response_survives_a_sigkill(tmp_path: Path) -> None:
         finished = settled(client, response.id, timeout=120)
         assert finished.status in ("completed", "incomplete"), finished.status
         assert finished.output_text.strip()
+        headers = {"Authorization": f"Bearer {key}"}
+        raw = httpx.get(f"{second.url}/v1/responses/{response.id}", headers=headers).json()
+        run = httpx.get(f"{second.url}/v1/chat/runs/{raw['sogni_run_id']}/events", headers=headers)
+        assert "run_resumed" in [e["type"] for e in run.json()["data"]["events"]]
         events = sse_events(second, f"/v1/responses/{response.id}?stream=true", key)
         assert [e["sequence_number"] for e in events] == list(range(len(events)))
         assert events[-1]["type"] == f"response.{finished.status}"
+
+
+def test_hosted_tools_as_output_items(client: openai.OpenAI) -> None:
+    """Hosted calls are `sogni_tool_call` items, which the SDK parses, in the stream of a
+    response answered at once and in a background response's run alike."""
+    stream = client.responses.create(
+        model=MODEL,
+        input="Ask me which style my video should have.",
+        tool_choice={"type": "function", "name": "ask_clarifying_question"},
+        max_output_tokens=300,
+        stream=True,
+        extra_body={"sogni_tools": "creative-agent", "temperature": 0},
+    )
+    events = list(stream)
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    final = events[-1].response
+    assert events[-1].type == "response.completed"
+    kinds = [item.type for item in final.output]
+    assert kinds[0] == "sogni_tool_call" and kinds[-1] == "message", kinds
+    assert final.output[0].name == "ask_clarifying_question"  # type: ignore[union-attr]
+    assert final.output_text.strip()
+
+    started = client.responses.create(
+        model=MODEL,
+        input="Make a picture of a red fox, 256 by 256 pixels.",
+        tool_choice={"type": "function", "name": "generate_image"},
+        max_output_tokens=120,
+        background=True,
+        extra_body={"sogni_tools": "creative-tools", "temperature": 0},
+    )
+    # The tiny model may go on for rounds after the image: the run's first call is enough.
+    deadline = time.monotonic() + 60
+    while True:
+        now = client.responses.retrieve(started.id)
+        calls = [i.model_dump() for i in now.output if i.type == "sogni_tool_call"]
+        if (calls and calls[0]["status"] != "in_progress") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    client.responses.cancel(started.id)
+    assert calls and calls[0]["name"] == "generate_image" and calls[0]["status"] == "completed"
+    artifact = calls[0]["result"]["artifacts"][0]
+    assert artifact["mediaType"] == "image"
+    assert httpx.get(artifact["url"], timeout=30).status_code == 200
