@@ -26,7 +26,9 @@ MAX_BODY = 64 * 1024
 IN_MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")
 JSON = "application/json"
 #: The OpenAI-compatible routes answer `{"error": {...}}`; every other route the Sogni shape.
-OPENAI_SHAPE = frozenset({"/v1/chat/completions"})
+OPENAI_SHAPE = frozenset(
+    {"/v1/chat/completions", "/v1/responses", "/v1/responses/{response_id}/cancel"}
+)
 METHODS_WITH_BODIES = ("post", "put", "patch")
 
 

@@ -28,6 +28,9 @@ class ToolProgress:
     call_id: str
     state: Literal["started", "finished"]
     ok: bool | None = None
+    #: The call's arguments (on `started`) and its result (on `finished`).
+    arguments: str | None = None
+    result: dict[str, Any] | None = None
 
 
 @dataclass
@@ -103,12 +106,14 @@ async def drive(turn: TurnSteps, max_rounds: int) -> AsyncIterator[LoopEvent]:
         if decided is None:
             return
         for call in hosted:
-            yield ToolProgress(call["function"]["name"], call["id"], "started")
+            arguments = call["function"].get("arguments")
+            yield ToolProgress(call["function"]["name"], call["id"], "started", None, arguments)
         results = await turn.tool_batch(number, output, hosted, decided)
         if results is None:
             return
         for call, result in zip(hosted, results, strict=True):
-            yield ToolProgress(call["function"]["name"], call["id"], "finished", result["ok"])
+            name = call["function"]["name"]
+            yield ToolProgress(name, call["id"], "finished", result["ok"], result=result)
             if result["ok"]:
                 succeeded.add(call["function"]["name"])
         final = outcome(output, client, results)

@@ -29,6 +29,7 @@ from sogni_intelligence.api.metrics import router as metrics_router
 from sogni_intelligence.api.models.api_router import router as models_router
 from sogni_intelligence.api.openapi_errors import document_errors
 from sogni_intelligence.api.replay.api_router import router as replay_router
+from sogni_intelligence.api.responses.api_router import router as responses_router
 from sogni_intelligence.api.state import Server
 from sogni_intelligence.api.tools_execute.api_router import router as tools_execute_router
 from sogni_intelligence.api.workflows.api_router import router as workflows_router
@@ -155,6 +156,7 @@ def create_app(settings: Settings) -> FastAPI:
         models_router,
         account_router,
         chat_router,
+        responses_router,
         chat_runs_router,
         media_router,
         workflows_router,

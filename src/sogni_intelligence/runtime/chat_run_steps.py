@@ -286,30 +286,10 @@ async def run_tool_batch(
         return None
     artifacts = []
     for call, result in zip(calls, results, strict=True):
-        refs = [
-            {
-                "id": a["asset_id"],
-                "url": a["url"],
-                "mediaType": a["type"],
-                "toolName": call["function"]["name"],
-                "workflowId": result.get("workflow_id"),
-            }
-            for a in result.get("output_assets") or []
-        ]
-        artifacts += [r for r in refs if r["id"] not in before]
+        resolved = resolution(call, result)
+        artifacts += [r for r in resolved["artifacts"] if r["id"] not in before]
         await records.append(
-            record_id,
-            "tool_call_resolved",
-            {
-                "toolCallId": call["id"],
-                "toolName": call["function"]["name"],
-                "status": _result_status(result),
-                "artifacts": refs,
-                "mediaUrls": [{"url": r["url"], "mediaType": r["mediaType"]} for r in refs],
-                "summary": result.get("message") or result.get("summary"),
-                "errorCode": result.get("error_type"),
-            },
-            dedupe_key=f"{call['id']}:resolved",
+            record_id, "tool_call_resolved", resolved, dedupe_key=f"{call['id']}:resolved"
         )
     for artifact in artifacts:
         await records.append(
@@ -362,6 +342,30 @@ async def run_tool_batch(
     return {"results": results, "state": new_state}
 
 
+def resolution(call: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """The `tool_call_resolved` payload of a hosted call (a turn answered in the request tells
+    its calls the same way)."""
+    refs = [
+        {
+            "id": a["asset_id"],
+            "url": a["url"],
+            "mediaType": a["type"],
+            "toolName": call["function"]["name"],
+            "workflowId": result.get("workflow_id"),
+        }
+        for a in result.get("output_assets") or []
+    ]
+    return {
+        "toolCallId": call["id"],
+        "toolName": call["function"]["name"],
+        "status": _result_status(result),
+        "artifacts": refs,
+        "mediaUrls": [{"url": r["url"], "mediaType": r["mediaType"]} for r in refs],
+        "summary": result.get("message") or result.get("summary"),
+        "errorCode": result.get("error_type"),
+    }
+
+
 def _result_status(result: dict[str, Any]) -> str:
     if result.get("error_type") == "USER_CANCELLED":
         return "cancelled"
@@ -407,6 +411,8 @@ async def run_finish(
             "status": status,
             "content": final["content"],
             "finishReason": final["finishReason"],
+            "usage": state["usage"],
+            **({"toolCalls": message["tool_calls"]} if message.get("tool_calls") else {}),
             **({"reason": patch["failureReason"]} if failed else {}),
         },
         "terminal",

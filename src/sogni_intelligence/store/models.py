@@ -203,3 +203,17 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SavedResponse(Base):
+    """A response of `POST /v1/responses` kept for retrieval and `previous_response_id`: the
+    response object (or, for a background one, its fixed fields and the chat run it runs as),
+    its input items and the conversation before them, whole in `data`."""
+
+    __tablename__ = "saved_responses"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(32), index=True)
+    run_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -35,7 +35,7 @@ async def create_chat_completion(
         references = body.media_references or body.api_media_references or []
         session = await turn.session(key.id, references)
         if not body.stream:
-            result = await _unless_disconnected(request, turn.complete(session))
+            result = await unless_disconnected(request, turn.complete(session))
             return JSONResponse(result) if result is not None else Response(status_code=499)
         # A disconnect closes the stream and so cancels the loop; the media jobs it started
         # are durable workflows and go on.
@@ -44,7 +44,7 @@ async def create_chat_completion(
             _sse(await anext(frames), frames), media_type="text/event-stream", headers=SSE_HEADERS
         )
     if not body.stream:
-        result = await _unless_disconnected(request, service.complete(prepared, key.id))
+        result = await unless_disconnected(request, service.complete(prepared, key.id))
         return JSONResponse(result) if result is not None else Response(status_code=499)
     chunks = service.stream(prepared, key.id)
     # Pull the first chunk before answering, so a request the engine refuses gets a real
@@ -74,7 +74,7 @@ async def _sse(
     yield DONE
 
 
-async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
     """Run `work`, cancelling it (and so the generation) if the client goes away first."""
     task: asyncio.Future[T] = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_disconnected(request))

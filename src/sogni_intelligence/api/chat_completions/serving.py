@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sogni_intelligence.agent.driver import Content, Final, LoopEvent, ToolProgress
 from sogni_intelligence.agent.loop import AgentLoop, Session
@@ -34,6 +34,7 @@ from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.store.usage import UsageStore
 from sogni_intelligence.tools.base import Tool
 
+T = TypeVar("T")
 _SAMPLING_FIELDS = (
     "temperature",
     "top_p",
@@ -296,7 +297,7 @@ class AgentTurn:
         # a real 4xx status.
         first = await anext(events)
         yield _chunk(prepared, [_choice({"role": "assistant", "content": ""})])
-        async for event in _prepend(first, events):
+        async for event in prepend(first, events):
             if isinstance(event, Content):
                 yield _chunk(prepared, [_choice({"content": event.text})])
             elif isinstance(event, ToolProgress):
@@ -316,7 +317,8 @@ class AgentTurn:
             yield _chunk(prepared, [], usage=session.usage)
 
 
-async def _prepend(first: LoopEvent, rest: AsyncIterator[LoopEvent]) -> AsyncIterator[LoopEvent]:
+async def prepend(first: T, rest: AsyncIterator[T]) -> AsyncIterator[T]:
+    """`first` (an item already taken to see that the work started), then the rest."""
     yield first
     async for event in rest:
         yield event

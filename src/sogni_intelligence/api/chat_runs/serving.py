@@ -137,9 +137,10 @@ def _media_and_messages(body: StartRunBody) -> tuple[list[dict[str, str]], list[
 
 
 async def prepare_run(
-    service: ChatCompletionsService, body: StartRunBody
+    service: ChatCompletionsService, body: StartRunBody, extra: dict[str, Any] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, str]]]:
-    """The public request echo, what the loop needs, and the media to fetch."""
+    """The public request echo, what the loop needs, and the media to fetch. `extra` are more
+    chat-completions fields for the engine request (a Responses output format)."""
     media, messages = _media_and_messages(body)
     sampling = body.sampling.model_dump(exclude_none=True) if body.sampling else {}
     chat = ChatCompletionRequest.model_validate(
@@ -153,6 +154,7 @@ async def prepare_run(
             "sogni_tools": body.sogni_tools,
             "task_profile": body.task_profile,
             **sampling,
+            **(extra or {}),
         }
     )
     prepared = await service.prepare(chat)
