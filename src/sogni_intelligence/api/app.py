@@ -24,6 +24,7 @@ from sogni_intelligence.api.chat_runs.api_router import router as chat_runs_rout
 from sogni_intelligence.api.keys.api_router import router as keys_router
 from sogni_intelligence.api.limits import BodySizeLimit
 from sogni_intelligence.api.media.api_router import router as media_router
+from sogni_intelligence.api.messages.api_router import router as messages_router
 from sogni_intelligence.api.models.api_router import router as models_router
 from sogni_intelligence.api.openapi_errors import document_errors
 from sogni_intelligence.api.replay.api_router import router as replay_router
@@ -140,6 +141,7 @@ def create_app(settings: Settings) -> FastAPI:
         models_router,
         account_router,
         chat_router,
+        messages_router,
         chat_runs_router,
         media_router,
         workflows_router,
