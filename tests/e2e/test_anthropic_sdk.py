@@ -4,10 +4,14 @@ the errors the SDK raises."""
 
 from __future__ import annotations
 
+import base64
+import io
+
 import anthropic
 import httpx
 import jsonschema
 import pytest
+from PIL import Image
 
 from tests.e2e.conftest import RunningServer
 
@@ -159,3 +163,36 @@ def test_errors(server: RunningServer, client: anthropic.Anthropic) -> None:
     assert bad.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
     with pytest.raises(anthropic.NotFoundError):
         client.messages.create(model="no-such-model", max_tokens=8, messages=HELLO)
+
+
+def test_hosted_tool_runs_on_the_server(client: anthropic.Anthropic) -> None:
+    """`sogni_tools` offers the hosted tools; a forced one runs here, and its result comes
+    with the message."""
+    message = client.messages.create(
+        model=MODEL,
+        max_tokens=200,
+        messages=[{"role": "user", "content": "Write a two-line song about rain."}],
+        tool_choice={"type": "tool", "name": "compose_lyrics"},
+        extra_body={"sogni_tools": "creative-tools"},
+    )
+    extra = message.model_extra or {}
+    results = extra["sogni_tool_results"]
+    assert [r["toolName"] for r in results] == ["compose_lyrics"] and results[0]["ok"]
+    assert message.stop_reason in ("end_turn", "max_tokens")
+    assert all(block.type == "text" for block in message.content)
+
+
+def test_an_image_for_a_model_without_vision_is_a_bad_request(client: anthropic.Anthropic) -> None:
+    png = base64.b64encode(_png()).decode()
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}}
+    content = [image, {"type": "text", "text": "What is this?"}]
+    with pytest.raises(anthropic.BadRequestError, match="no image input"):
+        client.messages.create(
+            model=MODEL, max_tokens=8, messages=[{"role": "user", "content": content}]
+        )
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), "teal").save(out, "PNG")
+    return out.getvalue()

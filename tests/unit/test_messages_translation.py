@@ -14,7 +14,8 @@ from starlette.requests import Request
 
 from sogni_intelligence.api.auth import presented_key
 from sogni_intelligence.api.chat_completions.protocol import NamedToolChoice
-from sogni_intelligence.api.messages.errors import anthropic_error
+from sogni_intelligence.api.messages.api_router import _sse
+from sogni_intelligence.api.messages.errors import anthropic_error, anthropic_error_response
 from sogni_intelligence.api.messages.events import (
     PING,
     MessageEvents,
@@ -201,6 +202,7 @@ def test_count_tokens_body_needs_no_max_tokens() -> None:
     [
         {"max_tokens": None},
         {"messages": []},
+        {"messages": [{"role": "user", "content": []}]},
         {
             "messages": [
                 {
@@ -421,3 +423,24 @@ def test_estimate_grows_with_text_tools_and_images() -> None:
     base = estimate_prompt_tokens(short)
     assert base < estimate_prompt_tokens(longer) and base < estimate_prompt_tokens(tools)
     assert estimate_prompt_tokens(image) >= 256
+
+
+def test_a_rate_limit_keeps_its_retry_after() -> None:
+    response = anthropic_error_response(RateLimited("slow down", 7, "rpm"))
+    assert response.status_code == 429 and response.headers["retry-after"] == "7"
+    assert json.loads(response.body)["error"]["type"] == "rate_limit_error"
+
+
+async def test_a_failure_mid_stream_is_an_error_event() -> None:
+    async def failing() -> AsyncIterator[dict]:
+        yield {"type": "message_start"}
+        raise ServiceError("the engine went away", 502, "upstream_error")
+
+    frames = [frame async for frame in _sse(failing())]
+    assert frames[0].startswith("event: message_start\ndata: ")
+    event, data = frames[-1].strip().split("\n")
+    assert event == "event: error"
+    assert json.loads(data.removeprefix("data: ")) == {
+        "type": "error",
+        "error": {"type": "api_error", "message": "the engine went away"},
+    }

@@ -67,7 +67,7 @@ Block = Annotated[
 
 class InputMessage(WireModel):
     role: Literal["user", "assistant"]
-    content: str | list[Block]
+    content: str | Annotated[list[Block], Field(min_length=1)]
 
     @model_validator(mode="after")
     def _blocks_fit_the_role(self) -> InputMessage:
