@@ -166,20 +166,21 @@ def test_errors(server: RunningServer, client: anthropic.Anthropic) -> None:
 
 
 def test_hosted_tool_runs_on_the_server(client: anthropic.Anthropic) -> None:
-    """`sogni_tools` offers the hosted tools; a forced one runs here, and its result comes
-    with the message."""
+    """`sogni_tools` offers the hosted tools; a forced one runs here, its result comes with the
+    message, and a tool that ends the turn answers with its question."""
     message = client.messages.create(
         model=MODEL,
-        max_tokens=200,
-        messages=[{"role": "user", "content": "Write a two-line song about rain."}],
-        tool_choice={"type": "tool", "name": "compose_lyrics"},
-        extra_body={"sogni_tools": "creative-tools"},
+        max_tokens=120,
+        messages=[{"role": "user", "content": "Make me a poster."}],
+        tool_choice={"type": "tool", "name": "ask_clarifying_question"},
+        extra_body={"sogni_tools": "creative-agent"},
     )
     extra = message.model_extra or {}
     results = extra["sogni_tool_results"]
-    assert [r["toolName"] for r in results] == ["compose_lyrics"] and results[0]["ok"]
-    assert message.stop_reason in ("end_turn", "max_tokens")
-    assert all(block.type == "text" for block in message.content)
+    assert [r["toolName"] for r in results] == ["ask_clarifying_question"] and results[0]["ok"]
+    assert message.stop_reason == "end_turn"
+    assert [block.type for block in message.content] == ["text"]
+    assert message.content[0].text == results[0]["question"]  # type: ignore[union-attr]
 
 
 def test_an_image_for_a_model_without_vision_is_a_bad_request(client: anthropic.Anthropic) -> None:
@@ -187,6 +188,15 @@ def test_an_image_for_a_model_without_vision_is_a_bad_request(client: anthropic.
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}}
     content = [image, {"type": "text", "text": "What is this?"}]
     with pytest.raises(anthropic.BadRequestError, match="no image input"):
+        client.messages.create(
+            model=MODEL, max_tokens=8, messages=[{"role": "user", "content": content}]
+        )
+
+
+def test_an_image_url_is_fetched_behind_the_guard(client: anthropic.Anthropic) -> None:
+    image = {"type": "image", "source": {"type": "url", "url": "http://127.0.0.1:9/cat.png"}}
+    content = [image, {"type": "text", "text": "What is this?"}]
+    with pytest.raises(anthropic.BadRequestError, match="refusing to fetch"):
         client.messages.create(
             model=MODEL, max_tokens=8, messages=[{"role": "user", "content": content}]
         )
