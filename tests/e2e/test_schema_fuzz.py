@@ -151,6 +151,8 @@ def _short_generations(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     if case.operation.path == "/v1/chat/completions":
         names = ("max_tokens", "maxTokens", "max_completion_tokens", "maxCompletionTokens")
         _bound_tokens(body, names)
+    elif case.operation.path == "/v1/messages":
+        _bound_tokens(body, ("max_tokens",))
     elif case.operation.path == "/v1/chat/runs":
         sampling = body.get("sampling")
         if sampling is None or isinstance(sampling, dict):

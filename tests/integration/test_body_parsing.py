@@ -25,10 +25,12 @@ from tests.integration.runtime.conftest import runtime_settings
 MAX_BODY = 64 * 1024
 IN_MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")
 JSON = "application/json"
-#: The OpenAI-compatible routes answer `{"error": {...}}`; every other route the Sogni shape.
+#: The OpenAI-compatible routes answer `{"error": {...}}`, the Anthropic ones
+#: `{"type": "error", "error": {"type", "message"}}`; every other route the Sogni shape.
 OPENAI_SHAPE = frozenset(
     {"/v1/chat/completions", "/v1/responses", "/v1/responses/{response_id}/cancel"}
 )
+ANTHROPIC_SHAPE = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
 METHODS_WITH_BODIES = ("post", "put", "patch")
 
 
@@ -138,18 +140,24 @@ async def _send(
     return await app.http.request(method, url, content=body, headers=headers)
 
 
-#: The error body the document promises, resolved against the document's own components.
-ERROR_SCHEMA = {
-    "$ref": "#/components/schemas/ErrorResponse",
-    "components": DOCUMENT["components"],
-}
+def _error_schema(path: str) -> dict[str, Any]:
+    """The error body the document promises for the route's refusals (the first operation with
+    a 400 on the path), resolved against the document's own components."""
+    operations = DOCUMENT["paths"][path].values()
+    refusal = next(op["responses"]["400"] for op in operations if "400" in op["responses"])
+    schema = refusal["content"][JSON]["schema"]
+    return {**schema, "components": DOCUMENT["components"]}
 
 
 def _assert_error(response: httpx.Response, status: int, path: str) -> None:
     assert response.status_code == status, response.text
     body = response.json()
-    jsonschema.validate(body, ERROR_SCHEMA)
+    jsonschema.validate(body, _error_schema(path))
     error = body["error"]
+    if path in ANTHROPIC_SHAPE:
+        assert set(body) == {"type", "error"} and body["type"] == "error"
+        assert set(error) == {"type", "message"} and error["message"]
+        return
     assert set(error) == {"message", "type", "code", "param"} and error["message"]
     if path in OPENAI_SHAPE:
         assert set(body) == {"error"}
@@ -241,4 +249,5 @@ async def test_oversize_body_is_413(
     body = b"{}" + b" " * MAX_BODY if declared else _chunks()
     response = await _send(app, method, _target(path, upload_path), body, JSON)
     _assert_error(response, 413, path)
-    assert response.json()["error"]["code"] == "request_too_large"
+    error = response.json()["error"]
+    assert error["type" if path in ANTHROPIC_SHAPE else "code"] == "request_too_large"

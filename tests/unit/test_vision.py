@@ -27,6 +27,13 @@ def test_small_png_and_jpeg_pass_unchanged(fmt: str) -> None:
     assert normalise_image(uri, LIMITS, "p") == uri
 
 
+@pytest.mark.parametrize("fmt", ["WEBP", "GIF"])
+def test_webp_and_gif_become_png(fmt: str) -> None:
+    out = normalise_image(_data_uri(fmt, (64, 32)), LIMITS, "p")
+    assert out.startswith("data:image/png;base64,")
+    assert _decode(out).format == "PNG" and _decode(out).size == (64, 32)
+
+
 def test_large_image_is_scaled_to_the_long_side_limit() -> None:
     out = _decode(normalise_image(_data_uri("PNG", (2048, 1024)), LIMITS, "p"))
     assert out.size == (1024, 512) and out.format == "PNG"
@@ -38,7 +45,7 @@ def test_large_image_is_scaled_to_the_long_side_limit() -> None:
         "https://example.com/cat.png",
         "data:image/png;base64,!!!notbase64",
         "data:image/png;base64," + base64.b64encode(b"definitely not an image").decode(),
-        _data_uri("GIF", (8, 8), "image/png"),  # GIF bytes behind a PNG label
+        _data_uri("BMP", (8, 8), "image/png"),  # BMP bytes behind a PNG label
         _data_uri("PNG", (8, 8))[:60],  # truncated
     ],
 )

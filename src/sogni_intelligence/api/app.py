@@ -25,6 +25,7 @@ from sogni_intelligence.api.console.api_router import router as console_router
 from sogni_intelligence.api.keys.api_router import router as keys_router
 from sogni_intelligence.api.limits import BodySizeLimit
 from sogni_intelligence.api.media.api_router import router as media_router
+from sogni_intelligence.api.messages.api_router import router as messages_router
 from sogni_intelligence.api.metrics import router as metrics_router
 from sogni_intelligence.api.models.api_router import router as models_router
 from sogni_intelligence.api.openapi_errors import document_errors
@@ -157,6 +158,7 @@ def create_app(settings: Settings) -> FastAPI:
         account_router,
         chat_router,
         responses_router,
+        messages_router,
         chat_runs_router,
         media_router,
         workflows_router,

@@ -1,4 +1,5 @@
-"""API-key auth for every `/v1` route: `Authorization: Bearer <key>` or `api-key: <key>`."""
+"""API-key auth for every `/v1` route: `Authorization: Bearer <key>`, `api-key: <key>` or
+(as Anthropic clients send it) `x-api-key: <key>`."""
 
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ def presented_key(request: Request) -> str | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    api_key = request.headers.get("api-key", "").strip()
-    return api_key or None
+    for name in ("api-key", "x-api-key"):
+        api_key = request.headers.get(name, "").strip()
+        if api_key:
+            return api_key
+    return None
 
 
 async def require_key(request: Request) -> KeyInfo:

@@ -34,7 +34,7 @@ def error_body(
     return {"error": {"message": message, "type": type, "code": code, "param": param}}
 
 
-def _headers(exc: ServiceError) -> dict[str, str]:
+def error_headers(exc: ServiceError) -> dict[str, str]:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
     if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
@@ -51,7 +51,7 @@ def _retry_fields(exc: ServiceError) -> dict[str, int]:
 
 def error_response(exc: ServiceError) -> JSONResponse:
     body = {**error_body(exc.message, exc.type, exc.code, exc.param), **_retry_fields(exc)}
-    return JSONResponse(body, exc.status, headers=_headers(exc))
+    return JSONResponse(body, exc.status, headers=error_headers(exc))
 
 
 def sogni_error_response(exc: ServiceError) -> JSONResponse:
@@ -64,7 +64,7 @@ def sogni_error_response(exc: ServiceError) -> JSONResponse:
         "error": {"message": exc.message, "type": exc.type, "code": exc.code, "param": exc.param},
         **_retry_fields(exc),
     }
-    return JSONResponse(body, exc.status, headers=_headers(exc))
+    return JSONResponse(body, exc.status, headers=error_headers(exc))
 
 
 class SogniRoute(APIRoute):

@@ -104,6 +104,7 @@ class EmbeddedEngine:
         self._running = 0  # generations inside llama.cpp right now
         self._running_lock = threading.Lock()
         self._socket_dir: str | None = None
+        self._socket_path: str | None = None
         self._executor = ThreadPoolExecutor(
             max_workers=max(8, config.n_parallel * 4), thread_name_prefix=f"llm-{config.id}"
         )
@@ -118,7 +119,7 @@ class EmbeddedEngine:
         # llama.cpp also opens its own HTTP listener; keep it off the network on a private
         # unix socket, where we read the template's capabilities from /props.
         self._socket_dir = tempfile.mkdtemp(prefix="sogni-llm-")
-        socket_path = os.path.join(self._socket_dir, "llm.sock")
+        socket_path = self._socket_path = os.path.join(self._socket_dir, "llm.sock")
         params = engine_params(self.config, self.path, socket_path)
         self._server = xllamacpp.Server(params)
         props = _read_props(socket_path)
@@ -167,6 +168,26 @@ class EmbeddedEngine:
         async with aclosing(raw), aclosing(structured.apply(plan, raw)) as chunks:
             async for chunk in chunks:
                 yield chunk
+
+    async def count_prompt_tokens(self, request: ChatRequest) -> int:
+        """The prompt's tokens as a generation would take them: the request as `stream` plans
+        it (tool instructions and all), through the chat template, tokenized by llama.cpp's
+        own endpoints on the private socket."""
+        if self._socket_path is None:
+            raise EngineError("the model is not loaded", 503, "server_error")
+        planned = structured.plan(request, self.info.native_tools, self._end_of_turn).request
+        body = {k: planned[k] for k in ("messages", "tools", "tool_choice") if k in planned}
+        transport = httpx.AsyncHTTPTransport(uds=self._socket_path)
+        async with httpx.AsyncClient(transport=transport, timeout=30) as client:
+            templated = await client.post("http://llama/apply-template", json=body)
+            if templated.status_code != 200:
+                raise _map_error((templated.json() or {}).get("error"))
+            prompt = templated.json()["prompt"]
+            tokens = await client.post(
+                "http://llama/tokenize",
+                json={"content": prompt, "add_special": True, "parse_special": True},
+            )
+        return len(tokens.json()["tokens"])
 
     async def _raw_stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         if self._server is None:

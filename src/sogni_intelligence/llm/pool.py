@@ -20,6 +20,7 @@ from sogni_intelligence.config import ModelConfig
 from sogni_intelligence.llm.protocol import (
     ChatRequest,
     Chunk,
+    CountsTokens,
     EngineError,
     EngineInfo,
     EngineUnavailable,
@@ -162,6 +163,15 @@ class PoolEngine:
         if last is not None and any(member.healthy for member in self.members):
             raise last  # every member was tried and answered with an error of its own
         raise self._unavailable()
+
+    async def count_prompt_tokens(self, request: ChatRequest) -> int | None:
+        """Counted by a member that can (the embedded model, whose tokenizer is the model's)."""
+        for member in self.members:
+            if isinstance(member.engine, CountsTokens):
+                counted = await member.engine.count_prompt_tokens(request)
+                if counted is not None:
+                    return counted
+        return None
 
     def _unavailable(self) -> EngineError:
         states = "; ".join(f"{member.name}: {member.last_error}" for member in self.members)

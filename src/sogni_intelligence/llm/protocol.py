@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sogni_intelligence.errors import ServiceError
 
@@ -59,6 +59,16 @@ class PoolableEngine(ChatEngine, Protocol):
 
     async def probe(self) -> None:
         """Return when the engine can take requests now; raise `EngineUnavailable` if not."""
+        ...
+
+
+@runtime_checkable
+class CountsTokens(Protocol):
+    """An engine that can say how many tokens a request's prompt takes, with the model's own
+    tokenizer and chat template (an upstream server need not offer that)."""
+
+    async def count_prompt_tokens(self, request: ChatRequest) -> int | None:
+        """The prompt's tokens, or None when no member that can count serves the model."""
         ...
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -12,6 +10,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sogni_intelligence.api.auth import CurrentKey
 from sogni_intelligence.api.chat_completions.protocol import ChatCompletionRequest
 from sogni_intelligence.api.chat_completions.serving import AgentTurn, ChatCompletionsService
+from sogni_intelligence.api.disconnects import unless_disconnected
 from sogni_intelligence.api.errors import error_body
 from sogni_intelligence.api.sse import DONE, SSE_HEADERS, data_frame
 from sogni_intelligence.api.state import server_of
@@ -19,7 +18,6 @@ from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.llm.protocol import Chunk
 
 router = APIRouter()
-T = TypeVar("T")
 
 
 @router.post("/v1/chat/completions", response_model=None)
@@ -72,23 +70,3 @@ async def _sse(
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]
     yield DONE
-
-
-async def unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
-    """Run `work`, cancelling it (and so the generation) if the client goes away first."""
-    task: asyncio.Future[T] = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request))
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    return None
-
-
-async def _disconnected(request: Request) -> Any:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass

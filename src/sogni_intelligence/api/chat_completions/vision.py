@@ -12,6 +12,8 @@ from PIL import Image, UnidentifiedImageError
 from sogni_intelligence.errors import invalid_request
 
 _FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg"}
+#: Taken too, but re-encoded as PNG (a GIF's first frame): vision engines decode only the above.
+_CONVERTED = ("WEBP", "GIF")
 
 
 @dataclass(frozen=True)
@@ -21,11 +23,14 @@ class ImageLimits:
 
 
 def normalise_image(url: str, limits: ImageLimits, param: str) -> str:
-    """A data URI of a PNG or JPEG that decodes, scaled down to the long-side limit."""
+    """A data URI of a PNG or JPEG that decodes, scaled down to the long-side limit (a WebP or
+    GIF becomes a PNG)."""
     header, sep, payload = url.partition(",")
     if not sep or not header.startswith("data:") or not header.endswith(";base64"):
         raise invalid_request(
-            "image_url must be a base64 data URI (data:image/png;base64,... or image/jpeg)", param
+            "image_url must be a base64 data URI (data:image/png;base64,... or image/jpeg, "
+            "image/webp, image/gif)",
+            param,
         )
     if len(payload) > limits.max_bytes * 4 // 3 + 4:
         raise invalid_request(f"image is larger than {limits.max_bytes} bytes", param)
@@ -39,14 +44,18 @@ def normalise_image(url: str, limits: ImageLimits, param: str) -> str:
         with Image.open(io.BytesIO(raw)) as probe:
             fmt = probe.format
             probe.verify()
-        if fmt not in _FORMATS:
-            raise invalid_request(f"image format {fmt} is not supported; send PNG or JPEG", param)
+        if fmt not in _FORMATS and fmt not in _CONVERTED:
+            raise invalid_request(
+                f"image format {fmt} is not supported; send PNG, JPEG, WebP or GIF", param
+            )
         image = Image.open(io.BytesIO(raw))
         image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise invalid_request("image data is corrupt or not an image", param) from exc
-    if max(image.size) <= limits.max_side:
+    if max(image.size) <= limits.max_side and fmt in _FORMATS:
         return f"data:{_FORMATS[fmt]};base64,{payload}"
+    if fmt in _CONVERTED:
+        image, fmt = image.convert("RGBA"), "PNG"
     image.thumbnail((limits.max_side, limits.max_side), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     if fmt == "JPEG":

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from sogni_intelligence.api.auth import CurrentKey
-from sogni_intelligence.api.chat_completions.api_router import unless_disconnected
+from sogni_intelligence.api.disconnects import unless_disconnected
 from sogni_intelligence.api.responses.events import ResponseFolder
 from sogni_intelligence.api.responses.protocol import CancelResponseBody, ResponsesRequest
 from sogni_intelligence.api.responses.serving import (
