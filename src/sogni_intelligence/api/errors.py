@@ -67,24 +67,40 @@ def sogni_error_response(exc: ServiceError) -> JSONResponse:
     return JSONResponse(body, exc.status, headers=error_headers(exc))
 
 
-class SogniRoute(APIRoute):
-    """A route whose errors use `sogni_error_response` (media, workflows, templates)."""
+def shaped_route(
+    respond: Callable[[ServiceError], Response], *, unexpected_too: bool = False
+) -> type[APIRoute]:
+    """A route class whose refusals answer through `respond` (its API's error shape):
+    service errors, bodies FastAPI could not validate or read, and with `unexpected_too` any
+    other failure as a 500 (else that is left to the app's own handler)."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
-        handler = super().get_route_handler()
+    class ShapedRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+            handler = super().get_route_handler()
 
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except ServiceError as exc:
-                return sogni_error_response(exc)
-            except RequestValidationError as exc:
-                return sogni_error_response(invalid_request_of(exc))
-            except StarletteHTTPException as exc:
-                # FastAPI's own refusals, such as a body it cannot read.
-                return sogni_error_response(http_error_of(exc))
+            async def handle(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except ServiceError as exc:
+                    return respond(exc)
+                except RequestValidationError as exc:
+                    return respond(invalid_request_of(exc))
+                except StarletteHTTPException as exc:
+                    # FastAPI's own refusals, such as a body it cannot read.
+                    return respond(http_error_of(exc))
+                except Exception as exc:
+                    if not unexpected_too:
+                        raise
+                    log.exception("unhandled error", exc_info=exc)
+                    return respond(ServiceError("internal server error", 500))
 
-        return handle
+            return handle
+
+    return ShapedRoute
+
+
+#: The routes whose errors use `sogni_error_response` (media, workflows, templates...).
+SogniRoute = shaped_route(sogni_error_response)
 
 
 def _param(loc: tuple[object, ...]) -> str:

@@ -4,16 +4,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sogni_intelligence.api.errors import error_headers, http_error_of, invalid_request_of
+from sogni_intelligence.api.errors import error_headers, shaped_route
 from sogni_intelligence.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -43,23 +38,5 @@ def anthropic_error_response(exc: ServiceError) -> JSONResponse:
     return JSONResponse(anthropic_error(exc), exc.status, headers=error_headers(exc))
 
 
-class AnthropicRoute(APIRoute):
-    """A route whose every failure, even an unexpected one, answers in Anthropic's shape."""
-
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
-        handler = super().get_route_handler()
-
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except ServiceError as exc:
-                return anthropic_error_response(exc)
-            except RequestValidationError as exc:
-                return anthropic_error_response(invalid_request_of(exc))
-            except StarletteHTTPException as exc:
-                return anthropic_error_response(http_error_of(exc))
-            except Exception as exc:
-                log.exception("unhandled error", exc_info=exc)
-                return anthropic_error_response(ServiceError("internal server error", 500))
-
-        return handle
+#: The Anthropic routes: every failure, even an unexpected one, in Anthropic's shape.
+AnthropicRoute = shaped_route(anthropic_error_response, unexpected_too=True)
