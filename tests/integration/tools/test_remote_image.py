@@ -23,7 +23,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from sogni_intelligence.config import ImageBackendConfig
-from sogni_intelligence.media.remote_image import build_image_backends, fill_workflow
+from sogni_intelligence.media.comfyui import fill_workflow
+from sogni_intelligence.media.remote_image import build_image_backends
 from sogni_intelligence.tools.base import ToolContext, execute
 from sogni_intelligence.tools.image_tools import TOOLS
 from tests.integration.tools.conftest import asset_file, upload_image
