@@ -8,6 +8,7 @@ workflow makes becomes an asset.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -53,8 +54,9 @@ class ComfyTool:
             if match:
                 kind: MediaKind = match.group(1)  # type: ignore[assignment]
                 record = _nth(media, kind, int(match.group(2) or 1), ctx)
-                data = (await ctx.store.local_path(record)).read_bytes()
-                values[name] = await self.client.upload(data, f"{record.id}.{record.extension}")
+                path = await ctx.store.local_path(record)
+                data = await asyncio.to_thread(path.read_bytes)
+                values[name] = await self.client.upload(data, record.id + path.suffix)
         unfilled = sorted(self.names - values.keys())
         if unfilled:
             raise ToolError(
