@@ -197,6 +197,9 @@ class ComfyToolBinding(BaseModel):
     outputs: Literal["image", "video", "audio"] | None = Field(
         None, description="Keep only outputs of this kind (default: every output file)."
     )
+    fps: float = Field(
+        24.0, gt=0, le=240, description="{{fps}}; {{frames}} is the call's duration at this rate."
+    )
     timeout_s: float = Field(600.0, gt=0)
 
 

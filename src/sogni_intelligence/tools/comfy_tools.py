@@ -28,9 +28,8 @@ from sogni_intelligence.tools.unavailable_args import Source, UnavailableArgs
 MEDIA_PLACEHOLDER = re.compile(r"^(image|video|audio)(?:_(\d+))?$")
 #: Placeholder names the hosted tools spell differently in their arguments.
 _ARGUMENT_NAMES = {
-    "prompt": ("prompt", "positivePrompt"),
-    "negative_prompt": ("negative_prompt", "negativePrompt"),
-    "frames": ("frames", "numFrames", "frameCount"),
+    "negative_prompt": ("negativePrompt",),
+    "duration": ("duration_seconds",),
 }
 
 
@@ -40,6 +39,7 @@ class ComfyTool:
     def __init__(self, tool: Tool, binding: ComfyToolBinding) -> None:
         self.tool = tool
         self.outputs = binding.outputs
+        self.fps = binding.fps
         self.workflow = json.loads(Path(binding.workflow).expanduser().read_text())
         self.names = placeholders(self.workflow)
         self.client = ComfyUIClient(binding.base_url, binding.timeout_s, f"ComfyUI ({tool.name})")
@@ -47,7 +47,7 @@ class ComfyTool:
     async def __call__(self, args: ToolArgs, ctx: ToolContext) -> ToolOutput:
         if isinstance(args, UnavailableArgs) and args.missing():
             raise ToolError("PARAMETER_INVALID", "; ".join(args.missing()))
-        values = _values(args)
+        values = _values(args, self.fps)
         media = _source_media(self.tool, args, ctx)
         for name in sorted(self.names - values.keys()):
             match = MEDIA_PLACEHOLDER.match(name)
@@ -84,17 +84,20 @@ class ComfyTool:
         await self.client.close()
 
 
-def _values(args: ToolArgs) -> dict[str, Any]:
-    """Every argument by its own name, the common placeholders by theirs, and the defaults a
-    workflow may rely on (an empty negative prompt, a random seed)."""
+def _values(args: ToolArgs, fps: float) -> dict[str, Any]:
+    """Every argument by its own name, the common placeholders by theirs, and what a workflow
+    may rely on: an empty negative prompt, a random seed, the frame rate and frame count."""
     given = {k: v for k, v in args.model_dump().items() if v is not None}
     values: dict[str, Any] = {k: v for k, v in given.items() if isinstance(v, str | int | float)}
     for name, spellings in _ARGUMENT_NAMES.items():
         found = next((given[s] for s in spellings if s in given), None)
         if found is not None:
-            values[name] = found
+            values.setdefault(name, found)
     values.setdefault("negative_prompt", "")
     values.setdefault("seed", secrets.randbelow(2**31))
+    values["fps"] = int(fps) if fps == int(fps) else fps
+    if isinstance(values.get("duration"), int | float):
+        values["frames"] = round(values["duration"] * fps)
     return values
 
 

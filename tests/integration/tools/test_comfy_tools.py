@@ -138,8 +138,19 @@ async def test_video_and_audio_outputs_become_assets(
 ) -> None:
     services = comfy(
         "generate_video",
-        {"1": {"class_type": "T2V", "inputs": {"text": "{{prompt}}", "seconds": "{{duration}}"}}},
+        {
+            "1": {
+                "class_type": "T2V",
+                "inputs": {
+                    "text": "{{prompt}}",
+                    "seconds": "{{duration}}",
+                    "length": "{{frames}}",
+                    "frame_rate": "{{fps}}",
+                },
+            }
+        },
         outputs="video",
+        fps=16,
     )
     services.outputs = {"gifs": {"clip.mp4": _mp4(tmp_path)}}
     result = await execute(CATALOG["generate_video"], {"prompt": "waves", "duration": 5}, ctx)
@@ -147,7 +158,8 @@ async def test_video_and_audio_outputs_become_assets(
     assert result["media_type"] == "video" and result["videoStartIndex"] == 0
     streams = ffprobe(await asset_file(ctx, result))["streams"]
     assert streams[0]["codec_type"] == "video" and streams[0]["width"] == 64
-    assert _last_inputs(services)["1"] == {"text": "waves", "seconds": 5}
+    sent = {"text": "waves", "seconds": 5, "length": 80, "frame_rate": 16}
+    assert _last_inputs(services)["1"] == sent
 
     services = comfy("generate_music", {"1": {"inputs": {"tags": "{{prompt}}"}}})
     services.outputs = {"audio": {"song.wav": _wav()}}
@@ -164,10 +176,10 @@ async def test_failures_carry_comfyuis_message(ctx: ToolContext, comfy: Any) -> 
     assert result["ok"] is False and result["error_type"] == "GPU_WORKER_FAILED"
     assert "CUDA out of memory" in result["message"] and "Fail" in result["message"]
 
-    comfy("generate_video", {"1": {"inputs": {"length": "{{frames}}"}}})
-    result = await execute(CATALOG["generate_video"], {"prompt": "x"}, ctx)
+    comfy("generate_music", {"1": {"inputs": {"text": "{{lyrics}}"}}})
+    result = await execute(CATALOG["generate_music"], {"prompt": "x"}, ctx)
     assert result["ok"] is False and result["error_type"] == "PARAMETER_INVALID"
-    assert "frames" in result["message"]
+    assert "needs lyrics" in result["message"]
 
 
 def test_bindings_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
