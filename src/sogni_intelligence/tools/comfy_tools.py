@@ -18,6 +18,7 @@ from typing import Any
 
 from sogni_intelligence.config import ComfyToolBinding
 from sogni_intelligence.media.comfyui import ComfyUIClient, fill_workflow, placeholders
+from sogni_intelligence.media.fetch import FetchError, FetchPolicy, fetch_into_store
 from sogni_intelligence.media.sniff import MediaKind, sniff
 from sogni_intelligence.media.store import AssetRecord
 from sogni_intelligence.tools.base import Tool, ToolArgs, ToolContext, ToolError, ToolOutput
@@ -48,7 +49,7 @@ class ComfyTool:
         if isinstance(args, UnavailableArgs) and args.missing():
             raise ToolError("PARAMETER_INVALID", "; ".join(args.missing()))
         values = _values(args, self.fps)
-        media = _source_media(self.tool, args, ctx)
+        media = await _source_media(self.tool, args, ctx)
         for name in sorted(self.names - values.keys()):
             match = MEDIA_PLACEHOLDER.match(name)
             if match:
@@ -101,14 +102,18 @@ def _values(args: ToolArgs, fps: float) -> dict[str, Any]:
     return values
 
 
-def _source_media(tool: Tool, args: ToolArgs, ctx: ToolContext) -> dict[str, list[AssetRecord]]:
+async def _source_media(
+    tool: Tool, args: ToolArgs, ctx: ToolContext
+) -> dict[str, list[AssetRecord]]:
     """The media a call names, by kind, in argument order: what `sources()` lists for a tool
-    that cannot run here, else every argument its schema marks as a media index."""
+    that cannot run here (then the media its `*_url` arguments give, fetched through the
+    guard), else every argument its schema marks as a media index."""
+    given = args.model_dump()
     if isinstance(args, UnavailableArgs):
         sources = args.sources()
+        urls = {k: v for k, v in given.items() if k.endswith("_url") and isinstance(v, str)}
     else:
-        given = args.model_dump()
-        sources = []
+        sources, urls = [], {}
         for name, node in tool.parameters().get("properties", {}).items():
             kind, value = _index_kind(node), given.get(name)
             if kind is None or value is None:
@@ -118,6 +123,15 @@ def _source_media(tool: Tool, args: ToolArgs, ctx: ToolContext) -> dict[str, lis
     media: dict[str, list[AssetRecord]] = {kind: [] for kind in KINDS}
     for source in sources:
         media[source.kind].append(source.resolve(ctx))
+    policy = ctx.services.fetch_policy or FetchPolicy(own_base_url=ctx.store.signer.base_url)
+    for name, url in urls.items():
+        try:
+            record = await fetch_into_store(
+                url, policy=policy, store=ctx.store, owner=ctx.owner, label=name
+            )
+        except FetchError as exc:
+            raise ToolError("PARAMETER_INVALID", exc.message) from exc
+        media[record.kind].append(record)
     return media
 
 

@@ -132,6 +132,12 @@ async def test_a_tool_without_a_model_here_runs_once_bound(
     assert len(result["output_assets"]) == 1 and result["media_type"] == "image"
     assert result["warnings"] == ["1 other ComfyUI output(s) left out"]
 
+    other = await ctx.store.put_bytes(ctx.owner, png("blue"))
+    result = await execute(tool, {"source_image_url": ctx.store.public(other)["url"]}, ctx)
+    assert result["ok"], result
+    sent = _last_inputs(services)["1"]["image"]
+    assert services.uploads[sent] == png("blue")
+
 
 async def test_video_and_audio_outputs_become_assets(
     ctx: ToolContext, comfy: Any, tmp_path: Path
