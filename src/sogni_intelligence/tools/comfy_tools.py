@@ -49,22 +49,21 @@ class ComfyTool:
         if isinstance(args, UnavailableArgs) and args.missing():
             raise ToolError("PARAMETER_INVALID", "; ".join(args.missing()))
         values = _values(args, self.fps)
-        media = await _source_media(self.tool, args, ctx)
-        for name in sorted(self.names - values.keys()):
-            match = MEDIA_PLACEHOLDER.match(name)
-            if match:
-                kind: MediaKind = match.group(1)  # type: ignore[assignment]
-                record = _nth(media, kind, int(match.group(2) or 1), ctx)
-                path = await ctx.store.local_path(record)
-                data = await asyncio.to_thread(path.read_bytes)
-                values[name] = await self.client.upload(data, record.id + path.suffix)
-        unfilled = sorted(self.names - values.keys())
+        wanted = {n: m for n in self.names if (m := MEDIA_PLACEHOLDER.match(n))}
+        unfilled = sorted(self.names - values.keys() - wanted.keys())
         if unfilled:
             raise ToolError(
                 "PARAMETER_INVALID",
                 f"the ComfyUI workflow of {self.tool.name} needs {', '.join(unfilled)}, which "
                 "this call does not give",
             )
+        media = await _source_media(self.tool, args, ctx) if wanted else {}
+        for name, match in sorted(wanted.items()):
+            kind: MediaKind = match.group(1)  # type: ignore[assignment]
+            record = _nth(media, kind, int(match.group(2) or 1), ctx)
+            path = await ctx.store.local_path(record)
+            data = await asyncio.to_thread(path.read_bytes)
+            values[name] = await self.client.upload(data, record.id + path.suffix)
         files = await self.client.run(fill_workflow(self.workflow, values), ctx.progress)
         assets, skipped = [], 0
         for data in files:
