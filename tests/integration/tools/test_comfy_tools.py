@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from sogni_intelligence.agent.loop import Session, _offered
 from sogni_intelligence.config import ComfyToolBinding, Settings
 from sogni_intelligence.media.ffmpeg import ffmpeg_exe
 from sogni_intelligence.tools.base import ToolContext, execute
 from sogni_intelligence.tools.call_schema import offered_definition
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.comfy_tools import bind_tools
+from sogni_intelligence.tools.media_context import MediaContext
 from tests.integration.tools.conftest import asset_file, ffprobe, upload_image
 from tests.integration.tools.fake_image_services import FakeImageServices, png, serve
 
@@ -203,3 +205,14 @@ def test_bindings_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     binding = {"tool": "edit_image", "base_url": "http://gpu:8188", "workflow": str(path)}
     monkeypatch.setenv("SOGNI_COMFYUI_TOOLS", json.dumps([binding]))
     assert Settings().comfyui_tools[0].tool == "edit_image"
+
+
+def test_a_model_is_offered_a_bound_tool(tmp_path: Path) -> None:
+    path = tmp_path / "w.json"
+    path.write_text("{}")
+    hosted = {name: CATALOG[name] for name in ("remove_background", "segment_image")}
+    session = Session("k", None, None, [], hosted, "auto", MediaContext())  # type: ignore[arg-type]
+    assert _offered(session, "auto", {}) == []
+    binding = ComfyToolBinding(tool="remove_background", base_url="http://x", workflow=str(path))
+    offered = _offered(session, "auto", bind_tools([binding], CATALOG))
+    assert [d["function"]["name"] for d in offered] == ["remove_background"]
