@@ -1,6 +1,6 @@
-"""What the tools get from the rest of the server: remote image backends from the settings, a
-text helper for the composition tools and, when a configured LLM takes images, a vision helper
-for the analysis tools."""
+"""What the tools get from the rest of the server: remote image backends and the tools bound to
+ComfyUI workflows from the settings, a text helper for the composition tools and, when a
+configured LLM takes images, a vision helper for the analysis tools."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from sogni_intelligence.llm.registry import ModelRegistry
 from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.remote_image import build_image_backends
 from sogni_intelligence.tools.base import TextLLM, ToolError, ToolServices, VisionLLM
+from sogni_intelligence.tools.catalog import CATALOG
+from sogni_intelligence.tools.comfy_tools import bind_tools
 
 
 def vision_llm(registry: ModelRegistry) -> VisionLLM | None:
@@ -85,4 +87,5 @@ def build_tool_services(settings: Settings, registry: ModelRegistry) -> ToolServ
         text_llm=text_llm(registry),
         vision_llm=vision_llm(registry),
         fetch_policy=FetchPolicy.from_settings(settings),
+        bound_tools=bind_tools(settings.comfyui_tools, CATALOG),
     )

@@ -161,8 +161,8 @@ async def test_full_manifest_call_answers_model_unavailable(media, name):
     message = result["message"]
     for fragment in named:
         assert fragment in message, message
-    # It says that no setting enables it here, and which configurable backends exist.
-    assert "image_backends" in message and "no setting" in message
+    # It names the setting that can serve it here.
+    assert "comfyui_tools" in message
     assert media.media.generated == {"image": [], "video": [], "audio": []}
 
 
