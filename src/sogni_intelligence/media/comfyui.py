@@ -48,8 +48,9 @@ def placeholders(node: Any) -> set[str]:
 
 
 class ComfyUIClient:
-    """One ComfyUI server. `run` raises GPU_WORKER_FAILED for anything that goes wrong,
-    including a workflow that takes longer than `timeout_s` (retryable: the GPU may be busy)."""
+    """One ComfyUI server. `run` raises GPU_WORKER_FAILED for anything that goes wrong, and
+    PROVIDER_TIMEOUT for a workflow that takes longer than `timeout_s` (both retryable: the
+    GPU may be busy)."""
 
     def __init__(self, base_url: str, timeout_s: float, name: str = "ComfyUI") -> None:
         self.name = name
@@ -84,7 +85,7 @@ class ComfyUIClient:
             raise
         except TimeoutError as exc:
             raise ToolError(
-                "GPU_WORKER_FAILED",
+                "PROVIDER_TIMEOUT",
                 f"{self.name} did not finish within {self.timeout_s:g} s",
                 retryable=True,
             ) from exc
