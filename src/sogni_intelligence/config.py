@@ -182,6 +182,17 @@ class ImageBackendConfig(BaseModel):
         return self
 
 
+class LocalModelConfig(BaseModel):
+    """A model run in this process from a local folder (as `save_pretrained` writes it); it is
+    never downloaded, so the folder must hold the weights and their processor files."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path = Field(description="The model folder (config.json, weights, processor files).")
+    device: str = Field("cpu", description="torch device, e.g. cpu or cuda:0.")
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+
+
 def _default_models() -> list[ModelConfig]:
     return [
         ModelConfig(
@@ -258,6 +269,11 @@ class Settings(BaseSettings):
     media_fetch_timeout_s: float = Field(default=60.0, gt=0)
     media_fetch_max_redirects: int = Field(default=5, ge=0, le=20)
     image_backends: list[ImageBackendConfig] = Field(default_factory=list)
+    segmentation_model: LocalModelConfig | None = Field(
+        default=None,
+        description="A transformers semantic-segmentation model (e.g. SegFormer) that runs "
+        "remove_background and segment_image; unset, they answer MODEL_UNAVAILABLE.",
+    )
     media_store: Literal["local", "s3"] = Field(
         default="local",
         description="Where media files live: data_dir (shared when mounted by every host) or "

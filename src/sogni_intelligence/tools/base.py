@@ -19,6 +19,7 @@ from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.ffmpeg import MediaProcessError
 from sogni_intelligence.media.progress import Progress
 from sogni_intelligence.media.remote_image import RemoteImageBackend
+from sogni_intelligence.media.segmentation import SegmentationModel
 from sogni_intelligence.media.sniff import MediaKind
 from sogni_intelligence.media.store import AssetRecord, AssetStore
 from sogni_intelligence.tools.media_context import MediaContext
@@ -62,6 +63,8 @@ class ToolServices:
     vision_llm: VisionLLM | None = None
     #: The operator's guard for URLs inside tool arguments (an edit mask).
     fetch_policy: FetchPolicy | None = None
+    #: The operator's local segmentation model (remove_background, segment_image).
+    segmentation: SegmentationModel | None = None
 
 
 @dataclass
@@ -103,7 +106,13 @@ class Tool:
     needs_any: frozenset[MediaKind] = frozenset()
     #: False for a tool whose models this server cannot run: it keeps its place in the
     #: catalog (the hosted contract), but a model is not offered it unless the request forces it.
-    runs_here: bool = True
+    #: A callable decides from the services, for a tool an optional local model can serve.
+    runs_here: bool | Callable[[ToolServices], bool] = True
+
+    def runs_with(self, services: ToolServices | None) -> bool:
+        if callable(self.runs_here):
+            return services is not None and self.runs_here(services)
+        return self.runs_here
 
     def parameters(self) -> dict[str, Any]:
         return self._definition["function"]["parameters"]

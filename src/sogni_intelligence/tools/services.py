@@ -14,6 +14,7 @@ from sogni_intelligence.llm.protocol import EngineError
 from sogni_intelligence.llm.registry import ModelRegistry
 from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.remote_image import build_image_backends
+from sogni_intelligence.media.segmentation import SegmentationModel
 from sogni_intelligence.tools.base import TextLLM, ToolError, ToolServices, VisionLLM
 
 
@@ -85,4 +86,7 @@ def build_tool_services(settings: Settings, registry: ModelRegistry) -> ToolServ
         text_llm=text_llm(registry),
         vision_llm=vision_llm(registry),
         fetch_policy=FetchPolicy.from_settings(settings),
+        segmentation=(
+            SegmentationModel(settings.segmentation_model) if settings.segmentation_model else None
+        ),
     )

@@ -16,6 +16,7 @@ from sogni_intelligence.tools.unavailable_tools import TOOLS
 from .conftest import upload_image
 
 BY_NAME = {tool.name: tool for tool in TOOLS}
+SEGMENTATION = {"remove_background", "segment_image"}
 
 
 async def run(ctx: ToolContext, name: str, **arguments: Any) -> dict[str, Any]:
@@ -161,8 +162,10 @@ async def test_full_manifest_call_answers_model_unavailable(media, name):
     message = result["message"]
     for fragment in named:
         assert fragment in message, message
-    # It says that no setting enables it here, and which configurable backends exist.
-    assert "image_backends" in message and "no setting" in message
+    if name in SEGMENTATION:  # a local model can serve it: the message names the setting
+        assert "segmentation_model" in message
+    else:  # it says that no setting enables it here, and which configurable backends exist
+        assert "image_backends" in message and "no setting" in message
     assert media.media.generated == {"image": [], "video": [], "audio": []}
 
 
