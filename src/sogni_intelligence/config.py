@@ -193,6 +193,17 @@ class LocalModelConfig(BaseModel):
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
 
 
+class MusicModelConfig(LocalModelConfig):
+    """A transformers text-to-music model (MusicGen) that generate_music runs for its aliases."""
+
+    aliases: list[str] = Field(
+        default_factory=lambda: ["musicgen"],
+        min_length=1,
+        description="generate_music model ids it answers (they may replace built-in ids).",
+    )
+    guidance: float = Field(3.0, ge=1, le=20, description="Classifier-free guidance scale.")
+
+
 def _default_models() -> list[ModelConfig]:
     return [
         ModelConfig(
@@ -273,6 +284,11 @@ class Settings(BaseSettings):
         default=None,
         description="A transformers semantic-segmentation model (e.g. SegFormer) that runs "
         "remove_background and segment_image; unset, they answer MODEL_UNAVAILABLE.",
+    )
+    music_model: MusicModelConfig | None = Field(
+        default=None,
+        description="A MusicGen model folder; generate_music uses it for its aliases and the "
+        "MIDI composer for every other model id.",
     )
     media_store: Literal["local", "s3"] = Field(
         default="local",

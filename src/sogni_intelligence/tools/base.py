@@ -17,6 +17,7 @@ from sogni_intelligence.errors import ToolError
 from sogni_intelligence.llm.grammar import GRAMMAR_SKIP
 from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.ffmpeg import MediaProcessError
+from sogni_intelligence.media.music.neural import MusicModel
 from sogni_intelligence.media.progress import Progress
 from sogni_intelligence.media.remote_image import RemoteImageBackend
 from sogni_intelligence.media.segmentation import SegmentationModel
@@ -65,6 +66,8 @@ class ToolServices:
     fetch_policy: FetchPolicy | None = None
     #: The operator's local segmentation model (remove_background, segment_image).
     segmentation: SegmentationModel | None = None
+    #: The operator's local music model (generate_music, for its aliases).
+    music: MusicModel | None = None
 
 
 @dataclass

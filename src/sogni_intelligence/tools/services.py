@@ -13,6 +13,7 @@ from sogni_intelligence.config import Settings
 from sogni_intelligence.llm.protocol import EngineError
 from sogni_intelligence.llm.registry import ModelRegistry
 from sogni_intelligence.media.fetch import FetchPolicy
+from sogni_intelligence.media.music.neural import MusicModel
 from sogni_intelligence.media.remote_image import build_image_backends
 from sogni_intelligence.media.segmentation import SegmentationModel
 from sogni_intelligence.tools.base import TextLLM, ToolError, ToolServices, VisionLLM
@@ -89,4 +90,5 @@ def build_tool_services(settings: Settings, registry: ModelRegistry) -> ToolServ
         segmentation=(
             SegmentationModel(settings.segmentation_model) if settings.segmentation_model else None
         ),
+        music=MusicModel(settings.music_model) if settings.music_model else None,
     )
