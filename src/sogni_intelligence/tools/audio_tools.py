@@ -172,7 +172,12 @@ async def generate_music(args: GenerateMusicArgs, ctx: ToolContext) -> ToolOutpu
     local = ctx.services.music
     if local is not None and args.model in local.aliases:
         return await _model_music(args, ctx, local)
-    backend = resolve_model(MUSIC_MODELS, args.model, "music")
+    known = (
+        MUSIC_MODELS
+        if local is None
+        else MUSIC_MODELS | dict.fromkeys(local.aliases, local.backend)
+    )
+    backend = resolve_model(known, args.model, "music")
     base_seed = _random_seed() if args.seed is None or args.seed < 0 else args.seed
     count = args.numberOfVariations
     warnings = _music_warnings(args)

@@ -120,6 +120,8 @@ async def test_other_ids_stay_on_the_midi_composer(ctx: ToolContext, music_model
     result = await _generate(ctx, model="midi", outputFormat="wav")
     assert result["ok"], result
     assert result["backend"] == "midi-fluidsynth"
+    unknown = await _generate(ctx, model="nope")
+    assert unknown["error_type"] == "PARAMETER_INVALID" and "musicgen-small" in unknown["message"]
 
 
 async def test_a_piece_longer_than_the_model_makes_is_parameter_invalid(

@@ -65,8 +65,8 @@ def cat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_segformer(tmp_path_factory.mktemp("models"), favoured=2)
 
 
-def _attach(ctx: ToolContext, folder: Path) -> None:
-    settings = Settings(segmentation_model={"path": str(folder), "device": "cpu"})
+def _attach(ctx: ToolContext, folder: Path, dtype: str = "float32") -> None:
+    settings = Settings(segmentation_model={"path": str(folder), "device": "cpu", "dtype": dtype})
     assert settings.segmentation_model is not None
     ctx.services.segmentation = SegmentationModel(settings.segmentation_model)
 
@@ -129,6 +129,16 @@ async def test_segment_image_by_text_point_and_box(ctx: ToolContext, cat_model: 
         assert alpha[:25, :35].min() == 255 and alpha[40:, 50:].max() == 0
     clicked = await _run(ctx, "segment_image", points=[{"x": 0.3, "y": 0.6, "label": "positive"}])
     assert clicked["ok"], clicked
+
+
+async def test_a_half_precision_model_gives_the_same_selection(
+    ctx: ToolContext, cat_model: Path
+) -> None:
+    _attach(ctx, cat_model, dtype="bfloat16")
+    await upload_image(ctx, size=(40, 30))
+    result = await _run(ctx, "segment_image", text="cat")
+    with Image.open(await asset_file(ctx, result)) as picture:
+        assert picture.size == (40, 30) and np.asarray(picture).min() == 255
 
 
 async def test_what_the_model_cannot_select_is_parameter_invalid(
