@@ -182,6 +182,27 @@ class ImageBackendConfig(BaseModel):
         return self
 
 
+class ComfyToolBinding(BaseModel):
+    """A hosted tool whose output a ComfyUI workflow makes, instead of the built-in backend
+    (or instead of MODEL_UNAVAILABLE). The tool keeps its argument schema and validation."""
+
+    tool: str = Field(description="The hosted tool's name, e.g. remove_background.")
+    base_url: str = Field(description="The ComfyUI server's URL.")
+    workflow: str = Field(
+        description="Path to an API-format workflow JSON. Placeholders: {{prompt}}, "
+        "{{negative_prompt}}, {{seed}}, {{width}}, {{height}}, {{frames}}, {{duration}}, "
+        "{{fps}}, any argument by its name, and the source media {{image}}, {{image_2}}, ..., "
+        "{{video}}, {{audio}} (uploaded to ComfyUI first)."
+    )
+    outputs: Literal["image", "video", "audio"] | None = Field(
+        None, description="Keep only outputs of this kind (default: every output file)."
+    )
+    fps: float = Field(
+        24.0, gt=0, le=240, description="{{fps}}; {{frames}} is the call's duration at this rate."
+    )
+    timeout_s: float = Field(600.0, gt=0)
+
+
 class LocalModelConfig(BaseModel):
     """A model run in this process from a local folder (as `save_pretrained` writes it); it is
     never downloaded, so the folder must hold the weights and their processor files."""
@@ -289,6 +310,9 @@ class Settings(BaseSettings):
         default=None,
         description="A MusicGen model folder; generate_music uses it for its aliases and the "
         "MIDI composer for every other model id.",
+    )
+    comfyui_tools: list[ComfyToolBinding] = Field(
+        default_factory=list, description="Hosted tools that run a ComfyUI workflow."
     )
     media_store: Literal["local", "s3"] = Field(
         default="local",

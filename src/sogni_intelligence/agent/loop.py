@@ -512,11 +512,14 @@ def _unread_call(unread: Unread, names: set[str]) -> dict[str, Any]:
 def _offered(session: Session, choice: Any, services: ToolServices) -> list[dict[str, Any]]:
     """The hosted tools as this round may call them (see `tools.call_schema`). A tool the
     request forces stays offered even when it cannot run here, so that its call is answered
-    with what is missing rather than the choice failing."""
+    with what is missing rather than the choice failing; one the operator bound to ComfyUI
+    runs here."""
     forced = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
     offered = []
     for tool in session.hosted.values():
-        definition = offered_definition(tool, session.media, services)
+        definition = offered_definition(
+            services.bound_tools.get(tool.name, tool), session.media, services
+        )
         if definition is None and tool.name == forced:
             definition = tool.definition()
         if definition is not None:

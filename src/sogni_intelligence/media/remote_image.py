@@ -8,19 +8,16 @@ LLM can read.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import secrets
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
-import websockets
 
 from sogni_intelligence.config import ImageBackendConfig
 from sogni_intelligence.errors import ToolError
+from sogni_intelligence.media.comfyui import ComfyUIClient, fill_workflow
 from sogni_intelligence.media.diffusers_backend import DiffusersImageBackend
 from sogni_intelligence.media.image_request import Feature, ImageRequest, RemoteImageBackend
 from sogni_intelligence.media.progress import Progress
@@ -100,103 +97,37 @@ class OpenAIImageBackend:
         return images
 
 
-def fill_workflow(node: Any, values: dict[str, Any]) -> Any:
-    """Substitute `{{name}}` placeholders; a string that is only a placeholder takes the value's
-    own type (numbers stay numbers)."""
-    if isinstance(node, dict):
-        return {k: fill_workflow(v, values) for k, v in node.items()}
-    if isinstance(node, list):
-        return [fill_workflow(v, values) for v in node]
-    if isinstance(node, str):
-        for name, value in values.items():
-            token = "{{" + name + "}}"
-            if node == token:
-                return value
-            node = node.replace(token, str(value))
-    return node
-
-
 class ComfyUIBackend:
     """Queue a workflow, follow its progress over the websocket, read the history, download
     the outputs. The workflow takes prompts, seed and size; a negative prompt only where it has
     a `{{negative_prompt}}` placeholder."""
 
     def __init__(self, config: ImageBackendConfig) -> None:
-        assert config.workflow is not None
+        assert config.workflow is not None and config.base_url is not None
         self.name = config.name
         self.aliases = config.aliases
-        self.base_url = str(config.base_url).rstrip("/")
-        self.timeout_s = config.timeout_s
         text = Path(config.workflow).expanduser().read_text()
         self.workflow = json.loads(text)
         self.features: frozenset[Feature] = frozenset(
             {"seed", "negative_prompt"} if "{{negative_prompt}}" in text else {"seed"}
         )
-        self._client = httpx.AsyncClient(base_url=self.base_url, timeout=60)
+        self._comfy = ComfyUIClient(config.base_url, config.timeout_s, f"image backend {self.name}")
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._comfy.close()
 
     async def generate(self, request: ImageRequest, progress: Progress) -> list[bytes]:
         images: list[bytes] = []
         for i in range(request.count):
-            try:
-                images += await asyncio.wait_for(
-                    self._one(request, request.seed + i, progress), self.timeout_s
-                )
-            except ToolError:
-                raise
-            except (httpx.HTTPError, OSError, TimeoutError, ValueError, KeyError) as exc:
-                raise _failure(self.name, exc) from exc
+            values = {
+                "prompt": request.prompt,
+                "negative_prompt": request.negative_prompt or "",
+                "seed": request.seed + i,
+                "width": request.width,
+                "height": request.height,
+            }
+            images += await self._comfy.run(fill_workflow(self.workflow, values), progress)
         return images
-
-    async def _one(self, request: ImageRequest, seed: int, progress: Progress) -> list[bytes]:
-        client_id = secrets.token_hex(8)
-        values = {
-            "prompt": request.prompt,
-            "negative_prompt": request.negative_prompt or "",
-            "seed": seed,
-            "width": request.width,
-            "height": request.height,
-        }
-        ws_url = (
-            self.base_url.replace("http", "ws", 1) + "/ws?" + urlencode({"clientId": client_id})
-        )
-        async with websockets.connect(ws_url) as socket:
-            queued = await self._client.post(
-                "/prompt",
-                json={"prompt": fill_workflow(self.workflow, values), "client_id": client_id},
-            )
-            if queued.status_code >= 400:
-                raise ToolError(
-                    "PARAMETER_INVALID",
-                    f"ComfyUI refused the workflow ({queued.status_code}): {queued.text[:300]}",
-                )
-            prompt_id = queued.json()["prompt_id"]
-            async for raw in socket:
-                if isinstance(raw, bytes):  # preview frames
-                    continue
-                message = json.loads(raw)
-                data = message.get("data") or {}
-                if data.get("prompt_id") not in (None, prompt_id):
-                    continue
-                if message.get("type") == "progress" and data.get("max"):
-                    progress(min(0.99, data["value"] / data["max"]), "rendering")
-                elif message.get("type") == "execution_error":
-                    raise ToolError("GPU_WORKER_FAILED", f"ComfyUI failed: {data}")
-                elif message.get("type") == "executing" and data.get("node") is None:
-                    break
-        history = (await self._client.get(f"/history/{prompt_id}")).json()[prompt_id]
-        outputs = []
-        for node in history["outputs"].values():
-            for image in node.get("images", []):
-                params = {k: image.get(k, "") for k in ("filename", "subfolder", "type")}
-                response = await self._client.get("/view", params=params)
-                response.raise_for_status()
-                outputs.append(response.content)
-        if not outputs:
-            raise ToolError("GPU_WORKER_FAILED", "ComfyUI finished without images")
-        return outputs
 
 
 def build_image_backends(configs: list[ImageBackendConfig]) -> dict[str, RemoteImageBackend]:

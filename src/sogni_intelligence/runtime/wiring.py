@@ -18,6 +18,7 @@ from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.records import RecordStore
 from sogni_intelligence.store.usage import UsageStore
 from sogni_intelligence.tools.base import ToolServices
+from sogni_intelligence.tools.comfy_tools import ComfyTool
 from sogni_intelligence.tools.services import build_tool_services
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ class Core:
     async def close(self) -> None:
         for backend in self.tool_services.image_backends.values():
             await backend.close()
+        for tool in self.tool_services.bound_tools.values():
+            if isinstance(tool.run, ComfyTool):
+                await tool.run.close()
         await self.registry.close()
         await self.db.close()
 

@@ -68,6 +68,9 @@ class ToolServices:
     segmentation: SegmentationModel | None = None
     #: The operator's local music model (generate_music, for its aliases).
     music: MusicModel | None = None
+    #: Tools the operator bound to another executor (a ComfyUI workflow), by name: they run
+    #: in place of the catalog's, with the same arguments.
+    bound_tools: dict[str, Tool] = field(default_factory=dict)
 
 
 @dataclass
@@ -178,8 +181,9 @@ async def execute(tool: Tool, arguments: dict[str, Any], ctx: ToolContext) -> di
             f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
         )
         return failure(tool.name, ToolError("PARAMETER_INVALID", problems))
+    run = ctx.services.bound_tools.get(tool.name, tool).run
     try:
-        output = await tool.run(args, ctx)
+        output = await run(args, ctx)
     except ToolError as exc:
         return failure(tool.name, exc)
     except MediaProcessError as exc:

@@ -1,6 +1,6 @@
-"""What the tools get from the rest of the server: remote image backends from the settings, a
-text helper for the composition tools and, when a configured LLM takes images, a vision helper
-for the analysis tools."""
+"""What the tools get from the rest of the server: remote image backends and the tools bound to
+ComfyUI workflows from the settings, a text helper for the composition tools and, when a
+configured LLM takes images, a vision helper for the analysis tools."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from sogni_intelligence.media.music.neural import MusicModel
 from sogni_intelligence.media.remote_image import build_image_backends
 from sogni_intelligence.media.segmentation import SegmentationModel
 from sogni_intelligence.tools.base import TextLLM, ToolError, ToolServices, VisionLLM
+from sogni_intelligence.tools.catalog import CATALOG
+from sogni_intelligence.tools.comfy_tools import bind_tools
 
 
 def vision_llm(registry: ModelRegistry) -> VisionLLM | None:
@@ -91,4 +93,5 @@ def build_tool_services(settings: Settings, registry: ModelRegistry) -> ToolServ
             SegmentationModel(settings.segmentation_model) if settings.segmentation_model else None
         ),
         music=MusicModel(settings.music_model) if settings.music_model else None,
+        bound_tools=bind_tools(settings.comfyui_tools, CATALOG),
     )

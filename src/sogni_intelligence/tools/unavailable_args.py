@@ -10,6 +10,7 @@ from pydantic import AfterValidator
 
 from sogni_intelligence.media.fetch import FetchError, validate_url
 from sogni_intelligence.media.sniff import MediaKind
+from sogni_intelligence.media.store import AssetRecord
 from sogni_intelligence.tools.base import ToolArgs, ToolContext
 
 
@@ -33,11 +34,10 @@ class Source:
     argument: str
     upload_position: bool = False  # a 0-based position in the uploads (negative tolerated)
 
-    def resolve(self, ctx: ToolContext) -> None:
+    def resolve(self, ctx: ToolContext) -> AssetRecord:
         if self.upload_position and self.index is not None and self.index >= 0:
-            ctx.media.resolve_upload(self.kind, self.index, self.argument)
-        else:
-            ctx.media.resolve(self.kind, self.index, self.argument)
+            return ctx.media.resolve_upload(self.kind, self.index, self.argument)
+        return ctx.media.resolve(self.kind, self.index, self.argument)
 
 
 class UnavailableArgs(ToolArgs):

@@ -37,15 +37,14 @@ from sogni_intelligence.tools.unavailable_video_args import (
 )
 
 NO_BACKEND = (
-    "No backend on this server provides one, and there is no setting that plugs one in yet: "
-    "the built-in CPU backends (procedural images, keyframe video, MIDI music, speech) cannot "
-    "do this, and the configurable image_backends (openai, comfyui, diffusers) only generate "
-    "images."
+    "No backend on this server provides one: the built-in CPU backends (procedural images, "
+    "keyframe video, MIDI music, speech) cannot do this. An operator can bind this tool to a "
+    "ComfyUI workflow (the comfyui_tools setting)."
 )
 
 SEGMENTATION_HINT = (
-    "Or a local semantic-segmentation model, which this server runs once the operator sets "
-    "segmentation_model to its folder; none is configured."
+    f"{NO_BACKEND} Or set segmentation_model to the folder of a local semantic-segmentation "
+    "model, which this server runs itself."
 )
 
 

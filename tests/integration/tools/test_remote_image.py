@@ -2,145 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import io
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import uvicorn
 from PIL import Image
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket
 
 from sogni_intelligence.config import ImageBackendConfig
-from sogni_intelligence.media.remote_image import build_image_backends, fill_workflow
+from sogni_intelligence.media.comfyui import fill_workflow
+from sogni_intelligence.media.remote_image import build_image_backends
 from sogni_intelligence.tools.base import ToolContext, execute
 from sogni_intelligence.tools.image_tools import TOOLS
 from tests.integration.tools.conftest import asset_file, upload_image
+from tests.integration.tools.fake_image_services import FakeImageServices, serve
 
 GENERATE = next(t for t in TOOLS if t.name == "generate_image")
 EDIT = next(t for t in TOOLS if t.name == "edit_image")
 
 
-def _png(colour: str, size: tuple[int, int] = (64, 48)) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, colour).save(out, "PNG")
-    return out.getvalue()
-
-
-class FakeImageServices:
-    """An OpenAI-style image API and a ComfyUI server in one app."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.queued: dict[str, dict[str, Any]] = {}
-        self.events: dict[str, asyncio.Event] = {}
-        self.app = Starlette(
-            routes=[
-                Route("/v1/images/generations", self.generations, methods=["POST"]),
-                Route("/v1/images/edits", self.edits, methods=["POST"]),
-                Route("/prompt", self.prompt, methods=["POST"]),
-                Route("/history/{prompt_id}", self.history),
-                Route("/view", self.view),
-                WebSocketRoute("/ws", self.ws),
-            ]
-        )
-
-    async def generations(self, request: Request) -> Response:
-        body = await request.json()
-        self.requests.append(
-            {"path": "generations", "body": body, "auth": request.headers.get("authorization")}
-        )
-        if body["prompt"] == "fail":
-            return JSONResponse({"error": {"message": "no capacity"}}, 503)
-        width, height = (int(v) for v in body["size"].split("x"))
-        data = [
-            {"b64_json": base64.b64encode(_png("green", (width, height))).decode()}
-            for _ in range(body["n"])
-        ]
-        return JSONResponse({"created": 1, "data": data})
-
-    async def edits(self, request: Request) -> Response:
-        form = await request.form()
-        upload = await form["image"].read()  # type: ignore[union-attr]
-        self.requests.append(
-            {"path": "edits", "prompt": form["prompt"], "image_bytes": len(upload)}
-        )
-        return JSONResponse({"data": [{"b64_json": base64.b64encode(_png("purple")).decode()}]})
-
-    async def prompt(self, request: Request) -> Response:
-        body = await request.json()
-        prompt_id = f"p{len(self.queued)}"
-        self.queued[prompt_id] = body
-        self.events.setdefault(body["client_id"], asyncio.Event()).set()
-        return JSONResponse({"prompt_id": prompt_id, "number": 1})
-
-    async def ws(self, websocket: WebSocket) -> None:
-        await websocket.accept()
-        client_id = websocket.query_params["clientId"]
-        event = self.events.setdefault(client_id, asyncio.Event())
-        await event.wait()
-        prompt_id = next(k for k, v in self.queued.items() if v["client_id"] == client_id)
-        await websocket.send_text(json.dumps({"type": "status", "data": {"status": {}}}))
-        for step in range(1, 5):
-            await websocket.send_text(
-                json.dumps(
-                    {"type": "progress", "data": {"value": step, "max": 4, "prompt_id": prompt_id}}
-                )
-            )
-        await websocket.send_bytes(b"\x00preview")
-        await websocket.send_text(
-            json.dumps({"type": "executing", "data": {"node": None, "prompt_id": prompt_id}})
-        )
-        await websocket.close()
-
-    async def history(self, request: Request) -> Response:
-        prompt_id = request.path_params["prompt_id"]
-        return JSONResponse(
-            {
-                prompt_id: {
-                    "outputs": {
-                        "9": {
-                            "images": [
-                                {"filename": f"{prompt_id}.png", "subfolder": "", "type": "output"}
-                            ]
-                        }
-                    }
-                }
-            }
-        )
-
-    async def view(self, request: Request) -> Response:
-        return Response(_png("yellow", (80, 60)), media_type="image/png")
-
-
 @pytest.fixture(scope="module")
 def fake() -> Iterator[tuple[FakeImageServices, str]]:
     services = FakeImageServices()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(services.app, host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield services, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(5)
+    with serve(services) as url:
+        yield services, url
 
 
 def _attach(ctx: ToolContext, *configs: ImageBackendConfig) -> None:
