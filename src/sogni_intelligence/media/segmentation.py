@@ -9,6 +9,7 @@ inside a box. Such a model knows classes, not instances, so a selection is one m
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,11 @@ def _class_probabilities(segmenter: _Segmenter, image: Image.Image) -> ClassMap:
     return ClassMap(probabilities, labels)
 
 
+def _words(text: str) -> str:
+    """Lower-case words separated by single spaces ('Traffic_Light' -> 'traffic light')."""
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
 @dataclass
 class ClassMap:
     """Per-pixel class probabilities (classes x height x width) and the class names."""
@@ -91,12 +97,8 @@ class ClassMap:
 
     def named(self, text: str) -> set[int]:
         """The classes a description names ('the red cat' names 'cat')."""
-        words = {word.strip(".,;:!?'\"") for word in text.lower().split()}
-        found = {
-            i
-            for i, label in enumerate(self.labels)
-            if label.lower() in text.lower() or words & set(label.lower().replace("_", " ").split())
-        }
+        said = f" {_words(text)} "
+        found = {i for i, label in enumerate(self.labels) if f" {_words(label)} " in said}
         if not found:
             known = ", ".join(self.labels)
             raise ToolError(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -43,7 +44,11 @@ async def _source(args: RemoveBackgroundArgs | SegmentImageArgs, ctx: ToolContex
 
 
 async def _store(
-    ctx: ToolContext, tool: str, model: SegmentationModel, picture: Image.Image, meta: dict
+    ctx: ToolContext,
+    tool: str,
+    model: SegmentationModel,
+    picture: Image.Image,
+    meta: dict[str, Any],
 ) -> ToolOutput:
     data = await asyncio.to_thread(image_bytes, picture, "png")
     record = await ctx.store.put_bytes(

@@ -146,7 +146,7 @@ async def test_what_the_model_cannot_select_is_parameter_invalid(
 ) -> None:
     _attach(ctx, cat_model)
     await upload_image(ctx)
-    unknown = await _run(ctx, "segment_image", text="the red suitcase")
+    unknown = await _run(ctx, "segment_image", text="the category of the suitcase")
     assert unknown["error_type"] == "PARAMETER_INVALID"
     assert "background, person, cat" in unknown["message"]
     nothing = await _run(ctx, "segment_image", text="the person")
