@@ -141,6 +141,16 @@ async def test_a_half_precision_model_gives_the_same_selection(
         assert picture.size == (40, 30) and np.asarray(picture).min() == 255
 
 
+async def test_a_source_given_by_url_is_read_through_the_guarded_fetch(
+    ctx: ToolContext, cat_model: Path
+) -> None:
+    _attach(ctx, cat_model)
+    record = await upload_image(ctx, size=(50, 40))
+    result = await _run(ctx, "remove_background", source_image_url=ctx.store.url(record))
+    with Image.open(await asset_file(ctx, result)) as picture:
+        assert picture.mode == "RGBA" and picture.size == (50, 40)
+
+
 async def test_what_the_model_cannot_select_is_parameter_invalid(
     ctx: ToolContext, cat_model: Path
 ) -> None:
