@@ -203,6 +203,28 @@ class ComfyToolBinding(BaseModel):
     timeout_s: float = Field(600.0, gt=0)
 
 
+class LocalModelConfig(BaseModel):
+    """A model run in this process from a local folder (as `save_pretrained` writes it); it is
+    never downloaded, so the folder must hold the weights and their processor files."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path = Field(description="The model folder (config.json, weights, processor files).")
+    device: str = Field("cpu", description="torch device, e.g. cpu or cuda:0.")
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+
+
+class MusicModelConfig(LocalModelConfig):
+    """A transformers text-to-music model (MusicGen) that generate_music runs for its aliases."""
+
+    aliases: list[str] = Field(
+        default_factory=lambda: ["musicgen"],
+        min_length=1,
+        description="generate_music model ids it answers (they may replace built-in ids).",
+    )
+    guidance: float = Field(3.0, ge=1, le=20, description="Classifier-free guidance scale.")
+
+
 def _default_models() -> list[ModelConfig]:
     return [
         ModelConfig(
@@ -279,6 +301,16 @@ class Settings(BaseSettings):
     media_fetch_timeout_s: float = Field(default=60.0, gt=0)
     media_fetch_max_redirects: int = Field(default=5, ge=0, le=20)
     image_backends: list[ImageBackendConfig] = Field(default_factory=list)
+    segmentation_model: LocalModelConfig | None = Field(
+        default=None,
+        description="A transformers semantic-segmentation model (e.g. SegFormer) that runs "
+        "remove_background and segment_image; unset, they answer MODEL_UNAVAILABLE.",
+    )
+    music_model: MusicModelConfig | None = Field(
+        default=None,
+        description="A MusicGen model folder; generate_music uses it for its aliases and the "
+        "MIDI composer for every other model id.",
+    )
     comfyui_tools: list[ComfyToolBinding] = Field(
         default_factory=list, description="Hosted tools that run a ComfyUI workflow."
     )

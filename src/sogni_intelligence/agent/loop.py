@@ -272,7 +272,7 @@ class AgentLoop:
             return request
         # A forced choice applies to the first round only, or the loop would never end.
         choice = session.tool_choice if number == 0 else "auto"
-        tools = session.client_tools + _offered(session, choice, self.services.bound_tools)
+        tools = session.client_tools + _offered(session, choice, self.services)
         if tools:
             request["tools"] = tools
             request["tool_choice"] = choice
@@ -509,7 +509,7 @@ def _unread_call(unread: Unread, names: set[str]) -> dict[str, Any]:
     return _text_call(unread.name or "unreadable_call", unread.text)
 
 
-def _offered(session: Session, choice: Any, bound: dict[str, Tool]) -> list[dict[str, Any]]:
+def _offered(session: Session, choice: Any, services: ToolServices) -> list[dict[str, Any]]:
     """The hosted tools as this round may call them (see `tools.call_schema`). A tool the
     request forces stays offered even when it cannot run here, so that its call is answered
     with what is missing rather than the choice failing; one the operator bound to ComfyUI
@@ -517,7 +517,9 @@ def _offered(session: Session, choice: Any, bound: dict[str, Tool]) -> list[dict
     forced = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
     offered = []
     for tool in session.hosted.values():
-        definition = offered_definition(bound.get(tool.name, tool), session.media)
+        definition = offered_definition(
+            services.bound_tools.get(tool.name, tool), session.media, services
+        )
         if definition is None and tool.name == forced:
             definition = tool.definition()
         if definition is not None:

@@ -21,6 +21,7 @@ from typing import Any
 from sogni_intelligence.config import ImageBackendConfig
 from sogni_intelligence.errors import ToolError
 from sogni_intelligence.media.image_request import Feature, ImageRequest
+from sogni_intelligence.media.local_model import is_out_of_memory
 from sogni_intelligence.media.progress import Progress
 
 EDIT_STRENGTH = 0.6
@@ -204,6 +205,8 @@ class DiffusersImageBackend:
             except _Stopped:
                 raise
             except (RuntimeError, ValueError, TypeError) as exc:
+                if is_out_of_memory(exc):
+                    self._pipelines = None  # freed once this run lets go; the next call reloads
                 raise ToolError(
                     "GPU_WORKER_FAILED", f"image backend {self.name} failed: {exc}", retryable=True
                 ) from exc

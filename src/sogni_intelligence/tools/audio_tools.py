@@ -21,6 +21,7 @@ from sogni_intelligence.media.models import (
     SPEECH_MODELS,
     resolve_model,
 )
+from sogni_intelligence.media.music.neural import MusicModel
 from sogni_intelligence.media.store import AssetRecord
 from sogni_intelligence.tools.base import (
     Tool,
@@ -60,7 +61,8 @@ class GenerateMusicArgs(ToolArgs):
     )
     model: str = Field(
         DEFAULT_MUSIC_MODEL,
-        description="Music model id; every id is served by the built-in MIDI composer.",
+        description="Music model id; the built-in MIDI composer serves every id but those of "
+        "the operator's local music model.",
     )
     duration: float = Field(60, ge=10, le=600, description="Length in seconds.")
     bpm: int | None = Field(None, ge=30, le=300, description="Tempo in beats per minute.")
@@ -118,16 +120,67 @@ def _music_cost(args: GenerateMusicArgs) -> float:
     return args.numberOfVariations * (0.5 + args.duration / 60.0)
 
 
-async def generate_music(args: GenerateMusicArgs, ctx: ToolContext) -> ToolOutput:
-    backend = resolve_model(MUSIC_MODELS, args.model, "music")
-    base_seed = _random_seed() if args.seed is None or args.seed < 0 else args.seed
-    count = args.numberOfVariations
-    warnings: list[str] = []
+def _music_warnings(args: GenerateMusicArgs) -> list[str]:
     if args.lyrics and args.lyrics.strip():
-        warnings.append(
+        return [
             "Vocals were not sung: this server has no singing model, so each result is an "
             "instrumental; the lyrics are kept in the asset metadata."
-        )
+        ]
+    return []
+
+
+async def _model_music(args: GenerateMusicArgs, ctx: ToolContext, model: MusicModel) -> ToolOutput:
+    """generate_music on the operator's MusicGen model; bpm, key and metre are only words to
+    it, so they are added to the prompt."""
+    base_seed = _random_seed() if args.seed is None or args.seed < 0 else args.seed
+    hints = [f"{args.bpm} bpm" if args.bpm else "", args.keyscale or ""]
+    hints.append(f"{args.timesig}/{8 if args.timesig == 6 else 4} time" if args.timesig else "")
+    prompt = ", ".join([args.prompt, *(hint for hint in hints if hint)])
+    count = args.numberOfVariations
+    scratch = ctx.store.scratch_dir()
+    records: list[AssetRecord] = []
+    try:
+        for i in range(count):
+            seed = (base_seed + i) % SEED_LIMIT
+            ctx.progress(i / count, f"generating piece {i + 1} of {count} with {model.name}")
+            path = await model.render(
+                prompt, args.duration, seed, args.outputFormat, scratch, f"song{i}"
+            )
+            meta = {
+                "backend": model.backend,
+                "model": model.name,
+                "requested_model": args.model,
+                "prompt": prompt,
+                "seed": seed,
+                "format": args.outputFormat,
+                "vocals": False,
+                **({"lyrics": args.lyrics} if args.lyrics else {}),
+            }
+            records.append(
+                await ctx.store.put_file(
+                    ctx.owner, path, tool="generate_music", backend=model.backend, meta=meta
+                )
+            )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return ToolOutput(
+        assets=records, model=args.model, backend=model.backend, warnings=_music_warnings(args)
+    )
+
+
+async def generate_music(args: GenerateMusicArgs, ctx: ToolContext) -> ToolOutput:
+    local = ctx.services.music
+    if local is not None and args.model in local.aliases:
+        return await _model_music(args, ctx, local)
+    known = (
+        MUSIC_MODELS
+        if local is None
+        else MUSIC_MODELS | dict.fromkeys(local.aliases, local.backend)
+    )
+    backend = resolve_model(known, args.model, "music")
+    base_seed = _random_seed() if args.seed is None or args.seed < 0 else args.seed
+    count = args.numberOfVariations
+    warnings = _music_warnings(args)
     scratch = ctx.store.scratch_dir()
     records: list[AssetRecord] = []
     summaries = []

@@ -17,8 +17,10 @@ from sogni_intelligence.errors import ToolError
 from sogni_intelligence.llm.grammar import GRAMMAR_SKIP
 from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.ffmpeg import MediaProcessError
+from sogni_intelligence.media.music.neural import MusicModel
 from sogni_intelligence.media.progress import Progress
 from sogni_intelligence.media.remote_image import RemoteImageBackend
+from sogni_intelligence.media.segmentation import SegmentationModel
 from sogni_intelligence.media.sniff import MediaKind
 from sogni_intelligence.media.store import AssetRecord, AssetStore
 from sogni_intelligence.tools.media_context import MediaContext
@@ -62,6 +64,10 @@ class ToolServices:
     vision_llm: VisionLLM | None = None
     #: The operator's guard for URLs inside tool arguments (an edit mask).
     fetch_policy: FetchPolicy | None = None
+    #: The operator's local segmentation model (remove_background, segment_image).
+    segmentation: SegmentationModel | None = None
+    #: The operator's local music model (generate_music, for its aliases).
+    music: MusicModel | None = None
     #: Tools the operator bound to another executor (a ComfyUI workflow), by name: they run
     #: in place of the catalog's, with the same arguments.
     bound_tools: dict[str, Tool] = field(default_factory=dict)
@@ -106,7 +112,13 @@ class Tool:
     needs_any: frozenset[MediaKind] = frozenset()
     #: False for a tool whose models this server cannot run: it keeps its place in the
     #: catalog (the hosted contract), but a model is not offered it unless the request forces it.
-    runs_here: bool = True
+    #: A callable decides from the services, for a tool an optional local model can serve.
+    runs_here: bool | Callable[[ToolServices], bool] = True
+
+    def runs_with(self, services: ToolServices | None) -> bool:
+        if callable(self.runs_here):
+            return services is not None and self.runs_here(services)
+        return self.runs_here
 
     def parameters(self) -> dict[str, Any]:
         return self._definition["function"]["parameters"]

@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from sogni_intelligence.media.sniff import MediaKind
-from sogni_intelligence.tools.base import Tool
+from sogni_intelligence.tools.base import Tool, ToolServices
 from sogni_intelligence.tools.media_context import (
     ASSET_ID,
     KINDS,
@@ -47,11 +47,13 @@ class _Facts:
         return [kind for kind, count in zip(KINDS, self.counts, strict=True) if any(count)]
 
 
-def offered_definition(tool: Tool, media: MediaContext) -> dict[str, Any] | None:
+def offered_definition(
+    tool: Tool, media: MediaContext, services: ToolServices | None = None
+) -> dict[str, Any] | None:
     """The function definition to offer a model now, or None when the tool cannot be called
     usefully in this session (it needs media of a kind there is none of, or models this
     server does not run)."""
-    if not tool.runs_here:
+    if not tool.runs_with(services):
         return None
     ids = tuple(record.id for record, _ in media.entries()) if _takes(tool, ASSET_ID) else ()
     return _narrowed(tool, _Facts(_counts(media), ids))

@@ -13,7 +13,9 @@ from sogni_intelligence.config import Settings
 from sogni_intelligence.llm.protocol import EngineError
 from sogni_intelligence.llm.registry import ModelRegistry
 from sogni_intelligence.media.fetch import FetchPolicy
+from sogni_intelligence.media.music.neural import MusicModel
 from sogni_intelligence.media.remote_image import build_image_backends
+from sogni_intelligence.media.segmentation import SegmentationModel
 from sogni_intelligence.tools.base import TextLLM, ToolError, ToolServices, VisionLLM
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.comfy_tools import bind_tools
@@ -87,5 +89,9 @@ def build_tool_services(settings: Settings, registry: ModelRegistry) -> ToolServ
         text_llm=text_llm(registry),
         vision_llm=vision_llm(registry),
         fetch_policy=FetchPolicy.from_settings(settings),
+        segmentation=(
+            SegmentationModel(settings.segmentation_model) if settings.segmentation_model else None
+        ),
+        music=MusicModel(settings.music_model) if settings.music_model else None,
         bound_tools=bind_tools(settings.comfyui_tools, CATALOG),
     )

@@ -4,14 +4,25 @@ They keep their place in the catalog with the hosted argument schema, so clients
 see the same surface as the hosted service and a call is checked as it would be there: a bad
 value is PARAMETER_INVALID and an index that points at nothing is ASSET_NOT_FOUND. A valid call
 then answers MODEL_UNAVAILABLE, naming the kind of model that would serve it, instead of
-faking output.
+faking output. remove_background and segment_image run for real when the operator configures
+a local segmentation model (`segmentation_model`); this table is the one place that decides.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sogni_intelligence.tools.base import Tool, ToolContext, ToolError, ToolOutput, tool_family
+from sogni_intelligence.tools import segmentation_tools
+from sogni_intelligence.tools.base import (
+    Executor,
+    Tool,
+    ToolContext,
+    ToolError,
+    ToolOutput,
+    ToolServices,
+    tool_family,
+)
 from sogni_intelligence.tools.unavailable_args import UnavailableArgs
 from sogni_intelligence.tools.unavailable_image_args import (
     ImageTo3dArgs,
@@ -31,6 +42,11 @@ NO_BACKEND = (
     "ComfyUI workflow (the comfyui_tools setting)."
 )
 
+SEGMENTATION_HINT = (
+    f"{NO_BACKEND} Or set segmentation_model to the folder of a local semantic-segmentation "
+    "model, which this server runs itself."
+)
+
 
 @dataclass(frozen=True)
 class _Spec:
@@ -38,6 +54,11 @@ class _Spec:
     description: str
     args: type[UnavailableArgs]
     served_by: str  # the kind of model and the ones the hosted service runs
+    #: Runs a checked call when `ready` says the operator configured a local model for it.
+    local: Executor | None = None
+    ready: Callable[[ToolServices], bool] = lambda services: False
+    #: What the operator can do about it.
+    hint: str = NO_BACKEND
 
     def tool(self) -> Tool:
         async def run(args: UnavailableArgs, ctx: ToolContext) -> ToolOutput:
@@ -46,14 +67,16 @@ class _Spec:
                 raise ToolError("PARAMETER_INVALID", "; ".join(needs))
             for source in args.sources():
                 source.resolve(ctx)
+            if self.local is not None and self.ready(ctx.services):
+                return await self.local(args, ctx)
             model = args.requested_model()
             asked = f" (asked for: {model})" if model else ""
             raise ToolError(
                 "MODEL_UNAVAILABLE",
-                f"{self.name} needs {self.served_by}{asked}. {NO_BACKEND}",
+                f"{self.name} needs {self.served_by}{asked}. {self.hint}",
             )
 
-        return Tool(self.name, self.description, self.args, run, runs_here=False)
+        return Tool(self.name, self.description, self.args, run, runs_here=self.ready)
 
 
 _SPECS = [
@@ -102,6 +125,9 @@ _SPECS = [
         "repainting anything.",
         RemoveBackgroundArgs,
         "a background-matting model (BiRefNet)",
+        segmentation_tools.remove_background,
+        segmentation_tools.configured,
+        SEGMENTATION_HINT,
     ),
     _Spec(
         "segment_image",
@@ -109,6 +135,9 @@ _SPECS = [
         "returns a mask or a cut-out.",
         SegmentImageArgs,
         "a promptable segmentation model (SAM 3)",
+        segmentation_tools.segment_image,
+        segmentation_tools.configured,
+        SEGMENTATION_HINT,
     ),
 ]
 

@@ -16,7 +16,7 @@ from PIL import Image
 from sogni_intelligence.agent.loop import Session, _offered
 from sogni_intelligence.config import ComfyToolBinding, Settings
 from sogni_intelligence.media.ffmpeg import ffmpeg_exe
-from sogni_intelligence.tools.base import ToolContext, execute
+from sogni_intelligence.tools.base import ToolContext, ToolServices, execute
 from sogni_intelligence.tools.call_schema import offered_definition
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.comfy_tools import bind_tools
@@ -212,7 +212,7 @@ def test_a_model_is_offered_a_bound_tool(tmp_path: Path) -> None:
     path.write_text("{}")
     hosted = {name: CATALOG[name] for name in ("remove_background", "segment_image")}
     session = Session("k", None, None, [], hosted, "auto", MediaContext())  # type: ignore[arg-type]
-    assert _offered(session, "auto", {}) == []
+    assert _offered(session, "auto", ToolServices()) == []
     binding = ComfyToolBinding(tool="remove_background", base_url="http://x", workflow=str(path))
-    offered = _offered(session, "auto", bind_tools([binding], CATALOG))
+    offered = _offered(session, "auto", ToolServices(bound_tools=bind_tools([binding], CATALOG)))
     assert [d["function"]["name"] for d in offered] == ["remove_background"]

@@ -16,6 +16,7 @@ from sogni_intelligence.tools.unavailable_tools import TOOLS
 from .conftest import upload_image
 
 BY_NAME = {tool.name: tool for tool in TOOLS}
+SEGMENTATION = {"remove_background", "segment_image"}
 
 
 async def run(ctx: ToolContext, name: str, **arguments: Any) -> dict[str, Any]:
@@ -163,6 +164,8 @@ async def test_full_manifest_call_answers_model_unavailable(media, name):
         assert fragment in message, message
     # It names the setting that can serve it here.
     assert "comfyui_tools" in message
+    if name in SEGMENTATION:  # a local model can serve it too
+        assert "segmentation_model" in message
     assert media.media.generated == {"image": [], "video": [], "audio": []}
 
 

@@ -75,10 +75,18 @@ async def render(
         str(midi_path),
         timeout_s=timeout,
     )
+    await finish(raw_path, duration_s, fmt, out_path)
+    raw_path.unlink(missing_ok=True)
+    return out_path
+
+
+async def finish(raw_path: Path, duration_s: float, fmt: str, out_path: Path) -> None:
+    """Pad or cut raw audio to exactly `duration_s` with a short fade-out, limit its peaks and
+    encode it as 44.1 kHz stereo `fmt`, whatever rate and channels the raw file has."""
     samples = round(duration_s * SAMPLE_RATE)
     fade = min(3.0, max(0.5, duration_s * 0.08))
     chain = (
-        f"alimiter=limit=0.9:level=disabled,"
+        f"aresample={SAMPLE_RATE},alimiter=limit=0.9:level=disabled,"
         f"apad=whole_len={samples},atrim=end_sample={samples},"
         f"afade=t=out:st={duration_s - fade:.3f}:d={fade:.3f}"
     )
@@ -93,7 +101,5 @@ async def render(
         "2",
         *codec_args(fmt),
         str(out_path),
-        timeout_s=timeout,
+        timeout_s=60 + duration_s,
     )
-    raw_path.unlink(missing_ok=True)
-    return out_path
