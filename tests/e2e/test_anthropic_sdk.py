@@ -168,12 +168,14 @@ def test_errors(server: RunningServer, client: anthropic.Anthropic) -> None:
 def test_hosted_tool_runs_on_the_server(client: anthropic.Anthropic) -> None:
     """`sogni_tools` offers the hosted tools; a forced one runs here, its result comes with the
     message, and a tool that ends the turn answers with its question."""
+    # Greedy, with room for the whole call: a sampled question can run past a small
+    # max_tokens, and a call cut short is no call.
     message = client.messages.create(
         model=MODEL,
-        max_tokens=120,
+        max_tokens=400,
         messages=[{"role": "user", "content": "Make me a poster."}],
         tool_choice={"type": "tool", "name": "ask_clarifying_question"},
-        extra_body={"sogni_tools": "creative-agent"},
+        extra_body={"sogni_tools": "creative-agent", "temperature": 0},
     )
     extra = message.model_extra or {}
     results = extra["sogni_tool_results"]
