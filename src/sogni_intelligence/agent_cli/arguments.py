@@ -4,8 +4,9 @@ that refuse a flag the chosen mode would silently ignore."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sogni_intelligence import __version__
 from sogni_intelligence.agent_cli.inputs import UsageError
@@ -67,32 +68,22 @@ MODE_FLAGS: tuple[tuple[str, str, set[str]], ...] = (
 )
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+def _bounded(kind: type, least: float, strict: bool, says: str) -> Callable[[str], Any]:
+    """An argparse type: a number of `kind` not under `least` (above it, when `strict`)."""
+
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value < least or (strict and value == least):
+            raise argparse.ArgumentTypeError(says)
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return value
+_positive_int = _bounded(int, 1, False, "must be at least 1")
+_non_negative_int = _bounded(int, 0, False, "must be 0 or more")
+_non_negative_float = _bounded(float, 0, False, "must be 0 or more")
+_positive_float = _bounded(float, 0, True, "must be more than 0")
 
 
 def build_parser() -> argparse.ArgumentParser:
