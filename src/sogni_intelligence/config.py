@@ -146,6 +146,10 @@ class ModelConfig(BaseModel):
         return upstream.model or self.upstream_model or self.id
 
 
+#: torch device names: cpu, cuda, cuda:N, mps, xpu, xpu:N.
+DEVICE_PATTERN = r"^(cpu|mps|(cuda|xpu)(:[0-9]{1,2})?)$"
+
+
 class ImageBackendConfig(BaseModel):
     """An image backend the image tools can use instead of the procedural renderer: a remote
     service (OpenAI-style API, ComfyUI) or a local diffusers pipeline."""
@@ -163,7 +167,9 @@ class ImageBackendConfig(BaseModel):
     model_path: str | None = Field(
         None, description="diffusers: a local pipeline directory (as save_pretrained writes it)."
     )
-    device: str = Field("cpu", description="diffusers: torch device, e.g. cpu or cuda.")
+    device: str = Field(
+        "cpu", pattern=DEVICE_PATTERN, description="diffusers: torch device, e.g. cpu or cuda:0."
+    )
     steps: int = Field(20, ge=1, le=1000, description="diffusers: denoising steps per image.")
     guidance: float = Field(7.5, ge=0, le=30, description="diffusers: classifier-free guidance.")
     aliases: list[str] = Field(
@@ -210,7 +216,7 @@ class LocalModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: Path = Field(description="The model folder (config.json, weights, processor files).")
-    device: str = Field("cpu", description="torch device, e.g. cpu or cuda:0.")
+    device: str = Field("cpu", pattern=DEVICE_PATTERN, description="torch device, e.g. cuda:0.")
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
 
 
@@ -313,6 +319,19 @@ class Settings(BaseSettings):
     )
     comfyui_tools: list[ComfyToolBinding] = Field(
         default_factory=list, description="Hosted tools that run a ComfyUI workflow."
+    )
+    model_device: str | None = Field(
+        default=None,
+        pattern=DEVICE_PATTERN,
+        description="The torch device of every local model of this process (diffusers image "
+        "backends, segmentation, music, video), replacing each one's own device; "
+        "`worker --device` sets it.",
+    )
+    model_memory_budget_mb: int | None = Field(
+        default=None,
+        ge=1,
+        description="What this process's loaded local models may hold together; before a "
+        "model loads, idle ones are unloaded, least recently used first. Default: no limit.",
     )
     media_store: Literal["local", "s3"] = Field(
         default="local",
@@ -429,6 +448,20 @@ class Settings(BaseSettings):
             raise ValueError(f"default_model {self.default_model!r} is not a configured id")
         if self.media_store == "s3" and not self.s3_bucket:
             raise ValueError("media_store 's3' needs s3_bucket (SOGNI_S3_BUCKET)")
+        return self
+
+    @model_validator(mode="after")
+    def _apply_model_device(self) -> Settings:
+        """One device for every local model, so a worker is pointed at its GPU in one place."""
+        if self.model_device is None:
+            return self
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, LocalModelConfig):
+                value.device = self.model_device
+        for backend in self.image_backends:
+            if backend.kind == "diffusers":
+                backend.device = self.model_device
         return self
 
     @cached_property

@@ -146,3 +146,37 @@ def test_one_server_may_serve_two_models_of_a_pool() -> None:
 )
 def test_async_url(url: str, expected: str) -> None:
     assert async_url(url) == expected
+
+
+def test_one_device_for_every_local_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    models = {
+        "segmentation_model": {"path": str(tmp_path), "device": "cpu"},
+        "music_model": {"path": str(tmp_path)},
+        "image_backends": [
+            {"name": "sd", "kind": "diffusers", "model_path": str(tmp_path)},
+            {"name": "remote", "kind": "openai", "base_url": "http://gpu:1/v1"},
+        ],
+    }
+    plain = Settings(data_dir=tmp_path, **models)
+    assert plain.segmentation_model is not None and plain.segmentation_model.device == "cpu"
+    monkeypatch.setenv("SOGNI_MODEL_DEVICE", "cuda:1")
+    settings = Settings(data_dir=tmp_path, **models)
+    assert settings.segmentation_model is not None and settings.music_model is not None
+    assert settings.segmentation_model.device == settings.music_model.device == "cuda:1"
+    assert [b.device for b in settings.image_backends] == ["cuda:1", "cpu"]
+    with pytest.raises(ValidationError, match="model_device"):
+        Settings(data_dir=tmp_path, model_device="gpu0")
+
+
+def test_worker_device_flag_reaches_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sogni_intelligence.cli import main as cli
+
+    seen: list[Settings] = []
+
+    async def fake_run_worker(settings: Settings, queues: list[str], executor_id: str) -> None:
+        seen.append(settings)
+
+    monkeypatch.setattr("sogni_intelligence.runtime.worker.run_worker", fake_run_worker)
+    assert cli.main(["worker", "--queues", "video", "--device", "cuda:0"]) == 0
+    assert seen[0].model_device == "cuda:0"
+    assert cli.main(["worker", "--device", "gpu0"]) == 2 and len(seen) == 1

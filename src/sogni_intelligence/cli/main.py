@@ -7,6 +7,8 @@ import asyncio
 import sys
 from typing import Any
 
+from pydantic import ValidationError
+
 from sogni_intelligence.cli import keys
 from sogni_intelligence.config import QUEUE_NAMES, Settings
 from sogni_intelligence.observability.logs import configure_logging
@@ -52,6 +54,15 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.device:
+        try:  # validated, and applied to every local model
+            settings = Settings(model_device=args.device)
+        except ValidationError:
+            print(
+                f"--device {args.device!r} is not a torch device (e.g. cpu, cuda:0)",
+                file=sys.stderr,
+            )
+            return 2
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(run_worker(settings, queues, args.executor_id or default_executor_id(queues)))
     return 0
@@ -86,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--executor-id",
         help="stable name of this worker; a restart with the same name recovers its jobs "
         "(default: worker-<hostname>-<queues>)",
+    )
+    worker.add_argument(
+        "--device",
+        help="torch device for every local model this worker runs, e.g. cuda:0 "
+        "(default from SOGNI_MODEL_DEVICE, else each model's own device)",
     )
     worker.set_defaults(handler=_worker)
 

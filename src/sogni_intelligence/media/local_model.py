@@ -131,6 +131,8 @@ class LocalModel(Generic[Loaded]):
                         "MODEL_UNAVAILABLE", f"{self.what} could not load {self.path}: {exc}"
                     ) from exc
                 self.loaded_bytes = footprint(self._loaded)
+                # The folder's size was an estimate (weights may be cast or shared on load).
+                BUDGET.make_room(self, self.loaded_bytes)
             return self._loaded
 
     def drop(self) -> None:

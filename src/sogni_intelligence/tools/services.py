@@ -13,6 +13,7 @@ from sogni_intelligence.config import Settings
 from sogni_intelligence.llm.protocol import EngineError
 from sogni_intelligence.llm.registry import ModelRegistry
 from sogni_intelligence.media.fetch import FetchPolicy
+from sogni_intelligence.media.local_model import set_memory_budget
 from sogni_intelligence.media.music.neural import MusicModel
 from sogni_intelligence.media.remote_image import build_image_backends
 from sogni_intelligence.media.segmentation import SegmentationModel
@@ -84,6 +85,7 @@ def text_llm(registry: ModelRegistry) -> TextLLM:
 
 
 def build_tool_services(settings: Settings, registry: ModelRegistry) -> ToolServices:
+    set_memory_budget(settings.model_memory_budget_mb)
     return ToolServices(
         image_backends=build_image_backends(settings.image_backends),
         text_llm=text_llm(registry),
