@@ -1,5 +1,7 @@
 """A small ComfyUI client: upload inputs, queue an API-format workflow, follow its progress over
-the websocket, read the history and download what it made.
+the websocket, read the history and download what it made. A run that is cancelled or runs out
+of time is interrupted (or taken off ComfyUI's queue), so the GPU does not go on working for
+nobody.
 
 The image backend and the per-tool bindings both run workflows through it, so they fail the
 same way: every failure is a tool error the LLM can read, carrying ComfyUI's own message.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import secrets
 from typing import Any
@@ -24,6 +27,8 @@ from sogni_intelligence.media.progress import Progress
 #: name them `gifs` or `videos`) and audio.
 OUTPUT_LISTS = ("images", "gifs", "videos", "audio")
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+log = logging.getLogger(__name__)
 
 
 def fill_workflow(node: Any, values: dict[str, Any]) -> Any:
@@ -102,21 +107,12 @@ class ComfyUIClient:
             )
             self._check(queued, "refused the workflow")
             prompt_id = queued.json()["prompt_id"]
-            async for raw in socket:
-                if isinstance(raw, bytes):  # preview frames
-                    continue
-                message = json.loads(raw)
-                data = message.get("data") or {}
-                if data.get("prompt_id") not in (None, prompt_id):
-                    continue
-                if message.get("type") == "progress" and data.get("max"):
-                    progress(min(0.99, data["value"] / data["max"]), "rendering")
-                elif message.get("type") == "execution_error":
-                    detail = data.get("exception_message") or data
-                    where = f" in node {data['node_type']}" if data.get("node_type") else ""
-                    raise ToolError("GPU_WORKER_FAILED", f"{self.name} failed{where}: {detail}")
-                elif message.get("type") == "executing" and data.get("node") is None:
-                    break
+            try:
+                await self._follow(socket, prompt_id, progress)
+            except asyncio.CancelledError:
+                # Cancelled or out of time: free the GPU instead of leaving the job to run on.
+                await asyncio.shield(self._stop(prompt_id))
+                raise
         history = await self._client.get(f"/history/{prompt_id}")
         self._check(history, "lost the job")
         files = []
@@ -130,6 +126,37 @@ class ComfyUIClient:
         if not files:
             raise ToolError("GPU_WORKER_FAILED", f"{self.name} finished without outputs")
         return files
+
+    async def _follow(self, socket: Any, prompt_id: str, progress: Progress) -> None:
+        """Relay the prompt's progress until it has run; its failure is a tool error."""
+        async for raw in socket:
+            if isinstance(raw, bytes):  # preview frames
+                continue
+            message = json.loads(raw)
+            data = message.get("data") or {}
+            if data.get("prompt_id") not in (None, prompt_id):
+                continue
+            if message.get("type") == "progress" and data.get("max"):
+                progress(min(0.99, data["value"] / data["max"]), "rendering")
+            elif message.get("type") == "execution_error":
+                detail = data.get("exception_message") or data
+                where = f" in node {data['node_type']}" if data.get("node_type") else ""
+                raise ToolError("GPU_WORKER_FAILED", f"{self.name} failed{where}: {detail}")
+            elif message.get("type") == "executing" and data.get("node") is None:
+                return
+
+    async def _stop(self, prompt_id: str) -> None:
+        """Interrupt the prompt if it is the one running, else take it off the queue; checking
+        first, because an older ComfyUI interrupts whatever runs, whoever queued it."""
+        try:
+            queue = (await self._client.get("/queue", timeout=5)).json()
+            running = {item[1] for item in queue.get("queue_running", [])}
+            if prompt_id in running:
+                await self._client.post("/interrupt", json={"prompt_id": prompt_id}, timeout=5)
+            else:
+                await self._client.post("/queue", json={"delete": [prompt_id]}, timeout=5)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, IndexError) as exc:
+            log.warning("%s: could not stop prompt %s: %s", self.name, prompt_id, exc)
 
     def _check(self, response: httpx.Response, what: str) -> None:
         if response.status_code >= 400:

@@ -34,7 +34,8 @@ class FakeImageServices:
 
     ComfyUI's outputs are `outputs` (history list -> file name -> bytes) when a test sets them,
     else one PNG per prompt; a workflow with a node of class `Fail` ends in an
-    `execution_error`."""
+    `execution_error`, one with `Hang` runs until it is interrupted, one with `Wait` stays
+    queued until it is deleted from the queue."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
@@ -42,6 +43,10 @@ class FakeImageServices:
         self.events: dict[str, asyncio.Event] = {}
         self.uploads: dict[str, bytes] = {}
         self.outputs: dict[str, dict[str, bytes]] = {}
+        self.running: set[str] = set()
+        self.interrupted: list[str] = []
+        self.deleted: list[str] = []
+        self.stopped: dict[str, asyncio.Event] = {}
         self.app = Starlette(
             routes=[
                 Route("/v1/images/generations", self.generations, methods=["POST"]),
@@ -50,6 +55,8 @@ class FakeImageServices:
                 Route("/prompt", self.prompt, methods=["POST"]),
                 Route("/history/{prompt_id}", self.history),
                 Route("/view", self.view),
+                Route("/queue", self.queue, methods=["GET", "POST"]),
+                Route("/interrupt", self.interrupt, methods=["POST"]),
                 WebSocketRoute("/ws", self.ws),
             ]
         )
@@ -105,6 +112,14 @@ class FakeImageServices:
             )
         await websocket.send_bytes(b"\x00preview")
         nodes = self.queued[prompt_id]["prompt"].values()
+        classes = {node.get("class_type") for node in nodes}
+        if classes & {"Hang", "Wait"}:
+            if "Hang" in classes:
+                self.running.add(prompt_id)
+            stopped = self.stopped.setdefault(prompt_id, asyncio.Event())
+            await stopped.wait()
+            self.running.discard(prompt_id)
+            return
         if any(node.get("class_type") == "Fail" for node in nodes):
             error = {
                 "prompt_id": prompt_id,
@@ -116,6 +131,25 @@ class FakeImageServices:
             json.dumps({"type": "executing", "data": {"node": None, "prompt_id": prompt_id}})
         )
         await websocket.close()
+
+    async def queue(self, request: Request) -> Response:
+        if request.method == "POST":
+            for prompt_id in (await request.json()).get("delete", []):
+                self.deleted.append(prompt_id)
+                self.stopped.setdefault(prompt_id, asyncio.Event()).set()
+            return JSONResponse({})
+        return JSONResponse(
+            {
+                "queue_running": [[1, p, {}, {}, []] for p in self.running],
+                "queue_pending": [[2, p, {}, {}, []] for p in self.queued if p not in self.running],
+            }
+        )
+
+    async def interrupt(self, request: Request) -> Response:
+        prompt_id = (await request.json()).get("prompt_id")
+        self.interrupted.append(prompt_id)
+        self.stopped.setdefault(prompt_id, asyncio.Event()).set()
+        return JSONResponse({})
 
     async def history(self, request: Request) -> Response:
         prompt_id = request.path_params["prompt_id"]

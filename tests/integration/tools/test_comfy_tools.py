@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import subprocess
@@ -188,6 +189,29 @@ async def test_failures_carry_comfyuis_message(ctx: ToolContext, comfy: Any) -> 
     result = await execute(CATALOG["generate_music"], {"prompt": "x"}, ctx)
     assert result["ok"] is False and result["error_type"] == "PARAMETER_INVALID"
     assert "needs lyrics" in result["message"]
+
+
+async def test_a_run_out_of_time_is_interrupted_on_comfyui(ctx: ToolContext, comfy: Any) -> None:
+    services = comfy("generate_image", {"1": {"class_type": "Hang", "inputs": {}}}, timeout_s=1)
+    result = await execute(CATALOG["generate_image"], {"prompt": "x"}, ctx)
+    assert result["ok"] is False and result["error_type"] == "PROVIDER_TIMEOUT"
+    (prompt_id,) = [p for p, body in services.queued.items() if "Hang" in json.dumps(body)]
+    assert services.interrupted == [prompt_id] and prompt_id not in services.deleted
+
+
+async def test_a_cancelled_call_leaves_comfyuis_queue(ctx: ToolContext, comfy: Any) -> None:
+    services = comfy("generate_image", {"1": {"class_type": "Wait", "inputs": {}}})
+    services.interrupted.clear()
+    call = asyncio.ensure_future(execute(CATALOG["generate_image"], {"prompt": "x"}, ctx))
+    for _ in range(200):  # until the workflow is queued
+        if any("Wait" in json.dumps(body) for body in services.queued.values()):
+            break
+        await asyncio.sleep(0.02)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    (prompt_id,) = [p for p, body in services.queued.items() if "Wait" in json.dumps(body)]
+    assert services.deleted == [prompt_id] and services.interrupted == []
 
 
 def test_bindings_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
