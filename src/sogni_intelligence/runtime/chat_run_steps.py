@@ -102,7 +102,9 @@ async def _session(record_id: str, state: dict[str, Any]) -> tuple[Session, Reco
         tool_results=list(state["toolResults"]),
         workflows=list(state["workflows"]),
         usage=dict(state["usage"]),
-        safe_content_filter=requested(runtime_config.get("safeContentFilter")),
+        safe_content_filter=requested(
+            runtime_config.get("safeContentFilter", runtime_config.get("safe_content_filter"))
+        ),
     )
     return session, record
 

@@ -172,14 +172,23 @@ async def test_a_workflow_step_with_a_filtered_prompt_fails_and_false_runs_it(ap
     assert done["status"] == "completed" and done["artifacts"][0]["mimeType"] == "image/png"
 
 
-@pytest.mark.parametrize(("on", "ok"), [(None, False), (False, True)])
-async def test_a_chat_run_follows_its_runtime_config(api: Api, on: bool | None, ok: bool) -> None:
+@pytest.mark.parametrize(
+    ("on", "name", "ok"),
+    [
+        (None, "safeContentFilter", False),
+        (False, "safeContentFilter", True),
+        (False, "safe_content_filter", True),
+    ],
+)
+async def test_a_chat_run_follows_its_runtime_config(
+    api: Api, on: bool | None, name: str, ok: bool
+) -> None:
     body: dict[str, Any] = {
         "model": "up-draw",
         "messages": [{"role": "user", "content": "Draw something."}],
         "sogni_tools": "creative-tools",
         "confirm_cost": True,
-        "runtime_config": _switch(on, "safeContentFilter"),
+        "runtime_config": _switch(on, name),
     }
     started = await api.post(RUNS, body)
     assert started.status_code == 202, started.text
