@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -231,6 +239,19 @@ class MusicModelConfig(LocalModelConfig):
     guidance: float = Field(3.0, ge=1, le=20, description="Classifier-free guidance scale.")
 
 
+class ContentClassifierConfig(LocalModelConfig):
+    """A transformers image-classification model that screens the images tools make while a
+    request's content filter is on."""
+
+    flagged_labels: list[str] = Field(
+        min_length=1,
+        description="The model's labels (its id2label names, any case) that refuse an image.",
+    )
+    threshold: float = Field(
+        0.5, gt=0, le=1, description="The probability of a flagged label that refuses an image."
+    )
+
+
 def _default_models() -> list[ModelConfig]:
     return [
         ModelConfig(
@@ -316,6 +337,20 @@ class Settings(BaseSettings):
         default=None,
         description="A MusicGen model folder; generate_music uses it for its aliases and the "
         "MIDI composer for every other model id.",
+    )
+    content_filter_terms_file: FilePath | None = Field(
+        default=None,
+        description="A text file of terms (one per line, # comments) that replaces the "
+        "built-in list the content filter refuses in tool arguments.",
+    )
+    content_filter_extra_terms: list[str] = Field(
+        default_factory=list,
+        description="Terms the content filter refuses in addition to its list.",
+    )
+    content_filter_model: ContentClassifierConfig | None = Field(
+        default=None,
+        description="An image-classification model folder that screens generated images "
+        "while the content filter is on; unset, only tool arguments are screened.",
     )
     comfyui_tools: list[ComfyToolBinding] = Field(
         default_factory=list, description="Hosted tools that run a ComfyUI workflow."

@@ -115,6 +115,7 @@ def test_connection_precedence_and_errors() -> None:
     assert connection(None, "flag-key", {}).model_dump() == {
         "base_url": DEFAULT_BASE_URL,
         "api_key": "flag-key",
+        "timeout_s": 300.0,
     }
     with pytest.raises(UsageError, match="no API key"):
         connection(None, None, {"SOGNI_API_BASE_URL": "http://a:1"})

@@ -116,6 +116,8 @@ class Session:
     #: Capacity-unit ceiling of the turn's tool calls, and what they have taken so far.
     budget: float | None = None
     spent: float = 0.0
+    #: The request's content filter switch, kept on the workflows the turn starts.
+    safe_content_filter: bool = True
     #: Whether a call the model wrote unreadably was already sent back to it this turn.
     unread_retried: bool = False
     tool_results: list[dict[str, Any]] = field(default_factory=list)
@@ -313,7 +315,13 @@ class AgentLoop:
             elif tool.kind == "media":
                 result, workflow = await self._as_workflow(session, tool, arguments, call["id"])
             else:
-                ctx = ToolContext(session.owner, session.media, self.assets, services=self.services)
+                ctx = ToolContext(
+                    session.owner,
+                    session.media,
+                    self.assets,
+                    services=self.services,
+                    safe_content_filter=session.safe_content_filter,
+                )
                 result = await execute(tool, arguments, ctx)
         session.tool_results.append(
             {
@@ -342,7 +350,11 @@ class AgentLoop:
                 session.owner,
                 plan,
                 [],
-                options={"source": session.source, "toolCallId": call_id},
+                options={
+                    "source": session.source,
+                    "toolCallId": call_id,
+                    "safeContentFilter": session.safe_content_filter,
+                },
                 media_context=session.media.asset_ids(),
                 # A durable turn that repeats this call after a crash gets the same workflow.
                 idempotency=None if session.key is None else (f"{session.key}:{call_id}", plan),

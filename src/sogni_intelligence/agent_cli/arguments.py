@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 from sogni_intelligence import __version__
 from sogni_intelligence.agent_cli.inputs import UsageError
+from sogni_intelligence.agent_cli.presets import MAX_SCENES, PLAN, PRESETS, keyframe
 from sogni_intelligence.agent_cli.references import RefSource, ordered_sources
 
 PROG = "sogni-agent"
@@ -43,16 +44,20 @@ MODE_FLAGS: tuple[tuple[str, str, set[str]], ...] = (
     ("no_api_tool_execution", "--no-api-tool-execution", CHAT),
     ("task_profile", "--task-profile", BOTH_CHATS),
     ("thinking", "--thinking/--no-thinking", CHAT),
-    ("llm_model", "--llm-model", {*BOTH_CHATS, "fork_run"}),
+    ("llm_model", "--llm-model", {*BOTH_CHATS, "fork_run", "api_workflow"}),
     ("system", "--system", BOTH_CHATS),
     ("max_tokens", "--max-tokens", {*BOTH_CHATS, "fork_run"}),
     ("context", "-c/--context", WITH_MEDIA),
     ("ref", "--ref", WITH_MEDIA),
     ("ref_end", "--ref-end", WITH_MEDIA),
+    ("keyframe", "--keyframe", WITH_MEDIA),
     ("ref_audio", "--ref-audio", WITH_MEDIA),
     ("ref_video", "--ref-video", WITH_MEDIA),
     ("workflow_input", "--workflow-input", {"api_workflow"}),
     ("workflow_title", "--workflow-title", {"api_workflow"}),
+    ("workflow_prompt", "--workflow-prompt", {"api_workflow"}),
+    ("scenes", "--scenes", {"api_workflow"}),
+    ("no_filter", "--no-filter", {*BOTH_CHATS, "api_workflow"}),
     ("workflow_idempotency_key", "--workflow-idempotency-key", {"api_workflow", "durable_chat"}),
     ("workflow_max_cost", "--workflow-max-cost", {"api_workflow", "durable_chat"}),
     ("confirm_cost", "--confirm-cost", {"api_workflow", "durable_chat"}),
@@ -86,6 +91,13 @@ _non_negative_float = _bounded(float, 0, False, "must be 0 or more")
 _positive_float = _bounded(float, 0, True, "must be more than 0")
 
 
+def _scene_count(text: str) -> int:
+    count = _positive_int(text)
+    if count > MAX_SCENES:
+        raise argparse.ArgumentTypeError(f"at most {MAX_SCENES} scenes")
+    return count
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog=PROG,
@@ -111,8 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     modes.add_argument(
         "--api-workflow",
-        action="store_true",
-        help="start a workflow from --workflow-input",
+        nargs="?",
+        const=PLAN,
+        metavar="PRESET",
+        help="start a workflow: from --workflow-input, or from a preset and --workflow-prompt "
+        f"({', '.join(PRESETS)})",
     )
     modes.add_argument("--status", metavar="ID", help="where a run (run_…) or workflow (wf_…) is")
     modes.add_argument(
@@ -160,10 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     conn.add_argument("--api-key", metavar="KEY", help="API key (else SOGNI_API_KEY)")
     conn.add_argument(
         "--timeout",
-        type=float,
-        default=300.0,
+        type=_positive_float,
         metavar="S",
-        help="seconds to wait for an answer (streams wait as long as the work runs)",
+        help="seconds to wait for an answer (else SOGNI_HTTP_TIMEOUT_MS, else 300; streams "
+        "wait as long as the work runs)",
     )
 
     out = parser.add_argument_group("output")
@@ -204,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--task-profile", choices=["general", "coding", "reasoning"])
     chat.add_argument("--max-tokens", type=_positive_int, metavar="N")
     chat.add_argument(
+        "--no-filter",
+        action="store_true",
+        help="turn the server's content filter off for this request (safeContentFilter false)",
+    )
+    chat.add_argument(
         "--thinking",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -223,6 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
         media.add_argument(
             *flags, dest=dest, action="append", metavar="FILE|URL", help=f"{what} (repeatable)"
         )
+    media.add_argument(
+        "--keyframe",
+        action="append",
+        type=keyframe,
+        metavar="FILE|URL@SECONDS",
+        help="an image the video passes through at SECONDS (repeatable)",
+    )
 
     workflow = parser.add_argument_group("workflows")
     workflow.add_argument(
@@ -231,6 +258,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the workflow input {title?, steps} as JSON, @file, or @- for stdin",
     )
     workflow.add_argument("--workflow-title", metavar="TEXT", help="title of the new workflow")
+    workflow.add_argument(
+        "--workflow-prompt", metavar="TEXT", help="what a preset workflow should make"
+    )
+    workflow.add_argument(
+        "--scenes",
+        type=_scene_count,
+        metavar="N",
+        help=f"storyboard-video: how many scenes (1 to {MAX_SCENES}, default 3)",
+    )
     workflow.add_argument(
         "--workflow-idempotency-key",
         metavar="KEY",
@@ -272,10 +308,28 @@ def check_mode_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, 
             raise UsageError(f"{flag} works only with {modes}")
     if mode == "fork_run" and (len(args.fork_run) > 2 or args.after is None):
         raise UsageError("--fork-run takes ID [PROMPT] and needs --after SEQ")
-    if mode == "api_workflow" and args.workflow_input is None:
-        raise UsageError("--api-workflow needs --workflow-input JSON|@FILE")
+    if mode == "api_workflow":
+        _check_workflow_source(args)
     if args.detach and args.watch_workflow:
         raise UsageError("--detach and --watch-workflow contradict each other")
+
+
+def _check_workflow_source(args: argparse.Namespace) -> None:
+    """A workflow comes from exactly one of a plan or a preset with its prompt."""
+    preset = args.api_workflow
+    if preset == PLAN:
+        if args.workflow_input is None:
+            raise UsageError("--api-workflow needs --workflow-input JSON|@FILE or a preset")
+        if args.workflow_prompt is not None:
+            raise UsageError(f"--workflow-prompt works only with a preset: {', '.join(PRESETS)}")
+    elif preset not in PRESETS:
+        raise UsageError(f"--api-workflow: unknown preset {preset!r}; use {', '.join(PRESETS)}")
+    elif args.workflow_input is not None:
+        raise UsageError(f"--api-workflow {preset} builds its own plan: drop --workflow-input")
+    elif not (args.workflow_prompt or "").strip():
+        raise UsageError(f"--api-workflow {preset} needs --workflow-prompt TEXT")
+    if args.scenes is not None and preset != "storyboard-video":
+        raise UsageError("--scenes works only with --api-workflow storyboard-video")
 
 
 def reference_sources(args: argparse.Namespace) -> list[RefSource]:
@@ -285,6 +339,7 @@ def reference_sources(args: argparse.Namespace) -> list[RefSource]:
             "-c": args.context or [],
             "--ref": args.ref or [],
             "--ref-end": args.ref_end or [],
+            "--keyframe": [frame.source for frame in args.keyframe or []],
             "--ref-audio": args.ref_audio or [],
             "--ref-video": args.ref_video or [],
         }

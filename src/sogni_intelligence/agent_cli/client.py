@@ -168,6 +168,7 @@ class ApiClient:
     def __init__(self, base_url: str, api_key: str, timeout: float) -> None:
         self.base_url = base_url.rstrip("/")
         self.has_key = bool(api_key)
+        self.timeout_s = timeout
         headers = {"User-Agent": USER_AGENT}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -284,6 +285,12 @@ class ApiClient:
         return target
 
     def _unreachable(self, exc: httpx.RequestError, where: str | None = None) -> ApiError:
+        if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+            return ApiError(
+                0,
+                f"no answer from {where or self.base_url} within {self.timeout_s:g} s "
+                "(--timeout, SOGNI_HTTP_TIMEOUT_MS)",
+            )
         return ApiError(0, f"cannot reach {where or self.base_url}: {exc}")
 
 

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from sogni_intelligence.agent_cli import presets
 from sogni_intelligence.agent_cli.client import path_id
 from sogni_intelligence.agent_cli.output import (
     completion_media_urls,
@@ -63,9 +64,26 @@ def show_record(ctx: Context, kind: RecordKind, record: dict[str, Any], followed
 # --- workflows -------------------------------------------------------------------------------
 
 
+def _preset_plan(ctx: Context) -> dict[str, Any]:
+    """The workflow input of `--api-workflow`: the given plan or the preset's."""
+    args = ctx.args
+    if args.api_workflow == "image-to-video":
+        return presets.image_to_video(args.workflow_prompt, ctx.sources, args.keyframe or [])
+    if args.api_workflow == "storyboard-video":
+        count = args.scenes or presets.DEFAULT_SCENES
+        ctx.reporter.note(f"asking the model for a {count}-scene storyboard...")
+        request = presets.storyboard_request(
+            args.workflow_prompt, count, args.llm_model, not args.no_filter
+        )
+        completion = ctx.client.request("POST", "/v1/chat/completions", body=request)
+        scenes = presets.storyboard_scenes(completion, count)
+        return presets.storyboard_video(scenes, "Storyboard video")
+    return dict(ctx.workflow_input or {})
+
+
 def api_workflow(ctx: Context) -> int:
     args = ctx.args
-    plan = dict(ctx.workflow_input or {})
+    plan = _preset_plan(ctx)
     if args.workflow_title:
         plan["title"] = args.workflow_title
     body: dict[str, Any] = {"input": plan, "confirm_cost": args.confirm_cost}
@@ -74,6 +92,8 @@ def api_workflow(ctx: Context) -> int:
         body["media_references"] = references
     if args.workflow_max_cost is not None:
         body["max_estimated_capacity_units"] = args.workflow_max_cost
+    if args.no_filter:
+        body["safeContentFilter"] = False
     body["app_source"] = APP_SOURCE
     headers = {}
     if args.workflow_idempotency_key:
@@ -185,6 +205,8 @@ def api_chat(ctx: Context) -> int:
     body.update({key: value for key, value in optional.items() if value is not None})
     if args.thinking is not None:
         body["chat_template_kwargs"] = {"enable_thinking": args.thinking}
+    if args.no_filter:
+        body["safeContentFilter"] = False
     references = media_references(ctx)
     if references:
         body["media_references"] = references
@@ -248,6 +270,8 @@ def durable_chat(ctx: Context) -> int:
         body["max_estimated_capacity_units"] = args.workflow_max_cost
     if args.confirm_cost:
         body["confirm_cost"] = True
+    if args.no_filter:
+        body["runtime_config"] = {"safeContentFilter": False}
     return start_run(ctx, body)
 
 

@@ -85,7 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         mode = selected_mode(args)
         check_mode_flags(parser, args, mode)
         settings = connection(
-            args.api_base_url, args.api_key, os.environ, require_key=mode != "doctor"
+            args.api_base_url,
+            args.api_key,
+            os.environ,
+            require_key=mode != "doctor",
+            timeout=args.timeout,
         )
         sources = reference_sources(args)
         check_sources(sources)
@@ -96,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(reporter, usage_failure(str(exc)), parser.format_usage())
 
     reporter = Reporter(args.json, quiet=args.quiet)
-    client = ApiClient(settings.base_url, settings.api_key, args.timeout)
+    client = ApiClient(settings.base_url, settings.api_key, settings.timeout_s)
     try:
         return COMMANDS[mode](Context(args, client, reporter, sources, plan, run_record))
     except CliFailure as exc:

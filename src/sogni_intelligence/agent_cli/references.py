@@ -2,7 +2,8 @@
 
 The order of `media_references` decides the negative upload indices the tools see (-1 is the
 first image, -1 also the first audio, …), so it is fixed by flag, not by where a flag sits on
-the command line: images from `-c`, then `--ref`, then `--ref-end`; then audio; then video.
+the command line: images from `-c`, then `--ref`, then `--ref-end`, then `--keyframe`; then
+audio; then video.
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ FLAG_ORDER: tuple[tuple[str, MediaKind, str], ...] = (
     ("-c", "image", "contextImage"),
     ("--ref", "image", "referenceImage"),
     ("--ref-end", "image", "referenceImageEnd"),
+    ("--keyframe", "image", "keyframeImage"),
     ("--ref-audio", "audio", "referenceAudio"),
     ("--ref-video", "video", "referenceVideo"),
 )
 MAX_CONTEXT_IMAGES = 16
+#: Flags whose upload slots are numbered (`contextImage1`…, `keyframeImage1`…).
+NUMBERED_SLOTS = {"-c": MAX_CONTEXT_IMAGES, "--keyframe": 8}
 
 
 class RefSource(BaseModel):
@@ -60,14 +64,16 @@ def is_http_url(value: str) -> bool:
 
 def ordered_sources(by_flag: dict[str, Sequence[str]]) -> list[RefSource]:
     """The references in sending order; within one flag they keep the command-line order.
-    `-c` images take the numbered slots `contextImage1`…`contextImage16`."""
+    `-c` and `--keyframe` images take numbered slots (`contextImage1`…`contextImage16`,
+    `keyframeImage1`…)."""
     ordered: list[RefSource] = []
     for flag, kind, slot in FLAG_ORDER:
         values = list(by_flag.get(flag) or [])
-        if flag == "-c" and len(values) > MAX_CONTEXT_IMAGES:
-            raise UsageError(f"at most {MAX_CONTEXT_IMAGES} -c/--context images")
+        most = NUMBERED_SLOTS.get(flag)
+        if most is not None and len(values) > most:
+            raise UsageError(f"at most {most} {flag} images")
         for n, value in enumerate(values, start=1):
-            numbered = f"{slot}{n}" if flag == "-c" else slot
+            numbered = f"{slot}{n}" if most is not None else slot
             ordered.append(RefSource(flag=flag, kind=kind, slot=numbered, source=value))
     return ordered
 

@@ -27,6 +27,7 @@ from sogni_intelligence.runtime.chat_run_forks import diverged
 from sogni_intelligence.runtime.launched import Launched
 from sogni_intelligence.runtime.workflows import WorkflowRuntime
 from sogni_intelligence.store.records import Announcement, Record, RecordStore
+from sogni_intelligence.tools.content_filter import requested
 from sogni_intelligence.tools.media_context import MediaContext
 from sogni_intelligence.tools.media_inputs import MediaInput, ingest
 
@@ -69,6 +70,7 @@ async def _session(record_id: str, state: dict[str, Any]) -> tuple[Session, Reco
     assert record is not None
     media = await MediaContext.load(deps.agent.assets, record.owner, state["media"])
     engine = record.data["engine"]
+    runtime_config = record.data["request"].get("runtimeConfig") or {}
 
     async def on_workflow(call_id: str, tool: str, summary: dict[str, Any]) -> None:
         await deps.records.append(
@@ -100,6 +102,9 @@ async def _session(record_id: str, state: dict[str, Any]) -> tuple[Session, Reco
         tool_results=list(state["toolResults"]),
         workflows=list(state["workflows"]),
         usage=dict(state["usage"]),
+        safe_content_filter=requested(
+            runtime_config.get("safeContentFilter", runtime_config.get("safe_content_filter"))
+        ),
     )
     return session, record
 

@@ -31,6 +31,7 @@ from sogni_intelligence.runtime.queues import QUEUE_SLOTS
 from sogni_intelligence.store.records import Announcement, Record, RecordStore
 from sogni_intelligence.tools.base import ENVELOPE_KEYS, ToolContext, ToolServices, execute
 from sogni_intelligence.tools.catalog import CATALOG
+from sogni_intelligence.tools.content_filter import requested
 from sogni_intelligence.tools.media_context import KINDS, MediaContext, MediaIds
 from sogni_intelligence.tools.media_inputs import MediaInput, ingest, media_location
 from sogni_intelligence.tools.plan_bindings import execution_order, resolve_arguments
@@ -210,6 +211,7 @@ async def _run_started_step(
         ),
         store=deps.assets,
         services=deps.services,
+        safe_content_filter=requested(record.data.get("options", {}).get("safeContentFilter")),
     )
     result = await deps.records.unless_cancelled(
         record_id, execute(CATALOG[step.toolName], arguments, ctx)

@@ -23,6 +23,7 @@ from sogni_intelligence.media.remote_image import RemoteImageBackend
 from sogni_intelligence.media.segmentation import SegmentationModel
 from sogni_intelligence.media.sniff import MediaKind
 from sogni_intelligence.media.store import AssetRecord, AssetStore
+from sogni_intelligence.tools.content_filter import ContentFilter
 from sogni_intelligence.tools.media_context import MediaContext
 
 Surface = Literal["creative-tools", "creative-agent"]
@@ -71,6 +72,8 @@ class ToolServices:
     #: Tools the operator bound to another executor (a ComfyUI workflow), by name: they run
     #: in place of the catalog's, with the same arguments.
     bound_tools: dict[str, Tool] = field(default_factory=dict)
+    #: The operator's content filter, applied to calls whose request has it on.
+    content_filter: ContentFilter = field(default_factory=ContentFilter.built_in)
 
 
 @dataclass
@@ -80,6 +83,8 @@ class ToolContext:
     store: AssetStore
     progress: Progress = lambda fraction, message=None: None
     services: ToolServices = field(default_factory=ToolServices)
+    #: The request's `safe_content_filter` (on unless it sent false).
+    safe_content_filter: bool = True
 
 
 @dataclass
@@ -172,8 +177,9 @@ def failure(tool: str, error: ToolError) -> dict[str, Any]:
 
 
 async def execute(tool: Tool, arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
-    """Validate, run and wrap one tool call. Never raises for a tool's own failure; a cancel
-    of the calling task propagates."""
+    """Validate, screen, run and wrap one tool call: every hosted tool call of every route
+    passes here, so this is where the content filter applies. Never raises for a tool's own
+    failure; a cancel of the calling task propagates."""
     try:
         args = tool.args.model_validate(arguments)
     except ValidationError as exc:
@@ -182,8 +188,13 @@ async def execute(tool: Tool, arguments: dict[str, Any], ctx: ToolContext) -> di
         )
         return failure(tool.name, ToolError("PARAMETER_INVALID", problems))
     run = ctx.services.bound_tools.get(tool.name, tool).run
+    screen = ctx.services.content_filter if ctx.safe_content_filter else None
     try:
+        if screen is not None:
+            screen.check_arguments(tool.name, arguments)
         output = await run(args, ctx)
+        if screen is not None:
+            await screen.check_outputs(tool.name, output.assets, ctx.store)
     except ToolError as exc:
         return failure(tool.name, exc)
     except MediaProcessError as exc:

@@ -20,6 +20,7 @@ from sogni_intelligence.media.segmentation import SegmentationModel
 from sogni_intelligence.tools.base import TextLLM, ToolError, ToolServices, VisionLLM
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.comfy_tools import bind_tools
+from sogni_intelligence.tools.content_filter import ContentFilter
 
 
 def vision_llm(registry: ModelRegistry) -> VisionLLM | None:
@@ -96,4 +97,5 @@ def build_tool_services(settings: Settings, registry: ModelRegistry) -> ToolServ
         ),
         music=MusicModel(settings.music_model) if settings.music_model else None,
         bound_tools=bind_tools(settings.comfyui_tools, CATALOG),
+        content_filter=ContentFilter.from_settings(settings),
     )

@@ -129,6 +129,13 @@ SCRIPTS: dict[str, list[str | tuple[str, dict[str, Any]]]] = {
         ("generate_image", {"prompt": "a cat", "sourceImageIndex": 1}),
         "There was no image to start from.",
     ],
+    # A native call whose prompt the content filter tests refuse, then an answer.
+    "filtered": [
+        ("generate_image", {"prompt": "a purple elephant", "width": 256, "height": 256}),
+        "Done.",
+    ],
+    # The JSON object enhance_prompt asks its text model for.
+    "enhanced": ['{"prompt": "a purple elephant under soft light"}'],
 }
 
 

@@ -33,6 +33,7 @@ from sogni_intelligence.llm.registry import ModelEntry, ModelRegistry
 from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.store.usage import UsageStore
 from sogni_intelligence.tools.base import Tool
+from sogni_intelligence.tools.content_filter import requested
 
 T = TypeVar("T")
 _SAMPLING_FIELDS = (
@@ -64,6 +65,8 @@ class PreparedChat:
     tool_choice: Any = None
     #: The request's images (normalised data URIs), which the loop registers as uploads.
     image_uris: list[str] = field(default_factory=list)
+    #: Whether the content filter screens the hosted tool calls (`safe_content_filter`).
+    safe_content_filter: bool = True
 
 
 class ChatCompletionsService:
@@ -130,6 +133,7 @@ class ChatCompletionsService:
             client_tools=client_tools,
             tool_choice=wire_choice or "auto",
             image_uris=image_uris,
+            safe_content_filter=requested(body.safe_content_filter),
         )
 
     async def _messages(
@@ -255,6 +259,7 @@ class AgentTurn:
             hosted=self.prepared.hosted,
             tool_choice=self.prepared.tool_choice,
             media=media,
+            safe_content_filter=self.prepared.safe_content_filter,
         )
 
     def extras(self, session: Session) -> dict[str, Any]:

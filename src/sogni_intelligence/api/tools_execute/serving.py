@@ -15,6 +15,7 @@ from sogni_intelligence.api.tools_execute.protocol import ExecuteToolBody
 from sogni_intelligence.errors import ServiceError, invalid_request
 from sogni_intelligence.tools.base import ToolContext, execute
 from sogni_intelligence.tools.catalog import CATALOG
+from sogni_intelligence.tools.content_filter import requested
 from sogni_intelligence.tools.media_context import MediaContext
 
 COMPOSITION_TOOLS = tuple(name for name, tool in CATALOG.items() if tool.kind == "composition")
@@ -22,6 +23,7 @@ COMPOSITION_TOOLS = tuple(name for name, tool in CATALOG.items() if tool.kind ==
 # error_type of a failed tool -> (HTTP status, OpenAI error type); anything else is a 500.
 _STATUS: dict[str, tuple[int, str]] = {
     "PARAMETER_INVALID": (400, "invalid_request_error"),
+    "CONTENT_FILTERED": (400, "invalid_request_error"),
     "MODEL_UNAVAILABLE": (503, "server_error"),
 }
 
@@ -53,6 +55,7 @@ async def execute_tool(request: Request, owner: str, body: ExecuteToolBody) -> d
         media=MediaContext(),
         store=server_of(request).assets,
         services=server_of(request).tool_services,
+        safe_content_filter=requested(body.safe_content_filter),
     )
     result = await execute(tool, arguments, ctx)
     if not result["ok"]:
