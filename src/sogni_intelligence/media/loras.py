@@ -35,7 +35,7 @@ LORA_SUFFIX = ".safetensors"
 SAFETENSORS_MIME = "application/x-safetensors"
 #: The asset kind a personal LoRA's file is stored under (it is not media).
 LORA_KIND = "lora"
-LORA_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.+ -]{0,127}$"
+LORA_ID_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.+ -]{0,127}"
 _LORA_ID = re.compile(LORA_ID_PATTERN)
 #: The safetensors format caps its JSON header at 100 MB.
 _MAX_HEADER_BYTES = 100_000_000
@@ -53,7 +53,7 @@ class LoraFile:
 
 
 def is_lora_id(value: str) -> bool:
-    return _LORA_ID.match(value) is not None
+    return _LORA_ID.fullmatch(value) is not None
 
 
 def model_ids_of(backend: ImageBackendConfig) -> tuple[str, ...]:

@@ -52,6 +52,6 @@ async def bind(asset_id: str, body: BindBody, request: Request, key: CurrentKey)
     return Envelope(data=await serving.bind(request, key, asset_id, body))
 
 
-@router.delete(f"{BASE}/{{asset_id}}")
+@router.delete(f"{BASE}/{{asset_id:path}}")
 async def delete(asset_id: str, request: Request, key: CurrentKey) -> Envelope:
     return Envelope(data=await serving.delete(request, key, asset_id))

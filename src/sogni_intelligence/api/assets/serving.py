@@ -39,7 +39,7 @@ from sogni_intelligence.store.saved_assets import (
 )
 from sogni_intelligence.store.upload_slots import SlotKey, UploadSlotStore
 
-SAVED_ID = re.compile(r"^sav_[0-9a-f]{24}$")
+SAVED_ID = re.compile(r"sav_[0-9a-f]{24}")
 
 
 def content_path(saved_id: str) -> str:
@@ -73,7 +73,9 @@ def _max_assets(request: Request) -> int:
 
 
 async def _owned(request: Request, key: KeyInfo, saved_id: str) -> SavedUpload:
-    saved = await _saved_store(request).get(saved_id, key.id) if SAVED_ID.match(saved_id) else None
+    saved = (
+        await _saved_store(request).get(saved_id, key.id) if SAVED_ID.fullmatch(saved_id) else None
+    )
     if saved is None:
         raise not_found()
     return saved
@@ -181,7 +183,7 @@ async def put_content(request: Request, saved_id: str) -> SavedAssetView:
     if not store.signer.verify("PUT", content_path(saved_id), exp, sig):
         raise bad_signature()
     saved_store = _saved_store(request)
-    saved = await saved_store.get(saved_id) if SAVED_ID.match(saved_id) else None
+    saved = await saved_store.get(saved_id) if SAVED_ID.fullmatch(saved_id) else None
     if saved is None:
         raise not_found()
     if saved.state != "pending":
@@ -275,6 +277,6 @@ async def bind(request: Request, key: KeyInfo, saved_id: str, body: BindBody) ->
 
 async def delete(request: Request, key: KeyInfo, saved_id: str) -> DeletedView:
     """Forget the saved upload; projects it was bound to keep their copy."""
-    if not SAVED_ID.match(saved_id) or not await _saved_store(request).delete(saved_id, key.id):
+    if not SAVED_ID.fullmatch(saved_id) or not await _saved_store(request).delete(saved_id, key.id):
         raise not_found()
     return DeletedView(id=saved_id)

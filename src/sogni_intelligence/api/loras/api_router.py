@@ -40,11 +40,11 @@ async def personal_catalog(request: Request, key: CurrentKey) -> Envelope:
     return Envelope(data=await serving.personal_catalog(request, key))
 
 
-@router.get(f"{PERSONAL}/{{lora_id}}")
+@router.get(f"{PERSONAL}/{{lora_id:path}}")
 async def get_personal(lora_id: str, request: Request, key: CurrentKey) -> Envelope:
     return Envelope(data=await serving.get_personal(request, key, lora_id))
 
 
-@router.delete(f"{PERSONAL}/{{lora_id}}")
+@router.delete(f"{PERSONAL}/{{lora_id:path}}")
 async def delete_personal(lora_id: str, request: Request, key: CurrentKey) -> Envelope:
     return Envelope(data=await serving.delete_personal(request, key, lora_id))
