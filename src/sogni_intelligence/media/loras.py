@@ -29,6 +29,7 @@ from sogni_intelligence.store.personal_loras import (
     NewLora,
     PersonalLoraStore,
     StoredLora,
+    is_personal_id,
 )
 
 LORA_SUFFIX = ".safetensors"
@@ -125,7 +126,7 @@ async def find_personal_lora(
 ) -> Path | None:
     """The local file of `owner`'s personal LoRA `lora_id`, if it was imported for
     `model_id`; None for another key's, another model's or an unknown id."""
-    lora = await loras.get(owner, lora_id)
+    lora = await loras.get(owner, lora_id) if is_personal_id(lora_id) else None
     if lora is None or lora.model_id != model_id:
         return None
     record = await store.get(lora.asset_id, owner=owner)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +15,12 @@ from sogni_intelligence.store.models import PersonalLora, utcnow
 
 #: Personal LoRA ids start like this (the SDK tells them from catalog ids by it).
 PERSONAL_PREFIX = "personal-"
+_PERSONAL_ID = re.compile(r"personal-[0-9a-f]{24}")
+
+
+def is_personal_id(value: str) -> bool:
+    """Whether `value` has the shape of a personal LoRA id (only those are looked up)."""
+    return _PERSONAL_ID.fullmatch(value) is not None
 
 
 class LoraLibraryFull(Exception):

@@ -280,6 +280,7 @@ async def test_finalize_refuses_bytes_that_differ_from_the_declaration(api: Api)
         ({"bytes": 0, "contentType": "image/png"}, 400),
         ({"bytes": 10, "contentType": "image/png", "sha256": "nothex"}, 400),
         ({"contentType": "image/png"}, 400),
+        ({"bytes": 10, "contentType": "image/png", "name": "nul\x00name"}, 400),
     ],
 )
 async def test_prepare_refusals(api: Api, body: dict, status: int) -> None:
@@ -311,6 +312,7 @@ async def test_the_library_limit_is_a_409_and_pages_walk_it(api: Api) -> None:
             break
     assert seen == list(reversed(made))
     _error(await api.client.get("/v1/assets", params={"limit": 0}, headers=api.b), 400)
+    _error(await api.client.get("/v1/assets", params={"after": "x\x00"}, headers=api.b), 400)
 
 
 # --- LoRAs ------------------------------------------------------------------------------------
@@ -383,6 +385,8 @@ async def test_personal_import_list_lookup_and_delete(
     [
         ("/ok.safetensors", {"rightsConfirmed": False}, 400, None),
         ("/ok.safetensors", {"modelId": "z-turbo"}, 400, None),
+        ("/ok.safetensors", {"name": "nul\x00name"}, 400, None),
+        ("/ok.safetensors", {"name": "   "}, 400, None),
         ("/image.png", {}, 400, "lora_invalid"),
         ("/big.safetensors", {}, 413, "media_too_large"),
         ("/missing.safetensors", {}, 400, "media_fetch_failed"),
@@ -423,7 +427,8 @@ async def test_personal_import_from_a_private_address_is_refused(api: Api, url: 
 
 
 @pytest.mark.parametrize(
-    "lora_id", ["..%2F..%2Fetc%2Fpasswd", "personal-nope", "%2e%2e", "a%2F..%2F..%2Fb"]
+    "lora_id",
+    ["..%2F..%2Fetc%2Fpasswd", "personal-nope", "%2e%2e", "a%2F..%2F..%2Fb", "personal-%00"],
 )
 async def test_unknown_or_unsafe_personal_ids_are_404(api: Api, lora_id: str) -> None:
     _error(await api.client.get(f"/v1/loras/personal/{lora_id}", headers=api.a), 404)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from sogni_intelligence.api.media.protocol import CLIENT_ID, IMAGE_SLOT_TYPE, MEDIA_SLOT_TYPE
-from sogni_intelligence.api.wire import WireModel
+from sogni_intelligence.api.wire import WireModel, printable
 from sogni_intelligence.media.sniff import MediaKind
 from sogni_intelligence.store.saved_assets import SavedState
 
@@ -55,6 +55,11 @@ class PrepareBody(WireModel):
     @classmethod
     def _check_type(cls, value: str) -> str:
         return declared_type(value)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return printable(value)
 
     @field_validator("sha256")
     @classmethod

@@ -120,6 +120,8 @@ def capabilities(request: Request) -> Capabilities:
 
 
 async def list_page(request: Request, key: KeyInfo, limit: int, after: str | None) -> AssetPage:
+    if after is not None and not SAVED_ID.fullmatch(after):
+        raise invalid_request("after must be the id of a saved upload (nextCursor)", "after")
     saved = _saved_store(request)
     rows = await saved.page(key.id, limit + 1, after)
     more = len(rows) > limit

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from sogni_intelligence.api.wire import WireModel
+from sogni_intelligence.api.wire import WireModel, printable
 
 LoraSource = Literal["catalog", "personal"]
 
@@ -69,12 +69,12 @@ class ImportBody(WireModel):
     model_id: str = Field(min_length=1, max_length=128)
     rights_confirmed: bool = False
 
-    @field_validator("name")
+    @field_validator("url", "name", "model_id")
     @classmethod
-    def _strip(cls, value: str) -> str:
+    def _check_text(cls, value: str) -> str:
         if not value.strip():
-            raise ValueError("name must not be blank")
-        return value.strip()
+            raise ValueError("must not be blank")
+        return printable(value.strip())
 
 
 class DeletedLora(BaseModel):

@@ -28,7 +28,7 @@ from sogni_intelligence.media.loras import (
     scan_catalog,
 )
 from sogni_intelligence.store.keys import KeyInfo
-from sogni_intelligence.store.personal_loras import PersonalLoraStore, StoredLora
+from sogni_intelligence.store.personal_loras import PersonalLoraStore, StoredLora, is_personal_id
 
 
 def not_found() -> ServiceError:
@@ -115,7 +115,7 @@ async def personal_catalog(request: Request, key: KeyInfo) -> PersonalCatalog:
 
 
 async def get_personal(request: Request, key: KeyInfo, lora_id: str) -> PersonalLoraView:
-    lora = await _personal(request).get(key.id, lora_id)
+    lora = await _personal(request).get(key.id, lora_id) if is_personal_id(lora_id) else None
     if lora is None:
         raise not_found()
     return await _view(request, lora)
@@ -147,6 +147,6 @@ async def import_personal(request: Request, key: KeyInfo, body: ImportBody) -> P
 
 
 async def delete_personal(request: Request, key: KeyInfo, lora_id: str) -> DeletedLora:
-    if not await _personal(request).delete(key.id, lora_id):
+    if not is_personal_id(lora_id) or not await _personal(request).delete(key.id, lora_id):
         raise not_found()
     return DeletedLora(id=lora_id)
