@@ -4,6 +4,7 @@ camelCase, and unknown fields are ignored (clients add their own)."""
 from __future__ import annotations
 
 import re
+from typing import Generic, Literal, TypeVar
 
 from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -34,3 +35,13 @@ class WireModel(BaseModel):
         populate_by_name=True,
         alias_generator=AliasGenerator(validation_alias=_both_spellings),
     )
+
+
+DataT = TypeVar("DataT")
+
+
+class Envelope(BaseModel, Generic[DataT]):
+    """The Sogni REST success shape: `{"status": "success", "data": ...}`."""
+
+    status: Literal["success"] = "success"
+    data: DataT

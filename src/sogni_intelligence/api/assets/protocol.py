@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -151,8 +151,3 @@ class BoundView(BaseModel):
 class DeletedView(BaseModel):
     id: str
     deleted: Literal[True] = True
-
-
-class Envelope(BaseModel):
-    status: Literal["success"] = "success"
-    data: Any
