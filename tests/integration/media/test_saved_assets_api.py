@@ -272,6 +272,25 @@ async def test_finalize_refuses_bytes_that_differ_from_the_declaration(api: Api)
     await api.client.delete(f"/v1/assets/{prepared['id']}", headers=api.a)
 
 
+async def test_a_sha256_given_at_finalize_is_checked_too(api: Api) -> None:
+    png = make_png(color="teal")
+    response = await api.client.post(
+        "/v1/assets/prepare",
+        json={"bytes": len(png), "contentType": "image/png"},  # no sha256 here
+        headers=api.a,
+    )
+    prepared = response.json()["data"]
+    finalize = f"/v1/assets/{prepared['id']}/finalize"
+    assert (await _put(api, prepared, png)).status_code == 200
+    _error(await api.client.post(finalize, json={"sha256": "1" * 64}, headers=api.a), 400)
+    assert (await _put(api, prepared, png)).status_code == 200
+    right = hashlib.sha256(png).hexdigest().upper()
+    ready = await api.client.post(finalize, json={"sha256": right}, headers=api.a)
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["data"]["sha256"] == right.lower()
+    await api.client.delete(f"/v1/assets/{prepared['id']}", headers=api.a)
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [

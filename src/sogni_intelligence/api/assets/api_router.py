@@ -12,6 +12,7 @@ from sogni_intelligence.api.assets.protocol import (
     BoundView,
     Capabilities,
     DeletedView,
+    FinalizeBody,
     PrepareBody,
     PreparedView,
     SavedAssetView,
@@ -53,8 +54,10 @@ async def put_content(request: Request, asset_id: str) -> Envelope[SavedAssetVie
 
 
 @router.post(f"{BASE}/{{asset_id}}/finalize")
-async def finalize(asset_id: str, request: Request, key: CurrentKey) -> Envelope[SavedAssetView]:
-    return Envelope[SavedAssetView](data=await serving.finalize(request, key, asset_id))
+async def finalize(
+    asset_id: str, request: Request, key: CurrentKey, body: FinalizeBody | None = None
+) -> Envelope[SavedAssetView]:
+    return Envelope[SavedAssetView](data=await serving.finalize(request, key, asset_id, body))
 
 
 @router.post(f"{BASE}/{{asset_id}}/bind")

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from sogni_intelligence.api.media.protocol import CLIENT_ID, IMAGE_SLOT_TYPE, MEDIA_SLOT_TYPE
 from sogni_intelligence.api.wire import WireModel, printable
@@ -33,6 +33,8 @@ SAVED_TYPES: dict[str, str] = {
     "audio/ogg": "audio/ogg",
 }
 SAVED_KINDS: tuple[MediaKind, ...] = ("image", "video", "audio")
+#: A SHA-256 in hex, kept lower-case.
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$", to_lower=True)]
 
 
 def declared_type(value: str) -> str:
@@ -46,7 +48,7 @@ def declared_type(value: str) -> str:
 class PrepareBody(WireModel):
     """`POST /v1/assets/prepare`: what the upload will be."""
 
-    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    sha256: Sha256 | None = None
     size_bytes: int = Field(validation_alias="bytes", ge=1)
     content_type: str = Field(max_length=255)
     name: str = Field(default="Saved upload", max_length=200)
@@ -61,10 +63,12 @@ class PrepareBody(WireModel):
     def _check_name(cls, value: str) -> str:
         return printable(value)
 
-    @field_validator("sha256")
-    @classmethod
-    def _lower(cls, value: str | None) -> str | None:
-        return value.lower() if value else None
+
+class FinalizeBody(WireModel):
+    """`POST /v1/assets/{id}/finalize` (the SDK sends `{}`): optionally the sha256 the stored
+    bytes must have, when `prepare` was not given one."""
+
+    sha256: Sha256 | None = None
 
 
 class BindBody(WireModel):

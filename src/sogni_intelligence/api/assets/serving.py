@@ -19,6 +19,7 @@ from sogni_intelligence.api.assets.protocol import (
     BoundView,
     Capabilities,
     DeletedView,
+    FinalizeBody,
     Limits,
     PrepareBody,
     PreparedView,
@@ -192,21 +193,11 @@ async def put_content(request: Request, saved_id: str) -> SavedAssetView:
         raise ServiceError(
             "This saved upload already has its bytes.", 412, "invalid_request_error", "uploaded"
         )
-    sent = request.headers.get("content-type", "")
-    try:
-        matches = declared_type(sent) == saved.content_type
-    except ValueError:
-        matches = False
-    if not matches:
-        raise invalid_request(
-            f"send the upload with Content-Type {saved.content_type}, as prepared",
-            "Content-Type",
-            "content_type_mismatch",
-        )
     scratch = store.scratch_dir()
     try:
         path = scratch / "upload"
         await receive_upload(request, path, saved.size_bytes, allow_form=False)
+        _check_sent_type(request.headers.get("content-type", ""), saved.content_type)
         with path.open("rb") as handle:
             sniffed = sniff(handle.read(64))
         if sniffed is None or sniffed.mime != SAVED_TYPES[saved.content_type]:
@@ -229,9 +220,26 @@ async def put_content(request: Request, saved_id: str) -> SavedAssetView:
     return view(request, uploaded, record)
 
 
-async def finalize(request: Request, key: KeyInfo, saved_id: str) -> SavedAssetView:
-    """Check the stored bytes against the declaration (size, sha256 when one was given, and
-    that the blob is intact); a mismatch forgets them, so the upload can be sent again."""
+def _check_sent_type(sent: str, prepared: str) -> None:
+    """The PUT's Content-Type is one of the upload headers `prepare` handed out."""
+    try:
+        matches = declared_type(sent) == prepared
+    except ValueError:
+        matches = False
+    if not matches:
+        raise invalid_request(
+            f"send the upload with Content-Type {prepared}, as prepared",
+            "Content-Type",
+            "content_type_mismatch",
+        )
+
+
+async def finalize(
+    request: Request, key: KeyInfo, saved_id: str, body: FinalizeBody | None
+) -> SavedAssetView:
+    """Check the stored bytes against the declaration (size, the sha256 given to `prepare`
+    or here, and that the blob is intact); a mismatch forgets them, so the upload can be sent
+    again."""
     saved = await _owned(request, key, saved_id)
     store = asset_store(request)
     if saved.state == "pending" or saved.asset_id is None:
@@ -244,7 +252,10 @@ async def finalize(request: Request, key: KeyInfo, saved_id: str) -> SavedAssetV
         problem = "the uploaded bytes are missing or damaged"
     elif record.size_bytes != saved.size_bytes:
         problem = f"{record.size_bytes} bytes arrived, {saved.size_bytes} were declared"
-    elif saved.sha256 is not None and record.sha256 != saved.sha256:
+    elif any(
+        wanted is not None and record.sha256 != wanted
+        for wanted in (saved.sha256, body.sha256 if body else None)
+    ):
         problem = "the uploaded bytes do not have the declared sha256"
     saved_store = _saved_store(request)
     if problem is not None:
