@@ -342,6 +342,7 @@ async def test_comfy_catalog_lists_the_folder_per_model(api: Api) -> None:
     data = response.json()["data"]
     assert [lora["loraId"] for lora in data["loras"]] == ["pixel-art"]
     assert data["loras"][0]["modelIds"] == ["sdxl", "dreamshaper-xl"]
+    assert data["loras"][0]["source"] == "catalog" and data["loras"][0]["defaultStrength"] == 1.0
     assert data["models"] == ["dreamshaper-xl", "sdxl"]
     assert data["constraints"]["maxPerRequest"] == 8 and data["lastUpdated"] > 0
     other = await api.client.get("/v1/loras/comfy", params={"modelId": "z-turbo"}, headers=api.a)

@@ -26,6 +26,7 @@ class LoraView(BaseModel):
     modelIds: list[str]
     bytes: int
     source: LoraSource
+    defaultStrength: float = Field(default=1.0, description="The strength used when none is sent.")
 
 
 class CatalogView(BaseModel):
