@@ -184,6 +184,11 @@ class ImageBackendConfig(BaseModel):
         default_factory=list, description="Public image model ids this backend answers."
     )
     timeout_s: float = Field(300.0, gt=0)
+    lora_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Folders of LoRA .safetensors files for this backend's models; a LoRA's id "
+        "is its file name without the extension.",
+    )
 
     @model_validator(mode="after")
     def _check_kind_fields(self) -> ImageBackendConfig:
@@ -320,6 +325,18 @@ class Settings(BaseSettings):
     )
     replay_records_from_runs: bool = Field(
         default=True, description="Whether every finished chat run writes its replay record."
+    )
+    saved_assets_per_key: int = Field(
+        default=500, ge=1, description="How many saved uploads (/v1/assets) one key may keep."
+    )
+    asset_upload_url_ttl_s: int = Field(
+        default=900, ge=30, le=24 * 3600, description="Lifetime of a saved upload's PUT URL."
+    )
+    personal_loras_per_key: int = Field(
+        default=50, ge=1, description="How many personal LoRAs one key may import."
+    )
+    lora_max_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=1024, description="The largest personal LoRA file fetched."
     )
     media_fetch_allow_hosts: list[str] = Field(
         default_factory=list,

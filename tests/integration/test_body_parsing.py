@@ -111,23 +111,37 @@ async def app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[InProce
         yield running
 
 
+def _path_and_query(url: str) -> str:
+    parsed = httpx.URL(url)
+    return f"{parsed.path}?{parsed.query.decode()}"
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def upload_path(app: InProcessApp) -> str:
-    """A signed upload URL's path and query: without a signature the PUT stops at a 403."""
-    response = await app.http.get(
-        "/v1/image/uploadUrl",
-        params={"jobId": "job-1", "type": "startingImage"},
-        headers={"Authorization": f"Bearer {app.key}"},
+async def upload_path(app: InProcessApp) -> dict[str, str]:
+    """Signed upload URLs' paths and queries, by route: without a signature a PUT stops at a
+    403. The saved upload is declared larger than any body sent here."""
+    auth = {"Authorization": f"Bearer {app.key}"}
+    slot = await app.http.get(
+        "/v1/image/uploadUrl", params={"jobId": "job-1", "type": "startingImage"}, headers=auth
     )
-    assert response.status_code == 200, response.text
-    url = httpx.URL(response.json()["data"]["uploadUrl"])
-    return f"{url.path}?{url.query.decode()}"
+    assert slot.status_code == 200, slot.text
+    saved = await app.http.post(
+        "/v1/assets/prepare",
+        json={"bytes": 4 * MAX_BODY, "contentType": "image/png"},
+        headers=auth,
+    )
+    assert saved.status_code == 200, saved.text
+    return {
+        "/v1/uploads/": _path_and_query(slot.json()["data"]["uploadUrl"]),
+        "/v1/assets/{asset_id}/content": _path_and_query(saved.json()["data"]["uploadUrl"]),
+    }
 
 
-def _target(path: str, upload_path: str) -> str:
-    """The URL to send to: ids that do not exist, except the signed upload slot."""
-    if path.startswith("/v1/uploads/"):
-        return upload_path
+def _target(path: str, upload_path: dict[str, str]) -> str:
+    """The URL to send to: ids that do not exist, except the signed upload URLs."""
+    for route, signed in upload_path.items():
+        if path.startswith(route):
+            return signed
     return re.sub(r"\{[^}]+\}", "missing", path)
 
 
@@ -187,7 +201,7 @@ def test_every_body_a_route_reads_is_in_the_document() -> None:
     """A body read by hand would be missing here, and the walk below would miss the route."""
     without = [f"{m} {p}" for m, p, op in _operations() if "requestBody" not in op]
     assert without == []
-    assert len(JSON_ROUTES) >= 10 and len(UPLOAD_ROUTES) == 3
+    assert len(JSON_ROUTES) >= 10 and len(UPLOAD_ROUTES) == 4
     for _, path, operation in _operations():
         media = operation["requestBody"]["content"]
         if JSON in media:
@@ -202,7 +216,7 @@ def test_every_body_a_route_reads_is_in_the_document() -> None:
 @pytest.mark.parametrize(("case", "body", "content_type"), UNUSABLE, ids=[c[0] for c in UNUSABLE])
 async def test_unusable_json_body_is_400(
     app: InProcessApp,
-    upload_path: str,
+    upload_path: dict[str, str],
     method: str,
     path: str,
     optional: bool,
@@ -219,7 +233,7 @@ async def test_unusable_json_body_is_400(
 @pytest.mark.parametrize(("case", "body", "content_type"), NOT_MEDIA, ids=[c[0] for c in NOT_MEDIA])
 async def test_upload_that_is_not_media_is_400(
     app: InProcessApp,
-    upload_path: str,
+    upload_path: dict[str, str],
     method: str,
     path: str,
     case: str,
@@ -241,7 +255,7 @@ async def _chunks() -> AsyncIterator[bytes]:
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
 async def test_oversize_body_is_413(
     app: InProcessApp,
-    upload_path: str,
+    upload_path: dict[str, str],
     method: str,
     path: str,
     declared: bool,

@@ -16,6 +16,7 @@ from sogni_intelligence import __version__
 from sogni_intelligence.agent.loop import AgentLoop, LoopLimits
 from sogni_intelligence.api import errors
 from sogni_intelligence.api.account.api_router import router as account_router
+from sogni_intelligence.api.assets.api_router import router as assets_router
 from sogni_intelligence.api.auth import require_key
 from sogni_intelligence.api.chat_completions.api_router import router as chat_router
 from sogni_intelligence.api.chat_completions.serving import ChatCompletionsService
@@ -24,6 +25,7 @@ from sogni_intelligence.api.chat_runs.api_router import router as chat_runs_rout
 from sogni_intelligence.api.console.api_router import router as console_router
 from sogni_intelligence.api.keys.api_router import router as keys_router
 from sogni_intelligence.api.limits import BodySizeLimit
+from sogni_intelligence.api.loras.api_router import router as loras_router
 from sogni_intelligence.api.media.api_router import router as media_router
 from sogni_intelligence.api.messages.api_router import router as messages_router
 from sogni_intelligence.api.metrics import router as metrics_router
@@ -161,6 +163,8 @@ def create_app(settings: Settings) -> FastAPI:
         messages_router,
         chat_runs_router,
         media_router,
+        assets_router,
+        loras_router,
         workflows_router,
         tools_execute_router,
         keys_router,

@@ -21,10 +21,10 @@ import asyncio
 import ipaddress
 import re
 import socket
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from sogni_intelligence.config import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+T = TypeVar("T")
 
 MAX_URL_LENGTH = 8192
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -351,9 +352,26 @@ async def _fetch_media(
         local = await _from_store(current, store, owner, policy, kinds)
         if local is not None:
             return local
+    return await _within_deadline(policy, _fetch_http(current, policy, kinds))
+
+
+async def fetch_file(
+    url: str, *, policy: FetchPolicy, check_head: Callable[[bytes], object]
+) -> tuple[bytes, str]:
+    """The bytes behind a URL of a file that is not media (a LoRA's weights) and the URL they
+    came from, through the same guard, size cap and deadline; `check_head` refuses the wrong
+    kind of file from its first 64 bytes, before the rest is read."""
+    try:
+        return await _within_deadline(policy, _download(validate_url(url), policy, check_head))
+    except FetchError as exc:
+        _count_refusal(exc)
+        raise
+
+
+async def _within_deadline(policy: FetchPolicy, work: Awaitable[T]) -> T:
     try:
         async with asyncio.timeout(policy.timeout_s):
-            return await _fetch_http(current, policy, kinds)
+            return await work
     except (TimeoutError, httpx.TimeoutException) as exc:
         raise FetchError(
             f"fetching the media URL took longer than {policy.timeout_s:g} s",
@@ -415,6 +433,14 @@ async def _from_store(
 async def _fetch_http(
     url: httpx.URL, policy: FetchPolicy, kinds: Collection[str] | None
 ) -> FetchedMedia:
+    data, final_url = await _download(url, policy, lambda head: _check_type(head, kinds))
+    return FetchedMedia(data, _check_type(data, kinds), final_url)
+
+
+async def _download(
+    url: httpx.URL, policy: FetchPolicy, check_head: Callable[[bytes], object]
+) -> tuple[bytes, str]:
+    """GET `url`, following vetted redirects; the body, capped, and the last URL."""
     current = url
     redirects = 0
     while True:
@@ -434,8 +460,7 @@ async def _fetch_http(
                     f"fetching the media URL answered HTTP {response.status_code}",
                     code="media_fetch_failed",
                 )
-            data = await _read_capped(response, policy.max_bytes, kinds)
-            return FetchedMedia(data, _check_type(data, kinds), str(current))
+            return await _read_capped(response, policy.max_bytes, check_head), str(current)
 
 
 def _redirect_target(current: httpx.URL, location: str) -> httpx.URL:
@@ -499,7 +524,7 @@ async def _open(
 
 
 async def _read_capped(
-    response: httpx.Response, max_bytes: int, kinds: Collection[str] | None
+    response: httpx.Response, max_bytes: int, check_head: Callable[[bytes], object]
 ) -> bytes:
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
@@ -511,7 +536,7 @@ async def _read_capped(
         if len(data) > max_bytes:
             raise _too_large(max_bytes)
         if not checked and len(data) >= 64:
-            _check_type(bytes(data[:64]), kinds)  # refuse the wrong type before reading it all
+            check_head(bytes(data[:64]))  # refuse the wrong type before reading it all
             checked = True
     return bytes(data)
 

@@ -197,14 +197,35 @@ class AssetStore:
         facts = asdict(made) if made is not None else await _inspect(path, sniffed)
         size = await self.blobs.put(path, sha256)
         values: dict[str, Any] = {
-            "id": "ast_" + secrets.token_hex(12),
-            "owner": owner,
-            "sha256": sha256,
             "mime": sniffed.mime,
             "kind": sniffed.kind,
             "size_bytes": size,
             "tool": tool,
             "backend": backend,
+            **facts,
+        }
+        return await self._insert(owner, sha256, meta, values)
+
+    async def put_checked_bytes(
+        self, owner: str, data: bytes, *, mime: str, kind: str, tool: str, meta: dict[str, Any]
+    ) -> AssetRecord:
+        """Store a file that is not media (a LoRA's weights) whose bytes the caller has
+        already checked, under the `kind` and `mime` it proved them to be."""
+        path, sha256 = await asyncio.to_thread(self._write_scratch, data)
+        try:
+            size = await self.blobs.put(path, sha256)
+        finally:
+            path.unlink(missing_ok=True)
+        values = {"mime": mime, "kind": kind, "size_bytes": size, "tool": tool}
+        return await self._insert(owner, sha256, meta, values)
+
+    async def _insert(
+        self, owner: str, sha256: str, meta: dict[str, Any] | None, facts: dict[str, Any]
+    ) -> AssetRecord:
+        values: dict[str, Any] = {
+            "id": "ast_" + secrets.token_hex(12),
+            "owner": owner,
+            "sha256": sha256,
             "meta": meta or {},
             "created_at": utcnow(),
             **facts,
@@ -237,6 +258,13 @@ class AssetStore:
         """A local file with the asset's bytes (fetched into the cache first when the blobs
         live elsewhere); the path does not exist when the blob is missing."""
         return await self.blobs.local_path(record.sha256)
+
+    async def intact(self, record: AssetRecord) -> bool:
+        """Whether the stored bytes are still there with the size and hash the row names."""
+        path = await self.local_path(record)
+        if not path.is_file() or path.stat().st_size != record.size_bytes:
+            return False
+        return await asyncio.to_thread(_sha256, path) == record.sha256
 
     def url(self, record: AssetRecord) -> str:
         return self.signer.url(f"/v1/media/{record.id}")

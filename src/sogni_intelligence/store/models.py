@@ -97,6 +97,40 @@ class UploadSlot(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class SavedAsset(Base):
+    """A key's saved upload (`/v1/assets`): declared by `prepare`, uploaded with a signed PUT
+    (the bytes become the store asset `asset_id`), made reusable by `finalize`."""
+
+    __tablename__ = "saved_assets"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(32), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    content_type: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    asset_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+
+
+class PersonalLora(Base):
+    """A LoRA file a key imported from a URL, kept as the store asset `asset_id`, for one
+    image model."""
+
+    __tablename__ = "personal_loras"
+
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(32), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    model_id: Mapped[str] = mapped_column(String(128))
+    source_url: Mapped[str] = mapped_column(String(8192))
+    asset_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class DurableRecord(Base):
     """A durable workflow or chat run. Fields that filters need are columns; the rest of the
     record (input, steps, artifacts, waiting, recovery...) is one JSON document."""

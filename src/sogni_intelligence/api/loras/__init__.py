@@ -1,0 +1,1 @@
+"""LoRA catalogs: the files in the image backends' LoRA folders and each key's personal LoRAs."""
