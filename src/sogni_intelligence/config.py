@@ -164,6 +164,9 @@ class ImageBackendConfig(BaseModel):
         None, description="diffusers: a local pipeline directory (as save_pretrained writes it)."
     )
     device: str = Field("cpu", description="diffusers: torch device, e.g. cpu or cuda.")
+    dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        "float32", description="diffusers: weight precision (half precision needs a GPU)."
+    )
     steps: int = Field(20, ge=1, le=1000, description="diffusers: denoising steps per image.")
     guidance: float = Field(7.5, ge=0, le=30, description="diffusers: classifier-free guidance.")
     aliases: list[str] = Field(

@@ -3,8 +3,9 @@ support, and the protocol the remote and diffusers backends implement."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
 
 from sogni_intelligence.media.progress import Progress
 
@@ -42,6 +43,8 @@ class ImageRequest:
     gpt_background: str | None = None
     output_compression: int | None = None
     output_format: str | None = None
+    #: LoRA weight files to apply, in order, with their strengths (resolved by the tool layer).
+    lora_files: list[tuple[Path, float]] = field(default_factory=list)
 
 
 class RemoteImageBackend(Protocol):
@@ -52,3 +55,10 @@ class RemoteImageBackend(Protocol):
     async def generate(self, request: ImageRequest, progress: Progress) -> list[bytes]: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class LoraBackend(Protocol):
+    """A backend that applies LoRA files: their ids resolve in these folders."""
+
+    lora_dirs: list[Path]

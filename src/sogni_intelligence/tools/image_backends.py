@@ -7,14 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from sogni_intelligence.errors import ToolError
 from sogni_intelligence.media import image as render
-from sogni_intelligence.media.image_request import Feature, ImageRequest, RemoteImageBackend
+from sogni_intelligence.media.image_request import (
+    Feature,
+    ImageRequest,
+    LoraBackend,
+    RemoteImageBackend,
+)
 from sogni_intelligence.media.models import IMAGE_MODELS, PROCEDURAL_IMAGE, resolve_model
 from sogni_intelligence.media.sniff import sniff
 from sogni_intelligence.media.store import AssetRecord, MadeFacts, image_bytes
@@ -75,6 +82,39 @@ def _asks(args: ToolArgs, name: str) -> bool:
     if name == "gptImageBackground":
         return value == "transparent"  # auto and opaque are what every backend does
     return value is not None
+
+
+def lora_files(
+    loras: Sequence[str] | None, strengths: Sequence[float] | None, dirs: Sequence[Path]
+) -> list[tuple[Path, float]]:
+    """Each LoRA id as the file `<dir>/<id>.safetensors` in the first of `dirs` that has it,
+    with its strength (1.0 unless given). An id that names no file is PARAMETER_INVALID."""
+    found: list[tuple[Path, float]] = []
+    for i, lora in enumerate(loras or []):
+        if Path(lora).name != lora or lora.startswith("."):
+            raise ToolError("PARAMETER_INVALID", f"loras: {lora!r} is not a LoRA id")
+        if any(path.stem == lora for path, _ in found):
+            raise ToolError("PARAMETER_INVALID", f"loras: {lora} is listed twice")
+        files = [folder / f"{lora}.safetensors" for folder in dirs]
+        path = next((file for file in files if file.is_file()), None)
+        if path is None:
+            known = sorted({file.stem for folder in dirs for file in folder.glob("*.safetensors")})
+            raise ToolError(
+                "PARAMETER_INVALID",
+                f"loras: unknown LoRA {lora}; known: {', '.join(known[:20]) or 'none'}",
+            )
+        found.append((path, 1.0 if strengths is None else strengths[i]))
+    return found
+
+
+def backend_loras(args: ToolArgs, backend: RemoteImageBackend) -> list[tuple[Path, float]]:
+    """The LoRA files the call asks `backend` to apply (none where it takes no LoRAs: those
+    arguments are then named in a warning)."""
+    if "loras" not in backend.features or not isinstance(backend, LoraBackend):
+        return []
+    return lora_files(
+        getattr(args, "loras", None), getattr(args, "loraStrengths", None), backend.lora_dirs
+    )
 
 
 def request_warnings(request: ImageRequest, backend: RemoteImageBackend) -> list[str]:
