@@ -157,6 +157,15 @@ def reencoded(data: bytes, fmt: str, compression: int | None, encoded_by_backend
         return encode(opened, fmt, compression)
 
 
+def composited(
+    data: bytes, change: Callable[[Image.Image], Image.Image], fmt: str, compression: int | None
+) -> Blob:
+    """A backend's result decoded, changed here (e.g. limited to a mask) and encoded."""
+    with Image.open(io.BytesIO(data)) as opened:
+        opened.load()
+        return encoded(change(opened), fmt, compression)
+
+
 def encode(image: Image.Image, fmt: str, compression: int | None) -> bytes:
     return image_bytes(image, fmt, DEFAULT_QUALITY if compression is None else max(1, compression))
 

@@ -14,6 +14,7 @@ import math
 import secrets
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from PIL import Image
@@ -40,6 +41,7 @@ from sogni_intelligence.tools.image_args import (
 from sogni_intelligence.tools.image_backends import (
     Blob,
     backend_loras,
+    composited,
     encoded,
     ignored,
     reencoded,
@@ -100,17 +102,24 @@ class _Job:
         make: Callable[[int], Image.Image],
         features: frozenset[Feature],
         compression: int | None = None,
+        after_mask: Callable[[Image.Image], Image.Image] | None = None,
     ) -> ToolOutput:
         """Render on the remote backend (with `request`) or procedurally (with `make(i)`),
-        store the results and name what was ignored."""
+        store the results and name what was ignored. `after_mask` limits a remote backend's
+        pictures to a mask it could not take itself."""
         args, remote, warnings = self.args, self.remote, self.warnings
         if remote is not None and request is not None:
-            warnings += ignored(args, remote.features, remote.name)
+            honoured = remote.features | ({"mask"} if after_mask else frozenset())
+            warnings += ignored(args, honoured, remote.name)
             warnings += request_warnings(request, remote)
             remote_blobs = await run_remote(ctx, remote, request, self.prompts, self.seeds)
             encoded_here = "output_compression" in remote.features
             blobs = [
-                Blob(await asyncio.to_thread(reencoded, data, args.fmt, compression, encoded_here))
+                await asyncio.to_thread(composited, data, after_mask, args.fmt, compression)
+                if after_mask
+                else Blob(
+                    await asyncio.to_thread(reencoded, data, args.fmt, compression, encoded_here)
+                )
                 for data in remote_blobs
             ]
             backend = remote.name
@@ -181,6 +190,10 @@ async def edit_image(args: EditImageArgs, ctx: ToolContext) -> ToolOutput:
     warnings += args.size_warnings() + args.encoding_warnings()
     job = _Job("edit_image", args, remote, args.output_size(source.size), args.prompt, warnings)
     request = None
+    after_mask: Callable[[Image.Image], Image.Image] | None = None
+    if remote is not None and mask is not None and "mask" not in remote.features:
+        # The backend edits the whole picture; the mask then decides where the edit shows.
+        after_mask = partial(render.apply_mask, source=source, mask=mask)
     if remote is not None:
         if reference_records:
             named = "referenceImageIndices" if args.referenceImageIndices else "other uploads"
@@ -189,7 +202,7 @@ async def edit_image(args: EditImageArgs, ctx: ToolContext) -> ToolOutput:
             negative_prompt=args.negativePrompt,
             source_png=_png(source),
             strength=args.strength,
-            mask_png=None if mask is None else _png(mask),
+            mask_png=None if mask is None or after_mask else _png(mask),
             gpt_quality=args.gptImageQuality,
             gpt_background=args.gptImageBackground,
             output_compression=args.gptImageOutputCompression,
@@ -208,7 +221,7 @@ async def edit_image(args: EditImageArgs, ctx: ToolContext) -> ToolOutput:
         edited = Image.blend(edited, overlay, args.strength * 0.35)
         return edited if mask is None else render.apply_mask(edited, source, mask)
 
-    return await job.run(ctx, request, make, _EDIT, args.gptImageOutputCompression)
+    return await job.run(ctx, request, make, _EDIT, args.gptImageOutputCompression, after_mask)
 
 
 def _restyle_tool(name: str) -> Callable[[RestyleArgs, ToolContext], Any]:
