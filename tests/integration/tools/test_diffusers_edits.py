@@ -237,3 +237,40 @@ async def test_lora_ids_that_name_no_usable_file_are_refused(
     assert broken["error_type"] == "PARAMETER_INVALID" and "broken" in broken["message"], broken
     # the failed load left the pipeline clean
     assert await _generate(ctx, 11) == await _generate(ctx, 11)
+
+
+async def test_out_of_memory_unloads_the_pipeline_and_the_next_call_reloads_it(
+    ctx: ToolContext, backend: DiffusersImageBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _generate(ctx, 1)
+    assert backend._local.loaded_bytes > 0  # the memory budget counts the pipeline's modules
+    pipelines = backend._local._loaded
+    assert pipelines is not None
+
+    def exhausted(*args: object, **kwargs: object) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(pipelines.text2image.unet, "forward", exhausted)
+    result = await run(ctx, "generate_image", prompt="x", model=ALIAS, width=SIDE, height=SIDE)
+    assert result["ok"] is False and result["error_type"] == "GPU_WORKER_FAILED", result
+    assert "out of memory" in result["message"] and not backend._local.is_loaded
+    assert await _generate(ctx, 1)  # loaded afresh, without the failing module
+
+
+async def test_the_configured_dtype_is_the_weights_dtype(ctx: ToolContext, model_dir: Path) -> None:
+    config = ImageBackendConfig(
+        name="local-sd-bf16",
+        kind="diffusers",
+        model_path=str(model_dir),
+        aliases=[ALIAS],
+        steps=2,
+        dtype="bfloat16",
+    )
+    ctx.services.image_backends = build_image_backends([config])
+    result = await run(ctx, "generate_image", prompt="x", model=ALIAS, width=SIDE, height=SIDE)
+    assert result["backend"] == "local-sd-bf16", result
+    with Image.open(await asset_file(ctx, result)) as image:
+        assert image.size == (SIDE, SIDE)
+    half = ctx.services.image_backends["local-sd-bf16"]
+    assert isinstance(half, DiffusersImageBackend) and half._local._loaded is not None
+    assert half._local._loaded.text2image.unet.dtype == torch.bfloat16
