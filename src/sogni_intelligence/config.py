@@ -178,6 +178,9 @@ class ImageBackendConfig(BaseModel):
     device: str = Field(
         "cpu", pattern=DEVICE_PATTERN, description="diffusers: torch device, e.g. cpu or cuda:0."
     )
+    dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        "float32", description="diffusers: weight precision (half precision needs a GPU)."
+    )
     steps: int = Field(20, ge=1, le=1000, description="diffusers: denoising steps per image.")
     guidance: float = Field(7.5, ge=0, le=30, description="diffusers: classifier-free guidance.")
     aliases: list[str] = Field(

@@ -5,7 +5,7 @@ import pytest
 from pydantic import ValidationError
 
 from sogni_intelligence.tools.base import ToolError
-from sogni_intelligence.tools.camera_angles import parse_angle
+from sogni_intelligence.tools.camera_angles import CameraAngle, describe, parse_angle
 from sogni_intelligence.tools.dynamic_prompts import expand, variation_prompts
 from sogni_intelligence.tools.image_args import (
     Aspect,
@@ -118,6 +118,13 @@ def test_camera_phrases() -> None:
     assert parse_angle("from the top, please").unknown == "from the top please"
     half = parse_angle("right side view high-angle shot close-up").scaled(0.5)
     assert (half.degrees, half.tilt, half.zoom) == (45, 0.4, 1.25)
+
+
+def test_a_camera_angle_reads_back_as_the_nearest_named_view() -> None:
+    phrase = "back-left quarter view, low-angle shot, close-up"
+    assert describe(parse_angle(phrase)) == phrase
+    # -170 degrees is nearer to the back view (180) the short way round than to -135
+    assert describe(CameraAngle(-170, 0.5, 0.8)) == "back view, elevated shot, wide shot"
 
 
 def test_upscale_sizes_and_limits() -> None:

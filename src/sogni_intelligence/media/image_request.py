@@ -3,9 +3,11 @@ support, and the protocol the remote and diffusers backends implement."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
 
+from sogni_intelligence.config import ImageBackendConfig
 from sogni_intelligence.media.progress import Progress
 
 #: Optional parts of a request a backend may or may not honour.
@@ -42,6 +44,8 @@ class ImageRequest:
     gpt_background: str | None = None
     output_compression: int | None = None
     output_format: str | None = None
+    #: LoRA weight files to apply, in order, with their strengths (resolved by the tool layer).
+    lora_files: list[tuple[Path, float]] = field(default_factory=list)
 
 
 class RemoteImageBackend(Protocol):
@@ -52,3 +56,11 @@ class RemoteImageBackend(Protocol):
     async def generate(self, request: ImageRequest, progress: Progress) -> list[bytes]: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class LoraBackend(Protocol):
+    """A backend that applies LoRA files: their ids resolve by its configuration (its
+    `lora_dirs`, and personal LoRAs imported for its model ids)."""
+
+    config: ImageBackendConfig

@@ -14,7 +14,7 @@ import os
 import re
 import stat
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -101,39 +101,65 @@ def scan_catalog(backends: Iterable[ImageBackendConfig]) -> list[LoraFile]:
     return [found[key] for key in sorted(found)]
 
 
-def find_lora(backends: Iterable[ImageBackendConfig], model_id: str, lora_id: str) -> Path | None:
-    """The file of catalog LoRA `lora_id` for image model `model_id` (a backend's name or one
-    of its aliases): the first regular file `<lora_id>.safetensors` directly inside one of that
-    backend's `lora_dirs`; None for an unknown or unsafe id."""
+def lora_in_dirs(folders: Iterable[Path], lora_id: str) -> Path | None:
+    """The first regular file `<lora_id>.safetensors` directly inside one of `folders`; None
+    for an unknown or unsafe id."""
     if not is_lora_id(lora_id):
         return None
-    for backend in backends:
-        if not _serves(backend, model_id):
+    for folder in folders:
+        candidate = folder / f"{lora_id}{LORA_SUFFIX}"
+        try:
+            info = os.lstat(candidate)
+        except OSError:
             continue
-        for folder in backend.lora_dirs:
-            candidate = folder / f"{lora_id}{LORA_SUFFIX}"
-            try:
-                info = os.lstat(candidate)
-            except OSError:
-                continue
-            if stat.S_ISREG(info.st_mode):
-                return candidate
+        if stat.S_ISREG(info.st_mode):
+            return candidate
+    return None
+
+
+def find_lora(backends: Iterable[ImageBackendConfig], model_id: str, lora_id: str) -> Path | None:
+    """The file of catalog LoRA `lora_id` for image model `model_id` (a backend's name or one
+    of its aliases), from that backend's `lora_dirs`."""
+    for backend in backends:
+        if _serves(backend, model_id):
+            found = lora_in_dirs(backend.lora_dirs, lora_id)
+            if found is not None:
+                return found
     return None
 
 
 async def find_personal_lora(
-    store: AssetStore, loras: PersonalLoraStore, owner: str, model_id: str, lora_id: str
+    store: AssetStore,
+    loras: PersonalLoraStore,
+    owner: str,
+    model_ids: Collection[str],
+    lora_id: str,
 ) -> Path | None:
-    """The local file of `owner`'s personal LoRA `lora_id`, if it was imported for
-    `model_id`; None for another key's, another model's or an unknown id."""
+    """The local file of `owner`'s personal LoRA `lora_id`, if it was imported for one of
+    `model_ids`; None for another key's, another model's or an unknown id."""
     lora = await loras.get(owner, lora_id) if is_personal_id(lora_id) else None
-    if lora is None or lora.model_id != model_id:
+    if lora is None or lora.model_id not in model_ids:
         return None
     record = await store.get(lora.asset_id, owner=owner)
     if record is None:
         return None
     path = await store.local_path(record)
     return path if path.is_file() else None
+
+
+async def backend_lora(
+    backend: ImageBackendConfig,
+    store: AssetStore,
+    loras: PersonalLoraStore,
+    owner: str,
+    lora_id: str,
+) -> Path | None:
+    """The file `backend` loads for `lora_id` on `owner`'s call: a personal LoRA imported for
+    any of its model ids, or a file in its `lora_dirs`."""
+    if lora_id.startswith(PERSONAL_PREFIX):
+        served = {backend.name, *backend.aliases}
+        return await find_personal_lora(store, loras, owner, served, lora_id)
+    return lora_in_dirs(backend.lora_dirs, lora_id)
 
 
 async def resolve_lora(
@@ -145,9 +171,9 @@ async def resolve_lora(
     lora_id: str,
 ) -> Path | None:
     """The file to load for `lora_id` on `model_id` for `owner`: a personal LoRA (ids that
-    start `personal-`) or a catalog one; None when there is none it may use."""
+    start `personal-`) imported for that model, or a catalog one."""
     if lora_id.startswith(PERSONAL_PREFIX):
-        return await find_personal_lora(store, loras, owner, model_id, lora_id)
+        return await find_personal_lora(store, loras, owner, (model_id,), lora_id)
     return find_lora(backends, model_id, lora_id)
 
 

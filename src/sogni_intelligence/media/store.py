@@ -118,6 +118,11 @@ class AssetStore:
         self.blobs = blobs if blobs is not None else LocalBlobs(root)
         (root / "tmp").mkdir(parents=True, exist_ok=True)
 
+    @property
+    def db(self) -> Database:
+        """The database of the asset rows (other per-key tables that point at assets share it)."""
+        return self._db
+
     @classmethod
     def from_settings(cls, db: Database, settings: Settings) -> AssetStore:
         """The store every process of one deployment shares: same blobs (a directory or a

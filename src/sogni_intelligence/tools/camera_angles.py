@@ -68,3 +68,14 @@ def parse_angle(text: str | None) -> CameraAngle:
             name = default
         found.append(table[name])
     return CameraAngle(*found, unknown=" ".join(rest.split()))
+
+
+def describe(angle: CameraAngle) -> str:
+    """The phrase naming the view nearest to `angle`: what a diffusion model is prompted with."""
+
+    def turn(name: str) -> float:  # the shorter way round between the two azimuths
+        return abs((AZIMUTHS[name] - angle.degrees + 180) % 360 - 180)
+
+    elevation = min(ELEVATIONS, key=lambda name: abs(ELEVATIONS[name] - angle.tilt))
+    distance = min(DISTANCES, key=lambda name: abs(DISTANCES[name] - angle.zoom))
+    return f"{min(AZIMUTHS, key=turn)}, {elevation}, {distance}"

@@ -9,15 +9,24 @@ import asyncio
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from sogni_intelligence.errors import ToolError
 from sogni_intelligence.media import image as render
-from sogni_intelligence.media.image_request import Feature, ImageRequest, RemoteImageBackend
+from sogni_intelligence.media.image_request import (
+    Feature,
+    ImageRequest,
+    LoraBackend,
+    RemoteImageBackend,
+)
+from sogni_intelligence.media.loras import backend_lora, scan_catalog
 from sogni_intelligence.media.models import IMAGE_MODELS, PROCEDURAL_IMAGE, resolve_model
 from sogni_intelligence.media.sniff import sniff
 from sogni_intelligence.media.store import AssetRecord, MadeFacts, image_bytes
+from sogni_intelligence.store.personal_loras import PersonalLoraStore
 from sogni_intelligence.tools.base import ToolArgs, ToolContext
 
 # The argument that asks for each optional feature.
@@ -77,6 +86,33 @@ def _asks(args: ToolArgs, name: str) -> bool:
     return value is not None
 
 
+async def backend_loras(
+    ctx: ToolContext, args: ToolArgs, backend: RemoteImageBackend
+) -> list[tuple[Path, float]]:
+    """The LoRA files the call asks `backend` to apply, each with its strength (1.0 unless
+    given): files in the backend's `lora_dirs` or the caller's personal LoRAs. None where the
+    backend takes no LoRAs (those arguments are then named in a warning); an id that names
+    nothing this backend can load is PARAMETER_INVALID."""
+    if "loras" not in backend.features or not isinstance(backend, LoraBackend):
+        return []
+    ids: list[str] = getattr(args, "loras", None) or []
+    strengths: list[float] | None = getattr(args, "loraStrengths", None)
+    if len(set(ids)) != len(ids):
+        raise ToolError("PARAMETER_INVALID", "loras: an id is listed twice")
+    personal = PersonalLoraStore(ctx.store.db)
+    found: list[tuple[Path, float]] = []
+    for i, lora in enumerate(ids):
+        path = await backend_lora(backend.config, ctx.store, personal, ctx.owner, lora)
+        if path is None:
+            known = [f.lora_id for f in scan_catalog([backend.config])]
+            raise ToolError(
+                "PARAMETER_INVALID",
+                f"loras: unknown LoRA {lora!r}; known: {', '.join(known[:20]) or 'none'}",
+            )
+        found.append((path, 1.0 if strengths is None else strengths[i]))
+    return found
+
+
 def request_warnings(request: ImageRequest, backend: RemoteImageBackend) -> list[str]:
     if request.source_png is not None and "source" not in backend.features:
         return [f"source image: the {backend.name} backend renders from the prompt only"]
@@ -115,6 +151,15 @@ def reencoded(data: bytes, fmt: str, compression: int | None, encoded_by_backend
     with Image.open(io.BytesIO(data)) as opened:
         opened.load()
         return encode(opened, fmt, compression)
+
+
+def composited(
+    data: bytes, change: Callable[[Image.Image], Image.Image], fmt: str, compression: int | None
+) -> Blob:
+    """A backend's result decoded, changed here (e.g. limited to a mask) and encoded."""
+    with Image.open(io.BytesIO(data)) as opened:
+        opened.load()
+        return encoded(change(opened), fmt, compression)
 
 
 def encode(image: Image.Image, fmt: str, compression: int | None) -> bytes:

@@ -2,26 +2,29 @@
 
 All of them run on the procedural renderer by default (see `media/image.py`); the public
 model ids resolve to it through the alias table, and the artifacts say what really ran. A
-configured remote backend takes over the ids it lists (change_angle and upscale_image are
-geometric and always run here). Arguments a backend cannot honour are named in `warnings`.
+configured backend takes over the ids it lists (upscale_image is geometric and always runs
+here; change_angle runs on a backend that takes a source image, else here). Arguments a
+backend cannot honour are named in `warnings`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import secrets
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from PIL import Image
 
 from sogni_intelligence.media import image as render
 from sogni_intelligence.media.image_request import Feature, ImageRequest, RemoteImageBackend
-from sogni_intelligence.media.models import IMAGE_MODELS, PROCEDURAL_IMAGE, resolve_model
+from sogni_intelligence.media.models import PROCEDURAL_IMAGE
 from sogni_intelligence.media.store import image_bytes
 from sogni_intelligence.tools.base import Tool, ToolContext, ToolError, ToolOutput, tool_family
-from sogni_intelligence.tools.camera_angles import parse_angle
+from sogni_intelligence.tools.camera_angles import describe, parse_angle
 from sogni_intelligence.tools.dynamic_prompts import variation_prompts
 from sogni_intelligence.tools.image_args import (
     DEFAULT_SIDE,
@@ -37,6 +40,8 @@ from sogni_intelligence.tools.image_args import (
 )
 from sogni_intelligence.tools.image_backends import (
     Blob,
+    backend_loras,
+    composited,
     encoded,
     ignored,
     reencoded,
@@ -96,17 +101,25 @@ class _Job:
         make: Callable[[int], Image.Image],
         features: frozenset[Feature],
         compression: int | None = None,
+        after_mask: Callable[[Image.Image], Image.Image] | None = None,
     ) -> ToolOutput:
         """Render on the remote backend (with `request`) or procedurally (with `make(i)`),
-        store the results and name what was ignored."""
+        store the results and name what was ignored. `after_mask` limits a remote backend's
+        pictures to a mask it could not take itself."""
         args, remote, warnings = self.args, self.remote, self.warnings
         if remote is not None and request is not None:
-            warnings += ignored(args, remote.features, remote.name)
+            honoured = remote.features | ({"mask"} if after_mask else frozenset())
+            warnings += ignored(args, honoured, remote.name)
             warnings += request_warnings(request, remote)
+            request = replace(request, lora_files=await backend_loras(ctx, args, remote))
             remote_blobs = await run_remote(ctx, remote, request, self.prompts, self.seeds)
             encoded_here = "output_compression" in remote.features
             blobs = [
-                Blob(await asyncio.to_thread(reencoded, data, args.fmt, compression, encoded_here))
+                await asyncio.to_thread(composited, data, after_mask, args.fmt, compression)
+                if after_mask
+                else Blob(
+                    await asyncio.to_thread(reencoded, data, args.fmt, compression, encoded_here)
+                )
                 for data in remote_blobs
             ]
             backend = remote.name
@@ -177,6 +190,10 @@ async def edit_image(args: EditImageArgs, ctx: ToolContext) -> ToolOutput:
     warnings += args.size_warnings() + args.encoding_warnings()
     job = _Job("edit_image", args, remote, args.output_size(source.size), args.prompt, warnings)
     request = None
+    after_mask: Callable[[Image.Image], Image.Image] | None = None
+    if remote is not None and mask is not None and "mask" not in remote.features:
+        # The backend edits the whole picture; the mask then decides where the edit shows.
+        after_mask = partial(render.apply_mask, source=source, mask=mask)
     if remote is not None:
         if reference_records:
             named = "referenceImageIndices" if args.referenceImageIndices else "other uploads"
@@ -185,7 +202,7 @@ async def edit_image(args: EditImageArgs, ctx: ToolContext) -> ToolOutput:
             negative_prompt=args.negativePrompt,
             source_png=_png(source),
             strength=args.strength,
-            mask_png=None if mask is None else _png(mask),
+            mask_png=None if mask is None or after_mask else _png(mask),
             gpt_quality=args.gptImageQuality,
             gpt_background=args.gptImageBackground,
             output_compression=args.gptImageOutputCompression,
@@ -204,7 +221,7 @@ async def edit_image(args: EditImageArgs, ctx: ToolContext) -> ToolOutput:
         edited = Image.blend(edited, overlay, args.strength * 0.35)
         return edited if mask is None else render.apply_mask(edited, source, mask)
 
-    return await job.run(ctx, request, make, _EDIT, args.gptImageOutputCompression)
+    return await job.run(ctx, request, make, _EDIT, args.gptImageOutputCompression, after_mask)
 
 
 def _restyle_tool(name: str) -> Callable[[RestyleArgs, ToolContext], Any]:
@@ -248,7 +265,7 @@ async def restore_photo(args: RestorePhotoArgs, ctx: ToolContext) -> ToolOutput:
 
 
 async def change_angle(args: ChangeAngleArgs, ctx: ToolContext) -> ToolOutput:
-    resolve_model(IMAGE_MODELS, args.model, "image")
+    remote = remote_backend(ctx, args.model)
     source = await open_image(ctx, args.sourceImageIndex, "sourceImageIndex")
     angle = parse_angle(args.description or args.prompt)
     if args.horizontalAngle is not None:
@@ -261,22 +278,47 @@ async def change_angle(args: ChangeAngleArgs, ctx: ToolContext) -> ToolOutput:
         warnings.append(f"{field}: {angle.unknown!r} names no known camera angle, ignored")
     move = angle.scaled(args.loraStrength)
     width, height = source.size if args.aspectRatio is None else fit(*args.shaped(source.size))
-
-    def make(i: int) -> Image.Image:
-        turned = render.change_angle(source, move.degrees, move.tilt, move.zoom)
-        return render.reshape(turned, width, height)
-
-    blobs = await render_all(ctx, make, 1, args.fmt)
-    meta = {
+    meta: dict[str, Any] = {
         "requested_model": args.model,
         "horizontal_angle": move.degrees,
         "vertical_angle": move.tilt,
         "zoom": move.zoom,
     }
+    if remote is not None and "source" in remote.features:
+        # The backend redraws the source as seen from the named view; loraStrength is how far
+        # the picture may move away from it.
+        view = describe(angle)
+        seed = secrets.randbelow(2**31)
+        request = ImageRequest(
+            prompt=f"the same subject and scene, seen from a {view}",
+            width=width,
+            height=height,
+            seed=seed,
+            source_png=_png(source),
+            strength=args.loraStrength,
+            output_format=args.fmt,
+        )
+        [data, *_] = await remote.generate(request, ctx.progress)
+        blobs = [Blob(await asyncio.to_thread(reencoded, data, args.fmt, None, False))]
+        backend = remote.name
+        meta |= {"view": view, "seed": seed}
+    else:
+        if remote is not None:
+            warnings.append(
+                f"model: the {remote.name} backend takes no source image, so the "
+                "view was turned geometrically here"
+            )
+
+        def make(i: int) -> Image.Image:
+            turned = render.change_angle(source, move.degrees, move.tilt, move.zoom)
+            return render.reshape(turned, width, height)
+
+        blobs = await render_all(ctx, make, 1, args.fmt)
+        backend = PROCEDURAL_IMAGE
     assets = await store_all(
-        ctx, blobs, tool="change_angle", backend=PROCEDURAL_IMAGE, meta=meta, per_image=[{}]
+        ctx, blobs, tool="change_angle", backend=backend, meta=meta, per_image=[{}]
     )
-    return ToolOutput(assets, model=args.model, backend=PROCEDURAL_IMAGE, warnings=warnings)
+    return ToolOutput(assets, model=args.model, backend=backend, warnings=warnings)
 
 
 def upscaled_size(

@@ -143,16 +143,18 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     torch.set_num_threads(threads)
 
 
-def _attach(ctx: ToolContext, model_dir: Path | str, **fields: object) -> DiffusersImageBackend:
+def _attach(
+    ctx: ToolContext, model_dir: Path | str, name: str = "local-sd", **fields: object
+) -> DiffusersImageBackend:
     config = ImageBackendConfig(
-        name="local-sd",
+        name=name,
         kind="diffusers",
         model_path=str(model_dir),
         aliases=[ALIAS],
         **{"steps": 4, **fields},
     )
     ctx.services.image_backends = build_image_backends([config])
-    backend = ctx.services.image_backends["local-sd"]
+    backend = ctx.services.image_backends[name]
     assert isinstance(backend, DiffusersImageBackend)
     return backend
 
@@ -239,7 +241,7 @@ async def test_cancelling_the_task_stops_the_pipeline(ctx: ToolContext, model_di
     assert stopped_at < 500
     await asyncio.sleep(0.5)
     assert backend.steps_done == stopped_at  # no thread is still denoising
-    assert not backend._run_lock.locked()
+    assert not backend._local.busy
 
 
 async def test_a_run_past_the_timeout_is_a_provider_timeout(
@@ -272,7 +274,8 @@ async def test_without_diffusers_installed_the_backend_says_so(
     ctx: ToolContext, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "diffusers", None)  # makes `import diffusers` fail
-    _attach(ctx, model_dir)
+    # A backend of its own name: the pipeline other tests loaded stays in the process's cache.
+    _attach(ctx, model_dir, name="never-loaded")
     result = await execute(GENERATE, {"prompt": "x", "model": ALIAS}, ctx)
     assert result["ok"] is False and result["error_type"] == "MODEL_UNAVAILABLE"
     assert "sogni-intelligence[diffusers]" in result["message"]
