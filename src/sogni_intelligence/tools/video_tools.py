@@ -128,7 +128,7 @@ class _CompatArgs(ToolArgs):
         ]
         if not ignored:
             return []
-        return [f"ignored on the keyframe video backend: {', '.join(ignored)}"]
+        return [f"ignored by the video backends here: {', '.join(ignored)}"]
 
 
 class _MakeArgs(_CompatArgs):
@@ -296,7 +296,7 @@ async def generate_video(args: GenerateVideoArgs, ctx: ToolContext) -> ToolOutpu
     if args.referenceVideoIndices:
         for index in args.referenceVideoIndices:
             ctx.media.resolve("video", index, "referenceVideoIndices")
-        warnings.append("reference videos are not used by the keyframe video backend")
+        warnings.append("reference videos are not used by the video backends here")
     seeds = args.seeds()
     scratch = ctx.store.scratch_dir()
     try:

@@ -204,6 +204,27 @@ async def test_animate_photo_pins_the_photo_and_the_end_image(
     assert any(m and "denoising step 3 of 3" in m for _, m in progress_log)
 
 
+async def test_an_animate_photo_fan_out_renders_one_clip_per_photo_and_joins_them(
+    ctx: ToolContext, video_model: Path
+) -> None:
+    _attach(ctx, video_model)
+    await upload_image(ctx, (320, 240), "orange")
+    await upload_image(ctx, (240, 320), "teal")
+    result = await run(
+        ctx,
+        "animate_photo",
+        prompt="a cat",
+        videoModel=ALIAS,
+        sourceImageIndices=[-1, -2],
+        duration=2,
+        width=96,
+        height=64,
+    )
+    assert result["backend"] == "diffusers-ltx-video" and len(result["clipUrls"]) == 2
+    check_video(await asset_file(ctx, result), 96, 64, 4.0)
+    assert (await _meta(ctx, result))["renderer"].startswith("diffusers-ltx-video")
+
+
 async def test_extend_video_continues_from_the_last_frame_and_joins(
     ctx: ToolContext, video_model: Path, tmp_path: Path
 ) -> None:
@@ -268,6 +289,25 @@ async def test_cancelling_stops_the_render_at_the_next_step(
     stopped_at = steps_done()
     await asyncio.sleep(0.5)
     assert 2 <= stopped_at < 200 and steps_done() == stopped_at
+
+
+async def test_running_out_of_device_memory_is_gpu_worker_failed_and_unloads(
+    ctx: ToolContext, video_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diffusers import LTXVideoTransformer3DModel
+
+    _attach(ctx, video_model)
+    arguments = {"prompt": "a cat", "videoModel": ALIAS, "duration": 2, "width": 96, "height": 64}
+
+    def exhausted(*_args: object, **_kwargs: object) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(LTXVideoTransformer3DModel, "forward", exhausted)
+        result = await run(ctx, "generate_video", **arguments)
+    assert result["error_type"] == "GPU_WORKER_FAILED" and result["retryable"] is True
+    assert "out of memory" in result["message"] and "unloaded" in result["message"]
+    assert (await run(ctx, "generate_video", **arguments))["ok"]
 
 
 async def test_a_missing_or_foreign_model_folder_is_model_unavailable(

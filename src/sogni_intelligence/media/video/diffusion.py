@@ -18,7 +18,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image, ImageOps
 
 from sogni_intelligence.config import VideoModelConfig
@@ -183,11 +182,13 @@ class VideoModel:
                     num_inference_steps=self.steps,
                     guidance_scale=self.guidance,
                     generator=generator,
-                    output_type="np",
+                    output_type="pt",
                     callback_on_step_end=on_step,
                 ).frames[0]
-            pixels = np.clip(np.rint(np.asarray(frames) * 255), 0, 255).astype(np.uint8)
-            pixels.tofile(raw)
+                # Frames x channels x rows x columns in [0, 1]: made bytes on the device, so the
+                # host holds a quarter of what float frames of a long clip would take.
+                pixels = (frames.clamp(0, 1) * 255).round().to(loaded.torch.uint8)
+                pixels.permute(0, 2, 3, 1).contiguous().cpu().numpy().tofile(raw)
             return count, capped, (width, height)
 
         try:
