@@ -144,6 +144,7 @@ async def test_generate_video_renders_on_the_model_at_the_asked_size_and_length(
     assert meta["model"] == video_model.name and video_model.name in meta["renderer"]
     assert meta["rendered_frames"] == 17 and meta["rendered_size"] == [96, 64]
     assert meta["seed"] == 7 and meta["steps"] == 3
+    assert (0.05, f"{video_model.name}: 17 frames at 96x64") in progress_log
     steps = [(f, m) for f, m in progress_log if m and "denoising step" in m]
     assert [m for _, m in steps] == [
         f"{video_model.name}: denoising step {i} of 3" for i in (1, 2, 3)

@@ -169,6 +169,7 @@ class VideoModel:
                 )
                 return {}
 
+            report(0.0, f"{self.name}: {count} frames at {width}x{height}")
             generator = loaded.torch.Generator(device=loaded.device).manual_seed(request.seed)
             with loaded.torch.inference_mode():
                 frames = pipe(
