@@ -279,7 +279,7 @@ async def test_cancelling_stops_the_render_at_the_next_step(
     task = asyncio.create_task(
         run(ctx, "generate_video", prompt="a cat", videoModel=ALIAS, duration=4, width=128)
     )
-    for _ in range(600):
+    for _ in range(3000):  # up to 30 s for the first steps on a busy machine
         if steps_done() >= 2:
             break
         await asyncio.sleep(0.01)
