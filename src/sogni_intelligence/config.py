@@ -260,6 +260,27 @@ class ContentClassifierConfig(LocalModelConfig):
     )
 
 
+class VideoModelConfig(LocalModelConfig):
+    """An LTX-Video diffusers pipeline that generate_video, animate_photo and extend_video run
+    for its aliases (LTX-Video 0.9.5 or later conditions on start and end frames best)."""
+
+    aliases: list[str] = Field(
+        default_factory=lambda: ["ltx25"],
+        min_length=1,
+        description="videoModel ids it answers (e.g. ltx25, ltx23); other ids keep the "
+        "keyframe backend.",
+    )
+    steps: int = Field(30, ge=1, le=200, description="Denoising steps per video.")
+    guidance: float = Field(3.0, ge=1, le=20, description="Classifier-free guidance scale.")
+    fps: int = Field(24, ge=8, le=60, description="Frame rate the model renders at.")
+    max_frames: int = Field(
+        121,
+        ge=9,
+        le=1025,
+        description="The most frames one render makes; longer requests are shortened.",
+    )
+
+
 def _default_models() -> list[ModelConfig]:
     return [
         ModelConfig(
@@ -371,6 +392,11 @@ class Settings(BaseSettings):
         default=None,
         description="An image-classification model folder that screens generated images "
         "while the content filter is on; unset, only tool arguments are screened.",
+    )
+    video_model: VideoModelConfig | None = Field(
+        default=None,
+        description="An LTX-Video pipeline folder; the video tools use it for its aliases and "
+        "the keyframe backend for every other videoModel id.",
     )
     comfyui_tools: list[ComfyToolBinding] = Field(
         default_factory=list, description="Hosted tools that run a ComfyUI workflow."

@@ -23,6 +23,7 @@ from sogni_intelligence.media.remote_image import RemoteImageBackend
 from sogni_intelligence.media.segmentation import SegmentationModel
 from sogni_intelligence.media.sniff import MediaKind
 from sogni_intelligence.media.store import AssetRecord, AssetStore
+from sogni_intelligence.media.video.diffusion import VideoModel
 from sogni_intelligence.tools.content_filter import ContentFilter
 from sogni_intelligence.tools.media_context import MediaContext
 
@@ -69,6 +70,8 @@ class ToolServices:
     segmentation: SegmentationModel | None = None
     #: The operator's local music model (generate_music, for its aliases).
     music: MusicModel | None = None
+    #: The operator's local video model (the video tools, for its aliases).
+    video: VideoModel | None = None
     #: Tools the operator bound to another executor (a ComfyUI workflow), by name: they run
     #: in place of the catalog's, with the same arguments.
     bound_tools: dict[str, Tool] = field(default_factory=dict)

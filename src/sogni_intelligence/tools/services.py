@@ -17,6 +17,7 @@ from sogni_intelligence.media.local_model import set_memory_budget
 from sogni_intelligence.media.music.neural import MusicModel
 from sogni_intelligence.media.remote_image import build_image_backends
 from sogni_intelligence.media.segmentation import SegmentationModel
+from sogni_intelligence.media.video.diffusion import VideoModel
 from sogni_intelligence.tools.base import TextLLM, ToolError, ToolServices, VisionLLM
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.comfy_tools import bind_tools
@@ -96,6 +97,7 @@ def build_tool_services(settings: Settings, registry: ModelRegistry) -> ToolServ
             SegmentationModel(settings.segmentation_model) if settings.segmentation_model else None
         ),
         music=MusicModel(settings.music_model) if settings.music_model else None,
+        video=VideoModel(settings.video_model) if settings.video_model else None,
         bound_tools=bind_tools(settings.comfyui_tools, CATALOG),
         content_filter=ContentFilter.from_settings(settings),
     )

@@ -1,8 +1,9 @@
 """Tools that edit existing videos on their timeline or in size: `stitch_video`,
 `extend_video`, `replace_video_segment` and `upscale_video`.
 
-Joins, splices and rescales are plain ffmpeg operations; the new pictures of an extension or
-of a regenerated window come from the keyframe backend (see `tools/keyframes.py`).
+Joins, splices and rescales are plain ffmpeg operations; the new pictures of an extension come
+from the operator's video model when it answers the call's videoModel (`tools/model_video.py`),
+else, like those of a regenerated window, from the keyframe backend (`tools/keyframes.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sogni_intelligence.media.image import RENDERER_NOTE
 from sogni_intelligence.media.models import DEFAULT_VIDEO_MODEL
 from sogni_intelligence.media.store import AssetRecord
 from sogni_intelligence.media.video.clips import join, rescale, splice
+from sogni_intelligence.media.video.diffusion import VideoRequest
 from sogni_intelligence.media.video.encoding import even, pick_fps
 from sogni_intelligence.media.video.motion import Soundtrack
 from sogni_intelligence.media.video.probe import VideoFacts, extract_frame, inspect
@@ -44,6 +46,7 @@ from sogni_intelligence.tools.keyframes import (
     video_backend,
 )
 from sogni_intelligence.tools.media_context import AudioIndex, LatestVideoIndex, VideoIndex
+from sogni_intelligence.tools.model_video import model_clip, spread, video_model_for
 
 END = -1  # the sentinel for "the end of the base video" in replace_video_segment's window
 MIN_WINDOW_S = 0.2
@@ -79,11 +82,12 @@ class StitchVideoArgs(ToolArgs):
 
 
 class _NewPictures(ToolArgs):
-    """How the keyframe backend draws the pictures it adds to a video."""
+    """How the new pictures added to a video are drawn."""
 
     videoModel: str = Field(
         DEFAULT_VIDEO_MODEL,
-        description="Video model id, or auto; all run the keyframe backend.",
+        description="Video model id, or auto (the operator's video model draws extensions for "
+        "its ids; the rest are keyframes).",
         json_schema_extra={"enum": VIDEO_MODEL_IDS},
     )
     seed: int = Field(
@@ -323,36 +327,57 @@ async def stitch_video(args: StitchVideoArgs, ctx: ToolContext) -> ToolOutput:
 
 
 async def extend_video(args: ExtendVideoArgs, ctx: ToolContext) -> ToolOutput:
-    backend = video_backend(args.videoModel)
+    model = video_model_for(ctx, args.videoModel)
+    backend = model.backend if model else video_backend(args.videoModel)
     source = ctx.media.latest_video_or_first_upload(args.videoIndex, "videoIndex")
     path = await ctx.store.local_path(source)
     facts = await inspect(path)
     width, height = even(facts.width), even(facts.height)
     fps = pick_fps(facts.fps)
     seed = pick_seed(args.seed)
+    warnings: list[str] = []
     scratch = ctx.store.scratch_dir()
     try:
         ctx.progress(0.1, "reading the last frame")
         last = await extract_frame(path, scratch / "last.png")
-        ctx.progress(0.3, "animating the continuation")
         added = scratch / "added.mp4"
-        motions, sound = await _render_segment(
-            ctx, args, args.prompt or "", seed, added, facts, args.duration, scratch, opening=last
-        )
+        meta: dict[str, Any]
+        if model is not None:
+            track, sound = await soundtrack(ctx, args.with_audio(), seed, None)
+            request = VideoRequest(
+                args.prompt or "", width, height, args.duration, seed, None, spread([last], 0)
+            )
+            _, meta, warnings = await model_clip(ctx, model, request, added, track, (0.15, 0.7))
+            meta["renderer"] = f"last frame + {meta['renderer']}"
+        else:
+            ctx.progress(0.3, "animating the continuation")
+            motions, sound = await _render_segment(
+                ctx,
+                args,
+                args.prompt or "",
+                seed,
+                added,
+                facts,
+                args.duration,
+                scratch,
+                opening=last,
+            )
+            meta = {
+                "renderer": "last frame + Ken Burns camera move"
+                + (" dissolving toward a procedural keyframe" if len(motions) > 1 else "")
+                + " + ffmpeg",
+                "motions": motions,
+            }
         ctx.progress(0.7, "appending")
         out = scratch / "extended.mp4"
         await join([path, added], out, width=width, height=height, fps=fps)
         ctx.progress(0.9, "storing")
-        meta = {
-            "renderer": "last frame + Ken Burns camera move"
-            + (" dissolving toward a procedural keyframe" if len(motions) > 1 else "")
-            + " + ffmpeg",
+        meta |= {
             "source": source.id,
             "added_seconds": args.duration,
             "prompt": args.prompt,
             "requested_model": args.videoModel,
             "seed": seed,
-            "motions": motions,
             "added_audio": sound,
         }
         segment = await store_video(ctx, added, "extend_video", backend, {**meta, "part": "added"})
@@ -363,6 +388,7 @@ async def extend_video(args: ExtendVideoArgs, ctx: ToolContext) -> ToolOutput:
         [record],
         model=args.videoModel,
         backend=backend,
+        warnings=warnings,
         extra={"segmentUrl": ctx.store.url(segment)},
     )
 

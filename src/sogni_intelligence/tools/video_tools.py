@@ -1,9 +1,11 @@
 """Video generation tools: `generate_video` (from a prompt or reference images) and
-`animate_photo` (camera moves over photos), on the keyframe backend.
+`animate_photo` (photos brought to life). The operator's video model (`tools/model_video.py`)
+renders the calls whose videoModel it answers; every other call runs on the keyframe backend.
 
-Still keyframes (drawn by the procedural image renderer from the prompt, or taken from the
-caller's images) get Ken Burns camera moves and dissolve into each other, encoded by ffmpeg.
-It is not a video diffusion model, and every artifact's metadata says what ran. Outputs are
+On the keyframe backend, still keyframes (drawn by the procedural image renderer from the
+prompt, or taken from the caller's images) get Ken Burns camera moves and dissolve into each
+other, encoded by ffmpeg; it is not a video diffusion model. Every artifact's metadata says
+what ran. Outputs are
 H.264 + AAC MP4 files; see `media/video/` and `tools/keyframes.py`.
 """
 
@@ -20,6 +22,7 @@ from sogni_intelligence.media.image import RENDERER_NOTE
 from sogni_intelligence.media.models import DEFAULT_VIDEO_MODEL
 from sogni_intelligence.media.store import AssetRecord, MadeFacts
 from sogni_intelligence.media.video.clips import join
+from sogni_intelligence.media.video.diffusion import VideoRequest
 from sogni_intelligence.tools.base import (
     Tool,
     ToolArgs,
@@ -48,6 +51,7 @@ from sogni_intelligence.tools.keyframes import (
     video_backend,
 )
 from sogni_intelligence.tools.media_context import AudioIndex, ImageIndex, VideoIndex
+from sogni_intelligence.tools.model_video import model_clip, spread, video_model_for
 
 MAX_VARIATIONS = 4  # each variation is a full CPU encode; more would keep a request too long
 ANIMATOR = "Ken Burns camera move over the photo + ffmpeg"
@@ -124,7 +128,7 @@ class _CompatArgs(ToolArgs):
         ]
         if not ignored:
             return []
-        return [f"ignored on the keyframe video backend: {', '.join(ignored)}"]
+        return [f"ignored by the video backends here: {', '.join(ignored)}"]
 
 
 class _MakeArgs(_CompatArgs):
@@ -267,7 +271,8 @@ class AnimatePhotoArgs(_MakeArgs):
 
 
 async def generate_video(args: GenerateVideoArgs, ctx: ToolContext) -> ToolOutput:
-    backend = video_backend(args.videoModel)
+    model = video_model_for(ctx, args.videoModel)
+    backend = model.backend if model else video_backend(args.videoModel)
     references = [
         ctx.media.resolve("image", index, "referenceImageIndices")
         for index in args.referenceImageIndices or []
@@ -283,7 +288,7 @@ async def generate_video(args: GenerateVideoArgs, ctx: ToolContext) -> ToolOutpu
         warnings.append("keyframes are shown in atSeconds order, spread evenly over the video")
     if args.referenceFileUrl or args.referenceLinkUrl:
         warnings.append("referenceFileUrl/referenceLinkUrl are not read by the keyframe backend")
-    if args.negativePrompt and references:
+    if args.negativePrompt and references and model is None:
         warnings.append("negativePrompt has no effect on keyframes taken from reference images")
     audio = None
     if args.referenceAudioIndices:
@@ -291,7 +296,7 @@ async def generate_video(args: GenerateVideoArgs, ctx: ToolContext) -> ToolOutpu
     if args.referenceVideoIndices:
         for index in args.referenceVideoIndices:
             ctx.media.resolve("video", index, "referenceVideoIndices")
-        warnings.append("reference videos are not used by the keyframe video backend")
+        warnings.append("reference videos are not used by the video backends here")
     seeds = args.seeds()
     scratch = ctx.store.scratch_dir()
     try:
@@ -299,38 +304,58 @@ async def generate_video(args: GenerateVideoArgs, ctx: ToolContext) -> ToolOutpu
         metas: list[dict[str, Any]] = []
         made: list[MadeFacts] = []
         for v, seed in enumerate(seeds):
-            ctx.progress(fraction(v, len(seeds), 0.05), "drawing keyframes")
-            if references:
-                plan = [Frame(path=await ctx.store.local_path(r)) for r in references[:8]]
-            else:
-                plan = [
-                    Frame(prompt=args.prompt, seed=stable_seed(seed, k), avoid=args.negativePrompt)
-                    for k in range(keyframe_count(args.duration))
-                ]
-            keyframes = await prepare_frames(plan, width, height, scratch, f"v{v}")
             track, sound_note = await soundtrack(ctx, args.with_audio(), seed, audio)
-            ctx.progress(fraction(v, len(seeds), 0.3), "animating and encoding")
             out = scratch / f"video-{v}.mp4"
-            motions, facts = await animate(
-                keyframes,
-                out,
-                size=(width, height),
-                duration=args.duration,
-                prompt=args.prompt,
-                motion_seed=stable_seed(args.prompt, seed, "motion"),
-                opens=bool(references),
-                track=track,
-            )
+            meta: dict[str, Any]
+            if model is not None:
+                images = [await ctx.store.local_path(r) for r in references[:8]]
+                request = VideoRequest(
+                    args.prompt,
+                    width,
+                    height,
+                    args.duration,
+                    seed,
+                    args.negativePrompt,
+                    spread(images, args.duration),
+                )
+                span = (fraction(v, len(seeds), 0.05), fraction(v, len(seeds), 0.9))
+                facts, meta, more = await model_clip(ctx, model, request, out, track, span)
+                warnings += more
+            else:
+                ctx.progress(fraction(v, len(seeds), 0.05), "drawing keyframes")
+                if references:
+                    plan = [Frame(path=await ctx.store.local_path(r)) for r in references[:8]]
+                else:
+                    plan = [
+                        Frame(
+                            prompt=args.prompt, seed=stable_seed(seed, k), avoid=args.negativePrompt
+                        )
+                        for k in range(keyframe_count(args.duration))
+                    ]
+                keyframes = await prepare_frames(plan, width, height, scratch, f"v{v}")
+                ctx.progress(fraction(v, len(seeds), 0.3), "animating and encoding")
+                motions, facts = await animate(
+                    keyframes,
+                    out,
+                    size=(width, height),
+                    duration=args.duration,
+                    prompt=args.prompt,
+                    motion_seed=stable_seed(args.prompt, seed, "motion"),
+                    opens=bool(references),
+                    track=track,
+                )
+                meta = {
+                    "renderer": RENDERER,
+                    "keyframe_renderer": "reference images" if references else RENDERER_NOTE,
+                    "keyframes": len(keyframes),
+                    "motions": [m.name for m in motions],
+                }
             clips.append(out)
             made.append(facts)
-            meta: dict[str, Any] = {
-                "renderer": RENDERER,
-                "keyframe_renderer": "reference images" if references else RENDERER_NOTE,
+            meta |= {
                 "prompt": args.prompt,
                 "requested_model": args.videoModel,
                 "seed": seed,
-                "keyframes": len(keyframes),
-                "motions": [m.name for m in motions],
                 "audio": sound_note,
             }
             if args.negativePrompt:
@@ -365,7 +390,8 @@ async def animate_photo(args: AnimatePhotoArgs, ctx: ToolContext) -> ToolOutput:
             "PARAMETER_INVALID",
             "animate_photo does not take Seedance models; use e.g. ltx25, wan22 or minimax-h3-i2v",
         )
-    backend = video_backend(args.videoModel)
+    model = video_model_for(ctx, args.videoModel)
+    backend = model.backend if model else video_backend(args.videoModel)
     warnings = args.common_warnings()
     fan_out = args.sourceImageIndices is not None
     argument = "sourceImageIndices" if fan_out else "sourceImageIndex"
@@ -384,7 +410,7 @@ async def animate_photo(args: AnimatePhotoArgs, ctx: ToolContext) -> ToolOutput:
         ctx.media.resolve("image", k.imageIndex, "keyframes.imageIndex")
         for k in sorted(args.keyframes or [], key=lambda k: k.atSeconds)
     ]
-    if args.negativePrompt:
+    if args.negativePrompt and model is None:
         warnings.append("negativePrompt is recorded but has no effect on a camera move")
     first = sources[0]
     width, height, size_warnings = args.size((first.width or 16) / (first.height or 9))
@@ -414,30 +440,45 @@ async def animate_photo(args: AnimatePhotoArgs, ctx: ToolContext) -> ToolOutput:
                     records = [*records[1:], source]
                 elif role == "both" and len(records) > 1:
                     records = [*records, source]
-                plan = [Frame(path=await ctx.store.local_path(r)) for r in records]
-                keyframes = await prepare_frames(plan, width, height, scratch, f"v{v}c{i}")
+                images = [await ctx.store.local_path(r) for r in records]
                 track, sound_note = await soundtrack(ctx, args.with_audio(), seed + i, None)
-                ctx.progress(fraction(done, jobs, 0.3), f"animating photo {i + 1}")
                 out = scratch / f"clip-{v}-{i}.mp4"
-                motions, facts = await animate(
-                    keyframes,
-                    out,
-                    size=(width, height),
-                    duration=args.duration,
-                    prompt=prompt,
-                    motion_seed=stable_seed(prompt, seed, i, "motion"),
-                    opens=role in ("start", "both"),
-                    closes=role in ("end", "both") or end is not None,
-                    track=track,
-                )
-                meta = {
-                    "renderer": ANIMATOR,
+                meta: dict[str, Any]
+                if model is not None:
+                    request = VideoRequest(
+                        prompt,
+                        width,
+                        height,
+                        args.duration,
+                        (seed + i) % 2**32,
+                        args.negativePrompt,
+                        spread(images, args.duration, at_end=role == "end"),
+                    )
+                    span = (fraction(done, jobs, 0.05), fraction(done, jobs, 0.9))
+                    facts, meta, more = await model_clip(ctx, model, request, out, track, span)
+                    warnings += more
+                else:
+                    plan = [Frame(path=image) for image in images]
+                    keyframes = await prepare_frames(plan, width, height, scratch, f"v{v}c{i}")
+                    ctx.progress(fraction(done, jobs, 0.3), f"animating photo {i + 1}")
+                    motions, facts = await animate(
+                        keyframes,
+                        out,
+                        size=(width, height),
+                        duration=args.duration,
+                        prompt=prompt,
+                        motion_seed=stable_seed(prompt, seed, i, "motion"),
+                        opens=role in ("start", "both"),
+                        closes=role in ("end", "both") or end is not None,
+                        track=track,
+                    )
+                    meta = {"renderer": ANIMATOR, "motions": [m.name for m in motions]}
+                meta |= {
                     "prompt": prompt,
                     "requested_model": args.videoModel,
                     "seed": seed,
                     "source_image": source.id,
                     "frame_role": role,
-                    "motions": [m.name for m in motions],
                     "audio": sound_note,
                 }
                 if end is not None:
@@ -455,7 +496,7 @@ async def animate_photo(args: AnimatePhotoArgs, ctx: ToolContext) -> ToolOutput:
                     (
                         joined,
                         {
-                            "renderer": ANIMATOR,
+                            "renderer": clips[0][1]["renderer"],
                             "prompt": args.prompt,
                             "requested_model": args.videoModel,
                             "seed": seed,
