@@ -914,3 +914,45 @@ def test_cost_counts_fan_out_bindings() -> None:
 
 def test_stand_in_url_is_http() -> None:
     assert STAND_IN_URL.startswith("https://")
+
+
+def test_a_step_run_policy_is_checked_and_kept() -> None:
+    plan = normalise_plan(
+        {
+            "steps": [
+                {
+                    "id": "ask",
+                    "toolName": "ask_clarifying_question",
+                    "arguments": {"question": "Which mood?"},
+                    "answerTimeoutSeconds": 30,
+                },
+                {
+                    "id": "art",
+                    "toolName": "generate_image",
+                    "arguments": {"prompt": "x"},
+                    "after": ["ask"],
+                    "onError": "skip",
+                    "maxAttempts": 2,
+                },
+            ]
+        }
+    )
+    ask, art = plan.steps
+    assert ask.asks_user and ask.answerTimeoutSeconds == 30
+    assert (art.onError, art.maxAttempts, art.after, art.needs()) == ("skip", 2, ["ask"], ["ask"])
+
+
+@pytest.mark.parametrize(
+    ("policy", "param"),
+    [
+        ({"onError": "explode"}, "input.steps[0].onError"),
+        ({"maxAttempts": 9}, "input.steps[0].maxAttempts"),
+        ({"after": ["ghost"]}, "input.steps[0].after[0]"),
+        ({"answerTimeoutSeconds": 5}, "input.steps[0].answerTimeoutSeconds"),
+    ],
+)
+def test_a_bad_step_run_policy_is_a_400_naming_the_field(policy: dict, param: str) -> None:
+    step = {"toolName": "generate_image", "arguments": {"prompt": "x"}, **policy}
+    with pytest.raises(ServiceError) as caught:
+        normalise_plan({"steps": [step]})
+    assert caught.value.status == 400 and caught.value.param == param
