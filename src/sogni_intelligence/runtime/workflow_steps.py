@@ -24,7 +24,7 @@ from dbos import DBOS
 from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.store import AssetStore
 from sogni_intelligence.observability.metrics import JOB_DURATION
-from sogni_intelligence.runtime import cost_approval
+from sogni_intelligence.runtime import cost_approval, workflow_input
 from sogni_intelligence.runtime.endings import STOPPED, ends_record_on_error
 from sogni_intelligence.runtime.launched import Launched
 from sogni_intelligence.runtime.queues import QUEUE_SLOTS
@@ -160,10 +160,11 @@ async def _run_step(
     input_media: list[dict[str, Any]],
     generated: dict[str, list[str]],
     end_told_by_workflow: bool = False,
+    attempt: int = 1,
 ) -> dict[str, Any]:
-    """Run one plan step. With `end_told_by_workflow`, a completed step's `step_completed`
-    event is not written here but returned (`endEvent`), and the workflow writes it with the
-    wave's results in one commit."""
+    """Run one plan step (its `attempt`-th try). With `end_told_by_workflow`, a completed
+    step's `step_completed` event is not written here but returned (`endEvent`), and the
+    workflow writes it with the wave's results in one commit."""
     deps = DEPS()
     record = await deps.records.get(record_id)
     assert record is not None
@@ -175,7 +176,7 @@ async def _run_step(
         # Timed once it holds a slot: the work itself, not the wait for room.
         with JOB_DURATION.labels(queue, step.toolName).time():
             return await _run_started_step(
-                record, step, outputs, input_media, generated, end_told_by_workflow
+                record, step, outputs, input_media, generated, end_told_by_workflow, attempt
             )
 
 
@@ -186,14 +187,18 @@ async def _run_started_step(
     input_media: list[dict[str, Any]],
     generated: dict[str, list[str]],
     end_told_by_workflow: bool,
+    attempt: int,
 ) -> dict[str, Any]:
     deps = DEPS()
     record_id, step_id = record.id, step.id
+    # A retry's events are its own: the first try's dedupe keys would swallow them.
+    tried = "" if attempt == 1 else f":{attempt}"
+    started = {"stepId": step_id, "toolName": step.toolName}
     await deps.records.append(
         record_id,
         "step_started",
-        {"stepId": step_id, "toolName": step.toolName},
-        dedupe_key=f"{step_id}:started",
+        started if attempt == 1 else {**started, "attempt": attempt},
+        dedupe_key=f"{step_id}:started{tried}",
     )
     try:
         arguments = resolve_arguments(
@@ -202,7 +207,7 @@ async def _run_started_step(
             [InputMediaRef.model_validate(m) for m in input_media],
         )
     except BindingError as exc:
-        return await _step_failed(record_id, step_id, exc.message)
+        return await _step_failed(record_id, step_id, exc.message, attempt=attempt)
     ctx = ToolContext(
         owner=record.owner,
         media=await _media_context(
@@ -217,7 +222,9 @@ async def _run_started_step(
     if result is None:
         return {"status": "skipped", "assets": [], "error": "workflow cancelled"}
     if not result.get("ok"):
-        return await _step_failed(record_id, step_id, str(result.get("message")), result)
+        return await _step_failed(
+            record_id, step_id, str(result.get("message")), result, attempt=attempt
+        )
     made = result.get("output_assets", [])
     assets = [asset["asset_id"] for asset in made]
     summary = {k: result[k] for k in ("model", "backend", "warnings") if k in result}
@@ -235,16 +242,45 @@ async def _run_started_step(
 
 
 async def _step_failed(
-    record_id: str, step_id: str, message: str, result: dict[str, Any] | None = None
+    record_id: str,
+    step_id: str,
+    message: str,
+    result: dict[str, Any] | None = None,
+    *,
+    attempt: int = 1,
 ) -> dict[str, Any]:
     error = {"message": message, "errorType": (result or {}).get("error_type", "UNKNOWN_ERROR")}
+    payload: dict[str, Any] = {"stepId": step_id, "error": error}
     await DEPS().records.append(
         record_id,
         "step_failed",
-        {"stepId": step_id, "error": error},
-        dedupe_key=f"{step_id}:failed",
+        payload if attempt == 1 else {**payload, "attempt": attempt},
+        dedupe_key=f"{step_id}:failed" if attempt == 1 else f"{step_id}:failed:{attempt}",
     )
     return {"status": "failed", "assets": [], "error": error}
+
+
+@DBOS.step()
+async def _step_not_run(record_id: str, step_id: str, status: str, reason: str) -> dict[str, Any]:
+    """End a step the workflow does not run (or gives up on): `skipped` (its `onError` says
+    so, it needs a skipped step, or the workflow stopped) or `failed` (it needs a failed one),
+    with the reason."""
+    error = {"message": reason, "errorType": "UNKNOWN_ERROR"}
+    await DEPS().records.append(
+        record_id,
+        f"step_{status}",
+        {"stepId": step_id, "reason": reason, "error": error},
+        dedupe_key=f"{step_id}:{status}",
+    )
+    return {"status": status, "assets": [], "error": error}
+
+
+def _step_state(result: dict[str, Any]) -> dict[str, Any]:
+    """What a step's record keeps of its result: status, error, and a user's answer."""
+    state = {"status": result["status"], "error": result.get("error")}
+    if "answer" in result:
+        state["answer"] = result["answer"]
+    return state
 
 
 @DBOS.step()
@@ -266,11 +302,7 @@ async def _write_wave(
         steps = [
             {
                 **s,
-                **(
-                    {"status": results[s["id"]]["status"], "error": results[s["id"]].get("error")}
-                    if s["id"] in results
-                    else {}
-                ),
+                **(_step_state(results[s["id"]]) if s["id"] in results else {}),
             }
             for s in record.data["steps"]
         ]
@@ -300,12 +332,16 @@ async def _write_wave(
 
 
 @DBOS.step()
-async def _finish(record_id: str, statuses: dict[str, str]) -> str:
+async def _finish(record_id: str, statuses: dict[str, str], stopped_by: str | None = None) -> str:
+    """End the record: `failed` when a step stopped the workflow (`stopped_by`), else by how
+    its steps ended (a step skipped by its own `onError` counts as neither success nor
+    failure)."""
     records = DEPS().records
-    completed = sum(1 for s in statuses.values() if s == "completed")
-    if completed == len(statuses):
+    ran = [s for s in statuses.values() if s != "skipped"]
+    completed = sum(1 for s in ran if s == "completed")
+    if stopped_by is None and completed and completed == len(ran):
         status, event = "completed", "workflow_completed"
-    elif completed:
+    elif stopped_by is None and completed:
         status, event = "partial_failure", "workflow_completed"
     else:
         status, event = "failed", "workflow_failed"
@@ -313,7 +349,10 @@ async def _finish(record_id: str, statuses: dict[str, str]) -> str:
     payload: dict[str, Any] = {"status": status}
     if status != "completed":
         record = await records.get(record_id)
-        reason = _steps_failure_reason(record.data["steps"] if record else [], statuses)
+        steps = record.data["steps"] if record else []
+        if stopped_by is not None:
+            statuses = {stopped_by: statuses[stopped_by]}
+        reason = _steps_failure_reason(steps, statuses)
         patch.update(failureReason=reason, error={"message": reason})
         payload["reason"] = reason
     moved = await records.transition(
@@ -356,16 +395,17 @@ async def _run_step_to_an_end(
     input_media: list[dict[str, Any]],
     generated: dict[str, list[str]],
     end_told_by_workflow: bool = False,
+    attempt: int = 1,
 ) -> dict[str, Any]:
     """A plan step that always ends with an end event (see `_steps_settled`), even when the
     step itself broke: written here, or by the workflow when `end_told_by_workflow`."""
     try:
         return await _run_step(
-            record_id, step_id, outputs, input_media, generated, end_told_by_workflow
+            record_id, step_id, outputs, input_media, generated, end_told_by_workflow, attempt
         )
     except Exception as exc:
         log.exception("step %s of %s broke", step_id, record_id)
-        return await _step_failed(record_id, step_id, f"the step broke: {exc}")
+        return await _step_failed(record_id, step_id, f"the step broke: {exc}", attempt=attempt)
 
 
 @DBOS.workflow()
@@ -375,9 +415,12 @@ async def tool_job(
     outputs: dict[str, dict[str, Any]],
     input_media: list[dict[str, Any]],
     generated: dict[str, list[str]],
+    attempt: int = 1,
 ) -> dict[str, Any]:
     """One plan step as a queued job, so it runs in a worker serving its queue."""
-    return await _run_step_to_an_end(record_id, step_id, outputs, input_media, generated)
+    return await _run_step_to_an_end(
+        record_id, step_id, outputs, input_media, generated, attempt=attempt
+    )
 
 
 async def _run_wave(
@@ -388,6 +431,7 @@ async def _run_wave(
     outputs: dict[str, dict[str, Any]],
     input_media: list[dict[str, Any]],
     generated: dict[str, list[str]],
+    attempt: int = 1,
 ) -> list[dict[str, Any]]:
     """Run a wave's steps at once and return their results in wave order. A step whose queue
     this process serves (`how.here`) runs as a step of this workflow, bounded by the queue's
@@ -398,13 +442,13 @@ async def _run_wave(
     # wave's results, one commit instead of two.
     tell_end = how.waves_in_workflow and len(wave) == 1
     inline = {
-        sid: _run_step_to_an_end(record_id, sid, *args, tell_end)
+        sid: _run_step_to_an_end(record_id, sid, *args, tell_end, attempt)
         for sid in wave
         if queue[sid] in how.here
     }
     remote = [sid for sid in wave if sid not in inline]
     jobs = [
-        await DBOS.enqueue_workflow_async(queue[sid], tool_job, record_id, sid, *args)
+        await DBOS.enqueue_workflow_async(queue[sid], tool_job, record_id, sid, *args, attempt)
         for sid in remote
     ]
 
@@ -490,13 +534,52 @@ async def creative_workflow(record_id: str) -> str:
     outputs: dict[str, dict[str, Any]] = {}
     generated: dict[str, list[str]] = {"image": [], "video": [], "audio": []}
     statuses: dict[str, str] = {}
+    stopped_by: str | None = None  # the step whose failure stopped the workflow
     for wave in execution_order(plan):
-        results = await _run_wave(record_id, plan, wave, how, outputs, input_media, generated)
+        results: dict[str, dict[str, Any]] = {}
+        runnable = []
+        for step_id in wave:
+            step = plan.step(step_id)
+            held = _held_back(step, statuses, stopped_by)
+            if held is not None:
+                results[step_id] = await _step_not_run(record_id, step_id, *held)
+            elif step.asks_user:
+                answered = await _ask_user(record_id, step)
+                if answered is None:
+                    return "ended while waiting for the user"
+                results[step_id] = answered
+            else:
+                runnable.append(step_id)
+        attempt = 1
+        while runnable:
+            ran = await _run_wave(
+                record_id, plan, runnable, how, outputs, input_media, generated, attempt
+            )
+            results.update(zip(runnable, ran, strict=True))
+            attempt += 1
+            runnable = [
+                sid
+                for sid in runnable
+                if results[sid]["status"] == "failed"
+                and attempt <= (plan.step(sid).maxAttempts or 1)
+            ]
+        for step_id in wave:
+            policy = plan.step(step_id).onError
+            if results[step_id]["status"] != "failed" or step_id in statuses:
+                continue
+            if policy == "skip":
+                why = results[step_id]["error"]["message"]
+                results[step_id] = await _step_not_run(
+                    record_id, step_id, "skipped", f"failed and skipped (onError skip): {why}"
+                )
+            elif policy == "stop" and stopped_by is None:
+                stopped_by = step_id
         artifacts = []
-        kinds = await _asset_kinds(results)
+        ordered = [results[sid] for sid in wave]
+        kinds = await _asset_kinds(ordered)
         # Indices are given in plan order once the wave is done, so they do not depend on
         # which parallel step happened to finish first.
-        for step_id, result in zip(wave, results, strict=True):
+        for step_id, result in zip(wave, ordered, strict=True):
             statuses[step_id] = result["status"]
             refs = []
             for asset_id in result["assets"]:
@@ -509,5 +592,32 @@ async def creative_workflow(record_id: str) -> str:
                 artifacts.append({**ref, "stepId": step_id})
             outputs[step_id] = {"status": result["status"], "artifacts": refs}
         write_wave = _write_wave if how.waves_in_workflow else _record_wave
-        await write_wave(record_id, dict(zip(wave, results, strict=True)), artifacts)
-    return await _finish(record_id, statuses)
+        await write_wave(record_id, results, artifacts)
+    return await _finish(record_id, statuses, stopped_by)
+
+
+def _held_back(
+    step: PlanStep, statuses: dict[str, str], stopped_by: str | None
+) -> tuple[str, str] | None:
+    """Why a step is not run, as (its end status, the reason), or None to run it: the workflow
+    stopped, a step it needs was skipped (so it is skipped), or a step it waits for without a
+    binding failed (so it fails; a failed binding source fails it when it runs)."""
+    if stopped_by is not None:
+        return "skipped", f"not run: step '{stopped_by}' failed and stopped the workflow"
+    for needed in step.needs():
+        if statuses.get(needed) == "skipped":
+            return "skipped", f"needs step '{needed}', which was skipped"
+    for needed in step.after or []:
+        if statuses.get(needed) == "failed":
+            return "failed", f"needs step '{needed}', which failed"
+    return None
+
+
+async def _ask_user(record_id: str, step: PlanStep) -> dict[str, Any] | None:
+    """Pause for the user's answer to `step`; its result, or None when the workflow ended
+    meanwhile (cancelled, or no answer in time)."""
+    if not await workflow_input.ask_user(record_id, step.model_dump()):
+        return None
+    wait_s = workflow_input.answer_wait_s(step)
+    message = await DBOS.recv_async(workflow_input.answer_topic(step.id), timeout_seconds=wait_s)
+    return await workflow_input.answer_received(record_id, step.id, message, wait_s)
