@@ -122,6 +122,16 @@ async def answer_received(
     return {"status": "completed", "assets": [], "kinds": [], "result": {}, "answer": answer}
 
 
+async def wait_for_answer(record_id: str, step: PlanStep) -> dict[str, Any] | None:
+    """Pause for the user's answer to `step`; its result, or None when the workflow ended
+    meanwhile (cancelled, or no answer in time)."""
+    if not await ask_user(record_id, step.model_dump()):
+        return None
+    wait_s = answer_wait_s(step)
+    message = await DBOS.recv_async(answer_topic(step.id), timeout_seconds=wait_s)
+    return await answer_received(record_id, step.id, message, wait_s)
+
+
 async def deliver_answer(
     records: RecordStore, record: Record, answer: str, step_id: str | None
 ) -> Record:

@@ -7,7 +7,8 @@ tool's queue, else as a job on that queue), record each wave's results, finish. 
 every finished step, so after a crash the restarted process resumes from the last one and
 repeats no finished tool call; events carry dedupe keys, so a repeated step cannot write its
 events twice. Cancellation is a compare-and-set on the record plus a watchdog that kills the
-tool running for it.
+tool running for it. Each step's run policy (`onError`, `maxAttempts`, `after`) decides what
+its failure does to the rest; a step that asks the user pauses the workflow (`workflow_input`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from sogni_intelligence.tools.base import ENVELOPE_KEYS, ToolContext, ToolServic
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.media_context import KINDS, MediaContext, MediaIds
 from sogni_intelligence.tools.media_inputs import MediaInput, ingest, media_location
-from sogni_intelligence.tools.plan_bindings import execution_order, resolve_arguments
+from sogni_intelligence.tools.plan_bindings import execution_order, held_back, resolve_arguments
 from sogni_intelligence.tools.plan_model import (
     BindingError,
     InputMediaRef,
@@ -540,11 +541,11 @@ async def creative_workflow(record_id: str) -> str:
         runnable = []
         for step_id in wave:
             step = plan.step(step_id)
-            held = _held_back(step, statuses, stopped_by)
+            held = held_back(step, statuses, stopped_by)
             if held is not None:
                 results[step_id] = await _step_not_run(record_id, step_id, *held)
             elif step.asks_user:
-                answered = await _ask_user(record_id, step)
+                answered = await workflow_input.wait_for_answer(record_id, step)
                 if answered is None:
                     return "ended while waiting for the user"
                 results[step_id] = answered
@@ -594,30 +595,3 @@ async def creative_workflow(record_id: str) -> str:
         write_wave = _write_wave if how.waves_in_workflow else _record_wave
         await write_wave(record_id, results, artifacts)
     return await _finish(record_id, statuses, stopped_by)
-
-
-def _held_back(
-    step: PlanStep, statuses: dict[str, str], stopped_by: str | None
-) -> tuple[str, str] | None:
-    """Why a step is not run, as (its end status, the reason), or None to run it: the workflow
-    stopped, a step it needs was skipped (so it is skipped), or a step it waits for without a
-    binding failed (so it fails; a failed binding source fails it when it runs)."""
-    if stopped_by is not None:
-        return "skipped", f"not run: step '{stopped_by}' failed and stopped the workflow"
-    for needed in step.needs():
-        if statuses.get(needed) == "skipped":
-            return "skipped", f"needs step '{needed}', which was skipped"
-    for needed in step.after or []:
-        if statuses.get(needed) == "failed":
-            return "failed", f"needs step '{needed}', which failed"
-    return None
-
-
-async def _ask_user(record_id: str, step: PlanStep) -> dict[str, Any] | None:
-    """Pause for the user's answer to `step`; its result, or None when the workflow ended
-    meanwhile (cancelled, or no answer in time)."""
-    if not await workflow_input.ask_user(record_id, step.model_dump()):
-        return None
-    wait_s = workflow_input.answer_wait_s(step)
-    message = await DBOS.recv_async(workflow_input.answer_topic(step.id), timeout_seconds=wait_s)
-    return await workflow_input.answer_received(record_id, step.id, message, wait_s)

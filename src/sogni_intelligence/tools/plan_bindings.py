@@ -49,6 +49,26 @@ def execution_order(plan: Plan) -> list[list[str]]:
     return waves
 
 
+# --- steps not run ---------------------------------------------------------------------------
+
+
+def held_back(
+    step: PlanStep, statuses: dict[str, str], stopped_by: str | None
+) -> tuple[str, str] | None:
+    """Why a step is not run, as (its end status, the reason), or None to run it: the workflow
+    stopped, a step it needs was skipped (so it is skipped), or a step it waits for without a
+    binding failed (so it fails; a failed binding source fails it when it runs)."""
+    if stopped_by is not None:
+        return "skipped", f"not run: step '{stopped_by}' failed and stopped the workflow"
+    for needed in step.needs():
+        if statuses.get(needed) == "skipped":
+            return "skipped", f"needs step '{needed}', which was skipped"
+    for needed in step.after or []:
+        if statuses.get(needed) == "failed":
+            return "failed", f"needs step '{needed}', which failed"
+    return None
+
+
 # --- run-time bindings ---------------------------------------------------------------------------
 
 

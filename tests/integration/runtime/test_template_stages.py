@@ -1,5 +1,6 @@
 """Template stage kinds run durably over the real routes (DBOS on SQLite and PostgreSQL, real
-image tools): an interactive stage's wait and answer, its timeout and cancellation, a batch
+image tools): an interactive stage's wait and answer (across a restart too), its timeout and
+cancellation, a batch
 fanned out per item, and what `onError` does to the rest of the workflow."""
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import pytest
 import pytest_asyncio
 
 from sogni_intelligence.config import ModelConfig, Settings
-from tests.integration.runtime.conftest import app_with_two_keys
+from sogni_intelligence.runtime import durable
+from sogni_intelligence.runtime.workflows import WorkflowRuntime
+from tests.integration.runtime.conftest import app_with_two_keys, runtime_settings
 from tests.integration.runtime.test_workflows_api import BASE, Client
 
 pytestmark = pytest.mark.slow
@@ -238,3 +241,46 @@ async def test_retry_once_tries_a_failing_stage_twice_then_stops(client: Client)
     assert [e["data"]["stepId"] for e in log if e["type"] == "step_started"] == ["bad", "bad"]
     later = next(s for s in done["steps"] if s["id"] == "later")
     assert later["status"] == "skipped" and "stopped the workflow" in later["error"]["message"]
+
+
+async def test_a_wait_for_input_survives_a_restart(
+    runtime: WorkflowRuntime, tmp_path: Path, runtime_database_url: str
+) -> None:
+    """DBOS is shut down while the workflow waits and launched again (as a restarted process
+    would be): it recovers the workflow, which still waits, and the answer then reaches it."""
+    plan = {
+        "steps": [
+            {
+                "id": "ask",
+                "toolName": "ask_clarifying_question",
+                "arguments": {"question": "Square or wide?"},
+            },
+            {
+                "id": "art",
+                "toolName": "generate_image",
+                "arguments": {"prompt": "a kite", "width": 256, "height": 256},
+                "after": ["ask"],
+            },
+        ]
+    }
+    record, _ = await runtime.start("key_a", plan, [])
+    for _ in range(400):
+        record = await runtime.deps.records.get(record.id) or record
+        if record.status == "waiting_for_user":
+            break
+        await asyncio.sleep(0.05)
+    assert record.data["awaitingInput"]["question"] == "Square or wide?"
+    durable.shutdown()
+    await durable.launch(runtime_settings(tmp_path, runtime_database_url))
+    await asyncio.sleep(0.5)  # the recovered workflow is back at its wait
+    assert (await runtime.deps.records.get(record.id)).status == "waiting_for_user"
+    moved = await runtime.answer(record, "wide")
+    for _ in range(600):
+        moved = await runtime.deps.records.get(record.id) or moved
+        if moved.status in TERMINAL:
+            break
+        await asyncio.sleep(0.05)
+    assert moved.status == "completed"
+    assert [s["status"] for s in moved.data["steps"]] == ["completed", "completed"]
+    log = await runtime.deps.records.events(record.id)
+    assert [e.type for e in log].count("workflow_user_input_required") == 1
