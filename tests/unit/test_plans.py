@@ -956,3 +956,31 @@ def test_a_bad_step_run_policy_is_a_400_naming_the_field(policy: dict, param: st
     with pytest.raises(ServiceError) as caught:
         normalise_plan({"steps": [step]})
     assert caught.value.status == 400 and caught.value.param == param
+
+
+def _answer_plan(after: list[str] | None) -> dict:
+    ask = {"id": "ask", "toolName": "ask_clarifying_question", "arguments": {"question": "Mood?"}}
+    art = {
+        "id": "art",
+        "toolName": "generate_image",
+        "arguments": {"prompt": "a ${answers.ask} sea, $answers.ask light"},
+    }
+    if after is not None:
+        art["after"] = after
+    return {"steps": [ask, art]}
+
+
+def test_an_answer_fills_the_placeholders_of_a_step_that_waits_for_it() -> None:
+    art = normalise_plan(_answer_plan(["ask"])).step("art")
+    outputs = {"ask": StepOutput(status="completed", answer="calm")}
+    assert resolve_arguments(art, outputs)["prompt"] == "a calm sea, calm light"
+    with pytest.raises(BindingError) as caught:
+        resolve_arguments(art, {"ask": StepOutput(status="completed")})
+    assert "'ask' has no answer" in caught.value.message
+
+
+def test_an_answer_of_a_step_not_waited_for_is_a_400() -> None:
+    with pytest.raises(ServiceError) as caught:
+        normalise_plan(_answer_plan(None))
+    assert caught.value.param == "input.steps[1].arguments"
+    assert "$answers.ask" in caught.value.message

@@ -612,3 +612,13 @@ def test_a_stage_may_not_bind_to_an_interactive_stage() -> None:
     chat = {"type": "interactive", "id": "ask", "systemPrompt": "Which one?"}
     error = refused(chat, upscale_from("up", "ask"))
     assert error.param == "stages[1].dependsOn[0].sourceStepId" and "interactive" in error.message
+
+
+def test_a_later_stage_may_use_an_interactive_stage_answer_and_no_other() -> None:
+    chat = {"type": "interactive", "id": "ask", "systemPrompt": "Which mood?"}
+    uses = image_stage("art", prompt="a $answers.ask harbour")
+    checked(chat, uses)
+    step = compile_template(template(stages=[chat, uses]), {"brief": "b"})["steps"][1]
+    assert step["arguments"]["prompt"] == "a $answers.ask harbour" and step["after"] == ["ask"]
+    error = refused(uses, chat)
+    assert error.param == "stages[0].args" and "$answers.ask" in error.message

@@ -592,6 +592,8 @@ async def creative_workflow(record_id: str) -> str:
                 refs.append(ref)
                 artifacts.append({**ref, "stepId": step_id})
             outputs[step_id] = {"status": result["status"], "artifacts": refs}
+            if "answer" in result:
+                outputs[step_id]["answer"] = result["answer"]
         write_wave = _write_wave if how.waves_in_workflow else _record_wave
         await write_wave(record_id, results, artifacts)
     return await _finish(record_id, statuses, stopped_by)

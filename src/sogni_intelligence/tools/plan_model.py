@@ -5,6 +5,8 @@ the transforms a binding may apply.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,6 +16,8 @@ MAX_STEPS = 12
 MAX_ATTEMPTS = 5
 #: A step calling this tool is not run: the workflow pauses until the user answers it.
 USER_INPUT_TOOL = "ask_clarifying_question"
+#: `$answers.<step id>` (or `${answers.<step id>}`) in a string argument: that step's answer.
+ANSWER = re.compile(r"\$\{answers\.([A-Za-z0-9_-]+)\}|\$answers\.([A-Za-z0-9_-]+)")
 #: How long a step waits for the user's answer unless it says (`answerTimeoutSeconds`).
 DEFAULT_ANSWER_WAIT_S = 24 * 3600
 MAX_ANSWER_WAIT_S = 7 * 24 * 3600
@@ -144,6 +148,21 @@ class ArtifactRef(BaseModel):
 class StepOutput(BaseModel):
     status: Literal["completed", "failed", "skipped"]
     artifacts: list[ArtifactRef] = Field(default_factory=list)
+    #: The user's answer, of a step that asked for one.
+    answer: str | None = None
+
+
+def answers_named(value: Any) -> Iterable[str]:
+    """The step ids of the `$answers.<id>` placeholders anywhere in `value`."""
+    if isinstance(value, str):
+        for match in ANSWER.finditer(value):
+            yield match.group(1) or match.group(2)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from answers_named(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from answers_named(item)
 
 
 class InputMediaRef(BaseModel):

@@ -48,6 +48,7 @@ from sogni_intelligence.tools.plan_model import (
     MediaType,
     Plan,
     PlanStep,
+    answers_named,
 )
 from sogni_intelligence.tools.steps import STEP_CANDIDATES
 
@@ -410,6 +411,14 @@ def normalise_plan(
         _check_targets(step, i)
         if step.after is not None:
             step.after = [normalise_step_id(source) for source in step.after]
+        asked = {s.id for s in steps if s.asks_user} & set(step.dependencies())
+        for source in answers_named(step.arguments):
+            if source not in asked:
+                raise plan_error(
+                    f"Workflow step '{step.id}' uses $answers.{source}, which is not a step it "
+                    f"waits for ({USER_INPUT_TOOL}, named in after or dependsOn)",
+                    f"input.steps[{i}].arguments",
+                )
         for j, source in enumerate(step.after or []):
             if source not in ids or source == step.id:
                 raise plan_error(

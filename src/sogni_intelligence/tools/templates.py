@@ -9,7 +9,7 @@ Compile rules (§5.2 leaves the details open; these are ours):
   `skip`, or `retry_once` (`stop` after a second try).
 - An `interactive` stage compiles into a step of `ask_clarifying_question` that the workflow does
   not run but pauses on until the user answers (or `timeoutSeconds` pass); every later stage
-  waits for it (`after`).
+  waits for it (`after`), and may use the answer in its args as `$answers.<stage id>`.
 - A `batch` stage compiles into one step per item of its list input (`<stage id>_<n>`, from 1,
   in the list's order); `$<itemName>` (or `${<itemName>}`) in the item stage's args is the item,
   a media item bound like a media input. More than 12 items, or more than 12 steps in all, is a

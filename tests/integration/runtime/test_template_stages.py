@@ -97,7 +97,7 @@ QUESTION = {
 
 
 async def test_an_interactive_stage_waits_for_the_answer_then_goes_on(client: Client) -> None:
-    workflow_id = await run_template(client, [QUESTION, image("art")])
+    workflow_id = await run_template(client, [QUESTION, image("art", "a $answers.ask harbour")])
     waiting = await wait_for(client, workflow_id, "waiting_for_user", *TERMINAL)
     assert waiting["status"] == "waiting_for_user"
     assert waiting["waitingReason"] == "workflow_user_input_required"
@@ -129,6 +129,9 @@ async def test_an_interactive_stage_waits_for_the_answer_then_goes_on(client: Cl
         ("art", "completed"),
     ]
     assert done["steps"][0]["answer"] == "calm" and len(done["artifacts"]) == 1
+    # the answer filled the later stage's prompt
+    asset = await client.app.state.server.workflows.deps.assets.get(done["artifacts"][0]["id"])
+    assert asset is not None and asset.meta["prompt"] == "a calm harbour"
     again = await answer(client, workflow_id, {"answer": "calm"})
     assert again.status_code == 409 and again.json()["error"]["code"] == "workflow_not_waiting"
 
