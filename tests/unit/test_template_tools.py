@@ -60,3 +60,8 @@ def test_only_the_creative_agent_surface_offers_them() -> None:
     assert "template_moody_portrait" not in hosted_tools(
         "creative-agent", {"template_moody_portrait"}, tools
     )
+
+
+def test_a_stored_template_that_no_longer_validates_is_not_offered() -> None:
+    stale = {**TEMPLATE, "name": "Stale", "stages": [{"type": "batch", "id": "b", "itemStage": {}}]}
+    assert list(exposed_tools([stale, TEMPLATE])) == ["template_moody_portrait"]

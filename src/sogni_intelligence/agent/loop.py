@@ -396,6 +396,7 @@ class AgentLoop:
                         "workflow_failed",
                         "workflow_cancelled",
                         "workflow_waiting_for_user",
+                        "workflow_user_input_required",
                     ):
                         break
         except TimeoutError:

@@ -6,16 +6,19 @@ way a hosted media tool runs as a one-step workflow).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from pydantic import Field, create_model
+from pydantic import Field, ValidationError, create_model
 
 from sogni_intelligence.errors import ToolError
 from sogni_intelligence.tools.base import Tool, ToolArgs, ToolContext, ToolOutput
 from sogni_intelligence.tools.template_model import MEDIA_TYPES, TemplateInput, WorkflowTemplate
 from sogni_intelligence.tools.templates import compile_template
+
+log = logging.getLogger(__name__)
 
 PREFIX = "template_"
 MAX_NAME = 64
@@ -100,5 +103,10 @@ def exposed_tools(templates: Iterable[Mapping[str, Any]]) -> dict[str, Tool]:
         while name in tools:
             n += 1
             name = f"{base}_{n}"
-        tools[name] = template_tool(template, name)
+        try:
+            tools[name] = template_tool(template, name)
+        except ValidationError:
+            # Stored under older rules this server no longer accepts: running it would be
+            # refused too, so the model is not offered it.
+            log.warning("template %s is not offered to the model: it no longer validates", name)
     return tools
