@@ -914,3 +914,73 @@ def test_cost_counts_fan_out_bindings() -> None:
 
 def test_stand_in_url_is_http() -> None:
     assert STAND_IN_URL.startswith("https://")
+
+
+def test_a_step_run_policy_is_checked_and_kept() -> None:
+    plan = normalise_plan(
+        {
+            "steps": [
+                {
+                    "id": "ask",
+                    "toolName": "ask_clarifying_question",
+                    "arguments": {"question": "Which mood?"},
+                    "answerTimeoutSeconds": 30,
+                },
+                {
+                    "id": "art",
+                    "toolName": "generate_image",
+                    "arguments": {"prompt": "x"},
+                    "after": ["ask"],
+                    "onError": "skip",
+                    "maxAttempts": 2,
+                },
+            ]
+        }
+    )
+    ask, art = plan.steps
+    assert ask.asks_user and ask.answerTimeoutSeconds == 30
+    assert (art.onError, art.maxAttempts, art.after, art.needs()) == ("skip", 2, ["ask"], ["ask"])
+
+
+@pytest.mark.parametrize(
+    ("policy", "param"),
+    [
+        ({"onError": "explode"}, "input.steps[0].onError"),
+        ({"maxAttempts": 9}, "input.steps[0].maxAttempts"),
+        ({"after": ["ghost"]}, "input.steps[0].after[0]"),
+        ({"answerTimeoutSeconds": 5}, "input.steps[0].answerTimeoutSeconds"),
+    ],
+)
+def test_a_bad_step_run_policy_is_a_400_naming_the_field(policy: dict, param: str) -> None:
+    step = {"toolName": "generate_image", "arguments": {"prompt": "x"}, **policy}
+    with pytest.raises(ServiceError) as caught:
+        normalise_plan({"steps": [step]})
+    assert caught.value.status == 400 and caught.value.param == param
+
+
+def _answer_plan(after: list[str] | None) -> dict:
+    ask = {"id": "ask", "toolName": "ask_clarifying_question", "arguments": {"question": "Mood?"}}
+    art = {
+        "id": "art",
+        "toolName": "generate_image",
+        "arguments": {"prompt": "a ${answers.ask} sea, $answers.ask light"},
+    }
+    if after is not None:
+        art["after"] = after
+    return {"steps": [ask, art]}
+
+
+def test_an_answer_fills_the_placeholders_of_a_step_that_waits_for_it() -> None:
+    art = normalise_plan(_answer_plan(["ask"])).step("art")
+    outputs = {"ask": StepOutput(status="completed", answer="calm")}
+    assert resolve_arguments(art, outputs)["prompt"] == "a calm sea, calm light"
+    with pytest.raises(BindingError) as caught:
+        resolve_arguments(art, {"ask": StepOutput(status="completed")})
+    assert "'ask' has no answer" in caught.value.message
+
+
+def test_an_answer_of_a_step_not_waited_for_is_a_400() -> None:
+    with pytest.raises(ServiceError) as caught:
+        normalise_plan(_answer_plan(None))
+    assert caught.value.param == "input.steps[1].arguments"
+    assert "$answers.ask" in caught.value.message

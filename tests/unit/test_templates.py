@@ -24,6 +24,7 @@ def template(**overrides: Any) -> dict[str, Any]:
             {"name": "hd", "type": "boolean"},
             {"name": "photo", "type": "image"},
             {"name": "style", "type": "text", "internal": True, "default": "film"},
+            {"name": "shots", "type": "text", "multiple": {"min": 1, "max": 4}},
         ],
         "stages": [
             {
@@ -188,6 +189,9 @@ def test_substitution_keeps_types_and_interpolates_text() -> None:
                 "options": {"hd": True, "tags": ["1:1", "fixed"]},
                 "seed": 7,
             },
+            # retry_once: a second try, then the workflow stops
+            "onError": "stop",
+            "maxAttempts": 2,
         }
     ]
     assert compiled["media_references"] == []
@@ -213,21 +217,6 @@ def test_unknown_placeholder_at_compile_is_400() -> None:
     tpl.stages[0].args["prompt"] = "$inputs.ghost"
     error = bad(compile_template, tpl, {"brief": "b"})
     assert error.code == "unknown_placeholder" and "ghost" in error.message
-
-
-@pytest.mark.parametrize(
-    "stage",
-    [
-        {"type": "interactive", "id": "chat", "systemPrompt": "Help", "allowedTools": ["x"]},
-        {"type": "batch", "id": "many", "overBinding": "b", "itemName": "i", "itemStage": {}},
-    ],
-)
-def test_interactive_and_batch_stages_are_stored_but_do_not_compile(stage: dict) -> None:
-    tpl = parse_template(template(stages=[*template()["stages"], stage]))
-    assert tpl.dump()["stages"][1]["type"] == stage["type"]
-    error = bad(compile_template, tpl, {"brief": "b"})
-    assert stage["id"] in error.message and "not supported yet" in error.message
-    assert error.code == "unsupported_stage"
 
 
 def test_media_inputs_become_input_media_bindings() -> None:
@@ -303,7 +292,9 @@ def test_media_inputs_become_input_media_bindings() -> None:
 def test_optional_media_without_value_gives_no_binding() -> None:
     stages = [{"type": "fixed", "id": "a", "tool": "edit_image", "args": {"img": "$inputs.photo"}}]
     compiled = compile_template(template(stages=stages), {"brief": "b"})
-    assert compiled["steps"] == [{"id": "a", "toolName": "edit_image", "arguments": {}}]
+    assert compiled["steps"] == [
+        {"id": "a", "toolName": "edit_image", "arguments": {}, "onError": "stop"}
+    ]
     assert compiled["media_references"] == []
 
 
@@ -397,15 +388,21 @@ def refused(*stages: dict[str, Any], inputs: list[dict[str, Any]] | None = None)
             "brew",
         ),
         (
-            {"type": "batch", "id": "many", "overBinding": "b", "itemName": "i", "itemStage": {}},
+            {
+                "type": "batch",
+                "id": "many",
+                "overBinding": "shots",
+                "itemName": "i",
+                "itemStage": {"tool": "make_coffee"},
+            },
             "stages[1].itemStage.tool",
-            "None",
+            "make_coffee",
         ),
         (
             {
                 "type": "batch",
                 "id": "many",
-                "overBinding": "b",
+                "overBinding": "shots",
                 "itemName": "i",
                 "itemStage": {"tool": "compose_lyrics"},
             },
@@ -482,9 +479,9 @@ def test_stages_behind_conditions_and_after_batch_stages_are_checked() -> None:
     batch = {
         "type": "batch",
         "id": "many",
-        "overBinding": "b",
-        "itemName": "i",
-        "itemStage": {"tool": "generate_image"},
+        "overBinding": "$inputs.shots",
+        "itemName": "shot",
+        "itemStage": {"tool": "generate_image", "args": {"prompt": "$shot"}},
     }
     chat = {
         "type": "interactive",
@@ -496,3 +493,132 @@ def test_stages_behind_conditions_and_after_batch_stages_are_checked() -> None:
     wrong_target = upscale_from("up", "many")
     wrong_target["dependsOn"][0]["targetArgument"] = "nope"
     assert refused(batch, wrong_target).param == "stages[1].dependsOn[0].targetArgument"
+
+
+# --- interactive and batch stages, artifacts ---------------------------------------------------
+
+
+def batch_stage(**extra: Any) -> dict[str, Any]:
+    return {
+        "type": "batch",
+        "id": "many",
+        "overBinding": "$inputs.shots",
+        "itemName": "shot",
+        "itemStage": {"tool": "generate_image", "args": {"prompt": "$inputs.brief: ${shot}"}},
+        **extra,
+    }
+
+
+def test_an_interactive_stage_becomes_a_question_every_later_stage_waits_for() -> None:
+    chat = {
+        "type": "interactive",
+        "id": "ask",
+        "systemPrompt": "Help the user pick a mood",
+        "userMessage": "Which mood for $inputs.brief?",
+        "timeoutSeconds": 60,
+    }
+    stages = [image_stage("first"), chat, image_stage("second")]
+    steps = compile_template(template(stages=stages), {"brief": "a cat"})["steps"]
+    assert steps[1] == {
+        "id": "ask",
+        "toolName": "ask_clarifying_question",
+        "arguments": {"question": "Which mood for a cat?"},
+        "answerTimeoutSeconds": 60,
+        "onError": "stop",
+    }
+    assert "after" not in steps[0] and steps[2]["after"] == ["ask"]
+
+
+def test_a_batch_stage_fans_out_one_step_per_item_in_order() -> None:
+    later = upscale_from("up", "many", dependsOn=None)
+    later["dependsOn"] = [
+        {"sourceStepId": "many", "targetArgument": "sourceImageIndex", "transform": "image_index"}
+    ]
+    tpl = template(stages=[batch_stage(partialExecutionEnabled=True, maxAttemptsPerItem=3)])
+    steps = compile_template(tpl, {"brief": "cat", "shots": ["sun", "rain"]})["steps"]
+    assert [(s["id"], s["arguments"]["prompt"]) for s in steps] == [
+        ("many_1", "cat: sun"),
+        ("many_2", "cat: rain"),
+    ]
+    assert all(s["onError"] == "continue" and s["maxAttempts"] == 3 for s in steps)
+    stops = compile_template(template(stages=[batch_stage()]), {"brief": "c", "shots": ["a"]})
+    assert stops["steps"][0]["onError"] == "stop"
+
+
+def test_a_batch_of_media_items_binds_each_item_as_request_media() -> None:
+    inputs = [{"name": "photos", "type": "image", "multiple": {"min": 1, "max": 3}}]
+    stage = {
+        "type": "batch",
+        "id": "up",
+        "overBinding": "photos",
+        "itemName": "photo",
+        "itemStage": {"tool": "upscale_image", "args": {"sourceImageIndex": "$photo"}},
+    }
+    urls = ["https://a.example/1.png", "https://a.example/2.png"]
+    compiled = compile_template(template(inputs=inputs, stages=[stage]), {"photos": urls})
+    assert [s["dependsOn"][0]["sourceArtifactIndex"] for s in compiled["steps"]] == [0, 1]
+    assert [r["url"] for r in compiled["media_references"]] == urls
+    checked(stage, inputs=inputs)
+
+
+def test_a_batch_with_too_many_items_or_steps_is_a_400_at_the_start() -> None:
+    inputs = [{"name": "shots", "type": "text", "multiple": {"min": 1}}]
+    tpl = template(inputs=inputs, stages=[batch_stage(itemStage={"tool": "generate_image"})])
+    error = bad(compile_template, tpl, {"shots": ["x"] * 13})
+    assert error.code == "batch_too_long" and "'many'" in error.message and "13" in error.message
+    two = [batch_stage(), {**batch_stage(), "id": "more"}]
+    fixed = [image_stage(name) for name in "abcde"]
+    error = bad(
+        compile_template, template(stages=[*two, *fixed]), {"brief": "b", "shots": ["x"] * 4}
+    )
+    assert error.code == "too_many_steps" and "13 steps" in error.message
+
+
+def test_a_batch_over_an_input_that_is_not_a_list_or_may_be_too_long_is_refused() -> None:
+    error = refused(batch_stage(overBinding="brief"))
+    assert error.param == "stages[0].overBinding" and "not a list" in error.message
+    inputs = [{"name": "shots", "type": "text", "multiple": {"min": 1, "max": 20}}]
+    error = refused(batch_stage(itemStage={"tool": "generate_image"}), inputs=inputs)
+    assert "'many'" in error.message and "at most 12" in error.message
+    assert (
+        "no such input"
+        in bad(parse_template, template(stages=[batch_stage(overBinding="x")])).message
+    )
+
+
+def test_a_required_artifact_must_be_produced_by_an_earlier_stage() -> None:
+    maker = {**image_stage("art"), "produces": ["keyframe"]}
+    user = {**upscale_from("up", "art"), "requiredArtifactsIn": ["keyframe"]}
+    checked(maker, user)
+    error = refused(maker, {**user, "requiredArtifactsIn": ["poster"]})
+    assert error.param == "stages[1].requiredArtifactsIn[0]"
+    assert "'up'" in error.message and "'poster'" in error.message
+    error = refused({**image_stage("x"), "requiredArtifactsIn": ["keyframe"]}, maker)
+    assert "'x'" in error.message and "'keyframe'" in error.message
+    steps = compile_template(template(stages=[maker, user]), {"brief": "b"})["steps"]
+    assert steps[1]["after"] == ["art"]
+
+
+def test_a_required_artifact_whose_maker_is_switched_off_is_a_400_at_the_start() -> None:
+    maker = {**image_stage("art"), "produces": ["keyframe"], "condition": "$inputs.hd"}
+    user = {**image_stage("poster"), "requiredArtifactsIn": ["keyframe"]}
+    checked(maker, user)
+    error = bad(compile_template, template(stages=[maker, user]), {"brief": "b", "hd": False})
+    assert error.code == "missing_artifact"
+    assert "'poster'" in error.message and "'keyframe'" in error.message
+
+
+def test_a_stage_may_not_bind_to_an_interactive_stage() -> None:
+    chat = {"type": "interactive", "id": "ask", "systemPrompt": "Which one?"}
+    error = refused(chat, upscale_from("up", "ask"))
+    assert error.param == "stages[1].dependsOn[0].sourceStepId" and "interactive" in error.message
+
+
+def test_a_later_stage_may_use_an_interactive_stage_answer_and_no_other() -> None:
+    chat = {"type": "interactive", "id": "ask", "systemPrompt": "Which mood?"}
+    uses = image_stage("art", prompt="a $answers.ask harbour")
+    checked(chat, uses)
+    step = compile_template(template(stages=[chat, uses]), {"brief": "b"})["steps"][1]
+    assert step["arguments"]["prompt"] == "a $answers.ask harbour" and step["after"] == ["ask"]
+    error = refused(uses, chat)
+    assert error.param == "stages[0].args" and "$answers.ask" in error.message

@@ -340,21 +340,28 @@ class AgentLoop:
     async def _as_workflow(
         self, session: Session, tool: Tool, arguments: dict[str, Any], call_id: str
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """Run a media tool as a durable one-step workflow and wait for it (up to a limit)."""
-        plan = {
+        """Run a media tool as a durable one-step workflow (a template tool as its template's
+        workflow) and wait for it (up to a limit)."""
+        plan: dict[str, Any] = {
             "title": f"{tool.name} (chat tool call)",
             "steps": [{"id": "call", "toolName": tool.name, "arguments": arguments}],
         }
+        references: list[dict[str, Any]] = []
+        options = {
+            "source": session.source,
+            "toolCallId": call_id,
+            "safeContentFilter": session.safe_content_filter,
+        }
         try:
+            if tool.workflow is not None:
+                start = tool.workflow(arguments)
+                plan, references = start["input"], start["media_references"]
+                options.update(start["options"])
             record, _ = await self.workflows.start(
                 session.owner,
                 plan,
-                [],
-                options={
-                    "source": session.source,
-                    "toolCallId": call_id,
-                    "safeContentFilter": session.safe_content_filter,
-                },
+                references,
+                options=options,
                 media_context=session.media.asset_ids(),
                 # A durable turn that repeats this call after a crash gets the same workflow.
                 idempotency=None if session.key is None else (f"{session.key}:{call_id}", plan),
@@ -401,6 +408,7 @@ class AgentLoop:
                         "workflow_failed",
                         "workflow_cancelled",
                         "workflow_waiting_for_user",
+                        "workflow_user_input_required",
                     ):
                         break
         except TimeoutError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from sogni_intelligence.tools.base import Tool
@@ -21,12 +22,16 @@ def surface_of(value: SogniTools) -> SurfaceName | None:
     return None
 
 
-def hosted_tools(value: SogniTools, client_names: set[str]) -> dict[str, Tool]:
-    """The surface's tools by name; a client tool of the same name wins over ours."""
+def hosted_tools(
+    value: SogniTools, client_names: set[str], exposed: Mapping[str, Tool] | None = None
+) -> dict[str, Tool]:
+    """The surface's tools by name, and on `creative-agent` the caller's `exposed` template
+    tools; a client tool of the same name wins over ours."""
     name = surface_of(value)
     if name is None:
         return {}
-    return {tool.name: tool for tool in surface(name) if tool.name not in client_names}
+    offered = [*surface(name), *((exposed or {}).values() if name == "creative-agent" else ())]
+    return {tool.name: tool for tool in offered if tool.name not in client_names}
 
 
 def tools_named(names: list[str]) -> dict[str, Tool]:

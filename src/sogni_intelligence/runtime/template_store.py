@@ -167,6 +167,13 @@ class TemplateStore:
         page = [dict(row.data) for row in rows[:limit]]
         return page, (offset + limit if more else None)
 
+    async def exposed(self, owner: str) -> list[dict[str, Any]]:
+        """The key's own templates that ask to be offered to the model (`exposeToLLM`)."""
+        query = select(TemplateRow).where(TemplateRow.owner == owner).limit(MAX_LIST_LIMIT)
+        async with self._db.session() as session:
+            rows = (await session.scalars(query)).all()
+        return [dict(row.data) for row in rows if row.data.get("exposeToLLM")]
+
     async def update(self, owner: str, template_id: str, partial: Any) -> dict[str, Any]:
         """Merge `partial` (top-level fields; null unsets one) into the owner's template and
         bump its version. 404 when the key does not own it."""

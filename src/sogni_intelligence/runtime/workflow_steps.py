@@ -7,7 +7,8 @@ tool's queue, else as a job on that queue), record each wave's results, finish. 
 every finished step, so after a crash the restarted process resumes from the last one and
 repeats no finished tool call; events carry dedupe keys, so a repeated step cannot write its
 events twice. Cancellation is a compare-and-set on the record plus a watchdog that kills the
-tool running for it.
+tool running for it. Each step's run policy (`onError`, `maxAttempts`, `after`) decides what
+its failure does to the rest; a step that asks the user pauses the workflow (`workflow_input`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dbos import DBOS
 from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.store import AssetStore
 from sogni_intelligence.observability.metrics import JOB_DURATION
-from sogni_intelligence.runtime import cost_approval
+from sogni_intelligence.runtime import cost_approval, workflow_input
 from sogni_intelligence.runtime.endings import STOPPED, ends_record_on_error
 from sogni_intelligence.runtime.launched import Launched
 from sogni_intelligence.runtime.queues import QUEUE_SLOTS
@@ -34,7 +35,7 @@ from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.content_filter import requested
 from sogni_intelligence.tools.media_context import KINDS, MediaContext, MediaIds
 from sogni_intelligence.tools.media_inputs import MediaInput, ingest, media_location
-from sogni_intelligence.tools.plan_bindings import execution_order, resolve_arguments
+from sogni_intelligence.tools.plan_bindings import execution_order, held_back, resolve_arguments
 from sogni_intelligence.tools.plan_model import (
     BindingError,
     InputMediaRef,
@@ -161,10 +162,11 @@ async def _run_step(
     input_media: list[dict[str, Any]],
     generated: dict[str, list[str]],
     end_told_by_workflow: bool = False,
+    attempt: int = 1,
 ) -> dict[str, Any]:
-    """Run one plan step. With `end_told_by_workflow`, a completed step's `step_completed`
-    event is not written here but returned (`endEvent`), and the workflow writes it with the
-    wave's results in one commit."""
+    """Run one plan step (its `attempt`-th try). With `end_told_by_workflow`, a completed
+    step's `step_completed` event is not written here but returned (`endEvent`), and the
+    workflow writes it with the wave's results in one commit."""
     deps = DEPS()
     record = await deps.records.get(record_id)
     assert record is not None
@@ -176,7 +178,7 @@ async def _run_step(
         # Timed once it holds a slot: the work itself, not the wait for room.
         with JOB_DURATION.labels(queue, step.toolName).time():
             return await _run_started_step(
-                record, step, outputs, input_media, generated, end_told_by_workflow
+                record, step, outputs, input_media, generated, end_told_by_workflow, attempt
             )
 
 
@@ -187,14 +189,18 @@ async def _run_started_step(
     input_media: list[dict[str, Any]],
     generated: dict[str, list[str]],
     end_told_by_workflow: bool,
+    attempt: int,
 ) -> dict[str, Any]:
     deps = DEPS()
     record_id, step_id = record.id, step.id
+    # A retry's events are its own: the first try's dedupe keys would swallow them.
+    tried = "" if attempt == 1 else f":{attempt}"
+    started = {"stepId": step_id, "toolName": step.toolName}
     await deps.records.append(
         record_id,
         "step_started",
-        {"stepId": step_id, "toolName": step.toolName},
-        dedupe_key=f"{step_id}:started",
+        started if attempt == 1 else {**started, "attempt": attempt},
+        dedupe_key=f"{step_id}:started{tried}",
     )
     try:
         arguments = resolve_arguments(
@@ -203,7 +209,7 @@ async def _run_started_step(
             [InputMediaRef.model_validate(m) for m in input_media],
         )
     except BindingError as exc:
-        return await _step_failed(record_id, step_id, exc.message)
+        return await _step_failed(record_id, step_id, exc.message, attempt=attempt)
     ctx = ToolContext(
         owner=record.owner,
         media=await _media_context(
@@ -219,7 +225,9 @@ async def _run_started_step(
     if result is None:
         return {"status": "skipped", "assets": [], "error": "workflow cancelled"}
     if not result.get("ok"):
-        return await _step_failed(record_id, step_id, str(result.get("message")), result)
+        return await _step_failed(
+            record_id, step_id, str(result.get("message")), result, attempt=attempt
+        )
     made = result.get("output_assets", [])
     assets = [asset["asset_id"] for asset in made]
     summary = {k: result[k] for k in ("model", "backend", "warnings") if k in result}
@@ -237,16 +245,45 @@ async def _run_started_step(
 
 
 async def _step_failed(
-    record_id: str, step_id: str, message: str, result: dict[str, Any] | None = None
+    record_id: str,
+    step_id: str,
+    message: str,
+    result: dict[str, Any] | None = None,
+    *,
+    attempt: int = 1,
 ) -> dict[str, Any]:
     error = {"message": message, "errorType": (result or {}).get("error_type", "UNKNOWN_ERROR")}
+    payload: dict[str, Any] = {"stepId": step_id, "error": error}
     await DEPS().records.append(
         record_id,
         "step_failed",
-        {"stepId": step_id, "error": error},
-        dedupe_key=f"{step_id}:failed",
+        payload if attempt == 1 else {**payload, "attempt": attempt},
+        dedupe_key=f"{step_id}:failed" if attempt == 1 else f"{step_id}:failed:{attempt}",
     )
     return {"status": "failed", "assets": [], "error": error}
+
+
+@DBOS.step()
+async def _step_not_run(record_id: str, step_id: str, status: str, reason: str) -> dict[str, Any]:
+    """End a step the workflow does not run (or gives up on): `skipped` (its `onError` says
+    so, it needs a skipped step, or the workflow stopped) or `failed` (it needs a failed one),
+    with the reason."""
+    error = {"message": reason, "errorType": "UNKNOWN_ERROR"}
+    await DEPS().records.append(
+        record_id,
+        f"step_{status}",
+        {"stepId": step_id, "reason": reason, "error": error},
+        dedupe_key=f"{step_id}:{status}",
+    )
+    return {"status": status, "assets": [], "error": error}
+
+
+def _step_state(result: dict[str, Any]) -> dict[str, Any]:
+    """What a step's record keeps of its result: status, error, and a user's answer."""
+    state = {"status": result["status"], "error": result.get("error")}
+    if "answer" in result:
+        state["answer"] = result["answer"]
+    return state
 
 
 @DBOS.step()
@@ -268,11 +305,7 @@ async def _write_wave(
         steps = [
             {
                 **s,
-                **(
-                    {"status": results[s["id"]]["status"], "error": results[s["id"]].get("error")}
-                    if s["id"] in results
-                    else {}
-                ),
+                **(_step_state(results[s["id"]]) if s["id"] in results else {}),
             }
             for s in record.data["steps"]
         ]
@@ -302,12 +335,16 @@ async def _write_wave(
 
 
 @DBOS.step()
-async def _finish(record_id: str, statuses: dict[str, str]) -> str:
+async def _finish(record_id: str, statuses: dict[str, str], stopped_by: str | None = None) -> str:
+    """End the record: `failed` when a step stopped the workflow (`stopped_by`), else by how
+    its steps ended (a step skipped by its own `onError` counts as neither success nor
+    failure)."""
     records = DEPS().records
-    completed = sum(1 for s in statuses.values() if s == "completed")
-    if completed == len(statuses):
+    ran = [s for s in statuses.values() if s != "skipped"]
+    completed = sum(1 for s in ran if s == "completed")
+    if stopped_by is None and completed and completed == len(ran):
         status, event = "completed", "workflow_completed"
-    elif completed:
+    elif stopped_by is None and completed:
         status, event = "partial_failure", "workflow_completed"
     else:
         status, event = "failed", "workflow_failed"
@@ -315,7 +352,10 @@ async def _finish(record_id: str, statuses: dict[str, str]) -> str:
     payload: dict[str, Any] = {"status": status}
     if status != "completed":
         record = await records.get(record_id)
-        reason = _steps_failure_reason(record.data["steps"] if record else [], statuses)
+        steps = record.data["steps"] if record else []
+        if stopped_by is not None:
+            statuses = {stopped_by: statuses[stopped_by]}
+        reason = _steps_failure_reason(steps, statuses)
         patch.update(failureReason=reason, error={"message": reason})
         payload["reason"] = reason
     moved = await records.transition(
@@ -358,16 +398,17 @@ async def _run_step_to_an_end(
     input_media: list[dict[str, Any]],
     generated: dict[str, list[str]],
     end_told_by_workflow: bool = False,
+    attempt: int = 1,
 ) -> dict[str, Any]:
     """A plan step that always ends with an end event (see `_steps_settled`), even when the
     step itself broke: written here, or by the workflow when `end_told_by_workflow`."""
     try:
         return await _run_step(
-            record_id, step_id, outputs, input_media, generated, end_told_by_workflow
+            record_id, step_id, outputs, input_media, generated, end_told_by_workflow, attempt
         )
     except Exception as exc:
         log.exception("step %s of %s broke", step_id, record_id)
-        return await _step_failed(record_id, step_id, f"the step broke: {exc}")
+        return await _step_failed(record_id, step_id, f"the step broke: {exc}", attempt=attempt)
 
 
 @DBOS.workflow()
@@ -377,9 +418,12 @@ async def tool_job(
     outputs: dict[str, dict[str, Any]],
     input_media: list[dict[str, Any]],
     generated: dict[str, list[str]],
+    attempt: int = 1,
 ) -> dict[str, Any]:
     """One plan step as a queued job, so it runs in a worker serving its queue."""
-    return await _run_step_to_an_end(record_id, step_id, outputs, input_media, generated)
+    return await _run_step_to_an_end(
+        record_id, step_id, outputs, input_media, generated, attempt=attempt
+    )
 
 
 async def _run_wave(
@@ -390,6 +434,7 @@ async def _run_wave(
     outputs: dict[str, dict[str, Any]],
     input_media: list[dict[str, Any]],
     generated: dict[str, list[str]],
+    attempt: int = 1,
 ) -> list[dict[str, Any]]:
     """Run a wave's steps at once and return their results in wave order. A step whose queue
     this process serves (`how.here`) runs as a step of this workflow, bounded by the queue's
@@ -400,13 +445,13 @@ async def _run_wave(
     # wave's results, one commit instead of two.
     tell_end = how.waves_in_workflow and len(wave) == 1
     inline = {
-        sid: _run_step_to_an_end(record_id, sid, *args, tell_end)
+        sid: _run_step_to_an_end(record_id, sid, *args, tell_end, attempt)
         for sid in wave
         if queue[sid] in how.here
     }
     remote = [sid for sid in wave if sid not in inline]
     jobs = [
-        await DBOS.enqueue_workflow_async(queue[sid], tool_job, record_id, sid, *args)
+        await DBOS.enqueue_workflow_async(queue[sid], tool_job, record_id, sid, *args, attempt)
         for sid in remote
     ]
 
@@ -492,13 +537,52 @@ async def creative_workflow(record_id: str) -> str:
     outputs: dict[str, dict[str, Any]] = {}
     generated: dict[str, list[str]] = {"image": [], "video": [], "audio": []}
     statuses: dict[str, str] = {}
+    stopped_by: str | None = None  # the step whose failure stopped the workflow
     for wave in execution_order(plan):
-        results = await _run_wave(record_id, plan, wave, how, outputs, input_media, generated)
+        results: dict[str, dict[str, Any]] = {}
+        runnable = []
+        for step_id in wave:
+            step = plan.step(step_id)
+            held = held_back(step, statuses, stopped_by)
+            if held is not None:
+                results[step_id] = await _step_not_run(record_id, step_id, *held)
+            elif step.asks_user:
+                answered = await workflow_input.wait_for_answer(record_id, step)
+                if answered is None:
+                    return "ended while waiting for the user"
+                results[step_id] = answered
+            else:
+                runnable.append(step_id)
+        attempt = 1
+        while runnable:
+            ran = await _run_wave(
+                record_id, plan, runnable, how, outputs, input_media, generated, attempt
+            )
+            results.update(zip(runnable, ran, strict=True))
+            attempt += 1
+            runnable = [
+                sid
+                for sid in runnable
+                if results[sid]["status"] == "failed"
+                and attempt <= (plan.step(sid).maxAttempts or 1)
+            ]
+        for step_id in wave:
+            policy = plan.step(step_id).onError
+            if results[step_id]["status"] != "failed" or step_id in statuses:
+                continue
+            if policy == "skip":
+                why = results[step_id]["error"]["message"]
+                results[step_id] = await _step_not_run(
+                    record_id, step_id, "skipped", f"failed and skipped (onError skip): {why}"
+                )
+            elif policy == "stop" and stopped_by is None:
+                stopped_by = step_id
         artifacts = []
-        kinds = await _asset_kinds(results)
+        ordered = [results[sid] for sid in wave]
+        kinds = await _asset_kinds(ordered)
         # Indices are given in plan order once the wave is done, so they do not depend on
         # which parallel step happened to finish first.
-        for step_id, result in zip(wave, results, strict=True):
+        for step_id, result in zip(wave, ordered, strict=True):
             statuses[step_id] = result["status"]
             refs = []
             for asset_id in result["assets"]:
@@ -510,6 +594,8 @@ async def creative_workflow(record_id: str) -> str:
                 refs.append(ref)
                 artifacts.append({**ref, "stepId": step_id})
             outputs[step_id] = {"status": result["status"], "artifacts": refs}
+            if "answer" in result:
+                outputs[step_id]["answer"] = result["answer"]
         write_wave = _write_wave if how.waves_in_workflow else _record_wave
-        await write_wave(record_id, dict(zip(wave, results, strict=True)), artifacts)
-    return await _finish(record_id, statuses)
+        await write_wave(record_id, results, artifacts)
+    return await _finish(record_id, statuses, stopped_by)

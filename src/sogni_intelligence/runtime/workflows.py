@@ -15,7 +15,7 @@ from dbos import DBOS, SetWorkflowID
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.media.fetch import refuse_early
 from sogni_intelligence.media.store import AssetRecord, AssetStore
-from sogni_intelligence.runtime import cost_approval
+from sogni_intelligence.runtime import cost_approval, workflow_input
 from sogni_intelligence.runtime.launched import RECORDS
 from sogni_intelligence.runtime.workflow_steps import DEPS, WorkflowDeps, creative_workflow, now
 from sogni_intelligence.store.records import Announcement, Event, Record, RecordStore
@@ -185,6 +185,11 @@ class WorkflowRuntime:
         )
         return current, True
 
+    async def answer(self, record: Record, answer: str, step_id: str | None = None) -> Record:
+        """Give a workflow waiting for the user's input its answer (a 409 if it waits for
+        none); the record once the workflow has gone on."""
+        return await workflow_input.deliver_answer(self.deps.records, record, answer, step_id)
+
     async def resume(self, record: Record) -> tuple[Record, bool]:
         """Release a cost wait, or restart an interrupted run from its persisted steps."""
         if record.status == "waiting_for_user":
@@ -276,6 +281,7 @@ class WorkflowRuntime:
             "failureReason": data.get("failureReason"),
             "cancellationReason": data.get("cancellationReason"),
             "waitingReason": data.get("waitingReason"),
+            "awaitingInput": data.get("awaitingInput"),
             "awaitingCostApproval": bool(data.get("awaitingCostApproval")),
             "billingPreview": data.get("billingPreview"),
             "recovery": data.get("recovery"),

@@ -122,6 +122,10 @@ class Tool:
     #: catalog (the hosted contract), but a model is not offered it unless the request forces it.
     #: A callable decides from the services, for a tool an optional local model can serve.
     runs_here: bool | Callable[[ToolServices], bool] = True
+    #: For a tool that is a whole workflow (an exposed template), not a step: a call's
+    #: workflow start as `{"input", "media_references", "options"}` (a ServiceError when the
+    #: arguments do not fit).
+    workflow: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     def runs_with(self, services: ToolServices | None) -> bool:
         if callable(self.runs_here):

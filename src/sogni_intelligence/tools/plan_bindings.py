@@ -6,11 +6,13 @@ overlays).
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from sogni_intelligence.media.srt import Cue, parse_srt, write_srt
 from sogni_intelligence.tools.plan_model import (
+    ANSWER,
     INDEX_TRANSFORMS,
     URL_TRANSFORMS,
     ArtifactRef,
@@ -47,6 +49,26 @@ def execution_order(plan: Plan) -> list[list[str]]:
         for step_id in ready:
             del pending[step_id]
     return waves
+
+
+# --- steps not run ---------------------------------------------------------------------------
+
+
+def held_back(
+    step: PlanStep, statuses: dict[str, str], stopped_by: str | None
+) -> tuple[str, str] | None:
+    """Why a step is not run, as (its end status, the reason), or None to run it: the workflow
+    stopped, a step it needs was skipped (so it is skipped), or a step it waits for without a
+    binding failed (so it fails; a failed binding source fails it when it runs)."""
+    if stopped_by is not None:
+        return "skipped", f"not run: step '{stopped_by}' failed and stopped the workflow"
+    for needed in step.needs():
+        if statuses.get(needed) == "skipped":
+            return "skipped", f"needs step '{needed}', which was skipped"
+    for needed in step.after or []:
+        if statuses.get(needed) == "failed":
+            return "failed", f"needs step '{needed}', which failed"
+    return None
 
 
 # --- run-time bindings ---------------------------------------------------------------------------
@@ -155,14 +177,34 @@ def _bound_value(
     return value, None
 
 
+def _with_answers(step: PlanStep, value: Any, outputs: dict[str, StepOutput]) -> Any:
+    """`value` with each `$answers.<id>` replaced by that step's answer."""
+    if isinstance(value, str):
+
+        def answer(match: re.Match[str]) -> str:
+            source = match.group(1) or match.group(2)
+            found = outputs.get(source)
+            if found is None or found.answer is None:
+                raise BindingError(step.id, f"step '{source}' has no answer to use")
+            return found.answer
+
+        return ANSWER.sub(answer, value)
+    if isinstance(value, dict):
+        return {key: _with_answers(step, item, outputs) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_answers(step, item, outputs) for item in value]
+    return value
+
+
 def resolve_arguments(
     step: PlanStep,
     outputs: dict[str, StepOutput],
     input_media: list[InputMediaRef] | None = None,
 ) -> dict[str, Any]:
-    """The step's arguments with its bindings applied, in `dependsOn` order. A required binding
-    that cannot be satisfied raises `BindingError`; an optional one is dropped."""
-    arguments = copy.deepcopy(step.arguments)
+    """The step's arguments with the answers it names filled in and its bindings applied, in
+    `dependsOn` order. A required binding that cannot be satisfied (or a missing answer) raises
+    `BindingError`; an optional binding is dropped."""
+    arguments = _with_answers(step, copy.deepcopy(step.arguments), outputs)
     for binding in step.dependsOn:
         value, missing = _bound_value(step, binding, outputs, input_media or [])
         if missing is not None:

@@ -5,17 +5,32 @@ the transforms a binding may apply.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_STEPS = 12
+#: How often a step may be tried in all (`maxAttempts`).
+MAX_ATTEMPTS = 5
+#: A step calling this tool is not run: the workflow pauses until the user answers it.
+USER_INPUT_TOOL = "ask_clarifying_question"
+#: `$answers.<step id>` (or `${answers.<step id>}`) in a string argument: that step's answer.
+ANSWER = re.compile(r"\$\{answers\.([A-Za-z0-9_-]+)\}|\$answers\.([A-Za-z0-9_-]+)")
+#: How long a step waits for the user's answer unless it says (`answerTimeoutSeconds`).
+DEFAULT_ANSWER_WAIT_S = 24 * 3600
+MAX_ANSWER_WAIT_S = 7 * 24 * 3600
 INPUT_MEDIA = "$input_media"
 DEFAULT_TITLE = "Durable creative workflow"
 STAND_IN_URL = "https://stand-in.invalid/x"
 
 
 MediaType = Literal["image", "video", "audio"]
+#: What a failed step does to the rest: `stop` ends the workflow (failed, later steps
+#: skipped), `continue` lets the others go on (partial failure), `skip` marks it skipped and
+#: skips the steps that need it. Unset is `continue`, the inline plan's rule.
+OnStepError = Literal["stop", "continue", "skip"]
 Transform = Literal[
     "artifact_url",
     "artifact_data_uri",
@@ -85,10 +100,26 @@ class PlanStep(BaseModel):
     toolName: str
     arguments: dict[str, Any] = Field(default_factory=dict)
     dependsOn: list[Binding] = Field(default_factory=list)
+    onError: OnStepError | None = None
+    maxAttempts: int | None = Field(None, ge=1, le=MAX_ATTEMPTS)
+    #: Steps this one waits for and needs to have completed, without taking a value from them.
+    after: list[str] | None = None
+    answerTimeoutSeconds: int | None = Field(None, ge=1, le=MAX_ANSWER_WAIT_S)
 
     def dependencies(self) -> list[str]:
         """The step ids this step waits for, first mention first, without `$input_media`."""
-        return list(dict.fromkeys(b.sourceStepId for b in self.dependsOn if not b.from_input_media))
+        sources = [b.sourceStepId for b in self.dependsOn if not b.from_input_media]
+        return list(dict.fromkeys([*sources, *(self.after or [])]))
+
+    def needs(self) -> list[str]:
+        """The steps that must have completed for this one to run: `after`, and the sources of
+        its required bindings."""
+        sources = [b.sourceStepId for b in self.dependsOn if b.required and not b.from_input_media]
+        return list(dict.fromkeys([*sources, *(self.after or [])]))
+
+    @property
+    def asks_user(self) -> bool:
+        return self.toolName == USER_INPUT_TOOL
 
 
 class Plan(BaseModel):
@@ -117,6 +148,21 @@ class ArtifactRef(BaseModel):
 class StepOutput(BaseModel):
     status: Literal["completed", "failed", "skipped"]
     artifacts: list[ArtifactRef] = Field(default_factory=list)
+    #: The user's answer, of a step that asked for one.
+    answer: str | None = None
+
+
+def answers_named(value: Any) -> Iterable[str]:
+    """The step ids of the `$answers.<id>` placeholders anywhere in `value`."""
+    if isinstance(value, str):
+        for match in ANSWER.finditer(value):
+            yield match.group(1) or match.group(2)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from answers_named(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from answers_named(item)
 
 
 class InputMediaRef(BaseModel):

@@ -43,10 +43,12 @@ from sogni_intelligence.tools.plan_model import (
     TRANSFORM_KIND,
     UPLOAD_POSITION_ARGUMENTS,
     URL_TRANSFORMS,
+    USER_INPUT_TOOL,
     Binding,
     MediaType,
     Plan,
     PlanStep,
+    answers_named,
 )
 from sogni_intelligence.tools.steps import STEP_CANDIDATES
 
@@ -284,6 +286,35 @@ def _parse_bindings(raw: Any, index: int) -> list[Binding]:
     return bindings
 
 
+_POLICY_FIELDS = ("onError", "maxAttempts", "after", "answerTimeoutSeconds")
+
+
+def _step_policy(raw: dict[str, Any], index: int) -> dict[str, Any]:
+    """A step's optional run policy (what a failure does, tries, waits), checked on its own so
+    that a bad value is a 400 naming the field."""
+    given = {name: raw[name] for name in _POLICY_FIELDS if raw.get(name) is not None}
+    if not given:
+        return {}
+    try:
+        checked = PlanStep.model_validate(
+            {"id": "x", "sequence": 0, "toolName": raw.get("toolName"), **given}
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        location = ".".join(str(part) for part in error["loc"])
+        raise plan_error(
+            f"Workflow step {index + 1} {location}: {error['msg']}",
+            f"input.steps[{index}].{location}",
+        ) from exc
+    if checked.answerTimeoutSeconds is not None and not checked.asks_user:
+        raise plan_error(
+            f"Workflow step {index + 1}: answerTimeoutSeconds is only for a step that asks the "
+            f"user ({USER_INPUT_TOOL})",
+            f"input.steps[{index}].answerTimeoutSeconds",
+        )
+    return {name: getattr(checked, name) for name in given}
+
+
 def _find_cycle(steps: list[PlanStep]) -> list[str] | None:
     graph = {step.id: step.dependencies() for step in steps}
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
@@ -365,6 +396,7 @@ def normalise_plan(
                 toolName=tool_name,
                 arguments=copy.deepcopy(arguments),
                 dependsOn=_parse_bindings(raw.get("dependsOn"), i),
+                **_step_policy(raw, i),
             )
         )
 
@@ -377,6 +409,22 @@ def normalise_plan(
                 binding.sourceStepId = normalise_step_id(binding.sourceStepId)
             _check_binding(step, i, j, binding, ids, references)
         _check_targets(step, i)
+        if step.after is not None:
+            step.after = [normalise_step_id(source) for source in step.after]
+        asked = {s.id for s in steps if s.asks_user} & set(step.dependencies())
+        for source in answers_named(step.arguments):
+            if source not in asked:
+                raise plan_error(
+                    f"Workflow step '{step.id}' uses $answers.{source}, which is not a step it "
+                    f"waits for ({USER_INPUT_TOOL}, named in after or dependsOn)",
+                    f"input.steps[{i}].arguments",
+                )
+        for j, source in enumerate(step.after or []):
+            if source not in ids or source == step.id:
+                raise plan_error(
+                    f"Workflow step '{step.id}' waits for '{source}', no other step of this plan",
+                    f"input.steps[{i}].after[{j}]",
+                )
 
     cycle = _find_cycle(steps)
     if cycle is not None:

@@ -26,9 +26,16 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from sogni_intelligence.errors import invalid_request
+from sogni_intelligence.tools.plan_model import (
+    DEFAULT_ANSWER_WAIT_S,
+    MAX_ANSWER_WAIT_S,
+    MAX_ATTEMPTS,
+)
 
 MAX_INPUTS = 16
 MAX_STAGES = 32
+#: The most items one batch stage fans out over (a workflow has at most 12 steps in all).
+MAX_BATCH_ITEMS = 12
 MEDIA_TYPES = ("image", "video", "audio")
 INPUT_MEDIA = "$input_media"
 
@@ -127,22 +134,47 @@ class FixedStage(_Model):
 
 
 class InteractiveStage(_Model):
+    """A pause for the user: the workflow asks `userMessage` (else `systemPrompt`) and waits
+    up to `timeoutSeconds` for the answer."""
+
     type: Literal["interactive"] = Field(alias="type")
     id: str = Field(min_length=1, max_length=128)
     system_prompt: str
     allowed_tools: list[str] = Field(default_factory=list)
     user_message: str | None = None
+    timeout_seconds: int = Field(default=DEFAULT_ANSWER_WAIT_S, ge=1, le=MAX_ANSWER_WAIT_S)
+
+
+class BatchItemStage(_Model):
+    """The step a batch stage runs once per item; `$<itemName>` in `args` is the item."""
+
+    tool: str = Field(min_length=1, max_length=128)
+    args: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = None
 
 
 class BatchStage(_Model):
+    """One step per item of a list input (`overBinding`, `"$inputs.<name>"` or the name), in
+    the list's order."""
+
     type: Literal["batch"] = Field(alias="type")
     id: str = Field(min_length=1, max_length=128)
     over_binding: str
-    item_name: str
-    item_stage: dict[str, Any]
+    item_name: str = Field(pattern=rf"^{_NAME}$")
+    item_stage: BatchItemStage
     concurrency: int | None = Field(default=None, ge=1)
     partial_execution_enabled: bool = False
-    max_attempts_per_item: int | None = Field(default=None, ge=1)
+    max_attempts_per_item: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS)
+    produces: list[str] | None = None
+    required_artifacts_in: list[str] | None = None
+
+    @property
+    def over_input(self) -> str:
+        return exact_placeholder(self.over_binding) or self.over_binding
+
+    def item_pattern(self) -> re.Pattern[str]:
+        name = re.escape(self.item_name)
+        return re.compile(rf"\$\{{{name}\}}|\${name}(?![A-Za-z0-9_-])")
 
 
 Stage = Annotated[FixedStage | InteractiveStage | BatchStage, Field(discriminator="type")]
@@ -202,9 +234,18 @@ class WorkflowTemplate(_Model):
         known = set(names)
         for stage in self.stages:
             if isinstance(stage, FixedStage):
-                for name in placeholders_in([stage.args, stage.condition]):
-                    if name not in known:
-                        raise ValueError(f"stage {stage.id!r} uses $inputs.{name}, no such input")
+                used = [stage.args, stage.condition]
+            elif isinstance(stage, BatchStage):
+                used = [stage.item_stage.args]
+                if stage.over_input not in known:
+                    raise ValueError(
+                        f"stage {stage.id!r} fans out over {stage.over_binding!r}, no such input"
+                    )
+            else:
+                used = [stage.system_prompt, stage.user_message]
+            for name in placeholders_in(used):
+                if name not in known:
+                    raise ValueError(f"stage {stage.id!r} uses $inputs.{name}, no such input")
         return self
 
     def input(self, name: str) -> TemplateInput | None:

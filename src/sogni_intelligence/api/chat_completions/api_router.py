@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from sogni_intelligence.agent.surfaces import surface_of
 from sogni_intelligence.api.auth import CurrentKey
 from sogni_intelligence.api.chat_completions.protocol import ChatCompletionRequest
 from sogni_intelligence.api.chat_completions.serving import AgentTurn, ChatCompletionsService
@@ -16,6 +17,7 @@ from sogni_intelligence.api.sse import DONE, SSE_HEADERS, data_frame
 from sogni_intelligence.api.state import server_of
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.llm.protocol import Chunk
+from sogni_intelligence.tools.template_tools import exposed_tools
 
 router = APIRouter()
 
@@ -27,7 +29,10 @@ async def create_chat_completion(
     server = server_of(request)
     await server.usage.admit_tokens(key)
     service: ChatCompletionsService = server.chat
-    prepared = await service.prepare(body)
+    exposed = None
+    if surface_of(body.sogni_tools) == "creative-agent":
+        exposed = exposed_tools(await server.templates.exposed(key.id))
+    prepared = await service.prepare(body, exposed)
     if prepared.loop:
         turn = AgentTurn(service, prepared)
         references = body.media_references or body.api_media_references or []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -87,10 +87,15 @@ class ChatCompletionsService:
         #: Counts each key's tokens against its tokens-per-minute limit.
         self.usage = usage
 
-    async def prepare(self, body: ChatCompletionRequest) -> PreparedChat:
+    async def prepare(
+        self, body: ChatCompletionRequest, exposed: Mapping[str, Tool] | None = None
+    ) -> PreparedChat:
+        """`exposed`: the caller's template tools, offered on the `creative-agent` surface."""
         entry = self.registry.resolve(body.model)
         client_tools = [tool.model_dump(exclude_none=True) for tool in body.tools or []]
-        hosted = hosted_tools(body.sogni_tools, {t["function"]["name"] for t in client_tools})
+        hosted = hosted_tools(
+            body.sogni_tools, {t["function"]["name"] for t in client_tools}, exposed
+        )
         _check_tools(body, hosted)
         loop = bool(hosted) and body.sogni_tool_execution is not False
         messages, image_uris = await self._messages(body, entry, uploads=loop)

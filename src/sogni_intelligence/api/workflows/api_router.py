@@ -20,6 +20,7 @@ from sogni_intelligence.api.workflows.protocol import (
     CancelBody,
     ConfirmCostBody,
     ForkBody,
+    InputBody,
     ReseedBody,
     ResumeBody,
     StartWorkflowBody,
@@ -191,6 +192,16 @@ async def resume_workflow(
     record = await serving.owned_workflow(request, key.id, workflow_id)
     record, resumed = await runtime.resume(record)
     return _ok({"workflow": await runtime.public(record), "resumed": resumed}, 202)
+
+
+@router.post(f"{BASE}/{{workflow_id}}/input")
+async def answer_workflow_input(
+    workflow_id: str, body: InputBody, request: Request, key: CurrentKey
+) -> JSONResponse:
+    runtime = serving.runtime_of(request)
+    record = await serving.owned_workflow(request, key.id, workflow_id)
+    record = await runtime.answer(record, body.answer, body.step_id)
+    return _ok({"workflow": await runtime.public(record), "accepted": True})
 
 
 @router.post(f"{BASE}/{{workflow_id}}/reseed")

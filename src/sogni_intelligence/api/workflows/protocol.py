@@ -59,6 +59,14 @@ class ConfirmCostBody(WireModel):
     accepted_cost_preview: dict[str, Any] | None = None
 
 
+class InputBody(WireModel):
+    """The user's answer to a workflow waiting for input (`workflow_user_input_required`);
+    `step_id`, when given, must be the step it waits on."""
+
+    answer: str = Field(min_length=1, max_length=10000)
+    step_id: str | None = Field(None, max_length=128)
+
+
 class ForkBody(WireModel):
     new_name: str | None = Field(None, min_length=1, max_length=200)
 

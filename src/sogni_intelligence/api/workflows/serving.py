@@ -67,6 +67,7 @@ def _status_after(events: list[Any], start_status: str) -> list[str]:
     mapping = {
         "workflow_started": "running",
         "workflow_waiting_for_user": "waiting_for_user",
+        "workflow_user_input_required": "waiting_for_user",
         "workflow_cancelled": "cancelled",
         "workflow_failed": "failed",
     }
