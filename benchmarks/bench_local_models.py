@@ -10,8 +10,8 @@ runs twice, on the same loaded model (so the same weights, device and dtype):
 * bare: the library call alone with the same settings (the diffusers pipeline with the same
   steps, size, guidance and seed; the LTX pipeline with the same frames, size and steps,
   frames returned as a tensor; MusicGen `generate` with the same token count; the image
-  processor and forward pass of the segmentation model, upsampled to the image, and of the
-  content classifier).
+  processor and forward pass of the segmentation model, its class probabilities upsampled to
+  the image, and the processor and forward pass of the content classifier).
 
 Each side runs once uncounted first (the first tool call also loads the model), then the two
 alternate. The table shows both medians, their ratio ours/bare (what the tool path adds) and a
@@ -240,7 +240,7 @@ async def bench_segmentation(
             logits = torch.nn.functional.interpolate(
                 logits, size=(picture.height, picture.width), mode="bilinear", align_corners=False
             )
-            logits.argmax(dim=1).cpu()
+            logits.softmax(dim=1)[0].cpu().numpy()  # the class probabilities of each pixel
 
     ours_s, bare_s = await _measure(ours, bare, args.runs, args.device)
     return _row("SegFormer (tiny)", "remove_background", ours_s, bare_s, 1, "images/s")
@@ -284,6 +284,7 @@ def _row(
         "ours_ms": ours * 1000,
         "bare_ms": bare * 1000,
         "ratio": ours / bare,
+        "added_ms": (ours - bare) * 1000,
         "unit": unit,
         "ours_throughput": work / ours,
         "bare_throughput": work / bare,
@@ -360,7 +361,15 @@ def _print_table(report: dict[str, Any]) -> None:
         f"{report['threads']} threads, median of {report['runs']} runs "
         f"(models built in {report['build_s']:.1f} s, {report['total_s']:.0f} s in all)"
     )
-    header = ("backend", "tool", "ours ms", "bare ms", "ours/bare", "throughput ours / bare")
+    header = (
+        "backend",
+        "tool",
+        "ours ms",
+        "bare ms",
+        "ours/bare",
+        "added ms",
+        "throughput ours / bare",
+    )
     lines = [header]
     for row in report["results"]:
         lines.append(
@@ -370,6 +379,7 @@ def _print_table(report: dict[str, Any]) -> None:
                 f"{row['ours_ms']:.1f}",
                 f"{row['bare_ms']:.1f}",
                 f"{row['ratio']:.2f}x",
+                f"{row['added_ms']:+.1f}",
                 f"{row['ours_throughput']:.2f} / {row['bare_throughput']:.2f} {row['unit']}",
             )
         )
