@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +20,12 @@ from sogni_intelligence.media.store import AssetRecord, AssetStore
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.tools.base import ToolContext
 from sogni_intelligence.tools.media_context import MediaContext
+
+
+def model_device() -> str:
+    """The torch device the tiny local-model tests run on: `SOGNI_TEST_MODEL_DEVICE` (e.g.
+    cuda:0), cpu by default, so the same tests check the models on a GPU."""
+    return os.environ.get("SOGNI_TEST_MODEL_DEVICE", "cpu")
 
 
 @pytest_asyncio.fixture

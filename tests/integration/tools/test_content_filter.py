@@ -19,7 +19,7 @@ from sogni_intelligence.config import Settings
 from sogni_intelligence.tools.base import ToolContext, execute
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.content_filter import ContentFilter
-from tests.integration.tools.conftest import asset_file
+from tests.integration.tools.conftest import asset_file, model_device
 
 LABELS = {0: "calm", 1: "Unsafe"}
 SMALL = {"width": 256, "height": 256, "seed": 3}
@@ -89,7 +89,7 @@ async def test_the_built_in_list_is_on_for_a_bare_context(ctx: ToolContext) -> N
 async def test_the_classifier_refuses_an_image_with_a_flagged_label(
     ctx: ToolContext, unsafe_model: Path
 ) -> None:
-    model = {"path": str(unsafe_model), "device": "cpu", "flagged_labels": ["unsafe"]}
+    model = {"path": str(unsafe_model), "device": model_device(), "flagged_labels": ["unsafe"]}
     _screen(ctx, content_filter_model=model)
     refused = await execute(CATALOG["generate_image"], {"prompt": "a red barn", **SMALL}, ctx)
     assert refused["ok"] is False and refused["error_type"] == "CONTENT_FILTERED"
@@ -112,7 +112,8 @@ async def test_a_threshold_above_the_label_probability_passes(
     ctx: ToolContext, unsafe_model: Path
 ) -> None:
     # Two labels and a bias of 6: the favoured label has a probability of about 0.9975.
-    model = {"path": str(unsafe_model), "flagged_labels": ["unsafe"], "threshold": 0.999}
+    model = {"path": str(unsafe_model), "device": model_device(), "flagged_labels": ["unsafe"]}
+    model["threshold"] = 0.999
     _screen(ctx, content_filter_model=model)
     passed = await execute(CATALOG["generate_image"], {"prompt": "a red barn", **SMALL}, ctx)
     assert passed["ok"] is True, passed

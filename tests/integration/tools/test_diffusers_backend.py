@@ -30,7 +30,7 @@ from sogni_intelligence.media.image_request import ImageRequest
 from sogni_intelligence.media.remote_image import build_image_backends
 from sogni_intelligence.tools.base import ToolContext, execute
 from sogni_intelligence.tools.image_tools import TOOLS
-from tests.integration.tools.conftest import asset_file, upload_image
+from tests.integration.tools.conftest import asset_file, model_device, upload_image
 
 GENERATE = next(t for t in TOOLS if t.name == "generate_image")
 EDIT = next(t for t in TOOLS if t.name == "edit_image")
@@ -151,7 +151,7 @@ def _attach(
         kind="diffusers",
         model_path=str(model_dir),
         aliases=[ALIAS],
-        **{"steps": 4, **fields},
+        **{"steps": 4, "device": model_device(), **fields},
     )
     ctx.services.image_backends = build_image_backends([config])
     backend = ctx.services.image_backends[name]
@@ -284,7 +284,7 @@ async def test_without_diffusers_installed_the_backend_says_so(
 def test_pngs_decode_independently(model_dir: Path) -> None:
     """The backend's bytes are a plain PNG any decoder reads (no tool layer involved)."""
     config = ImageBackendConfig(
-        name="local-sd", kind="diffusers", model_path=str(model_dir), steps=2
+        name="local-sd", kind="diffusers", model_path=str(model_dir), steps=2, device=model_device()
     )
     images = asyncio.run(
         DiffusersImageBackend(config).generate(

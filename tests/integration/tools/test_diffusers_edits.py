@@ -27,7 +27,7 @@ from sogni_intelligence.media.loras import LORA_KIND, SAFETENSORS_MIME
 from sogni_intelligence.media.remote_image import build_image_backends
 from sogni_intelligence.store.personal_loras import NewLora, PersonalLoraStore
 from sogni_intelligence.tools.base import ToolContext
-from tests.integration.tools.conftest import asset_file, upload_image
+from tests.integration.tools.conftest import asset_file, model_device, upload_image
 from tests.integration.tools.image_helpers import run
 from tests.integration.tools.test_diffusers_backend import build_tiny_pipeline
 
@@ -84,6 +84,7 @@ def backend(ctx: ToolContext, model_dir: Path, lora_dir: Path) -> DiffusersImage
         aliases=[ALIAS],
         steps=STEPS,
         lora_dirs=[lora_dir],
+        device=model_device(),
     )
     ctx.services.image_backends = build_image_backends([config])
     attached = ctx.services.image_backends["local-sd"]
@@ -289,6 +290,7 @@ async def test_the_configured_dtype_is_the_weights_dtype(ctx: ToolContext, model
         aliases=[ALIAS],
         steps=2,
         dtype="bfloat16",
+        device=model_device(),
     )
     ctx.services.image_backends = build_image_backends([config])
     result = await run(ctx, "generate_image", prompt="x", model=ALIAS, width=SIDE, height=SIDE)

@@ -20,7 +20,7 @@ from sogni_intelligence.config import Settings
 from sogni_intelligence.media.music.neural import MusicModel
 from sogni_intelligence.tools.audio_tools import TOOLS
 from sogni_intelligence.tools.base import ToolContext, execute
-from tests.integration.tools.conftest import asset_file, ffprobe
+from tests.integration.tools.conftest import asset_file, ffprobe, model_device
 
 GENERATE = next(tool for tool in TOOLS if tool.name == "generate_music")
 WORDS = ["calm", "piano", "rock", "drums", "music", "for", "studying"]
@@ -87,7 +87,8 @@ def music_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _attach(ctx: ToolContext, folder: Path) -> None:
-    settings = Settings(music_model={"path": str(folder), "aliases": ["musicgen-small"]})
+    model = {"path": str(folder), "aliases": ["musicgen-small"], "device": model_device()}
+    settings = Settings(music_model=model)
     assert settings.music_model is not None
     ctx.services.music = MusicModel(settings.music_model)
 

@@ -23,7 +23,7 @@ from sogni_intelligence.media.segmentation import SegmentationModel
 from sogni_intelligence.tools.base import ToolContext, execute
 from sogni_intelligence.tools.call_schema import offered_definition
 from sogni_intelligence.tools.unavailable_tools import TOOLS
-from tests.integration.tools.conftest import asset_file, upload_image
+from tests.integration.tools.conftest import asset_file, model_device, upload_image
 
 BY_NAME = {tool.name: tool for tool in TOOLS}
 LABELS = {0: "background", 1: "person", 2: "cat"}
@@ -66,7 +66,8 @@ def cat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _attach(ctx: ToolContext, folder: Path, dtype: str = "float32") -> None:
-    settings = Settings(segmentation_model={"path": str(folder), "device": "cpu", "dtype": dtype})
+    model = {"path": str(folder), "device": model_device(), "dtype": dtype}
+    settings = Settings(segmentation_model=model)
     assert settings.segmentation_model is not None
     ctx.services.segmentation = SegmentationModel(settings.segmentation_model)
 

@@ -23,7 +23,7 @@ import torch
 from sogni_intelligence.config import Settings
 from sogni_intelligence.media.video.diffusion import VideoModel, frame_count, render_size
 from sogni_intelligence.tools.base import ToolContext
-from tests.integration.tools.conftest import asset_file, ffprobe, upload_image
+from tests.integration.tools.conftest import asset_file, ffprobe, model_device, upload_image
 from tests.integration.tools.video_helpers import (
     check_video,
     differs,
@@ -102,7 +102,8 @@ def video_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _attach(ctx: ToolContext, folder: Path, **settings: Any) -> VideoModel:
-    config = {"path": str(folder), "aliases": [ALIAS], "steps": 3, "fps": 8} | settings
+    config = {"path": str(folder), "aliases": [ALIAS], "steps": 3, "fps": 8}
+    config = config | {"device": model_device()} | settings
     parsed = Settings(video_model=config).video_model
     assert parsed is not None
     ctx.services.video = VideoModel(parsed)
