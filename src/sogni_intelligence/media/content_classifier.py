@@ -7,38 +7,13 @@ model's label set.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PIL import Image
 
 from sogni_intelligence.config import ContentClassifierConfig
-from sogni_intelligence.errors import ToolError
-from sogni_intelligence.media.local_model import EXTRA_HINT, local_model
-
-
-@dataclass
-class _Classifier:
-    torch: Any
-    model: Any
-    processor: Any
-    device: str
-    dtype: Any
-
-
-def _load(torch: Any, path: Path, device: str, dtype: Any) -> _Classifier:
-    try:
-        from transformers import AutoImageProcessor, AutoModelForImageClassification
-    except ImportError as exc:
-        raise ToolError(
-            "MODEL_UNAVAILABLE", f"the content classifier needs transformers ({EXTRA_HINT})"
-        ) from exc
-    model = AutoModelForImageClassification.from_pretrained(
-        str(path), local_files_only=True, dtype=dtype
-    )
-    processor = AutoImageProcessor.from_pretrained(str(path), local_files_only=True)
-    return _Classifier(torch, model.to(device).eval(), processor, device, dtype)
+from sogni_intelligence.media.local_model import local_model
+from sogni_intelligence.media.transformers_models import ImageModel, image_model_loader
 
 
 def _label_key(label: str) -> str:
@@ -49,7 +24,11 @@ class ContentClassifier:
     """Says whether an image shows one of the flagged labels with enough probability."""
 
     def __init__(self, config: ContentClassifierConfig) -> None:
-        self._model = local_model("the content classifier", config, _load)
+        self._model = local_model(
+            "the content classifier",
+            config,
+            image_model_loader("AutoModelForImageClassification", "the content classifier"),
+        )
         self.flagged = frozenset(_label_key(label) for label in config.flagged_labels)
         self.threshold = config.threshold
 
@@ -57,7 +36,7 @@ class ContentClassifier:
         """The most probable flagged label of the image at `path` at or above the threshold,
         or None when the image passes."""
 
-        def classify(classifier: _Classifier) -> str | None:
+        def classify(classifier: ImageModel) -> str | None:
             with Image.open(path) as opened:
                 image = opened.convert("RGB")
             inputs = classifier.processor(images=image, return_tensors="pt")

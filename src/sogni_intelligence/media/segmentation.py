@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from sogni_intelligence.config import LocalModelConfig
 from sogni_intelligence.errors import ToolError
-from sogni_intelligence.media.local_model import EXTRA_HINT, local_model
+from sogni_intelligence.media.local_model import local_model
 from sogni_intelligence.media.progress import Progress
+from sogni_intelligence.media.transformers_models import ImageModel, image_model_loader
 
 BACKEND = "transformers-segmentation"
 BACKGROUND_LABELS = frozenset({"background", "bg", "unlabeled", "unlabelled", "void"})
@@ -37,30 +36,7 @@ class Region:
     positive: bool = True
 
 
-@dataclass
-class _Segmenter:
-    torch: Any
-    model: Any
-    processor: Any
-    device: str
-    dtype: Any
-
-
-def _load(torch: Any, path: Path, device: str, dtype: Any) -> _Segmenter:
-    try:
-        from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
-    except ImportError as exc:
-        raise ToolError(
-            "MODEL_UNAVAILABLE", f"the segmentation model needs transformers ({EXTRA_HINT})"
-        ) from exc
-    model = AutoModelForSemanticSegmentation.from_pretrained(
-        str(path), local_files_only=True, dtype=dtype
-    )
-    processor = AutoImageProcessor.from_pretrained(str(path), local_files_only=True)
-    return _Segmenter(torch, model.to(device).eval(), processor, device, dtype)
-
-
-def _class_probabilities(segmenter: _Segmenter, image: Image.Image) -> ClassMap:
+def _class_probabilities(segmenter: ImageModel, image: Image.Image) -> ClassMap:
     torch = segmenter.torch
     inputs = segmenter.processor(images=image, return_tensors="pt")
     pixels = inputs["pixel_values"].to(segmenter.device, segmenter.dtype)
@@ -153,7 +129,11 @@ class SegmentationModel:
     backend = BACKEND
 
     def __init__(self, config: LocalModelConfig) -> None:
-        self._local = local_model("segmentation model", config, _load)
+        self._local = local_model(
+            "segmentation model",
+            config,
+            image_model_loader("AutoModelForSemanticSegmentation", "the segmentation model"),
+        )
         self.name = self._local.path.name
 
     async def classes(self, image: Image.Image, progress: Progress) -> ClassMap:

@@ -17,8 +17,9 @@ import numpy as np
 
 from sogni_intelligence.config import MusicModelConfig
 from sogni_intelligence.errors import ToolError
-from sogni_intelligence.media.local_model import EXTRA_HINT, local_model
+from sogni_intelligence.media.local_model import local_model
 from sogni_intelligence.media.music.render import finish
+from sogni_intelligence.media.transformers_models import import_transformers
 
 BACKEND = "transformers-musicgen"
 
@@ -46,16 +47,11 @@ class _Generator:
 
 
 def _load(torch: Any, path: Path, device: str, dtype: Any) -> _Generator:
-    try:
-        from transformers import AutoTokenizer, MusicgenForConditionalGeneration
-    except ImportError as exc:
-        raise ToolError(
-            "MODEL_UNAVAILABLE", f"the music model needs transformers ({EXTRA_HINT})"
-        ) from exc
-    model = MusicgenForConditionalGeneration.from_pretrained(
+    transformers = import_transformers("the music model")
+    model = transformers.MusicgenForConditionalGeneration.from_pretrained(
         str(path), local_files_only=True, dtype=dtype
     )
-    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     return _Generator(torch, model.to(device).eval(), tokenizer, device)
 
 
