@@ -249,3 +249,21 @@ async def test_tokens_per_minute_count_the_tokens_a_key_used(api: Api, stream: b
     assert int(second.headers["Retry-After"]) == second.json()["retry_after"] >= 1
     # Reading is still allowed: only requests that generate text are held back.
     assert (await api.client.get("/v1/models", headers=auth)).status_code == 200
+
+
+async def test_a_stream_cut_short_still_counts_its_tokens(api: Api) -> None:
+    """An Anthropic stop sequence ends the stream here, before the engine's usage arrives."""
+    key, _ = await api.keys.create("tpm-cut", limits=KeyLimits(tokens_per_minute=5))
+    auth = {"x-api-key": key}
+    body = {
+        "model": "smollm2-135m-instruct",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "Write a sentence about the sea."}],
+        "stop_sequences": ["e", "a", "o"],
+        "stream": True,
+    }
+    first = await api.client.post("/v1/messages", json=body, headers=auth)
+    assert first.status_code == 200, first.text
+    assert '"stop_reason":"stop_sequence"' in first.text.replace(" ", "")
+    second = await api.client.post("/v1/messages", json=body, headers=auth)
+    assert second.status_code == 429, second.text

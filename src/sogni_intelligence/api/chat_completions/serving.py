@@ -28,8 +28,9 @@ from sogni_intelligence.api.chat_completions.protocol import (
 from sogni_intelligence.api.chat_completions.vision import ImageLimits, normalise_image
 from sogni_intelligence.errors import invalid_request
 from sogni_intelligence.llm.grammar import check_schema
-from sogni_intelligence.llm.protocol import ChatRequest, Chunk, merge_tool_call
+from sogni_intelligence.llm.protocol import ChatRequest, Chunk, EngineError, merge_tool_call
 from sogni_intelligence.llm.registry import ModelEntry, ModelRegistry
+from sogni_intelligence.llm.tokens import prompt_tokens
 from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.store.usage import UsageStore
 from sogni_intelligence.tools.base import Tool
@@ -186,26 +187,45 @@ class ChatCompletionsService:
     async def stream(self, prepared: PreparedChat, owner: str) -> AsyncIterator[Chunk]:
         """The engine's chunks under one id and the public model name."""
         role_sent = False
-        async for chunk in prepared.entry.engine.stream(prepared.engine_request):
-            choices = chunk.get("choices") or []
-            if not choices:
-                if chunk.get("usage"):
-                    await self.count_tokens(owner, chunk["usage"])
-                    if prepared.include_usage:
-                        yield _chunk(prepared, [], usage=_usage(chunk["usage"]))
-                continue
-            out_choices = []
-            for choice in choices:
-                delta = dict(choice.get("delta") or {})
-                if not role_sent:
-                    delta["role"] = "assistant"
-                    role_sent = True
-                if delta.get("role") and "content" in delta and delta["content"] is None:
-                    delta["content"] = ""
-                out_choices.append(
-                    {"index": 0, "delta": delta, "finish_reason": choice.get("finish_reason")}
-                )
-            yield _chunk(prepared, out_choices)
+        counted = False
+        pieces = 0  # generated pieces so far: about a token each
+        try:
+            async for chunk in prepared.entry.engine.stream(prepared.engine_request):
+                choices = chunk.get("choices") or []
+                if not choices:
+                    if chunk.get("usage"):
+                        await self.count_tokens(owner, chunk["usage"])
+                        counted = True
+                        if prepared.include_usage:
+                            yield _chunk(prepared, [], usage=_usage(chunk["usage"]))
+                    continue
+                out_choices = []
+                for choice in choices:
+                    delta = dict(choice.get("delta") or {})
+                    if not role_sent:
+                        delta["role"] = "assistant"
+                        role_sent = True
+                    if delta.get("role") and "content" in delta and delta["content"] is None:
+                        delta["content"] = ""
+                    out_choices.append(
+                        {"index": 0, "delta": delta, "finish_reason": choice.get("finish_reason")}
+                    )
+                pieces += 1
+                yield _chunk(prepared, out_choices)
+        finally:
+            if not counted and pieces:
+                # Closed before the engine's usage (a client gone, a stop sequence cut here):
+                # the tokens were spent all the same.
+                await asyncio.shield(self._count_unfinished(prepared, owner, pieces))
+
+    async def _count_unfinished(self, prepared: PreparedChat, owner: str, pieces: int) -> None:
+        if self.usage is None:
+            return
+        try:
+            prompt = await prompt_tokens(prepared.entry.engine, prepared.engine_request)
+        except EngineError:
+            prompt = 0
+        await self.count_tokens(owner, {"total_tokens": prompt + pieces})
 
     async def count_tokens(self, owner: str, usage: dict[str, Any]) -> None:
         if self.usage is not None:
