@@ -110,6 +110,9 @@ class Session:
     media: MediaContext
     #: Where the turn comes from, kept on the workflows it starts.
     source: str = "chat.completions"
+    #: How the turn's work is billed (`tokenType`, `billingMode`, `appSource`), also kept on
+    #: the workflows it starts.
+    billing: dict[str, Any] = field(default_factory=dict)
     #: Set on durable turns: makes the child workflow of a repeated call the same one.
     key: str | None = None
     on_workflow: Callable[[str, str, dict[str, Any]], Awaitable[None]] | None = None
@@ -342,7 +345,7 @@ class AgentLoop:
                 session.owner,
                 plan,
                 [],
-                options={"source": session.source, "toolCallId": call_id},
+                options={**session.billing, "source": session.source, "toolCallId": call_id},
                 media_context=session.media.asset_ids(),
                 # A durable turn that repeats this call after a crash gets the same workflow.
                 idempotency=None if session.key is None else (f"{session.key}:{call_id}", plan),

@@ -103,7 +103,9 @@ async def test_start_stream_get_events_list(client: Client) -> None:
     assert (
         frames[-1]["event"] == "workflow_completed" and frames[-1]["data"]["status"] == "completed"
     )
-    assert all(f["data"]["status"] in ("running", "completed") for f in frames)
+    assert frames[0]["event"] == "billing_preview_updated"
+    assert [f["data"]["status"] for f in frames[:2]] == ["queued", "running"]
+    assert all(f["data"]["status"] in ("running", "completed") for f in frames[1:])
     assert frames[0]["data"]["workflowId"] == workflow["workflowId"]
     # replay after a cursor, by header and by query (the query wins)
     last = frames[-1]["id"]
