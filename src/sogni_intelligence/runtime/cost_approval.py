@@ -290,6 +290,12 @@ async def ask_call_approval(record_id: str, call: dict[str, Any], units: float) 
         preview = waiting["details"]["costApprovalPreview"]
     await records.append(
         record_id,
+        "billing_preview_updated",
+        {"billingPreview": preview},
+        dedupe_key=f"{call['id']}:billing",
+    )
+    await records.append(
+        record_id,
         "run_awaiting_cost_confirmation",
         {
             "toolCallId": call["id"],

@@ -202,14 +202,6 @@ async def test_forced_generate_image_runs_as_a_workflow(api: Api, generated: dic
 
 
 @pytest.mark.parametrize(
-    ("tool", "text"),
-    [
-        ("restore_photo", "Restore the uploaded photo, index -1."),
-        ("animate_photo", "Make a 2 second video from the uploaded photo."),
-    ],
-    ids=["restore_photo", "animate_photo"],
-)
-@pytest.mark.parametrize(
     ("body", "headers"),
     [
         ({}, {"X-Token-Type": "gold"}),
@@ -228,6 +220,14 @@ async def test_bad_billing_fields_are_400(
     assert response.json()["error"]["type"] == "invalid_request_error"
 
 
+@pytest.mark.parametrize(
+    ("tool", "text"),
+    [
+        ("restore_photo", "Restore the uploaded photo, index -1."),
+        ("animate_photo", "Make a 2 second video from the uploaded photo."),
+    ],
+    ids=["restore_photo", "animate_photo"],
+)
 async def test_a_returned_image_feeds_the_next_request_as_an_upload(
     api: Api, generated: dict, tool: str, text: str
 ) -> None:

@@ -353,6 +353,9 @@ async def _waiting_for_cost(client: Client, body: dict[str, Any]) -> tuple[str, 
     assert run["status"] == "waiting_for_user"
     assert run["waiting"] == frames[-1]["payload"]
     assert run["waiting"]["reason"] == "cost_approval_required"
+    [billing] = [f["payload"] for f in frames if f["type"] == "billing_preview_updated"]
+    assert billing["billingPreview"] == run["waiting"]["details"]["costApprovalPreview"]
+    assert run["billingPreview"] == billing["billingPreview"]
     return run_id, frames[-1], run["waiting"]["details"]
 
 
