@@ -41,17 +41,21 @@ PLAN = {
 }
 
 
-async def _client(server: RunningServer) -> SogniClient:
+async def _client(server: RunningServer, app_source: str | None = None) -> SogniClient:
     return await SogniClient.create(
-        api_key=server.key, rest_endpoint=server.url, disable_socket=True
+        api_key=server.key, rest_endpoint=server.url, disable_socket=True, app_source=app_source
     )
 
 
 async def test_start_stream_get_list_events_and_download(server: RunningServer) -> None:
-    sogni = await _client(server)
+    sogni = await _client(server, app_source="sdk-e2e")
     try:
         workflow = await sogni.workflows.start(
-            input=PLAN, confirm_cost=True, idempotency_key="sdk-1"
+            input=PLAN,
+            confirm_cost=True,
+            idempotency_key="sdk-1",
+            token_type="sogni",
+            safe_content_filter=False,
         )
         workflow_id = workflow["workflowId"]
         statuses = [
@@ -68,6 +72,15 @@ async def test_start_stream_get_list_events_and_download(server: RunningServer) 
         assert download.status_code == 200 and download.headers["content-type"] == "video/mp4"
         events = await sogni.workflows.events(workflow_id)
         assert [e["sequence"] for e in events] == list(range(len(events)))
+        # The record as thick as the contract, read through the SDK.
+        assert final["events"] == events and events[0]["type"] == "billing_preview_updated"
+        assert final["safeContentFilter"] is False
+        assert [s["id"] for s in final["plan"]["steps"]] == ["poster", "clip"]
+        assert final["billingPreviews"] == [final["billingPreview"]]
+        assert final["billingPreview"]["tokenType"] == "sogni"
+        assert (final["scope"]["tokenType"], final["scope"]["appSource"]) == ("sogni", "sdk-e2e")
+        account = await sogni.account.me()
+        assert final["scope"]["apiKeyFingerprint"] == account["account"]["apiKeyFingerprint"]
         listed = await sogni.workflows.list(limit=10, offset=0)
         assert workflow_id in [w["workflowId"] for w in listed]
         again = await sogni.workflows.start(input=PLAN, confirm_cost=True, idempotency_key="sdk-1")
@@ -99,8 +112,11 @@ async def test_cancel_resume_and_reseed(server: RunningServer) -> None:
         started = await sogni.workflows.start(input=slow, confirm_cost=True)
         cancelled = await sogni.workflows.cancel(started["workflowId"])
         assert cancelled["status"] == "cancelled"
-        resumed = await sogni.workflows.resume(started["workflowId"])
+        resumed = await sogni.workflows.resume(started["workflowId"], token_type="sogni")
         assert resumed["resumed"] is False
+        # A finished workflow is not billed anew.
+        assert resumed["workflow"]["scope"]["tokenType"] is None
+        assert len(resumed["workflow"]["billingPreviews"]) == 1
         quick = await sogni.workflows.start(input={"steps": [PLAN["steps"][0]]}, confirm_cost=True)
         async for _ in sogni.workflows.stream_events(quick["workflowId"]):
             pass

@@ -110,6 +110,9 @@ class Session:
     media: MediaContext
     #: Where the turn comes from, kept on the workflows it starts.
     source: str = "chat.completions"
+    #: How the turn's work is billed (`tokenType`, `billingMode`, `appSource`), also kept on
+    #: the workflows it starts.
+    billing: dict[str, Any] = field(default_factory=dict)
     #: Set on durable turns: makes the child workflow of a repeated call the same one.
     key: str | None = None
     on_workflow: Callable[[str, str, dict[str, Any]], Awaitable[None]] | None = None
@@ -348,6 +351,7 @@ class AgentLoop:
         }
         references: list[dict[str, Any]] = []
         options = {
+            **session.billing,
             "source": session.source,
             "toolCallId": call_id,
             "safeContentFilter": session.safe_content_filter,

@@ -24,6 +24,7 @@ from sogni_intelligence.agent.surfaces import tools_named
 from sogni_intelligence.llm.registry import ModelRegistry
 from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.runtime.chat_run_forks import diverged
+from sogni_intelligence.runtime.chat_run_media import asset_manifest, media_turn_intent
 from sogni_intelligence.runtime.launched import Launched
 from sogni_intelligence.runtime.workflows import WorkflowRuntime
 from sogni_intelligence.store.records import Announcement, Record, RecordStore
@@ -97,6 +98,11 @@ async def _session(record_id: str, state: dict[str, Any]) -> tuple[Session, Reco
         source="chat.runs",
         key=record.id,
         on_workflow=on_workflow,
+        billing={
+            name: value
+            for name in ("tokenType", "billingMode", "appSource")
+            if (value := record.data["request"].get(name)) is not None
+        },
         budget=record.data["request"].get("maxEstimatedCapacityUnits"),
         spent=state["spent"],
         tool_results=list(state["toolResults"]),
@@ -175,9 +181,7 @@ async def run_ingest(record_id: str) -> dict[str, Any]:
     patched = await deps.records.patch(record_id, {"state": state})
     # From the patched record: the media is in its state.
     if record.data["mediaInputs"] or fork is not None:
-        await deps.records.append(
-            record_id, "media_context_updated", await _media_payload(patched), dedupe_key="media:0"
-        )
+        await _media_news(patched, "0")
     return state
 
 
@@ -229,6 +233,9 @@ async def run_llm_round(
             f"r{number}:completed",
         )
     )
+    if number == 0:
+        intent = media_turn_intent(session, output, number)
+        closing.append(Announcement("media_turn_intent_classified", intent, "intent"))
     expected = (record.data.get("fork") or {}).get("laterRounds")
     if record.data["request"].get("replay") and expected is not None:
         names = [c["function"]["name"] for c in output.calls]
@@ -338,12 +345,7 @@ async def run_tool_batch(
 
     revised = await records.revise(record_id, change)
     if artifacts:
-        await records.append(
-            record_id,
-            "media_context_updated",
-            await _media_payload(revised),
-            dedupe_key=f"media:r{number}",
-        )
+        await _media_news(revised, f"r{number}")
     return {"results": results, "state": new_state}
 
 
@@ -436,9 +438,16 @@ def _call_failure(result: dict[str, Any]) -> str:
     return f"{name} ({result.get('error_type', 'UNKNOWN_ERROR')}: {result.get('message')})"
 
 
-async def _media_payload(record: Record | None) -> dict[str, Any]:
+async def _media_news(record: Record | None, when: str) -> None:
+    """Tell that the run's media changed: its media context, then its asset manifest."""
     assert record is not None
-    return {"mediaContext": await public_media(record)}
+    records = DEPS().records
+    context = {"mediaContext": await public_media(record)}
+    await records.append(record.id, "media_context_updated", context, dedupe_key=f"media:{when}")
+    manifest = {"assetManifest": await asset_manifest(DEPS().agent.assets, record)}
+    await records.append(
+        record.id, "asset_manifest_updated", manifest, dedupe_key=f"manifest:{when}"
+    )
 
 
 async def public_media(record: Record) -> dict[str, list[str]]:

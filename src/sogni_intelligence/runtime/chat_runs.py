@@ -20,10 +20,12 @@ from sogni_intelligence.agent.driver import Content, Final, RoundOutput, drive
 from sogni_intelligence.media.fetch import refuse_early
 from sogni_intelligence.runtime import chat_run_steps as steps
 from sogni_intelligence.runtime import cost_approval
+from sogni_intelligence.runtime.chat_run_media import asset_manifest
 from sogni_intelligence.runtime.chat_run_steps import DEPS, ChatRunDeps, now, round_output
 from sogni_intelligence.runtime.endings import ends_record_on_error
 from sogni_intelligence.runtime.launched import RECORDS
-from sogni_intelligence.runtime.workflows import BACKBONE
+from sogni_intelligence.runtime.workflows import BACKBONE, RECORD_EVENTS
+from sogni_intelligence.store.keys import fingerprint_of
 from sogni_intelligence.store.records import Announcement, Event, Record
 from sogni_intelligence.tools.base import ToolError, failure
 
@@ -246,10 +248,11 @@ class ChatRunRuntime:
                 await self._launch(record.id)
 
     async def public(self, record: Record) -> dict[str, Any]:
-        """The ChatRunRecord of the spec; media URLs are signed afresh on every read."""
+        """The ChatRunRecord of the spec; media URLs are signed afresh on every read. It carries
+        its latest `RECORD_EVENTS` events."""
         data = record.data
         state = data.get("state") or {}
-        events = await self.deps.records.events(record.id)
+        events = await self.deps.records.all_events(record.id)
         return {
             "runId": record.id,
             "status": record.status,
@@ -257,7 +260,7 @@ class ChatRunRuntime:
             "backbone": BACKBONE,
             "scope": {
                 "ownerWalletAddress": None,
-                "apiKeyId": record.owner,
+                "apiKeyFingerprint": fingerprint_of(record.owner),
                 "tokenType": data["request"].get("tokenType"),
                 "appSource": data["request"].get("appSource"),
             },
@@ -266,6 +269,7 @@ class ChatRunRuntime:
             "toolCalls": data.get("toolCalls", []),
             "toolResults": data.get("toolResults", []),
             "mediaContext": await steps.public_media(record),
+            "assetManifest": await asset_manifest(self.deps.agent.assets, record),
             "childWorkflowIds": _child_workflow_ids(record, events),
             "billingPreview": data.get("billingPreview"),
             "billingPreviews": data.get("billingPreviews", []),
@@ -273,7 +277,7 @@ class ChatRunRuntime:
             "finalResponse": data.get("finalResponse"),
             "waiting": data.get("waiting") if record.status == "waiting_for_user" else None,
             "usage": state.get("usage"),
-            "events": [self.public_event(e) for e in events],
+            "events": [self.public_event(e) for e in events[-RECORD_EVENTS:]],
             "recovery": data.get("recovery"),
             "failureReason": data.get("failureReason"),
             "cancellationReason": data.get("cancellationReason"),

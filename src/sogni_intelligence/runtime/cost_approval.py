@@ -28,6 +28,8 @@ PLAN_APPROVAL_TOPIC = "cost_approval"
 PREVIEW_TTL_S = 15 * 60
 #: Our price of a capacity unit, for `runtime_config.jobConfirmationThresholdUsd`.
 USD_PER_CAPACITY_UNIT = 0.01
+#: What a preview is denominated in when the request named no token type.
+DEFAULT_TOKEN_TYPE = "spark"
 
 
 def _now() -> datetime:
@@ -55,23 +57,35 @@ async def deliver_decision(
 # --- a workflow's plan -----------------------------------------------------------------------
 
 
-@DBOS.step()
-async def ask_plan_approval(record_id: str) -> bool:
-    """Pause in `waiting_for_user` with a cost preview; False if the workflow is not running."""
-    records = RECORDS()
-    record = await records.get(record_id)
-    assert record is not None
-    preview = {
-        "estimatedCapacityUnits": record.data["estimatedCapacityUnits"],
+def plan_preview(data: dict[str, Any]) -> dict[str, Any]:
+    """A workflow's billing preview: the capacity-unit estimates its start made of each step
+    (`tools.plans.step_costs`, the numbers the approval threshold is held to) and how the work
+    is billed."""
+    options = data.get("options") or {}
+    units = data["estimatedCapacityUnits"]
+    return {
+        "estimatedCapacityUnits": units,
+        "estimatedUsdCost": round(units * USD_PER_CAPACITY_UNIT, 4),
+        "tokenType": options.get("tokenType") or DEFAULT_TOKEN_TYPE,
+        "billingMode": options.get("billingMode"),
         "steps": [
             {
                 "stepId": s["id"],
                 "toolName": s["toolName"],
                 "estimatedCapacityUnits": s["estimatedCapacityUnits"],
             }
-            for s in record.data["steps"]
+            for s in data["steps"]
         ],
     }
+
+
+@DBOS.step()
+async def ask_plan_approval(record_id: str) -> bool:
+    """Pause in `waiting_for_user` with a cost preview; False if the workflow is not running."""
+    records = RECORDS()
+    record = await records.get(record_id)
+    assert record is not None
+    preview = plan_preview(record.data)
     moved = await records.transition(
         record_id,
         "waiting_for_user",
@@ -238,7 +252,7 @@ async def ask_call_approval(record_id: str, call: dict[str, Any], units: float) 
     record = await records.get(record_id)
     assert record is not None
     name = call["function"]["name"]
-    token_type = record.data["request"].get("tokenType") or "spark"
+    token_type = record.data["request"].get("tokenType") or DEFAULT_TOKEN_TYPE
     preview = {
         "totalEstimatedCapacityUnits": units,
         "tokenType": token_type,
@@ -274,6 +288,12 @@ async def ask_call_approval(record_id: str, call: dict[str, Any], units: float) 
         if (waiting.get("details") or {}).get("toolCallId") != call["id"]:
             return False
         preview = waiting["details"]["costApprovalPreview"]
+    await records.append(
+        record_id,
+        "billing_preview_updated",
+        {"billingPreview": preview},
+        dedupe_key=f"{call['id']}:billing",
+    )
     await records.append(
         record_id,
         "run_awaiting_cost_confirmation",

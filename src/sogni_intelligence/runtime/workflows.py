@@ -18,7 +18,8 @@ from sogni_intelligence.media.store import AssetRecord, AssetStore
 from sogni_intelligence.runtime import cost_approval, workflow_input
 from sogni_intelligence.runtime.launched import RECORDS
 from sogni_intelligence.runtime.workflow_steps import DEPS, WorkflowDeps, creative_workflow, now
-from sogni_intelligence.store.records import Announcement, Event, Record, RecordStore
+from sogni_intelligence.store.keys import fingerprint_of
+from sogni_intelligence.store.records import TERMINAL, Announcement, Event, Record, RecordStore
 from sogni_intelligence.store.usage import UsageStore
 from sogni_intelligence.tools.catalog import CATALOG
 from sogni_intelligence.tools.media_inputs import media_location
@@ -33,6 +34,10 @@ BACKBONE = {
 }
 START_ENDPOINT = "workflows.start"
 RESEED_ENDPOINT = "workflows.reseed"
+#: The latest events a record carries; `GET …/events` has them all.
+RECORD_EVENTS = 200
+#: Whether a workflow filters unsafe content when its start did not say.
+SAFE_CONTENT_FILTER_DEFAULT = True
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,6 +120,8 @@ class WorkflowRuntime:
             "recovery": {"resumeCount": 0},
             "needsCostApproval": not confirm_cost and total > self.approval_threshold,
         }
+        preview = cost_approval.plan_preview(data)
+        data.update(billingPreview=preview, billingPreviews=[preview])
         key = None if idempotency is None else (endpoint, idempotency[0], idempotency[1])
         # Every media job is a workflow started here (a chat's tool calls too), so this is
         # where a day's capacity units are counted: taken before the record exists, given
@@ -122,7 +129,11 @@ class WorkflowRuntime:
         reserved = self.usage is not None and await self.usage.reserve_units(owner, total)
         try:
             record, replayed = await self.deps.records.create(
-                "workflow", owner, data, idempotency=key
+                "workflow",
+                owner,
+                data,
+                idempotency=key,
+                first_event=_billing_event(preview, 0),
             )
         except BaseException:
             if reserved:
@@ -190,8 +201,13 @@ class WorkflowRuntime:
         none); the record once the workflow has gone on."""
         return await workflow_input.deliver_answer(self.deps.records, record, answer, step_id)
 
-    async def resume(self, record: Record) -> tuple[Record, bool]:
-        """Release a cost wait, or restart an interrupted run from its persisted steps."""
+    async def resume(
+        self, record: Record, billing: dict[str, str] | None = None
+    ) -> tuple[Record, bool]:
+        """Release a cost wait, or restart an interrupted run from its persisted steps.
+        `billing` changes how an unfinished workflow is billed from here on."""
+        if billing and record.status not in TERMINAL:
+            record = await self._rebill(record, billing)
         if record.status == "waiting_for_user":
             return await self.confirm_cost(record)
         if record.status not in ("queued", "running"):
@@ -208,12 +224,27 @@ class WorkflowRuntime:
             await DBOS.resume_workflow_async(record.id)
         return record, True
 
+    async def _rebill(self, record: Record, billing: dict[str, str]) -> Record:
+        """Keep the new billing fields, and a new billing preview when they change it."""
+
+        def change(current: Record) -> tuple[dict[str, Any], list[Announcement]]:
+            options = {**current.data.get("options", {}), **billing}
+            preview = cost_approval.plan_preview({**current.data, "options": options})
+            if preview == current.data.get("billingPreview"):
+                return {"options": options}, []
+            previews = [*current.data.get("billingPreviews", []), preview]
+            patch = {"options": options, "billingPreview": preview, "billingPreviews": previews}
+            return patch, [_billing_event(preview, len(previews) - 1)]
+
+        return await self.deps.records.revise(record.id, change) or record
+
     async def reseed(
         self,
         owner: str,
         record: Record,
         seed_overrides: dict[str, int] | None,
         idempotency: tuple[str, Any] | None = None,
+        billing: dict[str, str] | None = None,
     ) -> tuple[Record, list[dict[str, Any]], bool]:
         """A new run of a finished workflow with fresh seeds (or the given ones per step)."""
         if record.status not in ("completed", "partial_failure"):
@@ -237,7 +268,7 @@ class WorkflowRuntime:
             owner,
             {"title": record.data.get("title"), "steps": steps},
             record.data["input"].get("mediaReferences"),
-            options={**record.data.get("options", {}), "clonedFrom": record.id},
+            options={**record.data.get("options", {}), **(billing or {}), "clonedFrom": record.id},
             idempotency=idempotency,
             confirm_cost=True,
             endpoint=RESEED_ENDPOINT,
@@ -262,19 +293,31 @@ class WorkflowRuntime:
         return started
 
     async def public(self, record: Record) -> dict[str, Any]:
-        """The WorkflowRecord of the spec; artifact URLs are signed afresh on every read."""
+        """The WorkflowRecord of the spec; artifact URLs are signed afresh on every read. It
+        carries its latest `RECORD_EVENTS` events."""
         data = record.data
+        options = data.get("options") or {}
         artifacts = []
         for artifact in data.get("artifacts", []):
             asset = await self.deps.assets.get(artifact["id"])
             if asset is not None:
                 artifacts.append(_artifact(artifact, asset, self.deps.assets))
+        safe = options.get("safeContentFilter")
         return {
             "workflowId": record.id,
             "status": record.status,
             "title": data.get("title"),
+            "safeContentFilter": SAFE_CONTENT_FILTER_DEFAULT if safe is None else safe,
+            "scope": {
+                "apiKeyFingerprint": fingerprint_of(record.owner),
+                "tokenType": options.get("tokenType"),
+                "billingMode": options.get("billingMode"),
+                "appSource": options.get("appSource"),
+            },
             "input": data.get("input"),
+            "plan": data.get("plan"),
             "steps": data.get("steps", []),
+            "events": (await self.public_events(record.id))[-RECORD_EVENTS:],
             "artifacts": artifacts,
             "estimatedCapacityUnits": data.get("estimatedCapacityUnits"),
             "error": data.get("error"),
@@ -284,6 +327,7 @@ class WorkflowRuntime:
             "awaitingInput": data.get("awaitingInput"),
             "awaitingCostApproval": bool(data.get("awaitingCostApproval")),
             "billingPreview": data.get("billingPreview"),
+            "billingPreviews": data.get("billingPreviews", []),
             "recovery": data.get("recovery"),
             "backbone": BACKBONE,
             "timestamps": {
@@ -292,6 +336,16 @@ class WorkflowRuntime:
                 "completedAt": data.get("completedAt"),
             },
         }
+
+    async def public_events(self, record_id: str, after: int = -1) -> list[dict[str, Any]]:
+        """The WorkflowEvents after the cursor, each with the workflow's status after it."""
+        events = await self.deps.records.all_events(record_id)
+        statuses = statuses_after(events, "queued")
+        return [
+            self.public_event(event, status)
+            for event, status in zip(events, statuses, strict=True)
+            if event.sequence > after
+        ]
 
     def public_event(self, event: Event, status: str) -> dict[str, Any]:
         return {
@@ -303,6 +357,31 @@ class WorkflowRuntime:
             "status": status,
             "data": event.payload,
         }
+
+
+def statuses_after(events: list[Event], start_status: str) -> list[str]:
+    """The workflow's status after each event (what `data.status` carries on the stream)."""
+    mapping = {
+        "workflow_started": "running",
+        "workflow_waiting_for_user": "waiting_for_user",
+        "workflow_user_input_required": "waiting_for_user",
+        "workflow_cancelled": "cancelled",
+        "workflow_failed": "failed",
+    }
+    statuses, status = [], start_status
+    for event in events:
+        if event.type == "workflow_completed":
+            status = event.payload.get("status", "completed")
+        elif event.type in mapping:
+            status = mapping[event.type]
+        elif event.type == "workflow_progress" and event.payload.get("status"):
+            status = event.payload["status"]
+        statuses.append(status)
+    return statuses
+
+
+def _billing_event(preview: dict[str, Any], number: int) -> Announcement:
+    return Announcement("billing_preview_updated", {"billingPreview": preview}, f"billing:{number}")
 
 
 def _artifact(ref: dict[str, Any], asset: AssetRecord, store: AssetStore) -> dict[str, Any]:

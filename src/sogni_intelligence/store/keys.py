@@ -25,6 +25,12 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def fingerprint_of(key_id: str) -> str:
+    """The key's public fingerprint (`apiKeyFingerprint` on the account and on records): a short
+    digest of its id, stable for the key's life and holding no part of the secret."""
+    return "kf_" + hashlib.sha256(f"sogni-key:{key_id}".encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class KeyLimits:
     """Per-key limits; None is no limit."""

@@ -135,7 +135,10 @@ async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
 async def generated(api: Api) -> dict[str, Any]:
     """One completed turn that forced `generate_image` (shared: it is the slow part)."""
     response = await api.chat(
-        "Make a picture of a red fox, 256 by 256 pixels.", tool_choice=forced("generate_image")
+        "Make a picture of a red fox, 256 by 256 pixels.",
+        tool_choice=forced("generate_image"),
+        app_source="body-app",
+        headers={**api.auth, "X-Token-Type": "sogni", "X-App-Source": "header-app"},
     )
     assert response.status_code == 200, response.text
     return response.json()
@@ -187,12 +190,34 @@ async def test_forced_generate_image_runs_as_a_workflow(api: Api, generated: dic
     assert record.status_code == 200, record.text
     record_body = record.json()["data"]["workflow"]
     assert record_body["status"] == "completed"
+    # The turn's billing fields go with its job: the header's token type, the body's app.
+    assert record_body["scope"]["tokenType"] == "sogni"
+    assert record_body["scope"]["appSource"] == "body-app"
     [step] = record_body["steps"]
     assert step["toolName"] == "generate_image" and step["status"] == "completed"
     assert [a["id"] for a in record_body["artifacts"]] == [a["asset_id"] for a in assets]
     events = await api.client.get(local(workflow["eventsUrl"]), headers=api.auth)
     types = [event["type"] for event in events.json()["data"]["events"]]
     assert "step_completed" in types and types[-1] == "workflow_completed"
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        ({}, {"X-Token-Type": "gold"}),
+        ({}, {"X-App-Source": "app;rm -rf"}),
+        ({"token_type": "gold"}, {}),
+        ({"app_source": "<script>"}, {}),
+        ({"billingMode": "free"}, {}),
+    ],
+    ids=["token-header", "app-header", "token-body", "app-body", "billing-mode"],
+)
+async def test_bad_billing_fields_are_400(
+    api: Api, body: dict[str, str], headers: dict[str, str]
+) -> None:
+    response = await api.chat("Hello", headers={**api.auth, **headers}, **body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "invalid_request_error"
 
 
 @pytest.mark.parametrize(

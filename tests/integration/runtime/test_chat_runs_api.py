@@ -41,6 +41,7 @@ RECORD_FIELDS = {
     "toolCalls",
     "toolResults",
     "mediaContext",
+    "assetManifest",
     "childWorkflowIds",
     "billingPreview",
     "billingPreviews",
@@ -207,12 +208,24 @@ SQLITE_ONLY = pytest.mark.parametrize("runtime_database_url", ["sqlite"], indire
 
 
 async def test_start_stream_replay_and_event_list(client: Client) -> None:
-    response = await client.start(plain(session_id="s-1"))
+    response = await client.start(
+        plain(session_id="s-1", app_source="body-app"),
+        **{"X-Token-Type": "sogni", "X-App-Source": "header-app"},
+    )
     assert response.status_code == 202, response.text
     body = response.json()
     assert body["status"] == "success" and "idempotent" not in body["data"]
     run = body["data"]["run"]
     assert set(run) >= RECORD_FIELDS, RECORD_FIELDS - set(run)
+    me = (await client.http.get("/v1/account/me", headers=client.auth())).json()["data"]
+    assert run["scope"] == {
+        "ownerWalletAddress": None,
+        "apiKeyFingerprint": me["account"]["apiKeyFingerprint"],
+        "tokenType": "sogni",  # the header, as the body has none
+        "appSource": "body-app",  # the body wins over its header
+    }
+    assert client.key[-8:] not in json.dumps(run)
+    assert run["assetManifest"] == {"assets": []}
     assert run["runId"].startswith("run_") and run["status"] == "queued"
     assert run["schemaVersion"] == "2026-05-14.1" and run["request"]["sessionId"] == "s-1"
     first = run["events"][0]
@@ -226,6 +239,16 @@ async def test_start_stream_replay_and_event_list(client: Client) -> None:
     assert [k for k in kinds if k in TERMINAL] == [kinds[-1]]
     for kind in ("run_started", "llm_round_started", "assistant_message_completed"):
         assert kind in kinds, kinds
+    # `tool_choice: none` decides it: no media this turn.
+    [intent] = [f["payload"] for f in frames if f["type"] == "media_turn_intent_classified"]
+    assert kinds.index("media_turn_intent_classified") > kinds.index("llm_round_started")
+    assert (intent["intent"], intent["asksForMedia"], intent["decidedBy"]) == (
+        "text",
+        False,
+        "tool_choice",
+    )
+    assert "generate_image" in intent["mediaTools"] and intent["mediaToolCalls"] == []
+    assert "asset_manifest_updated" not in kinds
     completed = next(f for f in frames if f["type"] == "assistant_message_completed")
     deltas = "".join(
         f["payload"]["delta"] for f in frames if f["type"] == "assistant_message_delta"
@@ -282,12 +305,31 @@ async def test_forced_image_run_makes_a_child_workflow_and_artifacts(client: Cli
     assert [a["id"] for a in created] == [a["id"] for a in artifacts]
     media = [f for f in frames if f["type"] == "media_context_updated"][-1]["payload"]
     assert len(media["mediaContext"]["images"]) == len(artifacts)
+    [intent] = [f["payload"] for f in frames if f["type"] == "media_turn_intent_classified"]
+    assert (intent["intent"], intent["decidedBy"]) == ("media", "tool_choice")
+    assert intent["mediaToolCalls"] == ["generate_image"]
+    assert kinds.index("media_turn_intent_classified") < kinds.index("tool_call_dispatched")
+    # The manifest follows the media context, with each result at its generated index.
+    assert kinds.index("asset_manifest_updated") > kinds.index("media_context_updated")
+    manifest = [f for f in frames if f["type"] == "asset_manifest_updated"][-1]["payload"]
+    listed = manifest["assetManifest"]["assets"]
+    assert [(m["assetId"], m["index"]) for m in listed] == [
+        (a["id"], i) for i, a in enumerate(artifacts)
+    ]
+    assert {(m["origin"], m["mediaType"], m["toolName"]) for m in listed} == {
+        ("generated", "image", "generate_image")
+    }
+    assert {m["workflowId"] for m in listed} == {workflow_id}
 
     run = await client.run(run_id)
     assert run["childWorkflowIds"] == [workflow_id]
     assert [a["id"] for a in run["artifacts"]] == [a["id"] for a in artifacts]
     assert run["toolCalls"][0]["toolCallId"] == call_id
     assert run["toolResults"][0]["status"] == "ok"
+    record_manifest = run["assetManifest"]["assets"]
+    assert [m["assetId"] for m in record_manifest] == [m["assetId"] for m in listed]
+    fetched = await client.download(record_manifest[0]["url"])
+    assert fetched.status_code == 200 and fetched.content.startswith(b"\x89PNG")
     child = await client.http.get(
         f"/v1/creative-agent/workflows/{workflow_id}", headers=client.auth()
     )
@@ -311,6 +353,9 @@ async def _waiting_for_cost(client: Client, body: dict[str, Any]) -> tuple[str, 
     assert run["status"] == "waiting_for_user"
     assert run["waiting"] == frames[-1]["payload"]
     assert run["waiting"]["reason"] == "cost_approval_required"
+    [billing] = [f["payload"] for f in frames if f["type"] == "billing_preview_updated"]
+    assert billing["billingPreview"] == run["waiting"]["details"]["costApprovalPreview"]
+    assert run["billingPreview"] == billing["billingPreview"]
     return run_id, frames[-1], run["waiting"]["details"]
 
 
@@ -416,6 +461,22 @@ async def test_clarifying_question_ends_the_run_waiting_for_the_user(client: Cli
 
 
 # --- input rules ---------------------------------------------------------------------------------
+
+
+@SQLITE_ONLY
+async def test_bad_billing_fields_are_400_and_start_nothing(client: Client) -> None:
+    for body, headers in (
+        (plain(token_type="gold"), {}),
+        (plain(billing_mode="free"), {}),
+        (plain(app_source="<script>"), {}),
+        (plain(), {"X-Token-Type": "gold"}),
+        (plain(), {"X-App-Source": "a;b"}),
+    ):
+        refused = await client.start(body, **headers)
+        assert refused.status_code == 400, (body, headers, refused.text)
+        assert refused.json()["status"] == "error" and refused.json()["errorCode"] == 400
+    listed = await client.http.get(BASE, headers=client.auth())
+    assert listed.json()["data"]["runs"] == []
 
 
 @SQLITE_ONLY

@@ -58,7 +58,10 @@ async def test_plan_runs_to_completion_with_bound_media(runtime: WorkflowRuntime
     assert not replayed and record.status == "queued"
     events = await wait_terminal(runtime, record.id)
     types = [e.type for e in events]
-    assert types[0] == "workflow_started" and types[-1] == "workflow_completed"
+    # The plan's estimate is known at the start, before the workflow runs.
+    assert types[:2] == ["billing_preview_updated", "workflow_started"]
+    assert types[-1] == "workflow_completed"
+    assert events[0].payload["billingPreview"]["estimatedCapacityUnits"] > 0
     assert types.count("step_started") == 2 and types.count("step_completed") == 2
     assert types.count("artifact_created") == 2
     assert [e.sequence for e in events] == list(range(len(events)))

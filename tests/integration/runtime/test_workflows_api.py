@@ -103,7 +103,9 @@ async def test_start_stream_get_events_list(client: Client) -> None:
     assert (
         frames[-1]["event"] == "workflow_completed" and frames[-1]["data"]["status"] == "completed"
     )
-    assert all(f["data"]["status"] in ("running", "completed") for f in frames)
+    assert frames[0]["event"] == "billing_preview_updated"
+    assert [f["data"]["status"] for f in frames[:2]] == ["queued", "running"]
+    assert all(f["data"]["status"] in ("running", "completed") for f in frames[1:])
     assert frames[0]["data"]["workflowId"] == workflow["workflowId"]
     # replay after a cursor, by header and by query (the query wins)
     last = frames[-1]["id"]
@@ -319,3 +321,88 @@ async def test_templates_crud_fork_and_run(client: Client) -> None:
     assert (
         await client.http.get(f"{BASE}/templates/{tpl['id']}", headers=client.auth())
     ).status_code == 404
+
+
+async def test_record_fields_billing_headers_and_resume_overrides(client: Client) -> None:
+    client.app.state.server.workflows.approval_threshold = 0.5  # so it waits for a resume
+    started = await client.start(
+        {"input": PLAN, "token_type": "spark", "safe_content_filter": False},
+        **{"X-Token-Type": "sogni", "X-App-Source": "header-app"},
+    )
+    assert started.status_code == 201, started.text
+    workflow = started.json()["data"]["workflow"]
+    workflow_id = workflow["workflowId"]
+    assert workflow["safeContentFilter"] is False
+    me = (await client.http.get("/v1/account/me", headers=client.auth())).json()["data"]
+    scope = workflow["scope"]
+    assert scope["apiKeyFingerprint"] == me["account"]["apiKeyFingerprint"]
+    assert scope["apiKeyFingerprint"] not in client.key and client.key[-8:] not in str(workflow)
+    # The body's token type wins over its header; the header's app source stands in for the
+    # body's missing one.
+    assert (scope["tokenType"], scope["appSource"]) == ("spark", "header-app")
+    assert [s["id"] for s in workflow["plan"]["steps"]] == ["a", "b"]
+    preview = workflow["billingPreview"]
+    assert workflow["billingPreviews"] == [preview] and preview["tokenType"] == "spark"
+    assert (
+        preview["estimatedCapacityUnits"]
+        == workflow["estimatedCapacityUnits"]
+        == sum(s["estimatedCapacityUnits"] for s in preview["steps"])
+    )
+    created = workflow["events"][0]  # the workflow may have started by the snapshot
+    assert (created["sequence"], created["type"]) == (0, "billing_preview_updated")
+    assert created["data"]["billingPreview"] == preview
+
+    frames = await client.stream(workflow_id)
+    assert frames[-1]["data"]["status"] == "waiting_for_user"
+    url = f"{BASE}/{workflow_id}/resume"
+    for body, headers in (
+        ({"token_type": "gold"}, {}),
+        ({"billing_mode": "free"}, {}),
+        ({"app_source": "<script>"}, {}),
+        ({}, {"X-Token-Type": "gold"}),
+        ({}, {"X-App-Source": "a;b"}),
+    ):
+        refused = await client.http.post(url, json=body, headers={**client.auth(), **headers})
+        assert refused.status_code == 400, (body, headers, refused.text)
+        assert refused.json()["status"] == "error" and refused.json()["errorCode"] == 400
+    unchanged = (await client.http.get(f"{BASE}/{workflow_id}", headers=client.auth())).json()
+    assert unchanged["data"]["workflow"]["billingPreviews"] == [preview]
+
+    resumed = await client.http.post(
+        url,
+        json={"token_type": "sogni", "billing_mode": "tokens"},
+        headers={**client.auth(), "X-App-Source": "resume-app"},
+    )
+    assert resumed.status_code == 202 and resumed.json()["data"]["resumed"] is True
+    later = await client.stream(workflow_id, **{"Last-Event-ID": str(frames[-1]["id"])})
+    assert later[0]["event"] == "billing_preview_updated"
+    assert later[-1]["data"]["status"] == "completed"
+    final = (await client.http.get(f"{BASE}/{workflow_id}", headers=client.auth())).json()
+    final = final["data"]["workflow"]
+    assert final["scope"] == {**scope, "tokenType": "sogni", "billingMode": "tokens"} | {
+        "appSource": "resume-app"
+    }
+    assert final["billingPreviews"][0] == preview and len(final["billingPreviews"]) == 2
+    assert (
+        final["billingPreview"]
+        == final["billingPreviews"][1]
+        == later[0]["data"]["data"]["billingPreview"]
+    )
+    assert (final["billingPreview"]["tokenType"], final["billingPreview"]["billingMode"]) == (
+        "sogni",
+        "tokens",
+    )
+    assert final["safeContentFilter"] is False  # the start's value is kept
+    events = (await client.http.get(f"{BASE}/{workflow_id}/events", headers=client.auth())).json()[
+        "data"
+    ]["events"]
+    assert final["events"] == events and events[-1]["type"] == "workflow_completed"
+
+
+async def test_default_safe_content_filter_and_bad_start_headers(client: Client) -> None:
+    workflow = (await client.start({"input": PLAN})).json()["data"]["workflow"]
+    assert workflow["safeContentFilter"] is True and workflow["scope"]["tokenType"] is None
+    assert workflow["billingPreview"]["tokenType"] == "spark"  # denominated by default
+    for headers in ({"X-Token-Type": "gold"}, {"X-App-Source": "bad\tsource"}):
+        refused = await client.start({"input": PLAN}, **headers)
+        assert refused.status_code == 400 and refused.json()["status"] == "error", headers

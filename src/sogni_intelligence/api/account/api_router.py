@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from sogni_intelligence.api.auth import CurrentKey
+from sogni_intelligence.store.keys import fingerprint_of
 
 router = APIRouter()
 
@@ -17,7 +18,7 @@ async def account_me(key: CurrentKey) -> dict[str, object]:
             "account": {
                 "id": key.id,
                 "name": key.name or key.id,
-                "apiKeyFingerprint": key.fingerprint,
+                "apiKeyFingerprint": fingerprint_of(key.id),
                 "createdAt": key.created_at.isoformat(),
                 "role": key.role,
             }

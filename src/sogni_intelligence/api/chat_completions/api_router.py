@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from sogni_intelligence.agent.surfaces import surface_of
 from sogni_intelligence.api.auth import CurrentKey
+from sogni_intelligence.api.billing import RequestBilling
 from sogni_intelligence.api.chat_completions.protocol import ChatCompletionRequest
 from sogni_intelligence.api.chat_completions.serving import AgentTurn, ChatCompletionsService
 from sogni_intelligence.api.disconnects import unless_disconnected
@@ -24,7 +25,7 @@ router = APIRouter()
 
 @router.post("/v1/chat/completions", response_model=None)
 async def create_chat_completion(
-    body: ChatCompletionRequest, request: Request, key: CurrentKey
+    body: ChatCompletionRequest, request: Request, key: CurrentKey, headers: RequestBilling
 ) -> Response:
     server = server_of(request)
     await server.usage.admit_tokens(key)
@@ -36,7 +37,8 @@ async def create_chat_completion(
     if prepared.loop:
         turn = AgentTurn(service, prepared)
         references = body.media_references or body.api_media_references or []
-        session = await turn.session(key.id, references)
+        billing = headers.billing(body.token_type, body.billing_mode, body.app_source)
+        session = await turn.session(key.id, references, billing)
         if not body.stream:
             result = await unless_disconnected(request, turn.complete(session))
             return JSONResponse(result) if result is not None else Response(status_code=499)

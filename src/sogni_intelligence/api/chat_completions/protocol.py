@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
+from sogni_intelligence.api.billing import AppSource, BillingMode, TokenType
 from sogni_intelligence.api.wire import WireModel
 
 
@@ -137,9 +138,9 @@ class ChatCompletionRequest(WireModel):
     sogni_tools: bool | Literal["creative-tools", "rich", "creative-agent", "none"] | None = None
     sogni_tool_execution: bool | None = None
     task_profile: Literal["general", "coding", "reasoning"] | None = None
-    token_type: Literal["spark", "sogni", "auto"] | None = None
-    billing_mode: Literal["auto", "subscription", "tokens"] | None = None
-    app_source: str | None = Field(default=None, max_length=128)
+    token_type: TokenType | None = None
+    billing_mode: BillingMode | None = None
+    app_source: AppSource | None = None
     media_references: list[dict[str, Any]] | None = None
     api_media_references: list[dict[str, Any]] | None = None
     safe_content_filter: bool | None = None

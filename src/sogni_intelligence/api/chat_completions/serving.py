@@ -269,7 +269,12 @@ class AgentTurn:
         self.service = service
         self.prepared = prepared
 
-    async def session(self, owner: str, references: list[dict[str, Any]]) -> Session:
+    async def session(
+        self,
+        owner: str,
+        references: list[dict[str, Any]],
+        billing: dict[str, Any] | None = None,
+    ) -> Session:
         agent = self.service.agent
         media, lines = await session_media(
             owner, references, self.prepared.image_uris, agent.assets, self.service.fetch_policy
@@ -285,6 +290,7 @@ class AgentTurn:
             tool_choice=self.prepared.tool_choice,
             media=media,
             safe_content_filter=self.prepared.safe_content_filter,
+            billing={k: v for k, v in (billing or {}).items() if v is not None},
         )
 
     def extras(self, session: Session) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from sogni_intelligence.api.auth import CurrentKey, readable_owner
+from sogni_intelligence.api.billing import RequestBilling
 from sogni_intelligence.api.chat_runs import serving
 from sogni_intelligence.api.chat_runs.protocol import (
     CancelRunBody,
@@ -33,6 +34,7 @@ async def start_run(
     body: StartRunBody,
     request: Request,
     key: CurrentKey,
+    headers: RequestBilling,
     idempotency_key: str | None = Header(None, max_length=255),
 ) -> JSONResponse:
     serving.reject_inline_media(body)
@@ -45,6 +47,8 @@ async def start_run(
         echo, engine, media, fork = await serving.prepare_fork(request, key.id, body)
     else:
         echo, engine, media = await serving.prepare_run(server_of(request).chat, body)
+    billing = headers.billing(body.token_type, body.billing_mode, body.app_source)
+    echo.update({name: value for name, value in billing.items() if value is not None})
     record, replayed = await runs.start(
         key.id,
         {**echo, "idempotencyKey": idempotency_key},

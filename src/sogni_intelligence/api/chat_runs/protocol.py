@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from sogni_intelligence.agent.profiles import TaskProfile
 from sogni_intelligence.agent.surfaces import SogniTools
+from sogni_intelligence.api.billing import AppSource, BillingMode, TokenType
 from sogni_intelligence.api.chat_completions.protocol import Message, NamedToolChoice, Tool
 from sogni_intelligence.api.wire import MAX_DB_INT, WireModel
 
@@ -47,9 +48,9 @@ class StartRunBody(WireModel):
     confirm_cost: bool = False
     session_id: str | None = Field(None, max_length=200)
     client_message_id: str | None = Field(None, max_length=200)
-    token_type: Literal["spark", "sogni", "auto"] | None = None
-    billing_mode: str | None = Field(None, max_length=32)
-    app_source: str | None = Field(None, max_length=128)
+    token_type: TokenType | None = None
+    billing_mode: BillingMode | None = None
+    app_source: AppSource | None = None
     runtime_config: dict[str, Any] | None = None
     #: Our extension: which hosted tools the run's agent has (the agent set by default).
     sogni_tools: SogniTools = "creative-agent"

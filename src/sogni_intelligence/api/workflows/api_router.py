@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from sogni_intelligence.api.auth import CurrentKey, readable_owner
+from sogni_intelligence.api.billing import RequestBilling
 from sogni_intelligence.api.errors import SogniRoute
 from sogni_intelligence.api.record_lists import Offset, Scope, StatusFilter, listed
 from sogni_intelligence.api.sse import SSE_HEADERS, After, cursor
@@ -99,12 +100,13 @@ async def start_workflow(
     body: StartWorkflowBody,
     request: Request,
     key: CurrentKey,
+    headers: RequestBilling,
     idempotency_key: str | None = Header(None, max_length=255),
 ) -> JSONResponse:
     await server_of(request).usage.admit_record(key)
     runtime = serving.runtime_of(request)
     media = body.media_references or []
-    options = body.options()
+    options = body.options(headers)
     if body.workflow_id is not None:
         raw_input, media, snapshot = await serving.plan_from_template(
             request, key.id, body.workflow_id, body.inputs or {}, media
@@ -155,7 +157,7 @@ async def workflow_events(
 ) -> JSONResponse:
     record = await serving.owned_workflow(request, readable_owner(key), workflow_id)
     runtime = serving.runtime_of(request)
-    events = await serving.public_events(runtime, record.id, cursor(after, None))
+    events = await runtime.public_events(record.id, cursor(after, None))
     return _ok({"events": events})
 
 
@@ -186,11 +188,15 @@ async def cancel_workflow(
 
 @router.post(f"{BASE}/{{workflow_id}}/resume")
 async def resume_workflow(
-    workflow_id: str, request: Request, key: CurrentKey, body: ResumeBody | None = None
+    workflow_id: str,
+    request: Request,
+    key: CurrentKey,
+    headers: RequestBilling,
+    body: ResumeBody | None = None,
 ) -> JSONResponse:
     runtime = serving.runtime_of(request)
     record = await serving.owned_workflow(request, key.id, workflow_id)
-    record, resumed = await runtime.resume(record)
+    record, resumed = await runtime.resume(record, (body or ResumeBody()).billing(headers))
     return _ok({"workflow": await runtime.public(record), "resumed": resumed}, 202)
 
 
@@ -209,6 +215,7 @@ async def reseed_workflow(
     workflow_id: str,
     request: Request,
     key: CurrentKey,
+    headers: RequestBilling,
     body: ReseedBody | None = None,
     idempotency_key: str | None = Header(None, max_length=255),
 ) -> JSONResponse:
@@ -222,6 +229,7 @@ async def reseed_workflow(
         None
         if idempotency_key is None
         else (idempotency_key, {"from": record.id, **body.model_dump()}),
+        body.billing(headers),
     )
     data: dict[str, Any] = {
         "workflow": await runtime.public(clone),

@@ -9,6 +9,7 @@ from pydantic import Field, GetJsonSchemaHandler, RootModel, model_validator
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from sogni_intelligence.api.billing import AppSource, BillingHeaders, BillingMode, TokenType
 from sogni_intelligence.api.wire import WireModel
 from sogni_intelligence.tools.template_model import WorkflowTemplate
 
@@ -20,9 +21,9 @@ class StartWorkflowBody(WireModel):
     media_references: list[dict[str, Any]] | None = None
     max_estimated_capacity_units: float | None = Field(None, ge=0)
     confirm_cost: bool = False
-    token_type: Literal["spark", "sogni", "auto"] | None = None
-    billing_mode: str | None = None
-    app_source: str | None = Field(None, max_length=128)
+    token_type: TokenType | None = None
+    billing_mode: BillingMode | None = None
+    app_source: AppSource | None = None
     safe_content_filter: bool | None = None
 
     @model_validator(mode="after")
@@ -31,11 +32,9 @@ class StartWorkflowBody(WireModel):
             raise ValueError("send exactly one of input (an inline plan) or workflow_id + inputs")
         return self
 
-    def options(self) -> dict[str, Any]:
+    def options(self, headers: BillingHeaders) -> dict[str, Any]:
         return {
-            "tokenType": self.token_type,
-            "billingMode": self.billing_mode,
-            "appSource": self.app_source,
+            **headers.billing(self.token_type, self.billing_mode, self.app_source),
             "safeContentFilter": self.safe_content_filter,
         }
 
@@ -45,9 +44,17 @@ class CancelBody(WireModel):
 
 
 class ResumeBody(WireModel):
-    token_type: Literal["spark", "sogni", "auto"] | None = None
-    billing_mode: str | None = None
-    app_source: str | None = None
+    """What a resume (or a reseed) may change of how the work is billed."""
+
+    token_type: TokenType | None = None
+    billing_mode: BillingMode | None = None
+    app_source: AppSource | None = None
+
+    def billing(self, headers: BillingHeaders) -> dict[str, str]:
+        """The fields this request sets (a header when the body has none); unset ones keep
+        the workflow's."""
+        fields = headers.billing(self.token_type, self.billing_mode, self.app_source)
+        return {name: value for name, value in fields.items() if value is not None}
 
 
 class ReseedBody(ResumeBody):

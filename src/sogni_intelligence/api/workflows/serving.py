@@ -12,7 +12,7 @@ from sogni_intelligence.api.sse import Framed, is_latest, nothing, record_events
 from sogni_intelligence.api.state import server_of
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.runtime.template_store import TemplateStore
-from sogni_intelligence.runtime.workflows import WorkflowRuntime
+from sogni_intelligence.runtime.workflows import WorkflowRuntime, statuses_after
 from sogni_intelligence.store.records import Event, Record
 from sogni_intelligence.tools.templates import compile_template
 
@@ -62,37 +62,6 @@ async def plan_from_template(
     return plan, [*media, *compiled["media_references"]], snapshot
 
 
-def _status_after(events: list[Any], start_status: str) -> list[str]:
-    """The workflow's status after each event (what `data.status` carries on the stream)."""
-    mapping = {
-        "workflow_started": "running",
-        "workflow_waiting_for_user": "waiting_for_user",
-        "workflow_user_input_required": "waiting_for_user",
-        "workflow_cancelled": "cancelled",
-        "workflow_failed": "failed",
-    }
-    statuses, status = [], start_status
-    for event in events:
-        if event.type == "workflow_completed":
-            status = event.payload.get("status", "completed")
-        elif event.type in mapping:
-            status = mapping[event.type]
-        elif event.type == "workflow_progress" and event.payload.get("status"):
-            status = event.payload["status"]
-        statuses.append(status)
-    return statuses
-
-
-async def public_events(runtime: WorkflowRuntime, record_id: str, after: int) -> list[dict]:
-    events = await runtime.deps.records.events(record_id)
-    statuses = _status_after(events, "queued")
-    return [
-        runtime.public_event(event, status)
-        for event, status in zip(events, statuses, strict=True)
-        if event.sequence > after
-    ]
-
-
 async def event_stream(
     runtime: WorkflowRuntime, record_id: str, after: int
 ) -> AsyncIterator[bytes]:
@@ -100,13 +69,13 @@ async def event_stream(
     records = runtime.deps.records
     # Sequences are gap-free from 0, so the first `after + 1` events are those up to the cursor.
     before = await records.events(record_id, limit=after + 1) if after >= 0 else []
-    status = _status_after(before, "queued")[-1] if before else "queued"
+    status = statuses_after(before, "queued")[-1] if before else "queued"
     if status in STREAM_CLOSES_AT and not await records.events(record_id, after, limit=1):
         return nothing()
 
     async def frame(event: Event) -> Framed:
         nonlocal status
-        status = _status_after([event], status)[0]
+        status = statuses_after([event], status)[0]
         closes = status in STREAM_CLOSES_AT
         if status == "waiting_for_user":
             closes = await is_latest(records, event)
