@@ -18,6 +18,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from sogni_intelligence.media.image import RENDERER_NOTE
 from sogni_intelligence.media.models import DEFAULT_VIDEO_MODEL
+from sogni_intelligence.media.progress import spanning
 from sogni_intelligence.media.store import AssetRecord, MadeFacts
 from sogni_intelligence.media.video.clips import join
 from sogni_intelligence.tools.base import (
@@ -320,6 +321,9 @@ async def generate_video(args: GenerateVideoArgs, ctx: ToolContext) -> ToolOutpu
                 motion_seed=stable_seed(args.prompt, seed, "motion"),
                 opens=bool(references),
                 track=track,
+                progress=spanning(
+                    ctx.progress, fraction(v, len(seeds), 0.3), fraction(v, len(seeds), 0.9)
+                ),
             )
             clips.append(out)
             made.append(facts)
@@ -429,6 +433,9 @@ async def animate_photo(args: AnimatePhotoArgs, ctx: ToolContext) -> ToolOutput:
                     opens=role in ("start", "both"),
                     closes=role in ("end", "both") or end is not None,
                     track=track,
+                    progress=spanning(
+                        ctx.progress, fraction(done, jobs, 0.3), fraction(done, jobs, 0.8)
+                    ),
                 )
                 meta = {
                     "renderer": ANIMATOR,
@@ -444,9 +451,16 @@ async def animate_photo(args: AnimatePhotoArgs, ctx: ToolContext) -> ToolOutput:
                     meta["end_image"] = end.id
                 clips.append((out, meta, facts))
             if len(clips) > 1 and args.stitch:
-                ctx.progress(fraction(v * len(sources) + len(sources) - 1, jobs, 0.8), "stitching")
+                stitching = fraction(v * len(sources) + len(sources) - 1, jobs, 0.8)
+                ctx.progress(stitching, "stitching")
                 joined = scratch / f"video-{v}.mp4"
-                await join([path for path, _, _ in clips], joined, width=width, height=height)
+                await join(
+                    [path for path, _, _ in clips],
+                    joined,
+                    width=width,
+                    height=height,
+                    progress=spanning(ctx.progress, stitching, fraction(v + 1, len(seeds), 0)),
+                )
                 for path, meta, facts in clips:
                     clip_records.append(
                         await store_video(ctx, path, "animate_photo", backend, meta, facts)
