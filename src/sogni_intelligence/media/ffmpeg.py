@@ -33,6 +33,10 @@ def ffprobe_exe() -> str:
     return found
 
 
+#: How often ffmpeg writes a progress block (its default is every half second).
+PROGRESS_PERIOD_S = 0.1
+
+
 class MediaProcessError(Exception):
     """A media subprocess failed; the message carries the end of its output."""
 
@@ -71,6 +75,8 @@ async def ffmpeg(
         *argv,
         "-progress",
         "pipe:1",
+        "-stats_period",
+        str(PROGRESS_PERIOD_S),
         "-nostats",
         *args,
         stdout=asyncio.subprocess.PIPE,

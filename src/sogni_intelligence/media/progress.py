@@ -110,7 +110,8 @@ class Coarse:
         now = self._clock()
         if self._kept is not None and fraction < 1.0:
             kept_fraction, kept_at = self._kept
-            if fraction - kept_fraction < self.step and now - kept_at < self.interval_s:
+            moved = fraction - kept_fraction + 1e-9  # 0.15 - 0.10 is a hair under 0.05
+            if moved < self.step and now - kept_at < self.interval_s:
                 return False
         self._kept = (fraction, now)
         return True
