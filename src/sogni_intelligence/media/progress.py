@@ -81,8 +81,10 @@ class ProgressRelay:
         self._fraction = 0.0
 
     def __call__(self, fraction: float, message: str | None = None) -> None:
-        fraction = min(1.0, max(0.0, fraction))
-        if fraction < self._fraction:  # a backend that restarts a count goes no backwards
+        fraction = min(1.0, fraction)
+        # Nothing done says nothing (the step's start is told already); a backend that
+        # restarts a count does not take the job backwards.
+        if fraction <= 0 or fraction < self._fraction:
             return
         self._fraction = fraction
         if not self._throttle.admits(final=fraction >= 1.0):

@@ -209,6 +209,8 @@ async def _run_started_step(
             record_id,
             "workflow_progress",
             step_progress_payload(step_id, step.toolName, tick),
+            # A step repeated after a crash that reaches the same fraction tells it once.
+            dedupe_key=f"{step_id}:progress:{tick.fraction}",
         )
     )
     ctx = ToolContext(
