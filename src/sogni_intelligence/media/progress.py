@@ -11,11 +11,19 @@ stream or the event log.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 Progress = Callable[[float, str | None], None]
+
+
+def unheard(fraction: float, message: str | None = None) -> None:
+    """A `Progress` for a caller that does not follow the job."""
+
 
 #: Live ticks a job may send per second (the first and the last always pass).
 TICKS_PER_SECOND = 2.0
@@ -117,3 +125,27 @@ class Coarse:
                 return False
         self._kept = (fraction, now)
         return True
+
+
+@contextlib.asynccontextmanager
+async def file_growth(
+    path: Path, expected_bytes: float, progress: Progress, message: str, period_s: float = 0.1
+) -> AsyncIterator[None]:
+    """While the body runs, report how much of `path` is written against the size it will
+    have: the progress of a renderer that writes its output as it goes and tells nothing."""
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(period_s)
+            with contextlib.suppress(FileNotFoundError):
+                written = path.stat().st_size
+                if written > 0:
+                    progress(min(0.99, written / expected_bytes), message)
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
