@@ -82,13 +82,15 @@ async def ffmpeg(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+    # Read at once, so that a chatty stderr cannot fill its pipe and stall the encoder.
+    stderr = asyncio.ensure_future(_read_all(process.stderr))
     try:
         async with asyncio.timeout(timeout_s):
-            stderr = asyncio.ensure_future(_read_all(process.stderr))
             await _follow_progress(process.stdout, progress, duration_s)
             tail = await stderr
             await process.wait()
     except BaseException:
+        stderr.cancel()
         if process.returncode is None:
             process.kill()
             await process.wait()
@@ -96,6 +98,7 @@ async def ffmpeg(
     if process.returncode != 0:
         message = tail.decode(errors="replace")[-1500:]
         raise MediaProcessError(f"ffmpeg failed ({process.returncode}): {message}")
+    progress(1.0, "encoded")
 
 
 async def _read_all(stream: asyncio.StreamReader | None) -> bytes:
@@ -118,7 +121,8 @@ def written_fraction(line: str, duration_s: float) -> float | None:
 async def _follow_progress(
     stdout: asyncio.StreamReader | None, progress: Progress, duration_s: float
 ) -> None:
-    """Report each progress block's fraction, capped below 1 until ffmpeg says it ended."""
+    """Report each progress block's fraction, below 1: the end is told once ffmpeg exits
+    cleanly."""
     assert stdout is not None
     fraction = 0.0
     async for raw in stdout:
@@ -126,8 +130,6 @@ async def _follow_progress(
         found = written_fraction(line, duration_s)
         if found is not None:
             fraction = found
-        elif line.strip() == "progress=end":
-            progress(1.0, "encoded")
         elif line.startswith("progress=") and fraction > 0:
             progress(min(0.99, fraction), "encoding")
 

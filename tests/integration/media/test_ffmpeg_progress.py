@@ -27,13 +27,15 @@ async def test_an_encode_reports_increasing_fractions_then_the_end(tmp_path: Pat
     assert fractions == sorted(fractions)
 
 
-async def test_a_failing_encode_with_progress_says_why(tmp_path: Path) -> None:
+async def test_a_failing_encode_with_progress_says_why_and_never_ends(tmp_path: Path) -> None:
+    seen: list[float] = []
     with pytest.raises(MediaProcessError, match="ffmpeg failed"):
         await ffmpeg(
             *("-i", str(tmp_path / "missing.mp4"), str(tmp_path / "out.mp4")),
-            progress=lambda fraction, message=None: None,
+            progress=lambda fraction, message=None: seen.append(fraction),
             duration_s=1,
         )
+    assert 1.0 not in seen
 
 
 async def test_cancelling_an_encode_with_progress_kills_it(tmp_path: Path) -> None:
