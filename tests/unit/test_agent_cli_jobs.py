@@ -29,7 +29,7 @@ from sogni_intelligence.agent_cli.failures import api_failure
 from sogni_intelligence.agent_cli.inputs import UsageError, load_run_record
 from sogni_intelligence.agent_cli.jobs import created_since, not_finished, status_lines, title_of
 from sogni_intelligence.agent_cli.main import main
-from sogni_intelligence.agent_cli.output import Reporter
+from sogni_intelligence.agent_cli.output import Reporter, report_workflow_event
 from sogni_intelligence.agent_cli.replays import replay_lines
 from sogni_intelligence.agent_cli.session import Context, follow, record_kind
 
@@ -201,6 +201,19 @@ def test_live_display_on_a_terminal() -> None:
     for text in ("workflow wf_1 running", "step a (generate_image)", "render", "no GPU"):
         assert text in shown
     assert out.getvalue() == "workflow wf_1: failed\n"
+
+
+def test_a_steps_own_progress_is_a_bar_with_its_eta() -> None:
+    err = io.StringIO()
+    reporter = Reporter(False, io.StringIO(), err, tty=True)
+    report_workflow_event(
+        reporter, "wf_1", {"type": "step_started", "data": {"stepId": "clip", "toolName": "v"}}
+    )
+    tick = {"stepId": "clip", "progress": 0.4, "etaSeconds": 3.0, "message": "encoding"}
+    report_workflow_event(reporter, "wf_1", {"type": "workflow_progress", "data": tick})
+    reporter.result("workflow wf_1: completed")
+    shown = err.getvalue()
+    assert "step clip encoding" in shown and "40%" in shown, shown
 
 
 # --- following -------------------------------------------------------------------------------

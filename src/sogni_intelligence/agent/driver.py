@@ -9,6 +9,8 @@ sequence and the ending rules live here only.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -26,11 +28,29 @@ class Content:
 class ToolProgress:
     tool: str
     call_id: str
-    state: Literal["started", "finished"]
+    state: Literal["started", "running", "finished"]
     ok: bool | None = None
     #: The call's arguments (on `started`) and its result (on `finished`).
     arguments: str | None = None
     result: dict[str, Any] | None = None
+    #: On `running`: the job's fraction done, the seconds it has left, what it is doing and
+    #: the workflow that runs it.
+    progress: float | None = None
+    eta_seconds: float | None = None
+    detail: str | None = None
+    workflow_id: str | None = None
+
+    def progress_payload(self) -> dict[str, Any]:
+        """The `tool_call_progress` fields of a `running` tick."""
+        return {
+            "toolCallId": self.call_id,
+            "toolName": self.tool,
+            "progress": self.progress,
+            "status": "running",
+            "etaSeconds": self.eta_seconds,
+            "stepLabel": self.detail,
+            "workflowId": self.workflow_id,
+        }
 
 
 @dataclass
@@ -57,6 +77,12 @@ class TurnSteps(Protocol):
 
     @property
     def client_tools(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def ticks(self) -> asyncio.Queue[ToolProgress] | None:
+        """Where the running hosted calls' progress arrives, for a turn that streams it while
+        the batch runs (None: the batch's progress goes elsewhere)."""
+        ...
 
     def llm_round(self, number: int) -> AsyncIterator[Content | RoundOutput]:
         """The round's text as it comes, then what the model asked for."""
@@ -108,7 +134,20 @@ async def drive(turn: TurnSteps, max_rounds: int) -> AsyncIterator[LoopEvent]:
         for call in hosted:
             arguments = call["function"].get("arguments")
             yield ToolProgress(call["function"]["name"], call["id"], "started", None, arguments)
-        results = await turn.tool_batch(number, output, hosted, decided)
+        ticks = turn.ticks
+        if ticks is None:
+            results = await turn.tool_batch(number, output, hosted, decided)
+        else:
+            batch = asyncio.ensure_future(turn.tool_batch(number, output, hosted, decided))
+            try:
+                async for tick in _ticks_while(batch, ticks):
+                    yield tick
+                results = batch.result()
+            finally:
+                if not batch.done():
+                    batch.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await batch
         if results is None:
             return
         for call, result in zip(hosted, results, strict=True):
@@ -124,6 +163,23 @@ async def drive(turn: TurnSteps, max_rounds: int) -> AsyncIterator[LoopEvent]:
     # the turn ends cut short, like a reply cut at max_tokens.
     text = output.text if output is not None else None
     yield Final({"role": "assistant", "content": text or ""}, "length")
+
+
+async def _ticks_while(
+    batch: asyncio.Future[Any], ticks: asyncio.Queue[ToolProgress]
+) -> AsyncIterator[ToolProgress]:
+    """The ticks that arrive while `batch` runs, then any it left behind."""
+    while not batch.done():
+        taking = asyncio.ensure_future(ticks.get())
+        try:
+            await asyncio.wait({batch, taking}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not taking.done():
+                taking.cancel()
+        if taking.done() and not taking.cancelled():
+            yield taking.result()
+    while not ticks.empty():
+        yield ticks.get_nowait()
 
 
 def split_calls(

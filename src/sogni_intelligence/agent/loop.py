@@ -18,7 +18,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sogni_intelligence.agent.driver import Content, LoopEvent, RoundOutput, drive
+from sogni_intelligence.agent.driver import Content, LoopEvent, RoundOutput, ToolProgress, drive
 from sogni_intelligence.agent.repetition import RepetitionGuard
 from sogni_intelligence.config import DEFAULT_AGENT_MAX_TOKENS_PER_ROUND, Settings
 from sogni_intelligence.errors import ServiceError
@@ -116,6 +116,8 @@ class Session:
     #: Set on durable turns: makes the child workflow of a repeated call the same one.
     key: str | None = None
     on_workflow: Callable[[str, str, dict[str, Any]], Awaitable[None]] | None = None
+    #: Told each progress tick of a hosted call's workflow while the turn waits for it.
+    on_progress: Callable[[ToolProgress], Awaitable[None]] | None = None
     #: Capacity-unit ceiling of the turn's tool calls, and what they have taken so far.
     budget: float | None = None
     spent: float = 0.0
@@ -385,7 +387,7 @@ class AgentLoop:
         session.workflows.append(summary)
         if session.on_workflow is not None:
             await session.on_workflow(call_id, tool.name, summary)
-        final = await self._wait(record.id)
+        final = await self._wait(record.id, session, tool.name, call_id)
         if final is None:
             summary["status"] = "running"
             return (
@@ -402,12 +404,18 @@ class AgentLoop:
         summary["status"] = final.status
         return await self._workflow_result(session, tool.name, final), summary
 
-    async def _wait(self, record_id: str) -> WorkflowRecord | None:
+    async def _wait(
+        self, record_id: str, session: Session, tool: str, call_id: str
+    ) -> WorkflowRecord | None:
+        """The workflow once it ends or waits (None past the wait limit); its step's progress
+        ticks go to the session on the way."""
         records = self.workflows.records
         try:
             async with asyncio.timeout(self.limits.workflow_wait_s):
                 async for event in records.follow(record_id):
-                    if event is not None and event.type in (
+                    if event is None:
+                        continue
+                    if event.type in (
                         "workflow_completed",
                         "workflow_failed",
                         "workflow_cancelled",
@@ -415,6 +423,22 @@ class AgentLoop:
                         "workflow_user_input_required",
                     ):
                         break
+                    if (
+                        event.type == "workflow_progress"
+                        and "stepId" in event.payload
+                        and session.on_progress is not None
+                    ):
+                        payload = event.payload
+                        tick = ToolProgress(
+                            tool,
+                            call_id,
+                            "running",
+                            progress=payload["progress"],
+                            eta_seconds=payload.get("etaSeconds"),
+                            detail=payload.get("message"),
+                            workflow_id=record_id,
+                        )
+                        await session.on_progress(tick)
         except TimeoutError:
             return None
         return await records.get(record_id)
@@ -459,6 +483,12 @@ class _InMemoryTurn:
         self.session = session
         self.client_tools = session.client_tools
         self.messages = list(session.request["messages"])
+        self.ticks: asyncio.Queue[ToolProgress] = asyncio.Queue()
+
+        async def tell(tick: ToolProgress) -> None:
+            self.ticks.put_nowait(tick)
+
+        session.on_progress = tell
 
     def llm_round(self, number: int) -> AsyncIterator[Content | RoundOutput]:
         return self.loop.round(self.session, self.messages, number)

@@ -154,6 +154,11 @@ def report_workflow_event(reporter: Reporter, workflow_id: str, event: dict[str,
     elif kind == "step_failed":
         message = (payload.get("error") or {}).get("message", "no reason given")
         reporter.step(f"step:{step}", f"step {step}", "failed", message)
+    elif kind == "workflow_progress" and step and isinstance(payload.get("progress"), int | float):
+        eta = payload.get("etaSeconds")
+        label = f"step {step} {payload.get('message') or ''}".rstrip()
+        eta_s = float(eta) if isinstance(eta, int | float) else None
+        reporter.bar(f"step:{step}", label, float(payload["progress"]), eta_s)
     elif kind == "workflow_progress" and "totalSteps" in payload:
         total = max(1, int(payload["totalSteps"]))
         done = int(payload.get("completedSteps", 0))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sogni_intelligence.errors import ServiceError
+from sogni_intelligence.media.progress import Progress
 
 
 @cache
@@ -30,6 +31,10 @@ def ffprobe_exe() -> str:
     if found is None:
         raise ServiceError("ffprobe is not installed (Debian package ffmpeg)", 500)
     return found
+
+
+#: How often ffmpeg writes a progress block (its default is every half second).
+PROGRESS_PERIOD_S = 0.1
 
 
 class MediaProcessError(Exception):
@@ -54,8 +59,79 @@ async def run_process(*argv: str, timeout_s: float = 600) -> bytes:
     return stdout
 
 
-async def ffmpeg(*args: str, timeout_s: float = 600) -> None:
-    await run_process(ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *args, timeout_s=timeout_s)
+async def ffmpeg(
+    *args: str,
+    timeout_s: float = 600,
+    progress: Progress | None = None,
+    duration_s: float | None = None,
+) -> None:
+    """Run ffmpeg. With `progress` and the output's `duration_s`, report the fraction written
+    as ffmpeg itself tells it (`-progress pipe:1`: `out_time_us` against the duration)."""
+    argv = (ffmpeg_exe(), "-hide_banner", "-nostdin", "-y")
+    if progress is None or not duration_s or duration_s <= 0:
+        await run_process(*argv, *args, timeout_s=timeout_s)
+        return
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        "-progress",
+        "pipe:1",
+        "-stats_period",
+        str(PROGRESS_PERIOD_S),
+        "-nostats",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    # Read at once, so that a chatty stderr cannot fill its pipe and stall the encoder.
+    stderr = asyncio.ensure_future(_read_all(process.stderr))
+    try:
+        async with asyncio.timeout(timeout_s):
+            await _follow_progress(process.stdout, progress, duration_s)
+            tail = await stderr
+            await process.wait()
+    except BaseException:
+        stderr.cancel()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        raise
+    if process.returncode != 0:
+        message = tail.decode(errors="replace")[-1500:]
+        raise MediaProcessError(f"ffmpeg failed ({process.returncode}): {message}")
+    progress(1.0, "encoded")
+
+
+async def _read_all(stream: asyncio.StreamReader | None) -> bytes:
+    return await stream.read() if stream is not None else b""
+
+
+def written_fraction(line: str, duration_s: float) -> float | None:
+    """The fraction of the output one line of ffmpeg's `-progress` report says is written
+    (`out_time_us`, or `out_time_ms`, which ffmpeg also counts in microseconds)."""
+    key, _, value = line.strip().partition("=")
+    if key not in ("out_time_us", "out_time_ms"):
+        return None
+    try:
+        written = int(value) / 1_000_000
+    except ValueError:  # "N/A" before the first frame
+        return None
+    return min(1.0, max(0.0, written / duration_s))
+
+
+async def _follow_progress(
+    stdout: asyncio.StreamReader | None, progress: Progress, duration_s: float
+) -> None:
+    """Report each progress block's fraction, below 1: the end is told once ffmpeg exits
+    cleanly."""
+    assert stdout is not None
+    fraction = 0.0
+    async for raw in stdout:
+        line = raw.decode(errors="replace")
+        found = written_fraction(line, duration_s)
+        if found is not None:
+            fraction = found
+        elif line.startswith("progress=") and fraction > 0:
+            progress(min(0.99, fraction), "encoding")
 
 
 async def probe(path: Path) -> dict[str, Any]:

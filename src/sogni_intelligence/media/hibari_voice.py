@@ -9,6 +9,7 @@ says the phonemizer and its caches may be shared between threads.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -87,20 +88,28 @@ def _engine(voice: NeuralVoice) -> Any:
     return _loaded[voice.name]
 
 
-def speak_to_wav(text: str, voice: NeuralVoice, speed: float, seed: int, path: Path) -> int:
+def speak_to_wav(
+    text: str,
+    voice: NeuralVoice,
+    speed: float,
+    seed: int,
+    path: Path,
+    spoken: Callable[[float], None] = lambda fraction: None,
+) -> int:
     """Speak `text` into a 16-bit mono WAV at `path`; returns its sample rate, or 0 (and writes
-    nothing) when the text has nothing to pronounce.
+    nothing) when the text has nothing to pronounce. `spoken` hears the fraction of the
+    text's chunks spoken so far, after each.
 
     Phoneme chunks without a single letter (a sentence of only punctuation) are skipped: the
     model would breathe noise for them."""
     with _lock:
         engine = _engine(voice)
         rng = np.random.default_rng(seed)
-        parts = [
-            engine.from_ids(engine.ids(chunk), speed, rng)
-            for chunk in engine.phonemize(text)
-            if any(char.isalpha() for char in chunk)
-        ]
+        chunks = [c for c in engine.phonemize(text) if any(char.isalpha() for char in c)]
+        parts = []
+        for done, chunk in enumerate(chunks, 1):
+            parts.append(engine.from_ids(engine.ids(chunk), speed, rng))
+            spoken(done / len(chunks))
     audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     if audio.size == 0 or float(np.abs(audio).max()) <= _AUDIBLE_PEAK:
         return 0

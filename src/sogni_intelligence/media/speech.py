@@ -25,6 +25,7 @@ import numpy as np
 from sogni_intelligence.media import hibari_voice
 from sogni_intelligence.media.ffmpeg import ffmpeg, run_process
 from sogni_intelligence.media.music import codec_args
+from sogni_intelligence.media.progress import Progress, spanning, unheard
 
 FORMATS = ("wav", "mp3", "flac")
 BASE_SPEED_WPM = 165
@@ -198,14 +199,20 @@ class Speech:
 
 
 async def synthesize(
-    text: str, settings: SpeechSettings, fmt: str, workdir: Path, name: str = "speech"
+    text: str,
+    settings: SpeechSettings,
+    fmt: str,
+    workdir: Path,
+    name: str = "speech",
+    progress: Progress = unheard,
 ) -> Speech:
     """Speak `text` into `workdir/name.fmt` with the settings' engine, falling back to
-    espeak-ng when the neural voice cannot speak it."""
+    espeak-ng when the neural voice cannot speak it. The neural voice's progress is the share
+    of the text spoken; both then report the encoder's."""
     warnings: list[str] = []
     if settings.engine == NEURAL:
         try:
-            spoken = await _speak_neural(text, settings, fmt, workdir, name)
+            spoken = await _speak_neural(text, settings, fmt, workdir, name, progress)
         except Exception as exc:  # an optional engine: any failure falls back to espeak-ng
             warnings.append(f"the neural voice failed ({exc}); espeak-ng spoke instead")
         else:
@@ -213,7 +220,7 @@ async def synthesize(
                 return spoken
             warnings.append("the neural voice found nothing to pronounce; espeak-ng spoke instead")
         settings = replace(settings, engine=ESPEAK)
-    path = await _speak_espeak(text, settings, fmt, workdir, name)
+    path = await _speak_espeak(text, settings, fmt, workdir, name, progress)
     details = {"engine": ESPEAK, "description": ESPEAK_NOTE, **settings.describe()}
     if warnings:
         details["fallback_reason"] = warnings[-1]
@@ -221,17 +228,29 @@ async def synthesize(
 
 
 async def _speak_neural(
-    text: str, settings: SpeechSettings, fmt: str, workdir: Path, name: str
+    text: str, settings: SpeechSettings, fmt: str, workdir: Path, name: str, progress: Progress
 ) -> Speech | None:
     gender = VOICES[settings.voice].gender
     voice = hibari_voice.voice_for(gender)
     raw_path = workdir / f"{name}.raw.wav"
+    loop = asyncio.get_running_loop()
+
+    def spoken(fraction: float) -> None:
+        # Called in the worker thread; progress belongs to the event loop.
+        loop.call_soon_threadsafe(progress, 0.9 * fraction, "speaking")
+
     rate = await asyncio.to_thread(
-        hibari_voice.speak_to_wav, text, voice, settings.neural_speed, settings.seed, raw_path
+        hibari_voice.speak_to_wav,
+        text,
+        voice,
+        settings.neural_speed,
+        settings.seed,
+        raw_path,
+        spoken,
     )
     if not rate:
         return None
-    out_path = await _encode(raw_path, fmt, workdir / f"{name}.{fmt}")
+    out_path = await _encode(raw_path, fmt, workdir / f"{name}.{fmt}", spanning(progress, 0.9, 1))
     warnings = []
     if voice.gender != gender:
         warnings.append(
@@ -249,7 +268,7 @@ async def _speak_neural(
 
 
 async def _speak_espeak(
-    text: str, settings: SpeechSettings, fmt: str, workdir: Path, name: str
+    text: str, settings: SpeechSettings, fmt: str, workdir: Path, name: str, progress: Progress
 ) -> Path:
     exe = espeak_exe()
     text_path = workdir / f"{name}.txt"
@@ -275,14 +294,18 @@ async def _speak_espeak(
     text_path.unlink(missing_ok=True)
     if not _audible(raw_path):
         raise NothingToSay("the text contains nothing that can be spoken")
-    return await _encode(raw_path, fmt, workdir / f"{name}.{fmt}")
+    return await _encode(raw_path, fmt, workdir / f"{name}.{fmt}", progress)
 
 
-async def _encode(raw_path: Path, fmt: str, out_path: Path) -> Path:
+async def _encode(raw_path: Path, fmt: str, out_path: Path, progress: Progress) -> Path:
     """The raw WAV as mono `fmt` at OUTPUT_RATE; the raw file is removed."""
     rate = str(OUTPUT_RATE)
+    with wave.open(str(raw_path)) as raw:
+        duration_s = raw.getnframes() / raw.getframerate()
     await ffmpeg(
-        "-i", str(raw_path), "-ac", "1", "-ar", rate, *codec_args(fmt, "96k"), str(out_path)
+        *("-i", str(raw_path), "-ac", "1", "-ar", rate, *codec_args(fmt, "96k"), str(out_path)),
+        progress=progress,
+        duration_s=duration_s,
     )
     raw_path.unlink(missing_ok=True)
     return out_path

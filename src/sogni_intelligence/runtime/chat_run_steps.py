@@ -17,7 +17,7 @@ from typing import Any
 
 from dbos import DBOS
 
-from sogni_intelligence.agent.driver import Content, RoundOutput
+from sogni_intelligence.agent.driver import Content, RoundOutput, ToolProgress
 from sogni_intelligence.agent.loop import AgentLoop, Session, turn_messages
 from sogni_intelligence.agent.media import with_uploads_note
 from sogni_intelligence.agent.surfaces import tools_named
@@ -87,6 +87,15 @@ async def _session(record_id: str, state: dict[str, Any]) -> tuple[Session, Reco
             dedupe_key=f"{call_id}:workflow",
         )
 
+    async def on_progress(tick: ToolProgress) -> None:
+        # A batch repeated after a crash relays the same ticks again: the key makes it a no-op.
+        await deps.records.append(
+            record.id,
+            "tool_call_progress",
+            tick.progress_payload(),
+            dedupe_key=f"{tick.call_id}:progress:{tick.progress}",
+        )
+
     session = Session(
         owner=record.owner,
         engine=deps.registry.resolve(engine["model"]).engine,
@@ -103,6 +112,7 @@ async def _session(record_id: str, state: dict[str, Any]) -> tuple[Session, Reco
             for name in ("tokenType", "billingMode", "appSource")
             if (value := record.data["request"].get(name)) is not None
         },
+        on_progress=on_progress,
         budget=record.data["request"].get("maxEstimatedCapacityUnits"),
         spent=state["spent"],
         tool_results=list(state["toolResults"]),

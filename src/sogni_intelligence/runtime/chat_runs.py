@@ -68,6 +68,8 @@ class _DurableTurn:
         self.record_id = record_id
         self.state = state
         self.client_tools = client_tools
+        #: The calls' progress goes onto the record as the workflows report it.
+        self.ticks = None
 
     async def llm_round(self, number: int) -> AsyncIterator[Content | RoundOutput]:
         result = await steps.run_llm_round(self.record_id, number, self.state)

@@ -29,6 +29,7 @@ from sogni_intelligence.runtime import cost_approval, workflow_input
 from sogni_intelligence.runtime.endings import STOPPED, ends_record_on_error
 from sogni_intelligence.runtime.launched import Launched
 from sogni_intelligence.runtime.queues import QUEUE_SLOTS
+from sogni_intelligence.runtime.step_progress import ProgressWriter, step_progress_payload
 from sogni_intelligence.store.records import Announcement, Record, RecordStore
 from sogni_intelligence.tools.base import ENVELOPE_KEYS, ToolContext, ToolServices, execute
 from sogni_intelligence.tools.catalog import CATALOG
@@ -210,18 +211,33 @@ async def _run_started_step(
         )
     except BindingError as exc:
         return await _step_failed(record_id, step_id, exc.message, attempt=attempt)
+    ticks = ProgressWriter(
+        lambda tick: deps.records.append(
+            record_id,
+            "workflow_progress",
+            step_progress_payload(step_id, step.toolName, tick),
+            # A step repeated after a crash that reaches the same fraction tells it once.
+            dedupe_key=f"{step_id}{tried}:progress:{tick.fraction}",
+        )
+    )
     ctx = ToolContext(
         owner=record.owner,
         media=await _media_context(
             record.owner, record.data.get("mediaContext") or {}, input_media, generated
         ),
         store=deps.assets,
+        progress=ticks.relay,
         services=deps.services,
         safe_content_filter=requested(record.data.get("options", {}).get("safeContentFilter")),
     )
-    result = await deps.records.unless_cancelled(
-        record_id, execute(CATALOG[step.toolName], arguments, ctx)
-    )
+    try:
+        result = await deps.records.unless_cancelled(
+            record_id, execute(CATALOG[step.toolName], arguments, ctx)
+        )
+    except BaseException:
+        await ticks.close(ended=False)
+        raise
+    await ticks.close(ended=True)
     if result is None:
         return {"status": "skipped", "assets": [], "error": "workflow cancelled"}
     if not result.get("ok"):

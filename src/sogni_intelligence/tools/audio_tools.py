@@ -22,6 +22,7 @@ from sogni_intelligence.media.models import (
     resolve_model,
 )
 from sogni_intelligence.media.music.neural import MusicModel
+from sogni_intelligence.media.progress import spanning
 from sogni_intelligence.media.store import AssetRecord
 from sogni_intelligence.tools.base import (
     Tool,
@@ -200,7 +201,12 @@ async def generate_music(args: GenerateMusicArgs, ctx: ToolContext) -> ToolOutpu
             ctx.progress((i + 0.2) / count, f"rendering piece {i + 1} of {count}")
             try:
                 path = await music.render(
-                    composition, args.duration, args.outputFormat, scratch, name=f"song{i}"
+                    composition,
+                    args.duration,
+                    args.outputFormat,
+                    scratch,
+                    name=f"song{i}",
+                    progress=spanning(ctx.progress, (i + 0.2) / count, (i + 1) / count),
                 )
             except music.MusicUnavailable as exc:
                 raise ToolError("MODEL_UNAVAILABLE", str(exc)) from exc
@@ -333,7 +339,12 @@ async def generate_speech(args: GenerateSpeechArgs, ctx: ToolContext) -> ToolOut
             ctx.progress(i / count, f"speaking rendition {i + 1} of {count}")
             try:
                 spoken = await speech.synthesize(
-                    args.prompt, settings, args.outputFormat, scratch, name=f"speech{i}"
+                    args.prompt,
+                    settings,
+                    args.outputFormat,
+                    scratch,
+                    name=f"speech{i}",
+                    progress=spanning(ctx.progress, i / count, (i + 1) / count),
                 )
             except speech.SpeechUnavailable as exc:
                 raise ToolError("MODEL_UNAVAILABLE", str(exc)) from exc

@@ -27,6 +27,7 @@ from sogni_intelligence.media.models import (
     VIDEO_MODELS,
     resolve_model,
 )
+from sogni_intelligence.media.progress import Progress
 from sogni_intelligence.media.store import AssetRecord, MadeFacts
 from sogni_intelligence.media.video.clips import keyframe_clip
 from sogni_intelligence.media.video.encoding import FPS, even
@@ -210,6 +211,7 @@ async def animate(
     closes: bool = False,
     fps: Fraction = FPS,
     track: Soundtrack,
+    progress: Progress | None = None,
 ) -> tuple[list[Motion], MadeFacts]:
     """Encode prepared keyframes as one clip, each with a camera move: the one the prompt names
     when it names one, else drawn from `motion_seed` (the same seed gives the same moves). The
@@ -235,6 +237,7 @@ async def animate(
         duration=duration,
         fps=fps,
         soundtrack=track,
+        progress=progress,
     )
     for path in keyframes:
         path.unlink(missing_ok=True)

@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from sogni_intelligence.media.image import RENDERER_NOTE
 from sogni_intelligence.media.models import DEFAULT_VIDEO_MODEL
+from sogni_intelligence.media.progress import spanning
 from sogni_intelligence.media.store import AssetRecord
 from sogni_intelligence.media.video.clips import join, rescale, splice
 from sogni_intelligence.media.video.diffusion import VideoRequest
@@ -304,6 +305,7 @@ async def stitch_video(args: StitchVideoArgs, ctx: ToolContext) -> ToolOutput:
             transition=transition.type if transition else None,
             transition_s=transition.durationSeconds if transition else 0.5,
             soundtrack=track,
+            progress=spanning(ctx.progress, 0.1, 0.9),
         )
         if transition and used + 1e-6 < transition.durationSeconds - 0.5 / float(fps):
             warnings.append(f"the transition was shortened to {used:.2f}s to fit a short clip")
@@ -370,7 +372,14 @@ async def extend_video(args: ExtendVideoArgs, ctx: ToolContext) -> ToolOutput:
             }
         ctx.progress(0.7, "appending")
         out = scratch / "extended.mp4"
-        await join([path, added], out, width=width, height=height, fps=fps)
+        await join(
+            [path, added],
+            out,
+            width=width,
+            height=height,
+            fps=fps,
+            progress=spanning(ctx.progress, 0.7, 0.9),
+        )
         ctx.progress(0.9, "storing")
         meta |= {
             "source": source.id,
@@ -461,6 +470,7 @@ async def replace_video_segment(args: ReplaceSegmentArgs, ctx: ToolContext) -> T
             insert_from=begin,
             insert_to=until,
             audio=audio,
+            progress=spanning(ctx.progress, 0.6, 0.9),
         )
         ctx.progress(0.9, "storing")
         record = await store_video(ctx, out, "replace_video_segment", backend, meta)
@@ -501,7 +511,15 @@ async def upscale_video(args: UpscaleVideoArgs, ctx: ToolContext) -> ToolOutput:
     try:
         ctx.progress(0.1, "upscaling")
         out = scratch / "upscaled.mp4"
-        await rescale(path, out, width=width, height=height, scaler=scaler, sharpen=sharpen)
+        await rescale(
+            path,
+            out,
+            width=width,
+            height=height,
+            scaler=scaler,
+            sharpen=sharpen,
+            progress=spanning(ctx.progress, 0.1, 0.9),
+        )
         ctx.progress(0.9, "storing")
         meta = {
             "operation": "upscale",

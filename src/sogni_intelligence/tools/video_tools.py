@@ -20,6 +20,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from sogni_intelligence.media.image import RENDERER_NOTE
 from sogni_intelligence.media.models import DEFAULT_VIDEO_MODEL
+from sogni_intelligence.media.progress import spanning
 from sogni_intelligence.media.store import AssetRecord, MadeFacts
 from sogni_intelligence.media.video.clips import join
 from sogni_intelligence.media.video.diffusion import VideoRequest
@@ -343,6 +344,9 @@ async def generate_video(args: GenerateVideoArgs, ctx: ToolContext) -> ToolOutpu
                     motion_seed=stable_seed(args.prompt, seed, "motion"),
                     opens=bool(references),
                     track=track,
+                    progress=spanning(
+                        ctx.progress, fraction(v, len(seeds), 0.3), fraction(v, len(seeds), 0.9)
+                    ),
                 )
                 meta = {
                     "renderer": RENDERER,
@@ -471,6 +475,9 @@ async def animate_photo(args: AnimatePhotoArgs, ctx: ToolContext) -> ToolOutput:
                         opens=role in ("start", "both"),
                         closes=role in ("end", "both") or end is not None,
                         track=track,
+                        progress=spanning(
+                            ctx.progress, fraction(done, jobs, 0.3), fraction(done, jobs, 0.8)
+                        ),
                     )
                     meta = {"renderer": ANIMATOR, "motions": [m.name for m in motions]}
                 meta |= {
@@ -485,9 +492,16 @@ async def animate_photo(args: AnimatePhotoArgs, ctx: ToolContext) -> ToolOutput:
                     meta["end_image"] = end.id
                 clips.append((out, meta, facts))
             if len(clips) > 1 and args.stitch:
-                ctx.progress(fraction(v * len(sources) + len(sources) - 1, jobs, 0.8), "stitching")
+                stitching = fraction(v * len(sources) + len(sources) - 1, jobs, 0.8)
+                ctx.progress(stitching, "stitching")
                 joined = scratch / f"video-{v}.mp4"
-                await join([path for path, _, _ in clips], joined, width=width, height=height)
+                await join(
+                    [path for path, _, _ in clips],
+                    joined,
+                    width=width,
+                    height=height,
+                    progress=spanning(ctx.progress, stitching, fraction(v + 1, len(seeds), 0)),
+                )
                 for path, meta, facts in clips:
                     clip_records.append(
                         await store_video(ctx, path, "animate_photo", backend, meta, facts)

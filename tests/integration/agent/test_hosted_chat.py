@@ -668,8 +668,54 @@ async def test_streamed_turn_with_tool_progress_and_extras(api: Api) -> None:
     [workflow] = closing["creative_workflows"]
     assert workflow["status"] == "completed" and workflow["workflowId"] == result["workflowId"]
     call_id = result["toolCallId"]
-    assert [frame for _, frame in comments] == [
+    said = [frame for _, frame in comments]
+    assert [frame for frame in said if frame.startswith(": tool ")] == [
         f": tool generate_image {call_id} started",
         f": tool generate_image {call_id} ok",
     ]
+    # Between the two, the job's progress ticks, if any, name the call.
+    ticks = [frame for frame in said if frame.startswith(": tool_call_progress ")]
+    assert said[1 : 1 + len(ticks)] == ticks
+    assert all(json.loads(t.split(" ", 2)[2])["toolCallId"] == call_id for t in ticks)
     assert all(i < positions[-2] for i, _ in comments)  # progress precedes the closing chunk
+
+
+async def test_a_streamed_video_call_streams_its_progress(api: Api) -> None:
+    """A video job of a few seconds: the stream carries several `tool_call_progress` comments
+    for the call, with increasing fractions inside (0, 1) and an ETA, before the call ends."""
+    payload = {
+        "messages": [
+            {
+                "role": "user",
+                "content": "Make a 10 second video of ocean waves at 1280 by 720, no audio.",
+            }
+        ],
+        "temperature": 0,
+        "max_tokens": MAX_TOKENS,
+        "stream": True,
+        "tool_choice": forced("generate_video"),
+    }
+    async with api.client.stream(
+        "POST", "/v1/chat/completions", json=payload, headers=api.auth
+    ) as response:
+        assert response.status_code == 200
+        text = (await response.aread()).decode()
+    frames = [frame for frame in text.split("\n\n") if frame]
+    closing = json.loads(frames[-2][6:]) if frames[-2].startswith("data: ") else {}
+    [result] = closing["sogni_tool_results"]
+    assert result["ok"] is True and result["tool"] == "generate_video", result
+    call_id = result["toolCallId"]
+    started = frames.index(f": tool generate_video {call_id} started")
+    ended = frames.index(f": tool generate_video {call_id} ok")
+    ticks = [
+        (i, json.loads(frame.split(" ", 2)[2]))
+        for i, frame in enumerate(frames)
+        if frame.startswith(": tool_call_progress ")
+    ]
+    assert all(started < i < ended for i, _ in ticks)
+    inside = [tick["progress"] for _, tick in ticks if 0 < tick["progress"] < 1]
+    assert len(inside) > 1, ticks
+    assert inside == sorted(inside) and len(set(inside)) == len(inside)
+    assert all(tick["toolCallId"] == call_id and tick["status"] == "running" for _, tick in ticks)
+    assert all(tick["etaSeconds"] is not None for _, tick in ticks)
+    assert {tick["workflowId"] for _, tick in ticks} == {result["workflowId"]}

@@ -292,7 +292,11 @@ async def test_forced_image_run_makes_a_child_workflow_and_artifacts(client: Cli
         assert kind in kinds, kinds
     assert kinds.index("tool_call_dispatched") < kinds.index("tool_call_resolved")
     [dispatched] = [f for f in frames if f["type"] == "tool_call_dispatched"]
-    [progress] = [f for f in frames if f["type"] == "tool_call_progress"]
+    # The first tick names the child workflow; the rest are the job's own progress.
+    progress, *ticks = [f for f in frames if f["type"] == "tool_call_progress"]
+    assert all(t["payload"]["workflowId"] == progress["payload"]["workflowId"] for t in ticks)
+    fractions = [t["payload"]["progress"] for t in ticks]
+    assert fractions == sorted(fractions) and all(0 < f <= 1 for f in fractions)
     [resolved] = [f for f in frames if f["type"] == "tool_call_resolved"]
     call_id = dispatched["payload"]["toolCallId"]
     assert dispatched["payload"]["toolName"] == "generate_image"

@@ -406,3 +406,47 @@ async def test_default_safe_content_filter_and_bad_start_headers(client: Client)
     for headers in ({"X-Token-Type": "gold"}, {"X-App-Source": "bad\tsource"}):
         refused = await client.start({"input": PLAN}, **headers)
         assert refused.status_code == 400 and refused.json()["status"] == "error", headers
+
+
+async def test_a_video_step_streams_coarse_progress_with_an_eta(client: Client) -> None:
+    """An encode of a few seconds reports increasing fractions inside the step, each with an
+    ETA, persisted coarsely: a handful of events, not one per ffmpeg progress block."""
+    plan = {
+        "title": "One video",
+        "steps": [
+            {
+                "id": "clip",
+                "toolName": "generate_video",
+                "arguments": {
+                    "prompt": "waves on a pier",
+                    "duration": 5,
+                    "width": 1280,
+                    "height": 720,
+                    "generateAudio": False,
+                },
+            }
+        ],
+    }
+    started = await client.start({"input": plan})
+    assert started.status_code == 201, started.text
+    frames = await client.stream(started.json()["data"]["workflow"]["workflowId"])
+    assert frames[-1]["event"] == "workflow_completed", frames[-1]
+    ticks = [
+        f["data"]["data"]
+        for f in frames
+        if f["event"] == "workflow_progress" and "stepId" in f["data"]["data"]
+    ]
+    inside = [t["progress"] for t in ticks if 0 < t["progress"] < 1]
+    assert len(inside) >= 3, ticks
+    assert inside == sorted(inside) and len(set(inside)) == len(inside)
+    assert all(t["stepId"] == "clip" and t["toolName"] == "generate_video" for t in ticks)
+    assert all(t["etaSeconds"] is not None and t["etaSeconds"] >= 0 for t in ticks)
+    # At most one per 5 % moved (20) plus the first and the last.
+    assert len(ticks) <= 22
+    # Every tick comes before the step's end.
+    ended = next(i for i, f in enumerate(frames) if f["event"] == "step_completed")
+    assert all(
+        i < ended
+        for i, f in enumerate(frames)
+        if f["event"] == "workflow_progress" and "stepId" in f["data"]["data"]
+    )

@@ -72,6 +72,20 @@ async def test_music_decodes_at_the_requested_length(ctx, progress_log, fmt, cod
     assert progress_log and progress_log[-1][0] == 1.0
 
 
+async def test_music_reports_the_duration_rendered(ctx, progress_log):
+    """A minute of music: FluidSynth's output growing, then the encoder, as increasing
+    fractions between the composing tick and the end."""
+    result = await run(
+        ctx, "generate_music", prompt="calm piano", duration=60, outputFormat="mp3", seed=2
+    )
+    assert result["ok"] is True, result
+    fractions = [fraction for fraction, _ in progress_log]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    rendering = [(f, m) for f, m in progress_log if m in ("synthesizing", "encoding")]
+    assert len(rendering) >= 2, progress_log
+    assert all(0.2 < f < 1 for f, _ in rendering)
+
+
 async def test_prompt_words_choose_tempo_and_instruments(ctx):
     calm = await run(
         ctx, "generate_music", prompt="calm piano", duration=10, outputFormat="wav", seed=1
@@ -303,6 +317,18 @@ async def test_longer_text_gives_longer_audio(ctx):
     short_s = short["output_assets"][0]["duration_seconds"]
     long_s = long["output_assets"][0]["duration_seconds"]
     assert long_s > 3 * short_s
+
+
+async def test_the_neural_voice_reports_the_text_spoken(ctx, progress_log):
+    result = await run(
+        ctx, "generate_speech", prompt=" ".join([SENTENCE] * 3), outputFormat="wav", seed=1
+    )
+    assert result["ok"] is True and result["output_assets"][0]["metadata"]["engine"] == "hibari-tts"
+    speaking = [fraction for fraction, message in progress_log if message == "speaking"]
+    # One tick per sentence spoken, the last at 90 % (the encoder has the rest).
+    assert len(speaking) >= 3 and speaking == sorted(speaking), progress_log
+    assert speaking[-1] == pytest.approx(0.9) and 0 < speaking[0] < 0.9
+    assert progress_log[-1][0] == 1.0
 
 
 async def test_other_languages_are_spoken_by_espeak(ctx):

@@ -7,6 +7,7 @@ both paths share one code path and one cancellation story.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -336,6 +337,8 @@ class AgentTurn:
         async for event in prepend(first, events):
             if isinstance(event, Content):
                 yield _chunk(prepared, [_choice({"content": event.text})])
+            elif isinstance(event, ToolProgress) and event.state == "running":
+                yield f": tool_call_progress {json.dumps(event.progress_payload())}\n\n"
             elif isinstance(event, ToolProgress):
                 state = event.state if event.ok is None else ("ok" if event.ok else "failed")
                 yield f": tool {event.tool} {event.call_id} {state}\n\n"

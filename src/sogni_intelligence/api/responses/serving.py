@@ -357,6 +357,8 @@ async def _loop_events(
             elif isinstance(event, ToolProgress) and event.state == "started":
                 call = {"toolCallId": event.call_id, "toolName": event.tool}
                 yield "tool_call_dispatched", {**call, "arguments": event.arguments}
+            elif isinstance(event, ToolProgress) and event.state == "running":
+                yield "tool_call_progress", event.progress_payload()
             elif isinstance(event, ToolProgress):
                 call = {"id": event.call_id, "function": {"name": event.tool}}
                 yield "tool_call_resolved", resolution(call, event.result or {})

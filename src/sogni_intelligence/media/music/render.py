@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sogni_intelligence.media.ffmpeg import ffmpeg, run_process
 from sogni_intelligence.media.music.composition import Composition
+from sogni_intelligence.media.progress import Progress, file_growth, spanning, unheard
 
 SAMPLE_RATE = 44100
 SOUNDFONTS = (
@@ -50,37 +51,49 @@ def codec_args(fmt: str, mp3_bitrate: str = "192k") -> list[str]:
 
 
 async def render(
-    composition: Composition, duration_s: float, fmt: str, workdir: Path, name: str = "song"
+    composition: Composition,
+    duration_s: float,
+    fmt: str,
+    workdir: Path,
+    name: str = "song",
+    progress: Progress = unheard,
 ) -> Path:
-    """MIDI -> FluidSynth WAV -> exact-length `fmt` file in `workdir`."""
+    """MIDI -> FluidSynth WAV -> exact-length `fmt` file in `workdir`; the progress is the
+    duration synthesized so far (the size of FluidSynth's stereo float output), then the
+    encoder's."""
     font, synth = soundfont(), fluidsynth_exe()
     midi_path = workdir / f"{name}.mid"
     raw_path = workdir / f"{name}.raw.wav"
     out_path = workdir / f"{name}.{fmt}"
     await asyncio.to_thread(composition.midi.write, str(midi_path))
     timeout = 60 + duration_s
-    await run_process(
-        synth,
-        "-ni",
-        "-q",
-        "-g",
-        "0.8",
-        "-r",
-        str(SAMPLE_RATE),
-        "-O",
-        "float",
-        "-F",
-        str(raw_path),
-        str(font),
-        str(midi_path),
-        timeout_s=timeout,
-    )
-    await finish(raw_path, duration_s, fmt, out_path)
+    expected_bytes = duration_s * SAMPLE_RATE * 2 * 4
+    synthesizing = spanning(progress, 0.0, 0.8)
+    async with file_growth(raw_path, expected_bytes, synthesizing, "synthesizing"):
+        await run_process(
+            synth,
+            "-ni",
+            "-q",
+            "-g",
+            "0.8",
+            "-r",
+            str(SAMPLE_RATE),
+            "-O",
+            "float",
+            "-F",
+            str(raw_path),
+            str(font),
+            str(midi_path),
+            timeout_s=timeout,
+        )
+    await finish(raw_path, duration_s, fmt, out_path, spanning(progress, 0.8, 1.0))
     raw_path.unlink(missing_ok=True)
     return out_path
 
 
-async def finish(raw_path: Path, duration_s: float, fmt: str, out_path: Path) -> None:
+async def finish(
+    raw_path: Path, duration_s: float, fmt: str, out_path: Path, progress: Progress | None = None
+) -> None:
     """Pad or cut raw audio to exactly `duration_s` with a short fade-out, limit its peaks and
     encode it as 44.1 kHz stereo `fmt`, whatever rate and channels the raw file has."""
     samples = round(duration_s * SAMPLE_RATE)
@@ -102,4 +115,6 @@ async def finish(raw_path: Path, duration_s: float, fmt: str, out_path: Path) ->
         *codec_args(fmt),
         str(out_path),
         timeout_s=60 + duration_s,
+        progress=progress,
+        duration_s=duration_s,
     )

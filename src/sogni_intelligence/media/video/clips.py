@@ -9,6 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
+from sogni_intelligence.media.progress import Progress
 from sogni_intelligence.media.video.encoding import (
     AUDIO_FORMAT,
     FPS,
@@ -49,6 +50,7 @@ async def keyframe_clip(
     fps: Fraction = FPS,
     crossfade: float = 0.8,
     soundtrack: Soundtrack = SILENCE,
+    progress: Progress | None = None,
 ) -> float:
     """Animate still images: each gets its camera move, neighbours dissolve into each other.
 
@@ -83,7 +85,9 @@ async def keyframe_clip(
     for path in keyframes:
         inputs += ["-i", str(path)]
     extra, audio = soundtrack_filter(soundtrack, n, length)
-    await encode_graph([*inputs, *extra], ";".join([*parts, audio]), out, length, width, height)
+    await encode_graph(
+        [*inputs, *extra], ";".join([*parts, audio]), out, length, width, height, progress
+    )
     return length
 
 
@@ -97,6 +101,7 @@ async def join(
     transition: str | None = None,
     transition_s: float = 0.5,
     soundtrack: Soundtrack | None = None,
+    progress: Progress | None = None,
 ) -> tuple[float, float]:
     """Play clips one after another at one size (letterboxed), cut or with an xfade transition.
 
@@ -148,7 +153,7 @@ async def join(
     if soundtrack is not None:
         extra, audio = soundtrack_filter(soundtrack, len(clips), length)
         parts.append(audio)
-    await encode_graph([*inputs, *extra], ";".join(parts), out, length, width, height)
+    await encode_graph([*inputs, *extra], ";".join(parts), out, length, width, height, progress)
     return length, seconds(fade, fps)
 
 
@@ -191,6 +196,7 @@ async def splice(
     insert_from: float = 0.0,
     insert_to: float | None = None,
     audio: Literal["source", "insert"] = "source",
+    progress: Progress | None = None,
 ) -> float:
     """Play `source` up to `start`, then `insert` from `insert_from` to `insert_to` (its end
     when None) at its own length, then `source` from `end` on; `start == end` inserts without
@@ -241,7 +247,7 @@ async def splice(
     parts.append(f"{streams}concat=n={len(pieces)}:v=1:a=1[v][a]")
     length = seconds(sum(count for *_, count in pieces), fps)
     inputs = ["-i", str(source), "-i", str(insert)]
-    await encode_graph(inputs, ";".join(parts), out, length, width, height)
+    await encode_graph(inputs, ";".join(parts), out, length, width, height, progress)
     return length
 
 
@@ -253,6 +259,7 @@ async def rescale(
     height: int,
     scaler: str = "lanczos",
     sharpen: float = 0.0,
+    progress: Progress | None = None,
 ) -> float:
     """Re-encode `source` at width x height with an ffmpeg `scaler`, then an unsharp mask of
     strength `sharpen` (0 is none); the length and the sound stay. Returns the length."""
@@ -267,5 +274,5 @@ async def rescale(
         size = min(13, max(5, 2 * round(factor * 0.75) + 1))
         chain += f",unsharp={size}:{size}:{num(sharpen)}:{size}:{size}:0"
     graph = f"[0:v]{chain}[v];{audio_chain(0, facts, length, 'a')}"
-    await encode_graph(["-i", str(source)], graph, out, length, width, height)
+    await encode_graph(["-i", str(source)], graph, out, length, width, height, progress)
     return length

@@ -9,6 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from sogni_intelligence.media.ffmpeg import ffmpeg
+from sogni_intelligence.media.progress import Progress
 
 FPS = Fraction(24)
 SAMPLE_RATE = 48000
@@ -87,14 +88,23 @@ def ffmpeg_timeout(duration: float, width: int, height: int) -> float:
 
 
 async def encode_graph(
-    inputs: Sequence[str], graph: str, out: Path, length: float, width: int, height: int
+    inputs: Sequence[str],
+    graph: str,
+    out: Path,
+    length: float,
+    width: int,
+    height: int,
+    progress: Progress | None = None,
 ) -> None:
     """Run a filter graph that ends in [v] and [a] into `out`: every output gets the same
-    codecs, the exact length and a time limit that grows with its length and size."""
+    codecs, the exact length and a time limit that grows with its length and size; the
+    encoder's progress goes to `progress`."""
     await ffmpeg(
         *inputs,
         "-filter_complex",
         graph,
         *encode_args(out, length),
         timeout_s=ffmpeg_timeout(length, width, height),
+        progress=progress,
+        duration_s=length,
     )

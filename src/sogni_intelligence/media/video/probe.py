@@ -13,6 +13,7 @@ from pathlib import Path
 from PIL import Image
 
 from sogni_intelligence.media.ffmpeg import MediaProcessError, ffmpeg, probe
+from sogni_intelligence.media.progress import Progress
 from sogni_intelligence.media.video.encoding import (
     AUDIO_FORMAT,
     SAMPLE_RATE,
@@ -93,8 +94,10 @@ class Reencoding:
         """The source's sound (or silence) at the kept length, labelled [a]."""
         return audio_chain(0, self.facts, self.length, "a")
 
-    async def encode(self, inputs: Sequence[str], graph: str, out: Path) -> None:
-        await encode_graph(inputs, graph, out, self.length, self.width, self.height)
+    async def encode(
+        self, inputs: Sequence[str], graph: str, out: Path, progress: Progress | None = None
+    ) -> None:
+        await encode_graph(inputs, graph, out, self.length, self.width, self.height, progress)
 
 
 async def reencoding(source: Path) -> Reencoding:
