@@ -83,7 +83,13 @@ async def test_start_stream_get_list_events_and_download(server: RunningServer) 
         assert final["scope"]["apiKeyFingerprint"] == account["account"]["apiKeyFingerprint"]
         listed = await sogni.workflows.list(limit=10, offset=0)
         assert workflow_id in [w["workflowId"] for w in listed]
-        again = await sogni.workflows.start(input=PLAN, confirm_cost=True, idempotency_key="sdk-1")
+        again = await sogni.workflows.start(
+            input=PLAN,
+            confirm_cost=True,
+            idempotency_key="sdk-1",
+            token_type="sogni",
+            safe_content_filter=False,
+        )
         assert again["workflowId"] == workflow_id
         tail = [
             f["id"] async for f in sogni.workflows.stream_events(workflow_id, after=len(events) - 2)
