@@ -21,6 +21,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -145,13 +146,17 @@ class DiffusersImageBackend:
         self.steps = config.steps
         self.guidance = config.guidance
         self.timeout_s = config.timeout_s
-        self.features = pipeline_features(self.model_path)
         self.steps_done = 0  # denoising steps run so far, all requests together
         self._local = local_model(
             f"image backend {self.name}",
             LocalModelConfig(path=self.model_path, device=config.device, dtype=config.dtype),
             _loader(self.name),
         )
+
+    @cached_property
+    def features(self) -> frozenset[Feature]:
+        """Read on first use, not at start-up: learning them imports diffusers (seconds)."""
+        return pipeline_features(self.model_path)
 
     async def close(self) -> None:
         """Nothing to release here: the loaded pipeline belongs to the process's model cache."""
