@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -18,7 +16,7 @@ from sogni_client import SogniClient
 from sogni_client.errors import ApiError
 
 from tests.e2e.conftest import RunningServer, running_server
-from tests.integration.media.conftest import make_png
+from tests.integration.media.conftest import make_png, serve_files
 from tests.unit.test_loras import safetensors_bytes
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -29,23 +27,8 @@ MODEL = "sdxl"
 @pytest.fixture(scope="module")
 def files() -> Iterator[tuple[str, dict[str, bytes]]]:
     """A real HTTP server the LoRA imports fetch from."""
-    served: dict[str, bytes] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            data = served.get(self.path)
-            self.send_response(200 if data is not None else 404)
-            self.send_header("Content-Length", str(len(data or b"")))
-            self.end_headers()
-            self.wfile.write(data or b"")
-
-        def log_message(self, *_: object) -> None:
-            return None
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", served
-    httpd.shutdown()
+    with serve_files() as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

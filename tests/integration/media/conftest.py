@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -55,3 +59,27 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> Samples:
         str(mp4),
     )
     return Samples(png=make_png(), wav=wav.read_bytes(), mp4=mp4.read_bytes())
+
+
+@contextmanager
+def serve_files() -> Iterator[tuple[str, dict[str, bytes]]]:
+    """A real HTTP server on a free local port: (its URL, path -> bytes it serves; 404 else)."""
+    served: dict[str, bytes] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = served.get(self.path)
+            self.send_response(200 if data is not None else 404)
+            self.send_header("Content-Length", str(len(data or b"")))
+            self.end_headers()
+            self.wfile.write(data or b"")
+
+        def log_message(self, *_: object) -> None:
+            return None
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", served
+    finally:
+        httpd.shutdown()

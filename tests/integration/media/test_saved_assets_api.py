@@ -5,10 +5,8 @@ type, unsafe LoRA ids and private URLs."""
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,7 +22,7 @@ from sogni_intelligence.media.loras import resolve_lora
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.keys import KeyStore
 from sogni_intelligence.store.personal_loras import PersonalLoraStore
-from tests.integration.media.conftest import Samples, make_png
+from tests.integration.media.conftest import Samples, make_png, serve_files
 from tests.unit.test_loras import safetensors_bytes
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -56,24 +54,8 @@ def _error(response: httpx.Response, status: int) -> dict:
 @pytest.fixture(scope="module")
 def files() -> Iterator[tuple[str, dict[str, bytes]]]:
     """A real HTTP server of LoRA (and other) files, for personal imports."""
-    served: dict[str, bytes] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            data = served.get(self.path)
-            self.send_response(200 if data is not None else 404)
-            self.send_header("Content-Length", str(len(data or b"")))
-            self.end_headers()
-            self.wfile.write(data or b"")
-
-        def log_message(self, *_: object) -> None:
-            return None
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", served
-    httpd.shutdown()
+    with serve_files() as served:
+        yield served
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
