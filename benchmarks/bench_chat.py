@@ -10,10 +10,12 @@ HTTP client and prompts, and prints each metric as the ratio ours/peer:
 * p50 latency of a 32-token completion (a plain, non-streaming request),
 * single-stream tokens/s (completion tokens from usage / request time),
 * aggregate tokens/s and the largest time to first token with 4 and with 16 concurrent
-  streams.
+  streams,
+* the largest time to first token of a burst of 4 short streams sent at once (the median
+  over `--bursts` bursts per cycle: one burst is too few to tell a real gap from noise).
 
 Targets: at least 0.97x the peer's throughput at 1, 4 and 16 streams, p50 time to first
-token within +3 ms, the largest time to first token of 4 streams within 1.2x.
+token within +3 ms, the largest time to first token of a burst of 4 streams within 1.2x.
 
 Both sides are measured `--cycles` times, alternating which goes first, and the samples are
 pooled, so slow drift of a shared machine does not land on one side only. Requests use
@@ -52,6 +54,7 @@ LATENCY_TOKENS = 32
 MAX_ADDED_TTFT_MS = 3.0
 MIN_THROUGHPUT_RATIO = 0.97
 MAX_TTFT_MAX_RATIO = 1.2
+BURST = 4  # concurrent streams whose largest time to first token has a target
 LLAMA_DEFAULT_POLL = 50  # the peer keeps llama.cpp's own default, whatever ours uses
 
 PROMPTS = (
@@ -90,6 +93,7 @@ class SideResult:
     single_tps: list[float] = field(default_factory=list)
     aggregate_tps: dict[int, list[float]] = field(default_factory=dict)
     ttft_max_ms: dict[int, list[float]] = field(default_factory=dict)
+    burst_ttft_max_ms: list[float] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     short_streams: int = 0  # streams that stopped before max_tokens
 
@@ -101,6 +105,7 @@ class SideResult:
             self.aggregate_tps.setdefault(n, []).extend(rates)
         for n, values in other.ttft_max_ms.items():
             self.ttft_max_ms.setdefault(n, []).extend(values)
+        self.burst_ttft_max_ms += other.burst_ttft_max_ms
         self.texts += other.texts
         self.short_streams += other.short_streams
 
@@ -358,6 +363,16 @@ async def measure(backend: HttpBackend, args: argparse.Namespace) -> SideResult:
         sample = await backend.stream(request_body(0, args.ttft_tokens, seed))
         result.ttft_ms.append(sample.ttft * 1000)
 
+    progress(args, f"{backend.name}: bursts of {BURST} streams x{args.bursts}")
+    for b in range(args.bursts):
+        burst = await asyncio.gather(
+            *(
+                backend.stream(request_body(b * BURST + j, args.ttft_tokens, seed))
+                for j in range(BURST)
+            )
+        )
+        result.burst_ttft_max_ms.append(max(s.ttft for s in burst) * 1000)
+
     progress(args, f"{backend.name}: {LATENCY_TOKENS}-token completions x{args.runs}")
     for i in range(args.runs):
         sample = await backend.complete(request_body(i, LATENCY_TOKENS, seed))
@@ -462,10 +477,21 @@ def report(peer: SideResult, ours: SideResult) -> dict[str, Any]:
                 peer.ttft_max_ms[n],
                 ours.ttft_max_ms[n],
                 median,
-                f"<= {MAX_TTFT_MAX_RATIO:g}x" if n == 4 else "",
-                lambda a, b, n=n: n != 4 or b / a <= MAX_TTFT_MAX_RATIO,
+                "",
+                lambda a, b: True,
             )
         )
+    rows.append(
+        _row(
+            f"max time to first token, bursts of {BURST}",
+            "ms",
+            peer.burst_ttft_max_ms,
+            ours.burst_ttft_max_ms,
+            median,
+            f"<= {MAX_TTFT_MAX_RATIO:g}x",
+            lambda a, b: b / a <= MAX_TTFT_MAX_RATIO,
+        )
+    )
     same = sum(a == b for a, b in zip(peer.texts, ours.texts, strict=True))
     return {
         "metrics": rows,
@@ -484,6 +510,7 @@ def _samples(side: SideResult) -> dict[str, Any]:
         "single_tps": side.single_tps,
         "aggregate_tps": {str(n): rates for n, rates in side.aggregate_tps.items()},
         "ttft_max_ms": {str(n): values for n, values in side.ttft_max_ms.items()},
+        "burst_ttft_max_ms": side.burst_ttft_max_ms,
     }
 
 
@@ -528,6 +555,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=lambda s: [int(x) for x in s.split(",")],
         default=[4, 16],
         help="concurrent stream counts, comma-separated (default 4,16)",
+    )
+    parser.add_argument(
+        "--bursts",
+        type=int,
+        default=10,
+        help=f"bursts of {BURST} short streams per cycle (default 10)",
     )
     parser.add_argument("--ttft-tokens", type=int, default=8, help="max_tokens of TTFT requests")
     parser.add_argument("--stream-tokens", type=int, default=192, help="single-stream max_tokens")

@@ -15,8 +15,9 @@ PACKAGE = "sogni_intelligence"
 SOURCE = Path(__file__).resolve().parents[2] / "src" / PACKAGE
 
 #: Top to bottom; a module may import from its own layer and the layers below it. The bottom
-#: layer is the package root (`__version__`), `config.py`, `errors.py` and `observability/`
-#: (metrics and logs, which every layer reports into).
+#: layer is the package root (`__version__`), `config.py`, `errors.py`, `http_server.py` (the
+#: uvicorn server every process runs) and `observability/` (metrics and logs, which every
+#: layer reports into).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli", "agent_cli"),
     ("api",),
@@ -26,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("media",),
     ("llm",),
     ("store",),
-    ("", "config", "errors", "observability"),
+    ("", "config", "errors", "http_server", "observability"),
 )
 _RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from typing import Any
 
@@ -16,8 +17,10 @@ from sogni_intelligence.observability.logs import configure_logging
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
 
     from sogni_intelligence.api.app import create_app
+    from sogni_intelligence.http_server import QuietServer
 
     overrides: dict[str, Any] = {}
     if args.host:
@@ -29,16 +32,22 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if overrides:
         settings = settings.model_copy(update=overrides)
     configure_logging(settings.log_level, settings.log_format)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        # Our handler formats uvicorn's lines too, and our middleware logs each request.
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=5,
+    server = QuietServer(
+        uvicorn.Config(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            # Our handler formats uvicorn's lines too, and our middleware logs each request.
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
     )
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        return STARTUP_FAILURE
     return 0
 
 

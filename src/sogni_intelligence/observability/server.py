@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
+from sogni_intelligence.http_server import QuietServer
 from sogni_intelligence.observability.metrics import CONTENT_TYPE, Refresh, scrape
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ async def _answer(send: Send, status: int, kind: bytes, body: bytes, head: bool 
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
-class _EmbeddedServer(uvicorn.Server):
+class _EmbeddedServer(QuietServer):
     """A uvicorn server inside another process's loop: the process's own signal handling
     stays in charge (uvicorn's would take SIGTERM and SIGINT over)."""
 
