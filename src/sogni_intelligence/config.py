@@ -89,6 +89,15 @@ class ModelConfig(BaseModel):
         "the hosted tool listing and a conversation).",
     )
     threads: int = Field(default=0, ge=0, description="0 = all cores.")
+    nice: int = Field(
+        default=5,
+        ge=0,
+        le=19,
+        description="How much lower than the rest of the process the embedded engine's "
+        "threads run (Linux nice levels): when the cores are busy decoding, the event loop "
+        "still answers at once (new requests, events, streams); the engine takes every cycle "
+        "the loop leaves. 0 = the same priority.",
+    )
     cache_ram_mib: int = Field(default=128, ge=0)
     # upstream (any OpenAI-compatible server)
     base_url: HttpUrl | None = None

@@ -9,12 +9,14 @@ We run each request on a worker thread, hand chunks to the event loop with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.metadata
 import os
 import shutil
+import sys
 import tempfile
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from pathlib import Path
@@ -121,7 +123,7 @@ class EmbeddedEngine:
         self._socket_dir = tempfile.mkdtemp(prefix="sogni-llm-")
         socket_path = self._socket_path = os.path.join(self._socket_dir, "llm.sock")
         params = engine_params(self.config, self.path, socket_path)
-        self._server = xllamacpp.Server(params)
+        self._server = _at_lower_priority(self.config.nice, lambda: xllamacpp.Server(params))
         props = _read_props(socket_path)
         caps = props.get("chat_template_caps") or {}
         vision = bool((props.get("modalities") or {}).get("vision"))
@@ -235,6 +237,21 @@ class EmbeddedEngine:
                 yield item
         finally:
             stop.set()
+
+
+def _at_lower_priority(nice: int, make: Callable[[], Any]) -> Any:
+    """`make()` on a thread of its own whose nice level is raised by `nice` first: the threads
+    llama.cpp starts from it (its task loop, its compute pool) inherit the level, and the
+    thread then ends, so no other work runs at it. Outside Linux, where the level belongs to
+    the whole process, or where a sandbox refuses, the engine keeps the usual priority."""
+
+    def lower() -> None:
+        if nice and sys.platform == "linux":
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="llm-load", initializer=lower) as pool:
+        return pool.submit(make).result()
 
 
 def _read_props(socket_path: str) -> dict[str, Any]:
