@@ -268,8 +268,8 @@ class VideoModelConfig(LocalModelConfig):
     aliases: list[str] = Field(
         default_factory=lambda: ["ltx25"],
         min_length=1,
-        description="videoModel ids it answers (e.g. ltx25, ltx23); other ids keep the "
-        "keyframe backend.",
+        description="videoModel ids it answers (e.g. ltx25, ltx23; video_to_video's ltx25-v2v "
+        "is ltx25); other ids keep the keyframe backend.",
     )
     steps: int = Field(30, ge=1, le=200, description="Denoising steps per video.")
     guidance: float = Field(3.0, ge=1, le=20, description="Classifier-free guidance scale.")
