@@ -116,17 +116,30 @@ async def test_progress_reaches_one_over_the_truncated_schedule(
     assert [f for f, m in seen if m and "denoising" in m] == pytest.approx([1 / 3, 2 / 3, 1.0])
 
 
-async def test_target_resolution_and_a_silent_result(
+async def test_target_resolution_variations_and_a_silent_result(
     ctx: ToolContext, video_model: Path, tmp_path: Path
 ) -> None:
     _attach(ctx, video_model)
     await upload_video(ctx, tmp_path, 2.0, (384, 256))
     result = await run(
-        ctx, "video_to_video", **DETAILER, targetResolution=144, generateAudio=False, duration=2
+        ctx,
+        "video_to_video",
+        **DETAILER,
+        targetResolution=144,
+        generateAudio=False,
+        duration=2,
+        numberOfVariations=2,
+        seed=3,
+        outputFormat="mov",
     )
-    path = await asset_file(ctx, result)
-    check_video(path, 216, 144, 2.0)
-    assert (await _meta(ctx, result))["audio"] == "silent" and audio_rms(path) < 1
+    assert len(result["output_assets"]) == 2
+    assert "outputFormat mov is not offered here; the video is an MP4" in result["warnings"]
+    first, second = await asset_file(ctx, result), await asset_file(ctx, result, 1)
+    check_video(first, 216, 144, 2.0)
+    check_video(second, 216, 144, 2.0)
+    assert (await _meta(ctx, result))["audio"] == "silent" and audio_rms(first) < 1
+    one, two = frame_at(first, 1, tmp_path / "1.png"), frame_at(second, 1, tmp_path / "2.png")
+    assert differs(one, two) > 1  # seeds 3 and 4
 
 
 async def test_a_clip_longer_than_max_frames_is_shortened_with_a_warning(
