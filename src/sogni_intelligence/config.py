@@ -270,14 +270,15 @@ class ContentClassifierConfig(LocalModelConfig):
 
 
 class VideoModelConfig(LocalModelConfig):
-    """An LTX-Video diffusers pipeline that generate_video, animate_photo and extend_video run
-    for its aliases (LTX-Video 0.9.5 or later conditions on start and end frames best)."""
+    """An LTX-Video diffusers pipeline that generate_video, animate_photo, extend_video and
+    video_to_video's detailer mode run for its aliases (LTX-Video 0.9.5 or later conditions on
+    start and end frames best)."""
 
     aliases: list[str] = Field(
         default_factory=lambda: ["ltx25"],
         min_length=1,
-        description="videoModel ids it answers (e.g. ltx25, ltx23); other ids keep the "
-        "keyframe backend.",
+        description="videoModel ids it answers (e.g. ltx25, ltx23; video_to_video's ltx25-v2v "
+        "is ltx25); other ids keep the keyframe backend.",
     )
     steps: int = Field(30, ge=1, le=200, description="Denoising steps per video.")
     guidance: float = Field(3.0, ge=1, le=20, description="Classifier-free guidance scale.")
@@ -287,6 +288,13 @@ class VideoModelConfig(LocalModelConfig):
         ge=9,
         le=1025,
         description="The most frames one render makes; longer requests are shortened.",
+    )
+    v2v_strength: float = Field(
+        0.6,
+        gt=0,
+        lt=1,
+        description="video_to_video detailer: how much of the source is re-noised and redrawn "
+        "(the share of the denoising steps that run); lower keeps more of the source.",
     )
 
 

@@ -48,7 +48,7 @@ async def model_clip(
     meta: dict[str, Any] = {
         "renderer": f"{model.backend} ({model.name})",
         "model": model.name,
-        "steps": model.steps,
+        "steps": rendered.steps,
         "guidance": model.guidance,
         "rendered_frames": rendered.frames,
         "rendered_size": list(rendered.size),

@@ -5,15 +5,17 @@ see the same surface as the hosted service and a call is checked as it would be 
 value is PARAMETER_INVALID and an index that points at nothing is ASSET_NOT_FOUND. A valid call
 then answers MODEL_UNAVAILABLE, naming the kind of model that would serve it, instead of
 faking output. remove_background and segment_image run for real when the operator configures
-a local segmentation model (`segmentation_model`); this table is the one place that decides.
+a local segmentation model (`segmentation_model`), and video_to_video's detailer mode on a
+local LTX-Video model (`video_model`); this table is the one place that decides.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sogni_intelligence.tools import segmentation_tools
+from sogni_intelligence.tools import segmentation_tools, video_to_video_model
 from sogni_intelligence.tools.base import (
     Executor,
     Tool,
@@ -47,6 +49,12 @@ SEGMENTATION_HINT = (
     "model, which this server runs itself."
 )
 
+V2V_HINT = (
+    f"{NO_BACKEND} Only controlMode detailer runs here, on a local LTX-Video model (the "
+    "video_model setting) whose aliases name the videoModel without -v2v (ltx25 for the "
+    "default ltx25-v2v)."
+)
+
 
 @dataclass(frozen=True)
 class _Spec:
@@ -54,11 +62,16 @@ class _Spec:
     description: str
     args: type[UnavailableArgs]
     served_by: str  # the kind of model and the ones the hosted service runs
-    #: Runs a checked call when `ready` says the operator configured a local model for it.
+    #: Runs a checked call when `ready` says the operator configured a local model for it and
+    #: `takes` says that model serves this call (a mode, a model id).
     local: Executor | None = None
     ready: Callable[[ToolServices], bool] = lambda services: False
     #: What the operator can do about it.
     hint: str = NO_BACKEND
+    takes: Callable[[Any, ToolServices], bool] = lambda args, services: True
+
+    def serves(self, args: UnavailableArgs, services: ToolServices) -> bool:
+        return self.ready(services) and self.takes(args, services)
 
     def tool(self) -> Tool:
         async def run(args: UnavailableArgs, ctx: ToolContext) -> ToolOutput:
@@ -67,7 +80,7 @@ class _Spec:
                 raise ToolError("PARAMETER_INVALID", "; ".join(needs))
             for source in args.sources():
                 source.resolve(ctx)
-            if self.local is not None and self.ready(ctx.services):
+            if self.local is not None and self.serves(args, ctx.services):
                 return await self.local(args, ctx)
             model = args.requested_model()
             asked = f" (asked for: {model})" if model else ""
@@ -95,6 +108,10 @@ _SPECS = [
         VideoToVideoArgs,
         "a video-to-video diffusion model on a GPU: WAN 2.2 Animate, LTX 2.5 or 2.3 with "
         "canny/pose/depth control and in/outpainting, or Seedance 2.0/2.5 V2V",
+        video_to_video_model.detailer,
+        video_to_video_model.configured,
+        V2V_HINT,
+        video_to_video_model.takes,
     ),
     _Spec(
         "orbit_video",

@@ -201,6 +201,12 @@ class VideoToVideoArgs(_VideoDiffusionArgs):
     maskImageIndex: ImageIndex | None = Field(
         None, description="inpaint: 0-based uploaded mask (white is regenerated)."
     )
+    seed: int = Field(
+        -1,
+        ge=-1,
+        le=2**32 - 1,
+        description="detailer on a local model: same seed, same video; -1 picks a random seed.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> VideoToVideoArgs:

@@ -1,5 +1,6 @@
 """What a source video is (size, length, frame rate, whether it has sound), whether it must be
-re-encoded before joining, and single frames and covers taken from it.
+re-encoded before joining, single frames and covers taken from it, and its frames decoded for a
+video model to redraw.
 """
 
 from __future__ import annotations
@@ -123,6 +124,23 @@ async def extract_frame(source: Path, out: Path, *, last: bool = True, at: float
         )
     if not out.exists():
         raise MediaProcessError(f"no frame could be read from {source.name}")
+    return out
+
+
+async def decode_frames(
+    source: Path, out: Path, width: int, height: int, fps: Fraction, count: int
+) -> Path:
+    """Write `count` frames of `source` as raw RGB24 bytes: scaled to cover width x height and
+    centre-cropped to it, at `fps`, the last frame held when the source is shorter."""
+    chain = (
+        f"scale={width}:{height}:force_original_aspect_ratio=increase:flags=lanczos,"
+        f"crop={width}:{height},setsar=1,fps={frame_rate_text(fps)},"
+        f"tpad=stop_mode=clone:stop={count},trim=end_frame={count}"
+    )
+    args = ["-i", str(source), "-an", "-vf", chain, "-f", "rawvideo", "-pix_fmt", "rgb24"]
+    await ffmpeg(*args, str(out), timeout_s=600)
+    if out.stat().st_size != count * width * height * 3:
+        raise MediaProcessError(f"{source.name} did not decode to {count} frames")
     return out
 
 
