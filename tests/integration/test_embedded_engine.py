@@ -3,8 +3,11 @@
 import asyncio
 import json
 import re
+import sys
+import threading
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -74,6 +77,29 @@ async def test_capabilities_are_read_from_the_model(engine: EmbeddedEngine) -> N
     assert engine.info.vision is False
     assert engine.info.native_tools is False  # SmolLM2's template has no tool support
     assert engine.info.model.endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def _nice_levels() -> dict[int, int]:
+    """Each thread of this process: its nice level (field 19 of /proc's stat)."""
+    levels = {}
+    for task in Path("/proc/self/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        levels[int(task.name)] = int(fields[16])
+    return levels
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="nice levels per thread are Linux's")
+async def test_llama_threads_run_below_the_event_loop(engine: EmbeddedEngine) -> None:
+    levels = _nice_levels()
+    lowered = [tid for tid, nice in levels.items() if nice == engine.config.nice]
+    assert engine.config.nice == 5
+    assert lowered, "llama.cpp's threads keep the process's priority"
+    assert levels[threading.get_native_id()] == 0  # the loop's own thread is untouched
+    before = len(lowered)
+    # Threads llama.cpp starts once it computes come from those and keep the level too.
+    text, _, _ = await _text_and_calls(engine, {"messages": STORY, "max_tokens": 8})
+    assert text
+    assert len([n for n in _nice_levels().values() if n == engine.config.nice]) >= before
 
 
 async def test_close_stops_generation_within_100_ms(engine: EmbeddedEngine) -> None:

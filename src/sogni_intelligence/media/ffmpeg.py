@@ -2,7 +2,9 @@
 
 The encoder is the static ffmpeg shipped in `imageio-ffmpeg` (the same on every machine);
 ffprobe comes from the system (Debian `ffmpeg`). Cancelling the awaiting task kills the
-process at once, so a cancelled media job stops using the CPU.
+process at once, so a cancelled media job stops using the CPU. Both run below the server's
+priority (`MEDIA_NICE`): an encode takes every core the server leaves idle, but requests,
+event streams and token streams on the same machine are served first.
 """
 
 from __future__ import annotations
@@ -16,6 +18,16 @@ from typing import Any
 
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.media.progress import Progress
+
+#: Nice levels below the server at which media subprocesses run (Linux and macOS `nice`).
+MEDIA_NICE = 5
+
+
+@cache
+def _lowered() -> tuple[str, ...]:
+    """The prefix that starts a command at MEDIA_NICE; none where there is no `nice`."""
+    found = shutil.which("nice")
+    return (found, "-n", str(MEDIA_NICE)) if found else ()
 
 
 @cache
@@ -44,7 +56,7 @@ class MediaProcessError(Exception):
 async def run_process(*argv: str, timeout_s: float = 600) -> bytes:
     """Run a command, return its stdout; kill it if the caller is cancelled or it times out."""
     process = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *_lowered(), *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     try:
         stdout, stderr = await asyncio.wait_for(process.communicate(), timeout_s)
@@ -72,6 +84,7 @@ async def ffmpeg(
         await run_process(*argv, *args, timeout_s=timeout_s)
         return
     process = await asyncio.create_subprocess_exec(
+        *_lowered(),
         *argv,
         "-progress",
         "pipe:1",

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from sogni_intelligence.media.ffmpeg import MediaProcessError, ffmpeg, probe
+from sogni_intelligence.media.ffmpeg import (
+    MEDIA_NICE,
+    MediaProcessError,
+    ffmpeg,
+    probe,
+    run_process,
+)
 
 
 async def test_an_encode_reports_increasing_fractions_then_the_end(tmp_path: Path) -> None:
@@ -66,3 +72,11 @@ def processes_writing(target: str) -> list[Path]:
         except OSError:  # ended while we looked
             continue
     return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads nice levels from /proc")
+async def test_media_subprocesses_run_below_the_server() -> None:
+    own = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[16])
+    # The child reports its own nice level (field 19 of its stat).
+    out = await run_process("sh", "-c", "cut -d')' -f2 /proc/self/stat | cut -d' ' -f18")
+    assert int(out) == own + MEDIA_NICE
