@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
+from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,6 +19,9 @@ from sogni_intelligence.store.models import Base
 from sogni_intelligence.store.notify import Heard, install_trigger, listening
 
 T = TypeVar("T")
+
+#: The PostgreSQL advisory lock under which a process creates or updates the schema.
+SCHEMA_LOCK = int.from_bytes(b"sogni-db", "big") >> 1
 
 
 def async_url(url: str) -> str:
@@ -64,6 +67,11 @@ class Database:
 
     async def create_all(self) -> None:
         async with self.engine.begin() as conn:
+            if not self.url.startswith("sqlite"):
+                # Replicas starting together would race on the same DDL (a duplicate type
+                # from CREATE TABLE, "tuple concurrently updated" from CREATE OR REPLACE):
+                # one at a time, each finding what the one before it made.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
             await conn.run_sync(Base.metadata.create_all)
             if not self.url.startswith("sqlite"):
                 await install_trigger(conn)
