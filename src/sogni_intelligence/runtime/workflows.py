@@ -317,7 +317,7 @@ class WorkflowRuntime:
             "input": data.get("input"),
             "plan": data.get("plan"),
             "steps": data.get("steps", []),
-            "events": (await self.public_events(record.id))[-RECORD_EVENTS:],
+            "events": await self._latest_public_events(record.id),
             "artifacts": artifacts,
             "estimatedCapacityUnits": data.get("estimatedCapacityUnits"),
             "error": data.get("error"),
@@ -339,13 +339,22 @@ class WorkflowRuntime:
 
     async def public_events(self, record_id: str, after: int = -1) -> list[dict[str, Any]]:
         """The WorkflowEvents after the cursor, each with the workflow's status after it."""
-        events = await self.deps.records.all_events(record_id)
-        statuses = statuses_after(events, "queued")
-        return [
-            self.public_event(event, status)
-            for event, status in zip(events, statuses, strict=True)
-            if event.sequence > after
-        ]
+        return await self._with_statuses(
+            record_id, await self.deps.records.all_events(record_id, after)
+        )
+
+    async def _latest_public_events(self, record_id: str) -> list[dict[str, Any]]:
+        latest = await self.deps.records.latest_events(record_id, RECORD_EVENTS)
+        return await self._with_statuses(record_id, latest[::-1])
+
+    async def _with_statuses(self, record_id: str, events: list[Event]) -> list[dict[str, Any]]:
+        """Consecutive events (oldest first) as WorkflowEvents; the status they start from is
+        read from the events before them that set one, not from the whole history."""
+        if not events:
+            return []
+        start = await status_before(self.deps.records, record_id, events[0].sequence)
+        statuses = statuses_after(events, start)
+        return [self.public_event(e, status) for e, status in zip(events, statuses, strict=True)]
 
     def public_event(self, event: Event, status: str) -> dict[str, Any]:
         return {
@@ -359,25 +368,46 @@ class WorkflowRuntime:
         }
 
 
+_STATUS_OF_TYPE = {
+    "workflow_started": "running",
+    "workflow_waiting_for_user": "waiting_for_user",
+    "workflow_user_input_required": "waiting_for_user",
+    "workflow_cancelled": "cancelled",
+    "workflow_failed": "failed",
+}
+#: The event types that can set the workflow's status (progress only when it names one).
+STATUS_EVENT_TYPES = frozenset({*_STATUS_OF_TYPE, "workflow_completed", "workflow_progress"})
+_STATUS_PAGE = 100
+
+
+def status_set_by(event: Event) -> str | None:
+    """The workflow's status after `event` when the event sets it."""
+    if event.type == "workflow_completed":
+        return str(event.payload.get("status", "completed"))
+    if event.type == "workflow_progress":
+        return event.payload.get("status") or None
+    return _STATUS_OF_TYPE.get(event.type)
+
+
 def statuses_after(events: list[Event], start_status: str) -> list[str]:
     """The workflow's status after each event (what `data.status` carries on the stream)."""
-    mapping = {
-        "workflow_started": "running",
-        "workflow_waiting_for_user": "waiting_for_user",
-        "workflow_user_input_required": "waiting_for_user",
-        "workflow_cancelled": "cancelled",
-        "workflow_failed": "failed",
-    }
     statuses, status = [], start_status
     for event in events:
-        if event.type == "workflow_completed":
-            status = event.payload.get("status", "completed")
-        elif event.type in mapping:
-            status = mapping[event.type]
-        elif event.type == "workflow_progress" and event.payload.get("status"):
-            status = event.payload["status"]
+        status = status_set_by(event) or status
         statuses.append(status)
     return statuses
+
+
+async def status_before(records: RecordStore, record_id: str, sequence: int) -> str:
+    """The workflow's status just before event `sequence`: set by the newest earlier event
+    that sets one (progress ticks without a status are skipped a page at a time)."""
+    before = sequence
+    while page := await records.latest_events(record_id, _STATUS_PAGE, before, STATUS_EVENT_TYPES):
+        for event in page:
+            if status := status_set_by(event):
+                return status
+        before = page[-1].sequence
+    return "queued"
 
 
 def _billing_event(preview: dict[str, Any], number: int) -> Announcement:

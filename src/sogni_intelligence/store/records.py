@@ -428,12 +428,29 @@ class RecordStore:
         )
         return [event_of(row) for row in rows]
 
-    async def all_events(self, record_id: str) -> list[Event]:
-        """Every event of the record, oldest first, read a page at a time."""
+    async def all_events(self, record_id: str, after: int = BEFORE_FIRST) -> list[Event]:
+        """Every event after the cursor, oldest first, read a page at a time."""
         events: list[Event] = []
-        while page := await self.events(record_id, events[-1].sequence if events else BEFORE_FIRST):
+        while page := await self.events(record_id, events[-1].sequence if events else after):
             events += page
         return events
+
+    async def latest_events(
+        self,
+        record_id: str,
+        limit: int,
+        before: int | None = None,
+        types: Iterable[str] | None = None,
+    ) -> list[Event]:
+        """The newest `limit` events (of `types`, before sequence `before`), newest first: a
+        record's tail without reading its whole history."""
+        query = select(EVENTS).where(EVENTS.c.record_id == record_id)
+        if before is not None:
+            query = query.where(EVENTS.c.sequence < before)
+        if types is not None:
+            query = query.where(EVENTS.c.type.in_(list(types)))
+        rows = await self._db.read(query.order_by(EVENTS.c.sequence.desc()).limit(limit))
+        return [event_of(row) for row in rows]
 
     async def _newest_sequences(self, record_ids: list[str]) -> dict[str, int]:
         """The newest sequence of each record that has events, in one query per page."""

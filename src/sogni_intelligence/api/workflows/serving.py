@@ -12,7 +12,7 @@ from sogni_intelligence.api.sse import Framed, is_latest, nothing, record_events
 from sogni_intelligence.api.state import server_of
 from sogni_intelligence.errors import ServiceError
 from sogni_intelligence.runtime.template_store import TemplateStore
-from sogni_intelligence.runtime.workflows import WorkflowRuntime, statuses_after
+from sogni_intelligence.runtime.workflows import WorkflowRuntime, status_before, status_set_by
 from sogni_intelligence.store.records import Event, Record
 from sogni_intelligence.tools.templates import compile_template
 
@@ -67,15 +67,13 @@ async def event_stream(
 ) -> AsyncIterator[bytes]:
     """Replay after the cursor, then live events; close at a terminal or waiting status."""
     records = runtime.deps.records
-    # Sequences are gap-free from 0, so the first `after + 1` events are those up to the cursor.
-    before = await records.events(record_id, limit=after + 1) if after >= 0 else []
-    status = statuses_after(before, "queued")[-1] if before else "queued"
+    status = await status_before(records, record_id, after + 1)
     if status in STREAM_CLOSES_AT and not await records.events(record_id, after, limit=1):
         return nothing()
 
     async def frame(event: Event) -> Framed:
         nonlocal status
-        status = statuses_after([event], status)[0]
+        status = status_set_by(event) or status
         closes = status in STREAM_CLOSES_AT
         if status == "waiting_for_user":
             closes = await is_latest(records, event)
