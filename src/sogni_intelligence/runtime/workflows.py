@@ -375,9 +375,8 @@ _STATUS_OF_TYPE = {
     "workflow_cancelled": "cancelled",
     "workflow_failed": "failed",
 }
-#: The event types that can set the workflow's status (progress only when it names one).
-STATUS_EVENT_TYPES = frozenset({*_STATUS_OF_TYPE, "workflow_completed", "workflow_progress"})
-_STATUS_PAGE = 100
+#: The event types that set the workflow's status by themselves.
+_SETTERS = frozenset({*_STATUS_OF_TYPE, "workflow_completed"})
 
 
 def status_set_by(event: Event) -> str | None:
@@ -399,15 +398,22 @@ def statuses_after(events: list[Event], start_status: str) -> list[str]:
 
 
 async def status_before(records: RecordStore, record_id: str, sequence: int) -> str:
-    """The workflow's status just before event `sequence`: set by the newest earlier event
-    that sets one (progress ticks without a status are skipped a page at a time)."""
-    before = sequence
-    while page := await records.latest_events(record_id, _STATUS_PAGE, before, STATUS_EVENT_TYPES):
+    """The workflow's status just before event `sequence`, from two short reads rather than the
+    whole log: the newest earlier event of a type that sets the status and, when that was a
+    wait, the events since it (an answer or an approval moves the workflow back to "running"
+    with a `workflow_progress` naming the status, the event that follows the wait)."""
+    setter = await records.latest_events(record_id, 1, sequence, _SETTERS)
+    if not setter:
+        return "queued"  # a progress event names a status only to end a wait
+    status = status_set_by(setter[0]) or "queued"
+    after = setter[0].sequence
+    while status == "waiting_for_user" and (page := await records.events(record_id, after, 100)):
         for event in page:
-            if status := status_set_by(event):
+            if event.sequence >= sequence:
                 return status
-        before = page[-1].sequence
-    return "queued"
+            status = status_set_by(event) or status
+        after = page[-1].sequence
+    return status
 
 
 def _billing_event(preview: dict[str, Any], number: int) -> Announcement:

@@ -34,11 +34,14 @@ async def test_status_before_any_event_matches_the_fold_over_the_whole_log(
     log = [
         ("workflow_planned", {}),
         ("workflow_started", {}),
-        *ticks,  # more than a page of progress without a status
-        ("workflow_progress", {"status": "waiting_for_user", "awaitingCostApproval": True}),
-        ("step_started", {"stepId": "s2"}),
+        *ticks,  # a long run of progress without a status
+        ("workflow_waiting_for_user", {"reason": "cost"}),
+        ("billing_preview_updated", {}),
         ("workflow_progress", {"status": "running", "costApproved": True}),
         *ticks[:5],
+        ("workflow_user_input_required", {"stepId": "s2"}),
+        ("workflow_progress", {"status": "running", "inputReceived": {"stepId": "s2"}}),
+        ("step_started", {"stepId": "s3"}),
         ("workflow_completed", {"status": "partial_failure"}),
     ]
     await _append_all(records, record.id, log)
