@@ -185,9 +185,22 @@ def start_cluster(data: Path, database_url: str, takeover_after_s: float) -> Clu
         queues = "image,video,audio,analysis"
         cluster.start(name, ["worker", "--queues", queues, "--executor-id", name], {})
     deadline = time.monotonic() + 180
-    for name in ("api-1", "api-2"):
-        _healthy(cluster.processes[name], deadline)
+    try:
+        for name in ("api-1", "api-2"):
+            _healthy(cluster.processes[name], deadline)
+    except BaseException:  # one did not start: stop the others rather than leave them running
+        stop_cluster(cluster)
+        raise
     return cluster
+
+
+def stop_cluster(cluster: Cluster) -> None:
+    for process in cluster.processes.values():
+        if process.popen is not None and process.popen.poll() is None:
+            process.popen.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.popen.wait(20)
+            process.popen.kill()
 
 
 # --- following a record over SSE --------------------------------------------------------------
@@ -344,12 +357,7 @@ def main() -> int:
         try:
             result = asyncio.run(drive(cluster, workflows, runs))
         finally:
-            for process in cluster.processes.values():
-                if process.popen is not None and process.popen.poll() is None:
-                    process.popen.terminate()
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        process.popen.wait(20)
-                    process.popen.kill()
+            stop_cluster(cluster)
     followed: list[Followed] = result["followed"]
     passed, failures = check(followed)
     delays = [d for f in followed for d in f.delays_ms]
