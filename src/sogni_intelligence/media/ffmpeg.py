@@ -61,14 +61,23 @@ async def run_process(*argv: str, timeout_s: float = 600) -> bytes:
     try:
         stdout, stderr = await asyncio.wait_for(process.communicate(), timeout_s)
     except BaseException:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await _kill(process)
         raise
+    _check_exit(Path(argv[0]).name, process, stderr)
+    return stdout
+
+
+async def _kill(process: asyncio.subprocess.Process) -> None:
+    """Stop a process the caller gave up on (cancelled, timed out), and reap it."""
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+
+
+def _check_exit(name: str, process: asyncio.subprocess.Process, stderr: bytes) -> None:
     if process.returncode != 0:
         tail = stderr.decode(errors="replace")[-1500:]
-        raise MediaProcessError(f"{Path(argv[0]).name} failed ({process.returncode}): {tail}")
-    return stdout
+        raise MediaProcessError(f"{name} failed ({process.returncode}): {tail}")
 
 
 async def ffmpeg(
@@ -104,13 +113,9 @@ async def ffmpeg(
             await process.wait()
     except BaseException:
         stderr.cancel()
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await _kill(process)
         raise
-    if process.returncode != 0:
-        message = tail.decode(errors="replace")[-1500:]
-        raise MediaProcessError(f"ffmpeg failed ({process.returncode}): {message}")
+    _check_exit("ffmpeg", process, tail)
     progress(1.0, "encoded")
 
 
