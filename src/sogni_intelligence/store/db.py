@@ -67,14 +67,15 @@ class Database:
 
     async def create_all(self) -> None:
         async with self.engine.begin() as conn:
-            if not self.url.startswith("sqlite"):
-                # Replicas starting together would race on the same DDL (a duplicate type
-                # from CREATE TABLE, "tuple concurrently updated" from CREATE OR REPLACE):
-                # one at a time, each finding what the one before it made.
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+            if self.url.startswith("sqlite"):
+                await conn.run_sync(Base.metadata.create_all)
+                return
+            # Replicas starting together would race on the same DDL (a duplicate type from
+            # CREATE TABLE, "tuple concurrently updated" from CREATE OR REPLACE): one at a
+            # time, each finding what the one before it made.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
             await conn.run_sync(Base.metadata.create_all)
-            if not self.url.startswith("sqlite"):
-                await install_trigger(conn)
+            await install_trigger(conn)
 
     def listening(self, heard: Heard) -> AbstractAsyncContextManager[None] | None:
         """Hear of every appended event while the context lasts (PostgreSQL); None where the
