@@ -38,7 +38,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User + system time of the process and its waited-for children."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return sum(int(value) for value in fields[11:15]) / CLOCK_TICKS
@@ -80,9 +80,9 @@ def _measured(process: subprocess.Popen[Any], name: str, window_s: float) -> dic
     warm-up, DBOS recovery) is over; the process is stopped afterwards."""
     try:
         time.sleep(5)
-        before, started = _cpu_seconds(process.pid), time.monotonic()
+        before, started = cpu_seconds(process.pid), time.monotonic()
         time.sleep(window_s)
-        used, elapsed = _cpu_seconds(process.pid) - before, time.monotonic() - started
+        used, elapsed = cpu_seconds(process.pid) - before, time.monotonic() - started
     finally:
         process.terminate()
         process.wait(30)
