@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sogni_intelligence.llm.socket_stream import SocketStreamError, stream_chat
+from sogni_intelligence.llm.protocol import EngineError
+from sogni_intelligence.llm.socket_stream import stream_chat
 
 CHUNKS = [
     {"choices": [{"index": 0, "delta": {"role": "assistant", "content": None}}]},
@@ -93,36 +94,37 @@ async def test_events_arrive_whole_however_the_bytes_are_split(
     assert json.loads(request.split(b"\r\n\r\n", 1)[1]) == {"messages": [], "stream": True}
 
 
-async def test_an_error_status_carries_the_error_object(socket_path: Path) -> None:
-    error = {"code": 400, "message": "the request exceeds the context", "type": "exceed_context"}
+async def test_an_error_status_becomes_the_engine_error_a_client_sees(socket_path: Path) -> None:
+    error = {"code": 400, "message": "too long", "type": "exceed_context_size_error"}
     body = json.dumps({"error": error}).encode()
     async with await _serve(Answering(socket_path, _response("400 Bad Request", body))):
-        with pytest.raises(SocketStreamError) as info:
+        with pytest.raises(EngineError) as info:
             await _collect(stream_chat(str(socket_path), {}))
-    assert info.value.error == error
+    assert (info.value.status, info.value.code) == (400, "context_length_exceeded")
+    assert info.value.message == "too long"
 
 
 async def test_an_error_body_that_is_not_json_becomes_the_message(socket_path: Path) -> None:
     reply = _response("500 Internal Server Error", b"engine on fire", chunk=4)
     async with await _serve(Answering(socket_path, reply)):
-        with pytest.raises(SocketStreamError) as info:
+        with pytest.raises(EngineError) as info:
             await _collect(stream_chat(str(socket_path), {}))
-    assert info.value.error == {"code": 500, "message": "engine on fire"}
+    assert (info.value.status, info.value.message) == (500, "engine on fire")
 
 
 async def test_an_error_event_ends_the_stream_after_the_chunks_before_it(
     socket_path: Path,
 ) -> None:
-    error = {"code": 500, "message": "decode failed", "type": "server_error"}
+    error = {"code": 503, "message": "decode failed", "type": "unavailable_error"}
     body = _events(CHUNKS[:2])[: -len(b"data: [DONE]\n\n")]
     body += b"error: " + json.dumps(error).encode() + b"\n\n"
     async with await _serve(Answering(socket_path, _response("200 OK", body, chunk=16))):
         got: list[dict[str, object]] = []
-        with pytest.raises(SocketStreamError) as info:
+        with pytest.raises(EngineError) as info:
             async for chunk in stream_chat(str(socket_path), {}):
                 got.append(chunk)
     assert got == CHUNKS[:2]
-    assert info.value.error == error
+    assert (info.value.status, info.value.message) == (503, "decode failed")
 
 
 async def test_a_stream_cut_off_midway_is_an_error_not_an_end(socket_path: Path) -> None:
@@ -135,10 +137,10 @@ async def test_a_stream_cut_off_midway_is_an_error_not_an_end(socket_path: Path)
         writer.close()
 
     async with await asyncio.start_unix_server(cut, str(socket_path)):
-        with pytest.raises(SocketStreamError) as info:
+        with pytest.raises(EngineError) as info:
             await _collect(stream_chat(str(socket_path), {}))
-    assert info.value.error["code"] == 502
-    assert "closed the stream early" in str(info.value.error["message"])
+    assert info.value.status == 502
+    assert "closed the stream early" in info.value.message
 
 
 async def test_closing_the_stream_closes_the_connection(socket_path: Path) -> None:
@@ -156,7 +158,16 @@ async def test_closing_the_stream_closes_the_connection(socket_path: Path) -> No
 async def test_an_event_that_is_not_json_is_an_error(socket_path: Path) -> None:
     body = _events(CHUNKS[:1]).replace(b"data: [DONE]", b"data: {not json")
     async with await _serve(Answering(socket_path, _response("200 OK", body, chunk=8))):
-        with pytest.raises(SocketStreamError) as info:
+        with pytest.raises(EngineError) as info:
             await _collect(stream_chat(str(socket_path), {}))
-    assert info.value.error["code"] == 502
-    assert "unreadable event" in str(info.value.error["message"])
+    assert info.value.status == 502
+    assert "unreadable event" in info.value.message
+
+
+async def test_an_error_inside_a_data_event_ends_the_stream(socket_path: Path) -> None:
+    error = {"code": 500, "message": "image input is not supported - hint: mmproj"}
+    body = b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
+    async with await _serve(Answering(socket_path, _response("200 OK", body, chunk=8))):
+        with pytest.raises(EngineError) as info:
+            await _collect(stream_chat(str(socket_path), {}))
+    assert (info.value.status, info.value.code) == (400, "model_not_vision")

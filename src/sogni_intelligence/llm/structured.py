@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -207,12 +207,13 @@ def _with_delta(template: Chunk, delta: dict[str, Any], finish: str | None = Non
     return {**template, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
 
-async def apply(plan: Plan, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
-    """Pass `chunks` through, turning generated calls into `tool_calls` deltas."""
-    if plan.mode == "plain":
-        async for chunk in chunks:
-            yield chunk
-        return
+def apply(plan: Plan, chunks: AsyncGenerator[Chunk, None]) -> AsyncGenerator[Chunk, None]:
+    """`chunks` with generated calls turned into `tool_calls` deltas; a plain plan's chunks
+    as they are (no layer in between: it would cost a step per token)."""
+    return chunks if plan.mode == "plain" else _calls_applied(plan, chunks)
+
+
+async def _calls_applied(plan: Plan, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
     # A forced reply is all call; a free one is read as it comes (see `text_calls`).
     reader = CallReader(plan.tool_names) if plan.mode == "sniff" else None
     forced = ""
