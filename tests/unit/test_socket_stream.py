@@ -171,3 +171,10 @@ async def test_an_error_inside_a_data_event_ends_the_stream(socket_path: Path) -
         with pytest.raises(EngineError) as info:
             await _collect(stream_chat(str(socket_path), {}))
     assert (info.value.status, info.value.code) == (400, "model_not_vision")
+
+
+async def test_an_engine_that_is_not_listening_is_a_503(socket_path: Path) -> None:
+    with pytest.raises(EngineError) as info:
+        await _collect(stream_chat(str(socket_path), {}))
+    assert info.value.status == 503
+    assert "cannot be reached" in info.value.message

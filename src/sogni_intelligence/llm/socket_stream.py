@@ -117,7 +117,10 @@ async def stream_chat(socket_path: str, request: dict[str, Any]) -> AsyncGenerat
     raise `EngineError`. Closing the generator closes the connection, and llama.cpp stops the
     generation at its next token."""
     loop = asyncio.get_running_loop()
-    transport, reader = await loop.create_unix_connection(_EventReader, socket_path)
+    try:
+        transport, reader = await loop.create_unix_connection(_EventReader, socket_path)
+    except OSError as exc:
+        raise _failure(503, f"the engine cannot be reached: {exc}") from None
     try:
         body = orjson.dumps(request)
         transport.write(
