@@ -189,19 +189,19 @@ class EmbeddedEngine:
         return len(tokens.json()["tokens"])
 
     def _raw_stream(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
-        if self._server is None or self._socket_path is None:
-            raise EngineError("the model is not loaded", 503, "server_error")
         body = {**request, "stream": True, "stream_options": {"include_usage": True}}
-        return stream_chat(self._socket_path, body)
+        return stream_chat(self._socket(), body)
 
     def _socket_client(self) -> httpx.AsyncClient:
         """A client for llama.cpp's own endpoints on the private socket."""
-        if self._socket_path is None:
-            raise EngineError("the model is not loaded", 503, "server_error")
-        # No TLS on a unix socket: without `verify=False` each client would load the CA
-        # bundle (20 ms) for nothing.
-        transport = httpx.AsyncHTTPTransport(uds=self._socket_path, verify=False)
+        transport = httpx.AsyncHTTPTransport(uds=self._socket(), verify=False)
         return httpx.AsyncClient(transport=transport, timeout=30)
+
+    def _socket(self) -> str:
+        """The private socket of the loaded model's listener."""
+        if self._server is None or self._socket_path is None:
+            raise EngineError("the model is not loaded", 503, "server_error")
+        return self._socket_path
 
 
 def _at_lower_priority(nice: int, make: Callable[[], Any]) -> Any:
@@ -220,8 +220,11 @@ def _at_lower_priority(nice: int, make: Callable[[], Any]) -> Any:
 
 
 def _read_props(socket_path: str) -> dict[str, Any]:
+    # `verify=False` on every client of the socket: there is no TLS on it, and loading the CA
+    # bundle for nothing costs 20 ms a client.
+    transport = httpx.HTTPTransport(uds=socket_path, verify=False)
     try:
-        with httpx.Client(transport=httpx.HTTPTransport(uds=socket_path), timeout=10) as client:
+        with httpx.Client(transport=transport, timeout=10) as client:
             return client.get("http://llama/props").json()
     except (httpx.HTTPError, ValueError):
         return {}
