@@ -1,7 +1,9 @@
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, event
 
 from sogni_intelligence.store.db import Database
 from sogni_intelligence.store.keys import KEY_PREFIX, KeyLimits, KeyStore, digest
@@ -77,3 +79,59 @@ async def test_a_key_made_before_roles_is_a_user_without_limits(store: KeyStore)
     assert checked is not None and checked.role == "user" and not checked.limits.any
     promoted = await store.update(info.id, "admin")
     assert promoted is not None and promoted.is_admin
+
+
+def _key_reads(db: Database) -> list[str]:
+    """Every statement that reads the key table, as the database receives it."""
+    reads: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "api_keys" in statement:
+            reads.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    return reads
+
+
+async def test_requests_arriving_together_share_one_lookup(database_url: str) -> None:
+    db = Database(database_url)
+    await db.create_all()
+    store = KeyStore(db, cache_seconds=60)
+    key, info = await store.create("burst")
+    reads = _key_reads(db)
+    checked = await asyncio.gather(*(store.check(key) for _ in range(8)))
+    assert [c.id if c else None for c in checked] == [info.id] * 8
+    assert len(reads) == 1
+    assert await store.check(key) is not None and len(reads) == 1  # from the cache now
+    await db.close()
+
+
+async def test_a_caller_that_goes_away_leaves_the_lookup_to_the_others(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    await db.create_all()
+    store = KeyStore(db, cache_seconds=60)
+    key, info = await store.create()
+    leaving, staying = (asyncio.create_task(store.check(key)) for _ in range(2))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    checked = await staying
+    assert checked is not None and checked.id == info.id and leaving.cancelled()
+    await db.close()
+
+
+async def test_a_lookup_begun_before_a_revocation_is_not_reused_or_cached(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    await db.create_all()
+    store = KeyStore(db, cache_seconds=60)
+    key, info = await store.create()
+    before = asyncio.create_task(store.check(key))
+    await asyncio.sleep(0)  # its lookup has begun
+    assert await store.revoke(info.id) is True
+    assert await store.check(key) is None
+    await before  # whatever it saw, it is not what later callers get
+    assert await store.check(key) is None
+    await db.close()

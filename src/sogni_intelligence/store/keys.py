@@ -3,6 +3,7 @@ only their digest is stored."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -98,6 +99,7 @@ class KeyStore:
         self._db = db
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
+        self._lookups: dict[str, asyncio.Task[KeyInfo | None]] = {}
 
     async def create(
         self, name: str = "", role: Role = "user", limits: KeyLimits | None = None
@@ -157,7 +159,7 @@ class KeyStore:
             for name, value in (limits or {}).items():
                 setattr(policy, name, value)
             info = _info(row, policy)
-        self._cache.clear()
+        self._forget()
         return info
 
     async def revoke(self, key_id: str) -> bool:
@@ -166,25 +168,48 @@ class KeyStore:
             if row is None or row.revoked_at is not None:
                 return False
             row.revoked_at = utcnow()
-        self._cache.clear()
+        self._forget()
         return True
+
+    def _forget(self) -> None:
+        """After a change here: no cached record, and no lookup begun before it is shared."""
+        self._cache.clear()
+        self._lookups.clear()
 
     async def check(self, key: str) -> KeyInfo | None:
         """The active key's record, or None. Results are cached briefly to keep auth off the
         hot path; a revocation or a new limit from another process takes effect within
-        `cache_seconds`."""
+        `cache_seconds`. Requests that arrive together while their key is not cached share
+        one lookup, so a burst of them reaches its handler together instead of one database
+        read after another."""
         key_digest = digest(key)
-        now = time.monotonic()
         cached = self._cache.get(key_digest)
-        if cached is not None and now - cached[0] < self._cache_seconds:
+        if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
             return cached[1]
+        lookup = self._lookups.get(key_digest)
+        if lookup is None:
+            lookup = asyncio.create_task(self._look_up(key_digest))
+            self._lookups[key_digest] = lookup
+            lookup.add_done_callback(lambda done: self._lookup_done(key_digest, done))
+        # A caller that goes away leaves the lookup to the others (and to the cache).
+        return await asyncio.shield(lookup)
+
+    async def _look_up(self, key_digest: str) -> KeyInfo | None:
+        now = time.monotonic()
         async with self._db.session() as session:
             row = (await session.execute(_KEYS.where(ApiKey.digest == key_digest))).first()
         info = _with_policy(row) if row is not None and row[0].revoked_at is None else None
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[key_digest] = (now, info)
+        if self._lookups.get(key_digest) is asyncio.current_task():  # not forgotten meanwhile
+            self._cache[key_digest] = (now, info)
         return info
+
+    def _lookup_done(self, key_digest: str, lookup: asyncio.Task[KeyInfo | None]) -> None:
+        if self._lookups.get(key_digest) is lookup:
+            del self._lookups[key_digest]
+        if not lookup.cancelled():
+            lookup.exception()  # seen here when every caller had gone: not an unread error
 
 
 def _policy(key_id: str, role: Role, limits: KeyLimits) -> KeyPolicy:
