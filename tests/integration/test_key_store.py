@@ -93,40 +93,39 @@ def _key_reads(db: Database) -> list[str]:
     return reads
 
 
-async def test_requests_arriving_together_share_one_lookup(database_url: str) -> None:
+@pytest.fixture
+async def caching(database_url: str) -> AsyncIterator[KeyStore]:
+    """A store that keeps checked keys for a minute, as a server does for a few seconds."""
     db = Database(database_url)
     await db.create_all()
-    store = KeyStore(db, cache_seconds=60)
+    yield KeyStore(db, cache_seconds=60)
+    await db.close()
+
+
+async def test_requests_arriving_together_share_one_lookup(caching: KeyStore) -> None:
+    store = caching
     key, info = await store.create("burst")
-    reads = _key_reads(db)
+    reads = _key_reads(store._db)
     checked = await asyncio.gather(*(store.check(key) for _ in range(8)))
     assert [c.id if c else None for c in checked] == [info.id] * 8
     assert len(reads) == 1
     assert await store.check(key) is not None and len(reads) == 1  # from the cache now
-    await db.close()
 
 
-async def test_a_caller_that_goes_away_leaves_the_lookup_to_the_others(
-    database_url: str,
-) -> None:
-    db = Database(database_url)
-    await db.create_all()
-    store = KeyStore(db, cache_seconds=60)
+async def test_a_caller_that_goes_away_leaves_the_lookup_to_the_others(caching: KeyStore) -> None:
+    store = caching
     key, info = await store.create()
     leaving, staying = (asyncio.create_task(store.check(key)) for _ in range(2))
     await asyncio.sleep(0)
     leaving.cancel()
     checked = await staying
     assert checked is not None and checked.id == info.id and leaving.cancelled()
-    await db.close()
 
 
 async def test_a_lookup_begun_before_a_revocation_is_not_reused_or_cached(
-    database_url: str,
+    caching: KeyStore,
 ) -> None:
-    db = Database(database_url)
-    await db.create_all()
-    store = KeyStore(db, cache_seconds=60)
+    store = caching
     key, info = await store.create()
     before = asyncio.create_task(store.check(key))
     await asyncio.sleep(0)  # its lookup has begun
@@ -134,4 +133,3 @@ async def test_a_lookup_begun_before_a_revocation_is_not_reused_or_cached(
     assert await store.check(key) is None
     await before  # whatever it saw, it is not what later callers get
     assert await store.check(key) is None
-    await db.close()
