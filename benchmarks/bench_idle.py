@@ -1,13 +1,15 @@
-"""Benchmark: CPU an idle server uses, by queue poll interval.
+"""Benchmark: CPU an idle server uses, alone and beside another process.
 
-A server with nothing to do still polls: DBOS looks for media jobs other processes queued
-once per `SOGNI_QUEUE_POLL_S` on each queue it serves (jobs a process makes itself start at
-once, see `bench_workflows.py`), and runs threads of its own (an internal queue and background
-jobs, each once a second). This starts `sogni-intelligence serve` on the default model with the
-default poll, with faster ones, and with no worker queues at all (`--no-worker`); waits until
-each is healthy and settled; and reads the process's CPU time over a quiet window from /proc.
-The baseline is DBOS alone, launched as the server launches it (same queues, same poll, same
-SQLite setup) in a process that does nothing else: what the durable engine costs by itself.
+A server with nothing to do still has threads that wake: DBOS's own (an internal queue and
+background jobs, each once a second) and our heartbeat. Once another process shares the
+database, the server also polls each queue it serves for jobs the other one queued, once per
+`SOGNI_QUEUE_POLL_S` (jobs a process makes itself start at once, see `bench_workflows.py`; a
+process alone polls nothing). This starts `sogni-intelligence serve` on the default model alone
+(default, and `--no-worker`) and beside an idle `sogni-intelligence worker` on the same data
+directory (default poll, and a 1 s poll); waits until each is healthy and settled; and reads
+the server process's CPU time over a quiet window from the scheduler. The baseline is DBOS
+alone, launched as the server launches it (same queues, same SQLite setup) in a process that
+does nothing else: what the durable engine costs by itself.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from sogni_intelligence.config import PUBLIC_MODEL_IDS
 MAX_IDLE_PERCENT = 1.0
 #: Start-up work (model warm-up, DBOS recovery, the first beats) is over by then.
 SETTLE_S = 10
+#: The process beside the server in the cases with company: a worker with nothing to do.
+IDLE_WORKER = ("--queues", "audio", "--executor-id", "idle-worker")
 
 
 def _free_port() -> int:
@@ -98,7 +102,12 @@ def _measured(process: subprocess.Popen[Any], name: str, window_s: float) -> dic
 
 
 def idle_cpu(
-    root: Path, name: str, env_extra: dict[str, str], args: list[str], window_s: float
+    root: Path,
+    name: str,
+    env_extra: dict[str, str],
+    args: list[str],
+    window_s: float,
+    beside_worker: bool = False,
 ) -> dict[str, Any]:
     data = root / name
     port = _free_port()
@@ -119,6 +128,15 @@ def idle_cpu(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    worker = None
+    if beside_worker:  # idle itself; measured is the server, which now has company
+        with (data / "worker.log").open("wb") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "sogni_intelligence.cli.main", "worker", *IDLE_WORKER],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -130,10 +148,12 @@ def idle_cpu(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name}: the server did not become healthy")
             time.sleep(0.1)
-    except BaseException:
-        server.terminate()
-        raise
-    return _measured(server, name, window_s)
+        return _measured(server, name, window_s)
+    finally:
+        for process in (server, worker):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(30)
 
 
 def main() -> None:
@@ -148,14 +168,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         peer = dbos_idle_cpu(root, args.window)
-        cases: list[tuple[str, dict[str, str], list[str]]] = [
-            ("no worker queues (--no-worker)", {}, ["--no-worker"]),
-            ("default (every queue, 5 s poll)", {}, []),
-            ("every queue, 1 s poll", {"SOGNI_QUEUE_POLL_S": "1"}, []),
-            ("every queue, 0.2 s poll", {"SOGNI_QUEUE_POLL_S": "0.2"}, []),
+        cases: list[tuple[str, dict[str, str], list[str], bool]] = [
+            ("default (alone)", {}, [], False),
+            ("no worker queues (--no-worker), alone", {}, ["--no-worker"], False),
+            ("beside a worker (5 queues polled every 5 s)", {}, [], True),
+            ("beside a worker, 1 s poll", {"SOGNI_QUEUE_POLL_S": "1"}, [], True),
         ]
         results = [peer] + [
-            idle_cpu(root, name, env, argv, args.window) for name, env, argv in cases
+            idle_cpu(root, name, env, argv, args.window, beside)
+            for name, env, argv, beside in cases
         ]
     baseline = peer["cpu_percent_of_one_core"]
     for result in results:

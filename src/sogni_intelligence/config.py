@@ -491,7 +491,8 @@ class Settings(BaseSettings):
         gt=0,
         le=5,
         description="How often a worker looks for jobs other processes queued (each look costs "
-        "a few database queries per queue, also when idle). Jobs a process makes for a queue "
+        "a few database queries per queue, also when idle). A process alone on its database "
+        "does not look until another process beats beside it. Jobs a process makes for a queue "
         "it serves start at once, without waiting for a look; lower this when separate API "
         "processes hand their jobs to workers.",
     )

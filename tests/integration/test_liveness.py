@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from sqlalchemy import delete, select
@@ -24,8 +24,12 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await database.close()
 
 
-def _process(db: Database, executor_id: str, beat_s: float = 0.1) -> Liveness:
-    return Liveness(db, executor_id, "api", ["image"], beat_s, takeover_after_s=0.3)
+def _process(
+    db: Database, executor_id: str, beat_s: float = 0.1, on_company: Callable[[], None] = list
+) -> Liveness:
+    return Liveness(
+        db, executor_id, "api", ["image"], beat_s, takeover_after_s=0.3, on_company=on_company
+    )
 
 
 async def test_one_supervisor_at_a_time_and_a_dead_ones_lease_passes_on(db: Database) -> None:
@@ -52,3 +56,16 @@ async def test_beats_record_each_process_and_its_queues(db: Database) -> None:
         beats = list(await session.scalars(select(ProcessBeat)))
     assert [b.executor_id for b in beats] == ["worker-1"]
     assert beats[0].beat_at > first.beat_at
+
+
+async def test_a_process_alone_has_no_company_until_another_beats(db: Database) -> None:
+    told: list[str] = []
+    first = _process(db, "api-1", on_company=lambda: told.append("api-1"))
+    second = _process(db, "api-2", on_company=lambda: told.append("api-2"))
+    for _ in range(3):
+        await first.beat_and_supervise()
+    assert told == []
+    await second.beat_and_supervise()  # the lease is the first one's: someone else is there
+    assert told == ["api-2"]
+    await first.beat_and_supervise()  # the leader finds the second one's beat
+    assert told == ["api-2", "api-1"]

@@ -110,6 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings.worker_queues,
             settings.heartbeat_s,
             settings.takeover_after_s,
+            on_company=durable.poll_queues,
         )
         beating = asyncio.create_task(liveness.run_forever())
         chat = ChatCompletionsService(

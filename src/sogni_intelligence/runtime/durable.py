@@ -28,6 +28,8 @@ APP_NAME = "sogni-intelligence"
 SQLITE_SYSTEM_POOL = 2
 #: The system database engine of the DBOS launched in this process, which we made and close.
 _SYSTEM_ENGINES: list[sa.Engine | None] = []
+#: The queues the DBOS of this process takes work from, once it polls them (`poll_queues`).
+_POLLED: list[str] = []
 
 
 def system_database_url(database_url: str, data_dir: Path) -> str:
@@ -89,9 +91,31 @@ async def launch(
     )
     served = list(settings.worker_queues if listen is None else listen)
     QUEUE_SLOTS.bind(QueueSlots(served, settings.queue_concurrency))
-    DBOS.listen_queues([*served, *([ORCHESTRATION_QUEUE] if orchestrates else [])])
+    _POLLED.clear()
+    _POLLED.extend([*served, *([ORCHESTRATION_QUEUE] if orchestrates else [])])
+    DBOS.listen_queues([])  # until `poll_queues`
     DBOS.launch()
     await register_queues(settings.queue_concurrency, settings.queue_poll_s)
+    waiting = await asyncio.to_thread(enqueued_by_queue)
+    if any(waiting.get(queue) for queue in _POLLED):
+        poll_queues()
+
+
+def poll_queues() -> None:
+    """Begin polling this process's queues (later calls change nothing).
+
+    Only another process puts work on them: a process runs the jobs of the queues it serves
+    inside their workflows, and DBOS recovers its own unfinished work through DBOS's internal
+    queue. So a process that is alone on its database polls nothing (five polls every
+    `queue_poll_s`, a quarter of an idle server's CPU), and begins when it may have company:
+    another process's heartbeat, work found waiting at launch, or a job it queues itself.
+    DBOS names the queues a process polls only before launch (`listen_queues`); its queue
+    manager re-reads that list every second and starts a poller for each queue added."""
+    dbos = _get_dbos_instance()
+    listening = dbos._listening_queues or []
+    missing = [queue for queue in _POLLED if queue not in listening]
+    if missing:
+        dbos._listening_queues = [*listening, *missing]
 
 
 def take_over(executor_id: str) -> int:

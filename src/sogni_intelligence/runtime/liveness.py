@@ -5,7 +5,8 @@ them at a time holds the supervisor lease; it looks for executors silent for lon
 takeover time and hands their unfinished DBOS workflows to live processes: a job goes back on
 its media queue (a worker serving it takes it), a workflow or chat run onto the orchestration
 queue that API processes serve. DBOS replays each from its recorded steps, so no finished step
-runs again, and the dedupe keys of our events keep every event single.
+runs again, and the dedupe keys of our events keep every event single. A process that finds
+another one beside it begins polling its queues (alone, it has nothing to poll for).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from sqlalchemy import Connection, delete, insert, select, update
@@ -43,8 +44,12 @@ class Liveness:
         queues: Sequence[str],
         beat_s: float,
         takeover_after_s: float,
+        on_company: Callable[[], None],
     ) -> None:
+        """`on_company` is called on each round that finds another process's beat, or another
+        process holding the lease (the process then polls the queues others may fill)."""
         self._db = db
+        self._on_company = on_company
         self.executor_id = executor_id
         self._role = role
         self._queues = list(queues)
@@ -55,11 +60,17 @@ class Liveness:
         """A round every `beat_s`, supervising when leading; a failed round is retried."""
         while True:
             try:
-                if await self.round():
-                    await self.take_over_dead()
+                await self.beat_and_supervise()
             except Exception:
                 log.warning("liveness round failed; retrying", exc_info=True)
             await asyncio.sleep(self._beat_s)
+
+    async def beat_and_supervise(self) -> None:
+        """One round: beat, then take over dead processes when leading."""
+        if await self.round():
+            await self.take_over_dead()
+        else:  # another process leads
+            self._on_company()
 
     async def round(self) -> bool:
         """Beat, and take or renew the supervisor lease, in one transaction (one commit per
@@ -110,6 +121,8 @@ class Liveness:
         executors taken over. A silent one's row goes, unless it beat again meanwhile."""
         cutoff = utcnow() - self._takeover_after
         rows = await self._db.read(select(_BEATS))
+        if any(r.executor_id != self.executor_id for r in rows):
+            self._on_company()
         dead = [r for r in rows if r.executor_id != self.executor_id and aware(r.beat_at) < cutoff]
         for row in dead:
             moved = await asyncio.to_thread(durable.take_over, row.executor_id)

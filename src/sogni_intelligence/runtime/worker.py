@@ -38,7 +38,13 @@ async def run_worker(
     core.workflows.launch()
     await durable.launch(settings, executor_id, listen=queues, orchestrates=False)
     liveness = Liveness(
-        core.db, executor_id, "worker", queues, settings.heartbeat_s, settings.takeover_after_s
+        core.db,
+        executor_id,
+        "worker",
+        queues,
+        settings.heartbeat_s,
+        settings.takeover_after_s,
+        on_company=durable.poll_queues,
     )
     beating = asyncio.create_task(liveness.run_forever())
     metrics = None

@@ -25,7 +25,7 @@ from dbos import DBOS
 from sogni_intelligence.media.fetch import FetchPolicy
 from sogni_intelligence.media.store import AssetStore
 from sogni_intelligence.observability.metrics import JOB_DURATION
-from sogni_intelligence.runtime import cost_approval, workflow_input
+from sogni_intelligence.runtime import cost_approval, durable, workflow_input
 from sogni_intelligence.runtime.endings import STOPPED, ends_record_on_error
 from sogni_intelligence.runtime.launched import Launched
 from sogni_intelligence.runtime.queues import QUEUE_SLOTS
@@ -466,6 +466,8 @@ async def _run_wave(
         if queue[sid] in how.here
     }
     remote = [sid for sid in wave if sid not in inline]
+    if remote:  # a queue this process serves may be among theirs (a workflow begun elsewhere)
+        durable.poll_queues()
     jobs = [
         await DBOS.enqueue_workflow_async(queue[sid], tool_job, record_id, sid, *args, attempt)
         for sid in remote
