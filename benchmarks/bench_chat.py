@@ -24,8 +24,9 @@ Requests use greedy sampling (temperature 0, a fixed seed) and the same prompts 
 order, so both sides generate the same tokens; the table says how many 32-token outputs
 matched.
 
-    .venv/bin/python benchmarks/bench_chat.py            # table
-    .venv/bin/python benchmarks/bench_chat.py --json     # JSON object
+    .venv/bin/python benchmarks/bench_chat.py             # table
+    .venv/bin/python benchmarks/bench_chat.py --json      # JSON object
+    .venv/bin/python benchmarks/bench_chat.py --threads 1 # a core left to the HTTP side
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from typing import Any
 import httpx
 
 from bench_idle import cpu_seconds
-from sogni_intelligence.config import PUBLIC_MODEL_IDS, ModelConfig
+from sogni_intelligence.config import PUBLIC_MODEL_IDS, ModelConfig, Settings
 from sogni_intelligence.llm.embedded import engine_params, resolve_model_path
 
 LATENCY_TOKENS = 32
@@ -58,6 +59,8 @@ MAX_ADDED_TTFT_MS = 3.0
 MIN_THROUGHPUT_RATIO = 0.97
 MAX_TTFT_MAX_RATIO = 1.2
 BURST = 4  # concurrent streams whose largest time to first token has a target
+#: First tokens of one burst further apart than this came from different decode steps.
+SPLIT_MS = 10.0
 LLAMA_DEFAULT_POLL = 50  # the peer keeps llama.cpp's own default, whatever ours uses
 
 PROMPTS = (
@@ -97,6 +100,7 @@ class SideResult:
     aggregate_tps: dict[int, list[float]] = field(default_factory=dict)
     ttft_max_ms: dict[int, list[float]] = field(default_factory=dict)
     burst_ttft_max_ms: list[float] = field(default_factory=list)
+    bursts_split: int = 0  # bursts whose first tokens came in two waves (see SPLIT_MS)
     texts: list[str] = field(default_factory=list)
     short_streams: int = 0  # streams that stopped before max_tokens
     cpu_s: float = 0.0  # the server process's CPU time over its measurements
@@ -139,12 +143,13 @@ def start_watchdog(seconds: float) -> None:
 # --------------------------------------------------------------------------- the peer
 
 
-def serve_peer(port: int) -> None:
+def serve_peer(port: int, threads: int) -> None:
     """llama.cpp's own OpenAI server (xllamacpp's `Server` on a TCP port) with the parameters
     `EmbeddedEngine` builds for the default model; runs until killed."""
     import xllamacpp
 
-    params = engine_params(ModelConfig(id="bench"), Path(model_path()), "127.0.0.1")
+    config = ModelConfig(id="bench", threads=threads)
+    params = engine_params(config, Path(model_path()), "127.0.0.1")
     params.port = port
     params.cpuparams.poll = params.cpuparams_batch.poll = LLAMA_DEFAULT_POLL
     server = xllamacpp.Server(params)
@@ -157,15 +162,16 @@ class PeerServer:
 
     name = "peer"
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int) -> None:
         self.port = free_port()
         self.key = ""
+        self._threads_flag = ("--threads", str(threads))
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 180.0) -> None:
         _cleanups.append(self.stop)
         self._proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve-peer", str(self.port)],
+            [sys.executable, __file__, "--serve-peer", str(self.port), *self._threads_flag],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -218,11 +224,12 @@ def free_port() -> int:
 
 
 class OurServer:
-    """`sogni-intelligence serve` in a subprocess with default settings and a fresh data dir."""
+    """`sogni-intelligence serve` in a subprocess with default settings and a fresh data dir
+    (but for the engine's thread count, when one is given)."""
 
     name = "ours"
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int) -> None:
         self.data_dir = tempfile.mkdtemp(prefix="bench-sogni-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -237,6 +244,10 @@ class OurServer:
             SOGNI_PORT=str(self.port),
             SOGNI_LOG_LEVEL="warning",
         )
+        if threads:  # the default model, as it is but for its threads
+            default = Settings.model_fields["models"].default_factory()[0]  # type: ignore[misc]
+            model = default.model_copy(update={"threads": threads}).model_dump(mode="json")
+            self._env["SOGNI_MODELS"] = json.dumps([model])
 
     def _cli(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "sogni_intelligence.cli.main", *args]
@@ -413,7 +424,11 @@ async def measure(peer: HttpBackend, ours: HttpBackend, args: argparse.Namespace
         samples = await asyncio.gather(
             *(backend.stream(request_body(j, args.ttft_tokens, seed)) for j in range(BURST))
         )
-        return max(s.ttft for s in samples) * 1000, sum(s.tokens for s in samples)
+        first_tokens = [s.ttft * 1000 for s in samples]
+        pairing.results[backend.name].bursts_split += (
+            max(first_tokens) - min(first_tokens) > SPLIT_MS
+        )
+        return max(first_tokens), sum(s.tokens for s in samples)
 
     async def latency(backend: HttpBackend, i: int) -> tuple[float, int]:
         sample = await backend.complete(request_body(i, LATENCY_TOKENS, seed))
@@ -469,7 +484,7 @@ def run_loop(coro: Any) -> Any:
 
 def run_both(args: argparse.Namespace) -> Pairing:
     """Both servers up at once (idle but for the request in flight), measured in pairs."""
-    peer, ours = PeerServer(), OurServer()
+    peer, ours = PeerServer(args.threads), OurServer(args.threads)
     try:
         for server in (peer, ours):
             progress(args, f"starting {server.name}")
@@ -565,6 +580,7 @@ def report(peer: SideResult, ours: SideResult) -> dict[str, Any]:
         "metrics": rows,
         "same_output": {"matching": same, "total": len(peer.texts)},
         "short_streams": {"peer": peer.short_streams, "ours": ours.short_streams},
+        "bursts_split": {"peer": peer.bursts_split, "ours": ours.bursts_split},
         "cpu": cpu,
         "all_targets_met": all(row["met"] for row in rows),
         "samples": {name: _samples(side) for name, side in (("peer", peer), ("ours", ours))},
@@ -604,6 +620,11 @@ def print_table(summary: dict[str, Any], header: str) -> None:
     print(
         f"identical {LATENCY_TOKENS}-token outputs: {same['matching']}/{same['total']}; "
         f"streams that ended before max_tokens: peer {short['peer']}, ours {short['ours']}"
+    )
+    split, bursts = summary["bursts_split"], summary["config"]["bursts"]
+    print(
+        f"bursts whose first tokens came in two waves (llama.cpp began some prompts a decode "
+        f"step before the others): peer {split['peer']}/{bursts}, ours {split['ours']}/{bursts}"
     )
     cpu = summary["cpu"]
     print(
@@ -656,6 +677,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds of rest before each measurement, so the previous one's threads (the "
         "peer's spin a while after their work) are asleep when it starts (default 0.3)",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="the engine's compute threads on both servers (default 0: every core, as the "
+        "server's default; fewer leaves cores to the HTTP side)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON object instead")
     parser.add_argument("--serve-peer", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--verbose", action="store_true", help="progress on stderr with --json too")
@@ -665,10 +693,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_peer:
-        serve_peer(args.serve_peer)
+        serve_peer(args.serve_peer, args.threads)
         return 0
     path = model_path()
-    cfg = ModelConfig(id="bench")  # the server's defaults: slots, context, threads, cache
+    # The server's defaults: slots, context, threads, cache.
+    cfg = ModelConfig(id="bench", threads=args.threads)
     threads = cfg.threads or os.cpu_count() or 1
     load = os.getloadavg()[0]
     began = time.perf_counter()
