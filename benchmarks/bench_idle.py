@@ -121,22 +121,19 @@ def idle_cpu(
         **env_extra,
     }
     data.mkdir(parents=True)
-    with (data / "server.log").open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "sogni_intelligence.cli.main", "serve", *args],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    worker = None
-    if beside_worker:  # idle itself; measured is the server, which now has company
-        with (data / "worker.log").open("wb") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "sogni_intelligence.cli.main", "worker", *IDLE_WORKER],
+
+    def started(command: str, *argv: str) -> subprocess.Popen[bytes]:
+        with (data / f"{command}.log").open("wb") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "sogni_intelligence.cli.main", command, *argv],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    server = started("serve", *args)
+    # The worker is idle itself; measured is the server, which now has company.
+    worker = started("worker", *IDLE_WORKER) if beside_worker else None
     try:
         deadline = time.monotonic() + 120
         while True:
