@@ -25,7 +25,10 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 def _process(
-    db: Database, executor_id: str, beat_s: float = 0.1, on_company: Callable[[], None] = list
+    db: Database,
+    executor_id: str,
+    beat_s: float = 0.1,
+    on_company: Callable[[], None] = lambda: None,
 ) -> Liveness:
     return Liveness(
         db, executor_id, "api", ["image"], beat_s, takeover_after_s=0.3, on_company=on_company
