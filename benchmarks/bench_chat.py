@@ -24,9 +24,9 @@ Requests use greedy sampling (temperature 0, a fixed seed) and the same prompts 
 order, so both sides generate the same tokens; the table says how many 32-token outputs
 matched.
 
-    .venv/bin/python benchmarks/bench_chat.py             # table
-    .venv/bin/python benchmarks/bench_chat.py --json      # JSON object
-    .venv/bin/python benchmarks/bench_chat.py --threads 1 # a core left to the HTTP side
+    .venv/bin/python benchmarks/bench_chat.py              # table
+    .venv/bin/python benchmarks/bench_chat.py --json       # JSON object
+    .venv/bin/python benchmarks/bench_chat.py --threads 1  # a core left to the HTTP side
 """
 
 from __future__ import annotations
