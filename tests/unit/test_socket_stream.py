@@ -9,6 +9,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,6 +73,11 @@ async def _collect(stream: AsyncIterator[dict[str, object]]) -> list[dict[str, o
     return [chunk async for chunk in stream]
 
 
+def _chat(socket_path: Path, request: dict[str, object] | None = None) -> AsyncIterator[Any]:
+    """`stream_chat` on its own: no other request connects beside it."""
+    return stream_chat(str(socket_path), request or {}, Departures())
+
+
 @pytest.fixture
 def socket_path(tmp_path: Path) -> Path:
     return tmp_path / "llm.sock"
@@ -87,9 +93,7 @@ async def test_events_arrive_whole_however_the_bytes_are_split(
 ) -> None:
     server = Answering(socket_path, _response("200 OK", _events(CHUNKS), chunk=chunk), write_size)
     async with await _serve(server):
-        got = await _collect(
-            stream_chat(str(socket_path), {"messages": [], "stream": True}, Departures())
-        )
+        got = await _collect(_chat(socket_path, {"messages": [], "stream": True}))
     assert got == CHUNKS
     request = server.requests[0]
     assert request.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
@@ -101,7 +105,7 @@ async def test_an_error_status_becomes_the_engine_error_a_client_sees(socket_pat
     body = json.dumps({"error": error}).encode()
     async with await _serve(Answering(socket_path, _response("400 Bad Request", body))):
         with pytest.raises(EngineError) as info:
-            await _collect(stream_chat(str(socket_path), {}, Departures()))
+            await _collect(_chat(socket_path))
     assert (info.value.status, info.value.code) == (400, "context_length_exceeded")
     assert info.value.message == "too long"
 
@@ -110,7 +114,7 @@ async def test_an_error_body_that_is_not_json_becomes_the_message(socket_path: P
     reply = _response("500 Internal Server Error", b"engine on fire", chunk=4)
     async with await _serve(Answering(socket_path, reply)):
         with pytest.raises(EngineError) as info:
-            await _collect(stream_chat(str(socket_path), {}, Departures()))
+            await _collect(_chat(socket_path))
     assert (info.value.status, info.value.message) == (500, "engine on fire")
 
 
@@ -123,7 +127,7 @@ async def test_an_error_event_ends_the_stream_after_the_chunks_before_it(
     async with await _serve(Answering(socket_path, _response("200 OK", body, chunk=16))):
         got: list[dict[str, object]] = []
         with pytest.raises(EngineError) as info:
-            async for chunk in stream_chat(str(socket_path), {}, Departures()):
+            async for chunk in _chat(socket_path):
                 got.append(chunk)
     assert got == CHUNKS[:2]
     assert (info.value.status, info.value.message) == (503, "decode failed")
@@ -140,7 +144,7 @@ async def test_a_stream_cut_off_midway_is_an_error_not_an_end(socket_path: Path)
 
     async with await asyncio.start_unix_server(cut, str(socket_path)):
         with pytest.raises(EngineError) as info:
-            await _collect(stream_chat(str(socket_path), {}, Departures()))
+            await _collect(_chat(socket_path))
     assert info.value.status == 502
     assert "closed the stream early" in info.value.message
 
@@ -151,7 +155,7 @@ async def test_closing_the_stream_closes_the_connection(socket_path: Path) -> No
     first = _events(CHUNKS[:2])[: -len(b"data: [DONE]\n\n")]
     server = Answering(socket_path, head + b"%x\r\n%s\r\n" % (len(first), first))
     async with await _serve(server):
-        stream = stream_chat(str(socket_path), {}, Departures())
+        stream = _chat(socket_path)
         assert await anext(stream) == CHUNKS[0]
         await stream.aclose()
         await asyncio.wait_for(server.closed_by_client.wait(), 5)
@@ -161,7 +165,7 @@ async def test_an_event_that_is_not_json_is_an_error(socket_path: Path) -> None:
     body = _events(CHUNKS[:1]).replace(b"data: [DONE]", b"data: {not json")
     async with await _serve(Answering(socket_path, _response("200 OK", body, chunk=8))):
         with pytest.raises(EngineError) as info:
-            await _collect(stream_chat(str(socket_path), {}, Departures()))
+            await _collect(_chat(socket_path))
     assert info.value.status == 502
     assert "unreadable event" in info.value.message
 
@@ -171,13 +175,13 @@ async def test_an_error_inside_a_data_event_ends_the_stream(socket_path: Path) -
     body = b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
     async with await _serve(Answering(socket_path, _response("200 OK", body, chunk=8))):
         with pytest.raises(EngineError) as info:
-            await _collect(stream_chat(str(socket_path), {}, Departures()))
+            await _collect(_chat(socket_path))
     assert (info.value.status, info.value.code) == (400, "model_not_vision")
 
 
 async def test_an_engine_that_is_not_listening_is_a_503(socket_path: Path) -> None:
     with pytest.raises(EngineError) as info:
-        await _collect(stream_chat(str(socket_path), {}, Departures()))
+        await _collect(_chat(socket_path))
     assert info.value.status == 503
     assert "cannot be reached" in info.value.message
 

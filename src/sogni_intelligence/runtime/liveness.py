@@ -120,10 +120,12 @@ class Liveness:
         """Hand the unfinished workflows of every silent executor to live processes; the
         executors taken over. A silent one's row goes, unless it beat again meanwhile."""
         cutoff = utcnow() - self._takeover_after
-        rows = await self._db.read(select(_BEATS))
-        if any(r.executor_id != self.executor_id for r in rows):
+        others = [
+            r for r in await self._db.read(select(_BEATS)) if r.executor_id != self.executor_id
+        ]
+        if others:
             self._on_company()
-        dead = [r for r in rows if r.executor_id != self.executor_id and aware(r.beat_at) < cutoff]
+        dead = [r for r in others if aware(r.beat_at) < cutoff]
         for row in dead:
             moved = await asyncio.to_thread(durable.take_over, row.executor_id)
             gone = delete(_BEATS).where(

@@ -21,8 +21,9 @@ async def _doubled(value: int) -> int:
     return 2 * value
 
 
-async def _launch(tmp_path: Path, database_url: str) -> None:
-    await durable.launch(runtime_settings(tmp_path, database_url, queue_poll_s=POLL_S))
+async def _launch(tmp_path: Path, database_url: str, **how: object) -> None:
+    settings = runtime_settings(tmp_path, database_url, queue_poll_s=POLL_S)
+    await durable.launch(settings, **how)  # type: ignore[arg-type]
 
 
 async def test_a_lone_process_takes_queued_jobs_once_it_polls(
@@ -59,8 +60,7 @@ async def test_a_job_waiting_at_launch_is_taken_without_company(
 async def test_polling_covers_the_served_queues_and_orchestration(
     tmp_path: Path, runtime_database_url: str, orchestrates: bool
 ) -> None:
-    settings = runtime_settings(tmp_path, runtime_database_url, queue_poll_s=POLL_S)
-    await durable.launch(settings, listen=["audio"], orchestrates=orchestrates)
+    await _launch(tmp_path, runtime_database_url, listen=["audio"], orchestrates=orchestrates)
     try:
         jobs = {
             queue: await DBOS.enqueue_workflow_async(queue, _doubled, 1)
