@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from sogni_intelligence.llm.metering import decode_rate, generates, metered
+from sogni_intelligence.llm.metering import decode_rate, metered, progress
 from sogni_intelligence.media.fetch import FetchError, FetchPolicy, fetch_media, refuse_early
 from sogni_intelligence.observability.http import ObserveRequests
 from sogni_intelligence.observability.metrics import RECORDS, REGISTRY, replace
@@ -130,11 +130,18 @@ async def test_leaving_after_the_finish_still_counts_as_ok() -> None:
     assert moves.moved() == {"ok": 1, "ttft": 1}
 
 
-def test_what_counts_as_a_generated_token() -> None:
-    assert not generates(ANSWER[0]) and not generates(ANSWER[-1]) and generates(ANSWER[1])
+def test_what_counts_as_a_generated_token_and_a_finish() -> None:
+    assert [progress(chunk) for chunk in ANSWER] == [
+        (False, False),
+        *[(True, False)] * (len(ANSWER) - 3),
+        (False, True),
+        (False, False),
+    ]
     call = {"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"name": "f"}}]}}]}
-    assert generates(call)
-    assert generates({"choices": [{"delta": {"reasoning_content": "hm"}}]})
+    assert progress(call) == (True, False)
+    assert progress({"choices": [{"delta": {"reasoning_content": "hm"}}]}) == (True, False)
+    two = {"choices": [{"delta": {}, "finish_reason": "stop"}, {"delta": {"content": "a"}}]}
+    assert progress(two) == (True, True)
 
 
 def test_decoding_speed_counts_the_tokens_after_the_first() -> None:

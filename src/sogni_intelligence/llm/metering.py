@@ -23,17 +23,16 @@ from sogni_intelligence.observability.metrics import (
 _GENERATED = ("content", "reasoning_content", "tool_calls")
 
 
-def generates(chunk: Chunk) -> bool:
-    """True when the chunk carries generated text or a tool-call fragment."""
+def progress(chunk: Chunk) -> tuple[bool, bool]:
+    """Whether the chunk carries generated text or a tool-call fragment, and whether a choice
+    finished in it: one pass over its choices, as this runs once per token."""
+    generated = finished = False
     for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") or {}
-        if any(delta.get(name) for name in _GENERATED):
-            return True
-    return False
-
-
-def finishes(chunk: Chunk) -> bool:
-    return any(choice.get("finish_reason") for choice in chunk.get("choices") or ())
+        delta = choice.get("delta")
+        if delta and not generated:
+            generated = any(delta.get(name) for name in _GENERATED)
+        finished = finished or bool(choice.get("finish_reason"))
+    return generated, finished
 
 
 def decode_rate(completion_tokens: int, first_s: float, last_s: float) -> float | None:
@@ -68,12 +67,13 @@ async def metered(
     try:
         async with aclosing(chunks):
             async for chunk in chunks:
-                if generates(chunk):
+                generated, finishing = progress(chunk)
+                if generated:
                     last = time.perf_counter()
                     if first is None:
                         first = last
                         LLM_TTFT.labels(model).observe(first - started)
-                finished = finished or finishes(chunk)
+                finished = finished or finishing
                 if chunk.get("usage"):
                     usage = chunk["usage"]
                 yield chunk

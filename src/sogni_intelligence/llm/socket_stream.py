@@ -11,6 +11,7 @@ runs on), the events' JSON by orjson.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -27,15 +28,36 @@ _END = object()
 
 
 class _EventReader(asyncio.Protocol):
-    """Parses the response as it arrives and queues each event's payload: chunks (dicts),
-    an `EngineError` when llama.cpp reports one or the stream breaks, then `_END`."""
+    """Parses the response as it arrives and keeps each event's payload for `take`: chunks
+    (dicts), an `EngineError` when llama.cpp reports one or the stream breaks, then `_END`.
+
+    A deque and one waiter rather than an `asyncio.Queue`: the hand-over runs once per token,
+    and the queue's bookkeeping was about 6 % of the event loop's time at 16 streams."""
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._items: deque[Any] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._status = 0
         self._pending = b""  # an event not yet complete
         self._done = False
+
+    async def take(self) -> list[Any]:
+        """Every payload that has come since the last call, waiting for one if none has."""
+        if not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        items = list(self._items)
+        self._items.clear()
+        return items
+
+    def _put(self, item: Any) -> None:
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     # asyncio.Protocol
 
@@ -59,7 +81,7 @@ class _EventReader(asyncio.Protocol):
         if self._status != 200:
             self._pending += body
             return
-        events = (self._pending + body).split(b"\n\n")
+        events = (self._pending + body if self._pending else body).split(b"\n\n")
         self._pending = events.pop()
         for event in events:
             self._event(event)
@@ -84,7 +106,7 @@ class _EventReader(asyncio.Protocol):
             if isinstance(chunk, dict) and "error" in chunk:
                 self._finish(engine_error(_error_of(value, 500)))
             else:
-                self.queue.put_nowait(chunk)
+                self._put(chunk)
         elif field == b"error":
             self._finish(engine_error(_error_of(value, 500)))
 
@@ -93,8 +115,8 @@ class _EventReader(asyncio.Protocol):
             return
         self._done = True
         if error is not None:
-            self.queue.put_nowait(error)
-        self.queue.put_nowait(_END)
+            self._put(error)
+        self._put(_END)
 
 
 def _failure(status: int, message: str) -> EngineError:
@@ -185,10 +207,13 @@ async def stream_chat(
             b"Content-Type: application/json\r\nAccept: text/event-stream\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
         )
-        while (item := await reader.queue.get()) is not _END:
-            if isinstance(item, EngineError):
-                raise item
-            yield item
+        while True:
+            for item in await reader.take():
+                if item is _END:
+                    return
+                if isinstance(item, EngineError):
+                    raise item
+                yield item
     finally:
         transport.close()
 
