@@ -503,16 +503,22 @@ def _row(
     name: str, unit: str, peer: list[float], ours: list[float], target: str, met: Any
 ) -> dict[str, Any]:
     """Each side's median, and the pairs' median ratio and difference (what the target
-    judges: the pairs were measured back to back, the medians minutes apart)."""
+    judges: the pairs were measured back to back, the medians minutes apart). The middle half
+    of the pairs' ratios (first to third quartile) says how far a median of so few pairs can
+    be trusted: on a shared machine the same work runs faster or slower from one second to
+    the next."""
     median = statistics.median
-    ratio = median(o / p for p, o in zip(peer, ours, strict=True))
+    ratios = [o / p for p, o in zip(peer, ours, strict=True)]
+    ratio = median(ratios)
     added = median(o - p for p, o in zip(peer, ours, strict=True))
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratio] * 3
     return {
         "metric": name,
         "unit": unit,
         "peer": median(peer),
         "ours": median(ours),
         "ratio": ratio,
+        "ratio_middle_half": [quartiles[0], quartiles[2]],
         "added_ms": added if unit == "ms" else None,
         "target": target,
         "met": bool(met(ratio, added)),
@@ -604,15 +610,19 @@ def print_table(summary: dict[str, Any], header: str) -> None:
     print()
     labels = [f"{row['metric']} ({row['unit']})" for row in summary["metrics"]]
     width = max(len(label) for label in labels)
-    cols = f"{'metric':<{width}} {'peer':>9} {'ours':>9} {'ours/peer':>9} {'added':>10}"
+    cols = (
+        f"{'metric':<{width}} {'peer':>9} {'ours':>9} {'ours/peer':>9} {'pairs p25-p75':>13} "
+        f"{'added':>10}"
+    )
     print(f"{cols}  {'target':<12} met")
     print("-" * (len(cols) + 18))
     for label, row in zip(labels, summary["metrics"], strict=True):
         added = f"{row['added_ms']:+.2f} ms" if row["added_ms"] is not None else ""
+        middle = "{:.3f}-{:.3f}".format(*row["ratio_middle_half"])
         met = ("yes" if row["met"] else "NO") if row["target"] else ""
         print(
             f"{label:<{width}} {row['peer']:>9.2f} {row['ours']:>9.2f} "
-            f"{row['ratio']:>9.3f} {added:>10}  {row['target']:<12} {met}"
+            f"{row['ratio']:>9.3f} {middle:>13} {added:>10}  {row['target']:<12} {met}"
         )
     same = summary["same_output"]
     short = summary["short_streams"]
@@ -644,7 +654,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--stream-runs", type=int, default=6, help="pairs of single streams (default 6)"
     )
     parser.add_argument(
-        "--rounds", type=int, default=4, help="pairs of rounds per concurrency level (default 4)"
+        "--rounds", type=int, default=6, help="pairs of rounds per concurrency level (default 6)"
     )
     parser.add_argument(
         "--concurrency",
