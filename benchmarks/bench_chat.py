@@ -27,6 +27,7 @@ matched.
     .venv/bin/python benchmarks/bench_chat.py              # table
     .venv/bin/python benchmarks/bench_chat.py --json       # JSON object
     .venv/bin/python benchmarks/bench_chat.py --threads 1  # a core left to the HTTP side
+    .venv/bin/python benchmarks/bench_chat.py --peer-vs-peer  # the pairing's own noise
 """
 
 from __future__ import annotations
@@ -158,11 +159,11 @@ def serve_peer(port: int, threads: int) -> None:
 
 
 class PeerServer:
-    """`serve_peer` in a subprocess: the same process boundary as our server has."""
+    """`serve_peer` in a subprocess: the same process boundary as our server has. `name` is
+    the side it plays (`ours` too in a `--peer-vs-peer` run)."""
 
-    name = "peer"
-
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, name: str = "peer") -> None:
+        self.name = name
         self.port = free_port()
         self.key = ""
         self._threads_flag = ("--threads", str(threads))
@@ -484,7 +485,8 @@ def run_loop(coro: Any) -> Any:
 
 def run_both(args: argparse.Namespace) -> Pairing:
     """Both servers up at once (idle but for the request in flight), measured in pairs."""
-    peer, ours = PeerServer(args.threads), OurServer(args.threads)
+    peer = PeerServer(args.threads)
+    ours = PeerServer(args.threads, "ours") if args.peer_vs_peer else OurServer(args.threads)
     try:
         for server in (peer, ours):
             progress(args, f"starting {server.name}")
@@ -694,6 +696,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the engine's compute threads on both servers (default 0: every core, as the "
         "server's default; fewer leaves cores to the HTTP side)",
     )
+    parser.add_argument(
+        "--peer-vs-peer",
+        action="store_true",
+        help="a second llama.cpp server in our place: how far two runs of the same server "
+        "differ on this machine",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON object instead")
     parser.add_argument("--serve-peer", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--verbose", action="store_true", help="progress on stderr with --json too")
@@ -731,6 +739,7 @@ def main(argv: list[str] | None = None) -> int:
         "ttft_tokens": args.ttft_tokens,
         "bursts": args.bursts,
         "gap_s": args.gap,
+        "peer_vs_peer": args.peer_vs_peer,
         "seconds": time.perf_counter() - began,
     }
     if args.json:
@@ -744,6 +753,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{c['cpu_count']} CPUs, load {load:.2f} before; "
             f"pairs: runs={c['runs']} stream_runs={c['stream_runs']} rounds={c['rounds']} "
             f"bursts={c['bursts']}; "
+            f"{'ours replaced by a second llama.cpp server; ' if args.peer_vs_peer else ''}"
             f"{c['seconds']:.0f} s",
         )
     return 0
