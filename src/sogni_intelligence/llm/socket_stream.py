@@ -81,7 +81,7 @@ class _EventReader(asyncio.Protocol):
         if self._status != 200:
             self._pending += body
             return
-        events = (self._pending + body if self._pending else body).split(b"\n\n")
+        events = (self._pending + body).split(b"\n\n")
         self._pending = events.pop()
         for event in events:
             self._event(event)
